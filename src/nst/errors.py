@@ -1,0 +1,65 @@
+"""Typed exceptions of the library.
+
+Only front ends (CLI, web app, batch runner) turn these into exit codes, HTTP
+errors or log lines. Every message is one line that a user can act on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+
+class NstError(Exception):
+    """Base class of every error nst raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(NstError, ValueError):
+    """A parameter is out of range, unknown or inconsistent."""
+
+    exit_code = 2
+
+
+class ImageError(NstError):
+    """An input image cannot be used; the message names the file and the reason."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class WeightsError(NstError):
+    """The VGG19 weights are missing or not in a format nst understands."""
+
+    exit_code = 2
+
+
+class RunStopped(NstError):
+    """A run ended before its last iteration; ``image`` holds the last good iterate.
+
+    ``image`` is a (3, H, W) float tensor in [0, 1] on the CPU, ready to save.
+    """
+
+    def __init__(self, message: str, image: torch.Tensor, iteration: int) -> None:
+        super().__init__(message)
+        self.image = image
+        self.iteration = iteration
+
+
+class Diverged(RunStopped):
+    """The loss became NaN or infinite; ``image`` is the last iterate with a finite loss."""
+
+    exit_code = 3
+
+
+class Interrupted(RunStopped):
+    """The run was interrupted (Ctrl-C); ``image`` is the last iterate."""
+
+    exit_code = 130

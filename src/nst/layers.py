@@ -1,0 +1,110 @@
+"""VGG19 layer names and the parsing of layer specifications.
+
+The paper names layers ``convB_I`` (block B, convolution I) and means the
+*rectified* response: in the original Caffe model ReLU runs in place. So
+``conv4_2`` and ``relu4_2`` are the same layer here. ``poolB`` names the
+output of block B's pooling layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from .errors import ConfigError
+
+#: convolutions per block and channels per block of VGG19
+BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
+
+
+def _build_sequence() -> tuple[tuple[str, int], ...]:
+    seq: list[tuple[str, int]] = []
+    for b, (n_conv, channels) in enumerate(BLOCKS, start=1):
+        for i in range(1, n_conv + 1):
+            seq.append((f"conv{b}_{i}", channels))
+        seq.append((f"pool{b}", channels))
+    return tuple(seq)
+
+
+#: every layer in network order with its number of channels (N_l)
+SEQUENCE: tuple[tuple[str, int], ...] = _build_sequence()
+NAMES: tuple[str, ...] = tuple(name for name, _ in SEQUENCE)
+CONV_NAMES: tuple[str, ...] = tuple(n for n in NAMES if n.startswith("conv"))
+CHANNELS: dict[str, int] = dict(SEQUENCE)
+INDEX: dict[str, int] = {name: i for i, name in enumerate(NAMES)}
+
+LayerWeights = tuple[tuple[str, float], ...]
+
+
+def canonical(name: str) -> str:
+    """Return the canonical name of a layer (``relu4_2`` -> ``conv4_2``)."""
+    key = name.strip().lower()
+    if key.startswith("relu"):
+        key = "conv" + key[4:]
+    if key not in INDEX:
+        raise ConfigError(
+            f"unknown layer '{name.strip()}' (known: conv1_1 … conv5_4 or relu1_1 … relu5_4, "
+            "pool1 … pool5)"
+        )
+    return key
+
+
+def deepest(names: Sequence[str]) -> str:
+    """The layer among ``names`` that lies deepest in the network."""
+    return max(names, key=INDEX.__getitem__)
+
+
+def parse_layer_weights(
+    spec: str | Mapping[str, float] | Sequence[str] | Sequence[tuple[str, float]],
+    what: str = "layers",
+) -> LayerWeights:
+    """Parse ``"conv1_1:0.2,conv2_1:0.2"`` (or a mapping, or a list) into layer weights.
+
+    Layers given without a weight share equally: ``"conv4_2"`` is ``conv4_2:1`` and
+    ``"conv1_1,conv2_1"`` is ``0.5`` each. Mixing both forms is refused, as are unknown
+    layers, duplicates and negative or non-finite weights.
+    """
+    items: list[tuple[str, float | None]] = []
+    if isinstance(spec, str):
+        parts = [p for p in (s.strip() for s in spec.split(",")) if p]
+        for part in parts:
+            if ":" in part:
+                name, _, raw = part.partition(":")
+                try:
+                    items.append((name, float(raw)))
+                except ValueError:
+                    raise ConfigError(
+                        f"{what}: weight '{raw}' of layer '{name}' is not a number"
+                    ) from None
+            else:
+                items.append((part, None))
+    elif isinstance(spec, Mapping):
+        items = [(str(k), float(v)) for k, v in spec.items()]
+    else:
+        for entry in spec:
+            if isinstance(entry, str):
+                items.append((entry, None))
+            else:
+                name, weight = entry
+                items.append((str(name), float(weight)))
+    if not items:
+        raise ConfigError(f"{what}: at least one layer is needed")
+    given = [w is not None for _, w in items]
+    if any(given) and not all(given):
+        raise ConfigError(f"{what}: give a weight for every layer or for none")
+    out: list[tuple[str, float]] = []
+    seen: set[str] = set()
+    for name, given_weight in items:
+        canon = canonical(name)
+        if canon in seen:
+            raise ConfigError(f"{what}: layer '{canon}' appears twice")
+        seen.add(canon)
+        w = 1.0 / len(items) if given_weight is None else given_weight
+        if not (w >= 0.0 and w != float("inf")):
+            raise ConfigError(f"{what}: weight of '{canon}' must be a finite number >= 0")
+        out.append((canon, w))
+    return tuple(out)
+
+
+def format_layer_weights(layers: LayerWeights) -> str:
+    """The inverse of :func:`parse_layer_weights` (``conv1_1:0.2,...``)."""
+    return ",".join(f"{name}:{weight:g}" for name, weight in layers)
