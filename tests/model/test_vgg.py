@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from nst.errors import ConfigError
+from nst.model.vgg import VGG19Features, build_extractor
+from nst.model.weights import CAFFE, TORCHVISION, VGGWeights
+from tests.conftest import tiny_weights
+
+
+def test_truncated_after_the_deepest_layer_in_use():
+    ex = build_extractor(tiny_weights(), ["conv1_1", "conv3_1", "relu2_1".replace("relu", "conv")])
+    assert ex.plan[-1] == "conv3_1"
+    assert set(ex.convs) == {"conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1"}
+    with pytest.raises(ConfigError) as exc:
+        ex(torch.rand(1, 3, 16, 16), ["conv4_1"])
+    assert str(exc.value) == "layer conv4_1 lies beyond this extractor (last: conv3_1)"
+
+
+def test_named_outputs_are_rectified_and_pools_halve():
+    ex = build_extractor(tiny_weights(), ["pool2"])
+    out = ex(torch.rand(1, 3, 32, 24) * 255, ["conv1_1", "pool1", "conv2_2", "pool2"])
+    assert out["conv1_1"].shape == (1, 4, 32, 24)
+    assert out["pool1"].shape == (1, 4, 16, 12)
+    assert out["pool2"].shape == (1, 6, 8, 6)
+    assert (out["conv2_2"] >= 0).all()
+
+
+def test_weights_are_frozen():
+    ex = build_extractor(tiny_weights(), ["conv5_4"])
+    assert not any(p.requires_grad for p in ex.parameters())
+
+
+def test_caffe_input_convention_is_bgr_minus_mean_pixel():
+    ex = VGG19Features(tiny_weights(), last_layer="conv1_1")
+    img = torch.tensor([10.0, 20.0, 30.0]).view(1, 3, 1, 1)  # RGB
+    out = ex.preprocess(img).flatten().tolist()
+    assert out == pytest.approx([30 - 103.939, 20 - 116.779, 10 - 123.68])
+
+
+def test_torchvision_input_convention_is_rgb_01_standardized():
+    w = tiny_weights()
+    ex = VGG19Features(VGGWeights(w.convs, TORCHVISION, "t", "t"), last_layer="conv1_1")
+    img = torch.tensor([255.0, 0.0, 127.5]).view(1, 3, 1, 1)
+    expected = [(1 - 0.485) / 0.229, (0 - 0.456) / 0.224, (0.5 - 0.406) / 0.225]
+    assert ex.preprocess(img).flatten().tolist() == pytest.approx(expected, rel=1e-5)
+    assert CAFFE.bgr and not TORCHVISION.bgr
+
+
+def test_channels_last_gives_the_same_features():
+    x = torch.rand(1, 3, 20, 28) * 255
+    a = build_extractor(tiny_weights(), ["conv3_1"], channels_last=True)(x, ["conv3_1"])
+    b = build_extractor(tiny_weights(), ["conv3_1"], channels_last=False)(x, ["conv3_1"])
+    assert torch.allclose(a["conv3_1"], b["conv3_1"], atol=1e-5)
+
+
+def test_max_and_average_pooling_differ():
+    x = torch.rand(1, 3, 16, 16) * 255
+    avg = build_extractor(tiny_weights(), ["conv2_1"], pooling="avg")(x, ["conv2_1"])["conv2_1"]
+    mx = build_extractor(tiny_weights(), ["conv2_1"], pooling="max")(x, ["conv2_1"])["conv2_1"]
+    assert not torch.allclose(avg, mx)
+    with pytest.raises(ConfigError):
+        VGG19Features(tiny_weights(), pooling="sum")
