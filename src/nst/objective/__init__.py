@@ -1,0 +1,24 @@
+"""The paper's losses and the objective that combines them."""
+
+from .losses import (
+    ContentTarget,
+    StyleTarget,
+    content_loss,
+    gram_matrix,
+    guided_gram_matrix,
+    style_layer_loss,
+    tv_loss,
+)
+from .objective import Objective, StyleSource
+
+__all__ = [
+    "ContentTarget",
+    "Objective",
+    "StyleSource",
+    "StyleTarget",
+    "content_loss",
+    "gram_matrix",
+    "guided_gram_matrix",
+    "style_layer_loss",
+    "tv_loss",
+]

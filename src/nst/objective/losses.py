@@ -1,0 +1,118 @@
+"""The paper's losses as small pure functions, plus modules that encode a target once.
+
+Notation (Gatys et al. 2016): layer l has N_l filters and M_l = H*W positions;
+F is the (N_l x M_l) response of the generated image, P that of the content
+image, A the Gram matrix of the style image.
+
+* content:  L_content = 1/2 * sum_ij (F_ij - P_ij)^2
+* Gram:     G_ij = sum_k F_ik F_jk; here kept divided by M_l (``gram_matrix``)
+* style:    E_l = 1/(4 N_l^2 M_l^2) * sum_ij (G_ij - A_ij)^2
+            = 1/(4 N_l^2) * sum_ij (G_ij/M_l - A_ij/M_l)^2,
+  which is how it is computed, so a style image of another size (other M_l)
+  is compared through its own normalized Gram.
+
+All loss math runs in float32 even when the network runs in bf16/fp16.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _as_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, M, C) without a copy for channels_last tensors."""
+    b, c, h, w = features.shape
+    return features.permute(0, 2, 3, 1).reshape(b, h * w, c)
+
+
+def gram_matrix(features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """Gram matrices (B, C, C) of (B, C, H, W) features, divided by H*W if ``normalize``.
+
+    Computed in float32 (float64 stays float64).
+    """
+    f = _as_matrix(features)
+    if f.dtype not in (torch.float32, torch.float64):
+        f = f.float()
+    g = torch.bmm(f.transpose(1, 2), f)
+    if normalize:
+        g = g / f.shape[1]
+    return g
+
+
+def guided_gram_matrix(features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    """Gram matrix of features weighted by a spatial guide (Gatys et al. 2017).
+
+    ``guide`` (B, 1, H, W) holds weights in [0, 1]; the result is divided by the
+    guide's energy sum(g^2) (the area, for a binary mask), so a region's Gram does not
+    depend on its size and a guide of ones gives :func:`gram_matrix`.
+    """
+    f = _as_matrix(features)
+    if f.dtype not in (torch.float32, torch.float64):
+        f = f.float()
+    g = _as_matrix(guide.to(f.dtype))  # (B, M, 1)
+    fg = f * g
+    mass = g.pow(2).sum(dim=1, keepdim=True).clamp_min(1e-8)  # (B, 1, 1)
+    return torch.bmm(fg.transpose(1, 2), fg) / mass
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The paper's L_content = 1/2 * sum (F - P)^2 (float32)."""
+    diff = (
+        features.float() - target.float() if features.dtype != torch.float64 else features - target
+    )
+    return 0.5 * diff.pow(2).sum()
+
+
+def style_layer_loss(gram: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """The paper's E_l from two M-normalized Gram matrices: sum (G - A)^2 / (4 N^2)."""
+    n = gram.shape[-1]
+    return (gram - target_gram).pow(2).sum() / (4.0 * n * n)
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Total variation prior: mean squared difference of neighbouring pixels.
+
+    ``image`` in 0..255 pixel units; the value is measured in 0..1 units so that
+    weights do not depend on the pixel scale or on the image size.
+    """
+    x = (image if image.dtype == torch.float64 else image.float()) / 255.0
+    dh = (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean()
+    dw = (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
+    return dh + dw
+
+
+class ContentTarget(nn.Module):
+    """Encodes the content representation P of one layer once; compares F to it."""
+
+    target: torch.Tensor
+
+    def __init__(self, target_features: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target_features.detach().clone())
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return content_loss(features, self.target)
+
+
+class StyleTarget(nn.Module):
+    """Encodes the (blended) Gram target A of one layer once; gives E_l for F.
+
+    ``guide`` (optional, (1, 1, H, W) at the layer's resolution) restricts the
+    generated image's Gram matrix to a region (guided Gram of Gatys et al. 2017).
+    """
+
+    target: torch.Tensor
+    guide: torch.Tensor | None
+
+    def __init__(self, target_gram: torch.Tensor, guide: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.register_buffer("target", target_gram.detach().float().clone())
+        self.register_buffer("guide", None if guide is None else guide.detach().float().clone())
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.guide is None:
+            g = gram_matrix(features)
+        else:
+            g = guided_gram_matrix(features, self.guide)
+        return style_layer_loss(g, self.target)

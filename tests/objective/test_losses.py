@@ -1,0 +1,109 @@
+"""The paper's formulas on cases small enough to compute by hand."""
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from nst.objective import (
+    ContentTarget,
+    StyleTarget,
+    content_loss,
+    gram_matrix,
+    guided_gram_matrix,
+    style_layer_loss,
+    tv_loss,
+)
+
+# two channels over two positions: c0 = [1, 2], c1 = [3, 4]
+F2 = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])
+
+
+def test_content_loss_is_half_the_sum_of_squares():
+    target = torch.zeros_like(F2)
+    assert content_loss(F2, target).item() == pytest.approx(0.5 * (1 + 4 + 9 + 16))
+    assert ContentTarget(F2)(F2).item() == 0.0
+
+
+def test_gram_matrix_by_hand():
+    raw = gram_matrix(F2, normalize=False)[0]
+    assert raw.tolist() == [[5.0, 11.0], [11.0, 25.0]]
+    assert gram_matrix(F2)[0].tolist() == [[2.5, 5.5], [5.5, 12.5]]  # divided by M = 2
+
+
+def test_gram_matrix_same_for_channels_last_layout():
+    f = torch.randn(1, 5, 4, 3)
+    assert torch.allclose(gram_matrix(f), gram_matrix(f.to(memory_format=torch.channels_last)))
+
+
+def test_style_layer_loss_matches_the_papers_E_l():
+    # E_l = 1/(4 N^2 M^2) sum (G - A)^2 with A = 0: 892 / (4 * 4 * 4)
+    e = style_layer_loss(gram_matrix(F2), torch.zeros(1, 2, 2))
+    assert e.item() == pytest.approx(892 / 64)
+    assert StyleTarget(torch.zeros(1, 2, 2))(F2).item() == pytest.approx(892 / 64)
+
+
+def test_style_image_of_another_size_compares_through_its_own_M():
+    # the style features are the generated ones tiled twice: same statistics, other M
+    style_features = torch.cat([F2, F2], dim=3)
+    target = gram_matrix(style_features)
+    assert style_layer_loss(gram_matrix(F2), target).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_content_gradient_is_the_papers_formula_through_relu():
+    pre = torch.randn(1, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    target = torch.rand(1, 3, 4, 5, dtype=torch.float64)
+    f = torch.relu(pre)
+    content_loss(f, target).backward()
+    expected = (f - target) * (pre > 0)  # dL/dF = F - P where F > 0, else 0
+    assert torch.allclose(pre.grad, expected.detach())
+
+
+def test_style_gradient_is_the_papers_formula():
+    n, m = 3, 20
+    f = torch.rand(1, n, 4, 5, dtype=torch.float64, requires_grad=True)
+    a_feat = torch.rand(1, n, 5, 4, dtype=torch.float64)
+    e = style_layer_loss(gram_matrix(f), gram_matrix(a_feat))
+    e.backward()
+    fm = f.detach().reshape(n, m)
+    g_raw = fm @ fm.T
+    a_raw = a_feat.reshape(n, m) @ a_feat.reshape(n, m).T
+    expected = ((g_raw - a_raw) @ fm) / (n**2 * m**2)  # dE/dF = (F^T (G - A))^T / (N^2 M^2)
+    assert torch.allclose(f.grad.reshape(n, m), expected)
+
+
+@pytest.mark.parametrize("name", ["content", "style", "tv", "guided"])
+def test_gradcheck(name):
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 5, 4, dtype=torch.float64, requires_grad=True)
+    other = torch.rand(1, 3, 5, 4, dtype=torch.float64)
+    guide = torch.rand(1, 1, 5, 4, dtype=torch.float64)
+    fns = {
+        "content": lambda v: content_loss(v, other),
+        "style": lambda v: style_layer_loss(gram_matrix(v), gram_matrix(other)),
+        "tv": lambda v: tv_loss(v * 255.0),
+        "guided": lambda v: style_layer_loss(guided_gram_matrix(v, guide), gram_matrix(other)),
+    }
+    assert gradcheck(fns[name], (x,), eps=1e-6, atol=1e-5)
+
+
+def test_tv_loss_by_hand():
+    img = torch.tensor([[[[0.0, 255.0], [255.0, 255.0]]]])
+    # rows: (1 - 0)^2 and (1 - 1)^2 -> mean 0.5; columns: the same -> 0.5
+    assert tv_loss(img).item() == pytest.approx(1.0)
+    assert tv_loss(torch.full((1, 3, 4, 4), 7.0)).item() == 0.0
+
+
+def test_guided_gram_with_a_full_guide_is_the_plain_gram():
+    f = torch.rand(1, 4, 6, 5)
+    ones = torch.ones(1, 1, 6, 5)
+    assert torch.allclose(guided_gram_matrix(f, ones), gram_matrix(f), atol=1e-6)
+
+
+def test_guided_gram_sees_only_its_region():
+    left = torch.zeros(1, 1, 4, 8)
+    left[..., :4] = 1
+    f = torch.rand(1, 3, 4, 8)
+    g = f.clone()
+    g[..., 4:] = torch.rand(1, 3, 4, 4) * 10  # change only the right half
+    assert torch.allclose(guided_gram_matrix(f, left), guided_gram_matrix(g, left))
+    assert torch.allclose(guided_gram_matrix(f, left), gram_matrix(f[..., :4]), atol=1e-6)

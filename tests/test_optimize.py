@@ -1,0 +1,129 @@
+"""The optimisation loop on objectives whose minimum is known."""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from nst.errors import Diverged, Interrupted
+from nst.optimize import minimize
+
+TARGET = torch.linspace(20, 200, 48).view(1, 3, 4, 4)
+SCALE = torch.linspace(0.5, 3.0, 48).view(1, 3, 4, 4)
+
+
+def quadratic(x):
+    value = (SCALE * (x - TARGET) ** 2).sum()
+    return value, value.detach().view(1)
+
+
+def rosenbrock(x):
+    a, b = x.view(-1)[0::2], x.view(-1)[1::2]
+    value = ((1 - a) ** 2 + 100 * (b - a**2) ** 2).sum()
+    return value, value.detach().view(1)
+
+
+def test_lbfgs_converges_and_reports_every_iteration_from_zero():
+    steps = []
+    result = minimize(quadratic, torch.zeros(1, 3, 4, 4), iterations=50, on_step=steps.append)
+    assert torch.allclose(result.x, TARGET, atol=1e-3)
+    assert steps[0].iteration == 0 and steps[0].evaluations == 1
+    assert [s.iteration for s in steps] == list(range(len(steps)))
+    losses = [s.loss for s in steps]
+    assert all(
+        b < a for a, b in itertools.pairwise(losses)
+    )  # the line search only accepts decrease
+    assert result.evaluations >= result.iterations + 1
+    assert result.reason in ("converged", "completed")
+
+
+def test_lbfgs_solves_rosenbrock():
+    x0 = torch.full((1, 2, 2, 2), -1.0, dtype=torch.float64)
+    result = minimize(rosenbrock, x0, iterations=500)
+    assert torch.allclose(result.x, torch.ones_like(x0), atol=1e-4)
+
+
+def test_adam_decreases_the_loss_and_respects_the_clamp():
+    steps = []
+    result = minimize(
+        quadratic,
+        torch.zeros(1, 3, 4, 4),
+        iterations=300,
+        method="adam",
+        lr=5.0,
+        on_step=steps.append,
+        clamp=(0.0, 150.0),
+    )
+    assert steps[-1].loss < steps[0].loss / 20  # the clamp keeps targets above 150 out of reach
+    assert float(result.x.max()) <= 150.0
+    assert result.evaluations == 301 and result.iterations == 300
+
+
+def test_steps_below_low_precision_resolution_still_progress():
+    # the value sees x rounded to steps of 0.5 (like bf16 inputs around 100), the gradient is
+    # straight-through: a first step of ~1e-5 pixel would change nothing and stall
+    def coarse(x):
+        xq = x + (torch.round(x * 2) / 2 - x).detach()
+        value = ((xq - TARGET) ** 2).sum() * 1e-3
+        return value, value.detach().view(1)
+
+    x0 = torch.full((1, 3, 4, 4), 100.0)
+    result = minimize(coarse, x0, iterations=30)
+    assert result.iterations > 5
+    assert coarse(result.x)[0].item() < coarse(x0)[0].item() / 100
+
+
+def test_stop_request_keeps_the_current_image():
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    result = minimize(quadratic, torch.zeros(1, 3, 4, 4), iterations=50, should_stop=stop)
+    assert result.reason == "cancelled" and result.iterations == 3
+
+
+def test_non_finite_loss_raises_with_the_last_finite_image():
+    def explodes(x):
+        value = (x**2).sum()
+        if float(x.detach().mean()) < 50:  # finite near the start, NaN once the image darkens
+            value = value * math.nan
+        return value, value.detach().view(1)
+
+    x0 = torch.full((1, 3, 4, 4), 100.0)
+    steps = []
+    with pytest.raises(Diverged) as exc:  # progress until every decrease lies in the NaN region
+        minimize(explodes, x0, iterations=50, on_step=steps.append)
+    assert exc.value.iteration == steps[-1].iteration > 0
+    assert torch.isfinite(exc.value.image).all() and float(exc.value.image.mean()) >= 50
+    with pytest.raises(Diverged) as exc:
+        minimize(lambda x: explodes(x * 0), x0, iterations=5)
+    assert torch.equal(exc.value.image, x0) and exc.value.iteration == 0
+    assert "NaN or infinite" in str(exc.value)
+
+
+def test_keyboard_interrupt_keeps_the_last_iterate():
+    seen = []
+
+    def interrupted(x):
+        if len(seen) == 4:
+            raise KeyboardInterrupt
+        value = ((x - TARGET) ** 2).sum()
+        seen.append(x.detach().clone())
+        return value, value.detach().view(1)
+
+    states = []
+    with pytest.raises(Interrupted) as exc:
+        minimize(interrupted, torch.zeros(1, 3, 4, 4), iterations=50, on_step=states.append)
+    last = states[-1]
+    assert exc.value.iteration == last.iteration
+    assert torch.equal(exc.value.image, last.x)
+    assert not torch.equal(exc.value.image, torch.zeros(1, 3, 4, 4))
+
+
+def test_input_is_not_modified():
+    x0 = torch.zeros(1, 3, 4, 4)
+    minimize(quadratic, x0, iterations=5)
+    assert torch.equal(x0, torch.zeros(1, 3, 4, 4))
