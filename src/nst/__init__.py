@@ -1,0 +1,31 @@
+"""nst: neural style transfer after Gatys, Ecker & Bethge (CVPR 2016).
+
+import nst
+image = nst.stylize("photo.jpg", "painting.jpg", nst.Config(size=512))
+nst.save_image(image, "out.png")
+"""
+
+from .api import load, stylize
+from .config import Config
+from .errors import ConfigError, Diverged, ImageError, Interrupted, NstError, WeightsError
+from .events import Event, Finished, Started, Step
+from .imageio import save_image
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Diverged",
+    "Event",
+    "Finished",
+    "ImageError",
+    "Interrupted",
+    "NstError",
+    "Started",
+    "Step",
+    "WeightsError",
+    "load",
+    "save_image",
+    "stylize",
+]

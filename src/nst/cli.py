@@ -1,0 +1,391 @@
+"""The ``nst`` command line: stylize, demo, reconstruct, figures, serve.
+
+The options of ``stylize`` are derived from the fields of :class:`nst.config.Config`
+(their help text lives there), so the CLI and the config cannot drift apart.
+Library errors become one-line messages and exit codes here and only here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+
+from .config import Config
+from .errors import ConfigError, ImageError, Interrupted, NstError, RunStopped
+from .events import Event, Finished, Started, Step
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Neural style transfer after Gatys, Ecker & Bethge (CVPR 2016).",
+)
+
+# -- options derived from Config ------------------------------------------------------------
+_CLI_TYPES: dict[str, Any] = {
+    "size": int, "style_size": int | None, "style_scale": float, "iterations": int,
+    "optimizer": str, "lr": float | None, "lbfgs_history": int, "content_weight": float,
+    "style_weight": float, "content_layers": str, "style_layers": str, "weighting": str,
+    "tv_weight": float, "style_blend": str | None, "preserve_colors": str, "scales": str,
+    "pooling": str, "normalize": bool, "weights": str | None, "init": str,
+    "seed": int | None, "device": str, "precision": str,
+}  # fmt: skip
+_DEFAULT = Config()
+
+
+def _cli_default(name: str) -> Any:
+    value = getattr(_DEFAULT, name)
+    if name in ("content_layers", "style_layers"):
+        return _DEFAULT.to_dict()[name]
+    if name == "scales":
+        return ""
+    return value
+
+
+def config_parameters(exclude: tuple[str, ...] = ()) -> list[inspect.Parameter]:
+    """One keyword parameter with a typer Option per Config field."""
+    params = []
+    for f in dataclasses.fields(Config):
+        if f.name in exclude:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        if f.name == "normalize":
+            option = typer.Option(
+                "--normalize/--no-normalize", help=help_text, rich_help_panel="Model"
+            )
+        else:
+            option = typer.Option(flag, help=help_text, rich_help_panel=_panel(f.name))
+        annotation = Annotated[_CLI_TYPES[f.name], option]  # type: ignore[valid-type,name-defined]
+        params.append(
+            inspect.Parameter(
+                f.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=_cli_default(f.name),
+                annotation=annotation,
+            )
+        )
+    return params
+
+
+def _panel(name: str) -> str:
+    if name in ("pooling", "normalize", "weights", "device", "precision"):
+        return "Model"
+    if name in ("iterations", "optimizer", "lr", "lbfgs_history", "init", "seed", "scales"):
+        return "Optimization"
+    return "Objective"
+
+
+def with_config(
+    exclude: tuple[str, ...] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command every Config field as an option; it receives ``config=Config(...)``."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        own = [
+            p
+            for p in inspect.signature(func, eval_str=True).parameters.values()
+            if p.name != "config"
+        ]
+        cfg_params = config_parameters(exclude)
+        names = {p.name for p in cfg_params}
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            values = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+            if values.get("scales") == "":
+                values["scales"] = ()
+            try:
+                config = Config(**values)
+            except NstError as exc:
+                _fail(exc)
+            return func(config=config, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(own + cfg_params)  # type: ignore[attr-defined]
+        hints = {p.name: p.annotation for p in own + cfg_params}
+        wrapper.__annotations__ = hints
+        return wrapper
+
+    return decorate
+
+
+# -- output helpers ---------------------------------------------------------------------------
+def _fail(exc: BaseException, code: int | None = None) -> None:
+    message = str(exc) if isinstance(exc, NstError) else f"{type(exc).__name__}: {exc}"
+    typer.echo(f"nst: error: {message}", err=True)
+    raise typer.Exit(code if code is not None else getattr(exc, "exit_code", 1))
+
+
+def _format_time(seconds: float) -> str:
+    seconds = max(0, int(seconds + 0.5))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class ProgressBar:
+    """Renders events as a progress bar on a terminal, or as sparse lines otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = 24) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.width = width
+        self.total = 0
+        self.stage = (0, 1)
+        self.stage_start = 0.0
+        self.last_draw = 0.0
+        self.last_line_step = -1
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Started):
+            self.total = event.iterations
+            self.stage = (event.stage, event.stages)
+            self.stage_start = -1.0
+            if self.tty and event.stage > 0:
+                self.stream.write("\n")
+            where = f"stage {event.stage + 1}/{event.stages}: " if event.stages > 1 else ""
+            self.stream.write(
+                f"{where}{event.width}x{event.height} px, {event.iterations} iterations on "
+                f"{event.device} ({event.precision}), seed {event.seed}\n"
+            )
+            self.stream.flush()
+        elif isinstance(event, Step):
+            self._step(event)
+        elif isinstance(event, Finished):
+            if self.tty:
+                self.stream.write("\n")
+            self.stream.write(
+                f"{event.reason}: {event.iterations} iterations, {event.evaluations} loss "
+                f"evaluations, loss {event.loss:.4g}, {_format_time(event.elapsed)}\n"
+            )
+            self.stream.flush()
+
+    def _step(self, e: Step) -> None:
+        if self.stage_start < 0:
+            self.stage_start = e.elapsed
+            self.first_iteration = e.iteration
+        now = time.monotonic()
+        done = e.iteration
+        last = done >= self.total
+        if self.tty and not last and now - self.last_draw < 0.1:
+            return
+        spent = e.elapsed - self.stage_start
+        steps = done - self.first_iteration
+        rate = steps / spent if spent > 0 and steps > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else 0.0
+        frac = done / self.total if self.total else 1.0
+        fill = int(frac * self.width)
+        bar = "#" * fill + "-" * (self.width - fill)
+        stage = f"[{self.stage[0] + 1}/{self.stage[1]}] " if self.stage[1] > 1 else ""
+        line = (
+            f"{stage}[{bar}] {done}/{self.total} loss {e.loss:.4g} "
+            f"{rate:.2f} it/s ETA {_format_time(eta)} ({e.evaluations} evals)"
+        )
+        if self.tty:
+            self.stream.write("\r" + line + "\x1b[K")
+            self.stream.flush()
+            self.last_draw = now
+        else:
+            step = max(1, self.total // 10)
+            if (done % step == 0 or last) and done != self.last_line_step:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+                self.last_line_step = done
+
+
+class JsonLog:
+    """``--log FILE.jsonl``: one JSON object per Step event."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self.file: TextIO = open(path, "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise ImageError(str(path), f"cannot write the log ({exc.strerror})") from None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Step):
+            self.file.write(json.dumps(event.to_log()) + "\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _check_output(output: Path, inputs: list[str]) -> None:
+    from .imageio import output_format, same_file
+
+    output_format(output)
+    for src in inputs:
+        if same_file(output, src):
+            raise ConfigError(f"output {output} is an input file; choose another name")
+
+
+def _default_output(content: str, styles: list[str]) -> Path:
+    def stem(name: str) -> str:
+        return Path(name.split(":", 1)[1] if name.startswith("builtin:") else name).stem
+
+    return Path(f"{stem(content)}_{stem(styles[0])}.png")
+
+
+def _preview_path(output: Path, iteration: int, stage: int, stages: int) -> Path:
+    tag = f"s{stage + 1}_" if stages > 1 else ""
+    return output.with_name(f"{output.stem}_{tag}{iteration:05d}{output.suffix}")
+
+
+def run_job(
+    run: Callable[[Callable[[Event], None], int], Any],
+    output: Path,
+    *,
+    quiet: bool,
+    log: Path | None,
+    save_every: int,
+    extra_handlers: tuple[Callable[[Event], None], ...] = (),
+) -> None:
+    """Run ``run(on_event, preview_every)`` with progress, log, previews and Ctrl-C handling,
+    then write its image to ``output`` atomically."""
+    from .imageio import save_image
+
+    handlers: list[Callable[[Event], None]] = list(extra_handlers)
+    if not quiet:
+        handlers.append(ProgressBar())
+    json_log = JsonLog(log) if log is not None else None
+    if json_log is not None:
+        handlers.append(json_log)
+    stages = [1]
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, Started):
+            stages[0] = event.stages
+        for h in handlers:
+            h(event)
+        if isinstance(event, Step) and event.preview is not None and save_every:
+            save_image(
+                event.preview, _preview_path(output, event.iteration, event.stage, stages[0])
+            )
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        image = run(on_event, save_every)
+    except RunStopped as exc:
+        save_image(exc.image, output)
+        what = "interrupted" if isinstance(exc, Interrupted) else "stopped"
+        typer.echo(f"nst: {what}: {exc}; wrote the last image to {output}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("nst: interrupted before the first iteration; nothing written", err=True)
+        raise typer.Exit(130) from None
+    except NstError as exc:
+        _fail(exc)
+    finally:
+        if json_log is not None:
+            json_log.close()
+    save_image(image, output)
+    if not quiet:
+        typer.echo(f"wrote {output}", err=True)
+
+
+# -- commands --------------------------------------------------------------------------------
+@app.command()
+@with_config()
+def stylize(
+    content: Annotated[str, typer.Argument(help="Content image (or builtin:NAME).")],
+    style: Annotated[list[str], typer.Argument(help="Style image(s) (or builtin:NAME).")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Output image (.png, .jpg, ...).")
+    ] = None,
+    start_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Coarse-to-fine from this size, doubling up to --size.",
+            rich_help_panel="Optimization",
+        ),
+    ] = None,
+    save_every: Annotated[
+        int, typer.Option(help="Also write the image every N iterations (OUT_00050.png).")
+    ] = 0,
+    log: Annotated[
+        Path | None, typer.Option(help="Write the losses of every iteration as JSON lines.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    *,
+    config: Config,
+) -> None:
+    """Paint CONTENT in the style of STYLE (several styles are blended)."""
+    from . import api
+
+    out = output or _default_output(content, style)
+    try:
+        if start_size is not None:
+            config = config.replace(scales=doubling_scales(start_size, config.size))
+        inputs = [content, *style, config.init]
+        _check_output(out, inputs + ([str(log)] if log else []))
+        if log is not None and any(Path(log).resolve() == Path(i).resolve() for i in inputs):
+            raise ConfigError(f"log file {log} is an input file")
+        plan = api.plan_stylize(content, style, config)
+    except NstError as exc:
+        _fail(exc)
+    run_job(
+        lambda on_event, every: api.execute(plan, on_event, preview_every=every),
+        out,
+        quiet=quiet,
+        log=log,
+        save_every=save_every,
+    )
+
+
+def doubling_scales(start: int, size: int) -> tuple[int, ...]:
+    """start, 2*start, ... up to size (inclusive)."""
+    if start < 16:
+        raise ConfigError(f"start-size must be at least 16 (got {start})")
+    scales = []
+    s = start
+    while s < size:
+        scales.append(s)
+        s *= 2
+    return (*scales, size)
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("outputs/demo.png"),
+    size: Annotated[int, typer.Option(help="Longest side of the result.")] = 320,
+    iterations: Annotated[int, typer.Option(help="L-BFGS iterations.")] = 200,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Stylize a built-in photo with the project's own generated painting."""
+    from . import api
+    from .demo import DEMO_CONTENT, DEMO_STYLE
+    from .imageio import save_image
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    style_path = output.with_name(output.stem + "_style.png")
+    content_path = output.with_name(output.stem + "_content.png")
+    save_image(api.load(DEMO_STYLE), style_path)
+    save_image(api.load(DEMO_CONTENT), content_path)
+    config = Config(size=size, iterations=iterations, seed=0)
+    plan = api.plan_stylize(DEMO_CONTENT, DEMO_STYLE, config)
+    run_job(
+        lambda on_event, every: api.execute(plan, on_event, preview_every=every),
+        output,
+        quiet=quiet,
+        log=None,
+        save_every=0,
+    )
+    typer.echo(f"content: {content_path}\nstyle:   {style_path}\nresult:  {output}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # outside a run (e.g. while loading)
+        typer.echo("nst: interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,261 @@
+"""The command line end to end on the real weights at 32-64 px."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from typer.testing import CliRunner
+
+from nst.cli import app
+from tests.conftest import picture, requires_weights
+
+pytestmark = requires_weights
+runner = CliRunner()
+LOG_KEYS = {
+    "iteration",
+    "evaluations",
+    "loss",
+    "content_loss",
+    "style_loss",
+    "tv_loss",
+    "content_losses",
+    "style_losses",
+    "elapsed",
+    "stage",
+}
+
+
+def nst(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_stylize_writes_the_image_and_the_log(images, tmp_path):
+    out, log = tmp_path / "out.png", tmp_path / "l.jsonl"
+    r = nst(
+        "stylize",
+        images["content"],
+        images["style"],
+        "-o",
+        out,
+        "--size",
+        40,
+        "--iterations",
+        5,
+        "--seed",
+        0,
+        "--log",
+        log,
+    )
+    assert r.exit_code == 0, r.output
+    assert Image.open(out).size == (40, 27)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["iteration"] for r in records] == [0, 1, 2, 3, 4, 5]
+    assert set(records[0]) == LOG_KEYS
+    assert records[0]["evaluations"] == 1 and records[-1]["evaluations"] >= 6
+    assert set(records[0]["style_losses"]) == {f"conv{b}_1" for b in range(1, 6)}
+    assert records[0]["content_losses"].keys() == {"conv4_2"}
+    assert records[-1]["loss"] < records[0]["loss"]
+    assert "seed 0" in r.output and "completed: 5 iterations" in r.output
+
+
+def _independent_style_losses(content_path, style_path):
+    """E_l from the weight file with plain F.conv2d in float64 (no nst model code)."""
+    from nst.model.weights import builtin_weights_path
+
+    raw = torch.load(builtin_weights_path(), weights_only=True)
+    mean = torch.tensor([103.939, 116.779, 123.68], dtype=torch.float64).view(1, 3, 1, 1)
+
+    def feats(path):
+        rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+        x = torch.from_numpy(rgb[:, :, ::-1].copy()).permute(2, 0, 1)[None] - mean
+        out = {}
+        for block, convs in enumerate([2, 2, 4, 4, 4], start=1):
+            for i in range(1, convs + 1):
+                key = f"block{block}_conv{i}"
+                w = raw[key + "_W_table"].double()[raw[key + "_W_q"].long()]
+                x = torch.relu(F.conv2d(x, w, raw[key + "_b"].double(), padding=1))
+                out[f"conv{block}_{i}"] = x
+            x = F.max_pool2d(x, 2)
+        return out
+
+    fx, fa = feats(content_path), feats(style_path)
+    losses = {}
+    for name in [f"conv{b}_1" for b in range(1, 6)]:
+        n = fx[name].shape[1]
+        m = fx[name].shape[2] * fx[name].shape[3]
+        g = fx[name].reshape(n, m) @ fx[name].reshape(n, m).T
+        a = fa[name].reshape(n, m) @ fa[name].reshape(n, m).T
+        losses[name] = float(((g - a) ** 2).sum() / (4 * n**2 * m**2))
+    return losses
+
+
+def test_logged_iteration_0_style_losses_are_the_papers_E_l(tmp_path):
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    Image.fromarray(picture(64, 48, 3)).save(content)  # both already at the working size
+    Image.fromarray(picture(64, 48, 4)).save(style)
+    log = tmp_path / "l.jsonl"
+    r = nst(
+        "stylize",
+        content,
+        style,
+        "-o",
+        tmp_path / "o.png",
+        "--size",
+        64,
+        "--init",
+        "content",
+        "--no-normalize",
+        "--pooling",
+        "max",
+        "--iterations",
+        1,
+        "--log",
+        log,
+    )
+    assert r.exit_code == 0, r.output
+    logged = json.loads(log.read_text().splitlines()[0])["style_losses"]
+    expected = _independent_style_losses(content, style)
+    for name, value in expected.items():
+        assert logged[name] == pytest.approx(value, rel=5e-3), name
+
+
+def test_save_every_writes_intermediate_images(images, tmp_path):
+    out = tmp_path / "o.png"
+    r = nst(
+        "stylize",
+        images["content"],
+        images["style"],
+        "-o",
+        out,
+        "--size",
+        32,
+        "--iterations",
+        4,
+        "--save-every",
+        2,
+        "--quiet",
+    )
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in tmp_path.glob("o_*.png"))
+    assert names == ["o_00000.png", "o_00002.png", "o_00004.png"]
+    assert r.output == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["{missing}", "{style}"], 2, "nst: error: {missing}: no such file"),
+        (
+            ["{content}", "{style}", "--style-layers", "conv9_1"],
+            2,
+            "nst: error: unknown layer 'conv9_1' (known: conv1_1 … conv5_4 or relu1_1 … relu5_4, "
+            "pool1 … pool5)",
+        ),
+        (
+            ["{content}", "{style}", "-o", "{content}"],
+            2,
+            "nst: error: output {content} is an input file; choose another name",
+        ),
+        (
+            ["{content}", "{style}", "-o", "{tmp}/o.gif"],
+            2,
+            "nst: error: {tmp}/o.gif: unknown output extension '.gif' "
+            "(use .bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp)",
+        ),
+        (
+            ["{content}", "{style}", "--size", "4"],
+            2,
+            "nst: error: size must be between 16 and 16384 (got 4)",
+        ),
+        (
+            ["{content}", "{notimage}"],
+            2,
+            "nst: error: {notimage}: not an image file, or a format nst cannot read",
+        ),
+        (
+            ["{content}", "{style}", "--weights", "{tmp}/none.pth"],
+            2,
+            "nst: error: {tmp}/none.pth: no such file",
+        ),
+    ],
+)
+def test_bad_input_gets_one_line_and_an_exit_code(images, tmp_path, args, code, message):
+    notimage = tmp_path / "fake.jpg"
+    notimage.write_text("not a jpeg")
+    values = {
+        "missing": tmp_path / "missing.jpg",
+        "content": images["content"],
+        "style": images["style"],
+        "tmp": tmp_path,
+        "notimage": notimage,
+    }
+    argv = ["stylize", *[a.format(**values) for a in args]]
+    if "-o" not in argv:
+        argv += ["-o", str(tmp_path / "out.png")]
+    before = images["content"].read_bytes()
+    r = runner.invoke(
+        app,
+        [*argv, "--size", argv[argv.index("--size") + 1]]
+        if "--size" in argv
+        else [*argv, "--size", "32", "--iterations", "1"],
+    )
+    assert r.exit_code == code
+    assert r.output.strip().splitlines()[-1] == message.format(**values)
+    assert "Traceback" not in r.output
+    assert images["content"].read_bytes() == before
+
+
+def test_help_says_what_iterations_count():
+    r = runner.invoke(app, ["stylize", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    text = " ".join(r.output.split())
+    assert "L-BFGS iterations; each may evaluate the loss several times" in text
+
+
+def test_ctrl_c_writes_the_last_iterate_and_exits_130(images, tmp_path):
+    out, log = tmp_path / "out.png", tmp_path / "l.jsonl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "nst",
+        "stylize",
+        str(images["content"]),
+        str(images["style"]),
+        "-o",
+        str(out),
+        "--size",
+        "32",
+        "--iterations",
+        "100000",
+        "--log",
+        str(log),
+        "--quiet",
+    ]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if log.exists() and len(log.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert out.exists() and Image.open(out).size == (32, 21)
+    assert "interrupted" in err and "wrote the last image" in err
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_demo_command_runs_small(tmp_path):
+    out = tmp_path / "demo.png"
+    r = nst("demo", "-o", out, "--size", 32, "--iterations", 2, "--quiet")
+    assert r.exit_code == 0, r.output
+    assert out.exists() and (tmp_path / "demo_style.png").exists()
+    assert f"result:  {out}" in r.output
