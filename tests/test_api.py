@@ -174,3 +174,80 @@ def test_builtin_images_load():
     assert t.shape == (3, 400, 512)
     with pytest.raises(ImageError, match="no such built-in image"):
         api.load("builtin:mona_lisa")
+
+
+def _two_region_mask(path, w=48, h=32):
+    import numpy as np
+    from PIL import Image
+
+    arr = np.zeros((h, w, 3), np.uint8)
+    arr[:, : w // 2] = (255, 0, 0)
+    arr[:, w // 2 :] = (0, 0, 255)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def test_masks_put_each_style_in_its_region(images, tmp_path):
+    from nst.objective import gram_matrix, guided_gram_matrix, style_layer_loss
+
+    mask = _two_region_mask(tmp_path / "mask.png")
+    cfg = Config(
+        size=48,
+        iterations=40,
+        seed=0,
+        mask=str(mask),
+        regions="#ff0000=1,#0000ff=2",
+        style_weight=1e5,
+    )
+    styles = ["builtin:swirls", "builtin:mosaic"]
+    img = nst.stylize(images["content"], styles, cfg)
+    ex = api.extractor_for(cfg, ["conv2_1"], torch.device("cpu"))
+    with torch.no_grad():
+        feats = ex(img.unsqueeze(0) * 255, ["conv2_1"])["conv2_1"]
+        targets = [
+            gram_matrix(
+                ex(api.resize_longest(api.load(s), 48).unsqueeze(0) * 255, ["conv2_1"])["conv2_1"]
+            )
+            for s in styles
+        ]
+    h, w = feats.shape[-2:]
+    left = torch.zeros(1, 1, h, w)
+    left[..., : w // 2] = 1
+    right = 1 - left
+    own_left = style_layer_loss(guided_gram_matrix(feats, left), targets[0])
+    other_left = style_layer_loss(guided_gram_matrix(feats, left), targets[1])
+    own_right = style_layer_loss(guided_gram_matrix(feats, right), targets[1])
+    other_right = style_layer_loss(guided_gram_matrix(feats, right), targets[0])
+    assert own_left < other_left / 2 and own_right < other_right / 2
+
+
+def test_a_content_region_keeps_the_photo(images, tmp_path):
+    mask = _two_region_mask(tmp_path / "mask.png")
+    cfg = Config(size=48, iterations=5, seed=0, mask=str(mask), regions="#ff0000=1,#0000ff=content")
+    img = nst.stylize(images["content"], images["style"], cfg)
+    content = api.load(images["content"])
+    assert torch.allclose(img[:, :, 30:], content[:, :, 30:], atol=1e-6)
+    assert not torch.allclose(img[:, :, :18], content[:, :, :18], atol=0.05)
+
+
+def test_mask_errors_name_the_problem(images, tmp_path):
+    mask = _two_region_mask(tmp_path / "mask.png")
+    with pytest.raises(ImageError) as exc:
+        nst.stylize(
+            images["content"],
+            images["style"],
+            Config(size=32, iterations=1, mask=str(mask), regions="#ff0000=1"),
+        )
+    assert str(exc.value) == (
+        f"{mask}: colour #0000ff (and others) covers 50% of the mask but is not listed in --regions"
+    )
+    with pytest.raises(ConfigError, match="regions: style 2 is used but only 1 given"):
+        nst.stylize(
+            images["content"],
+            images["style"],
+            Config(size=32, iterations=1, mask=str(mask), regions="#ff0000=1,#0000ff=2"),
+        )
+    with pytest.raises(ConfigError, match="regions: colour 'red' is not of the form #rrggbb"):
+        Config(mask=str(mask), regions="red=1")
+    with pytest.raises(ConfigError, match="mask: say which style goes where with --regions"):
+        Config(mask=str(mask))

@@ -141,7 +141,9 @@ class _Plan:
     blend: list[float]
     out_size: tuple[int, int]  # (h, w) of the final output
     color_reference: torch.Tensor | None  # content with its chroma (luminance mode)
-    guides: list[torch.Tensor | None]  # per style: region guide at out_size, or None
+    guides: list[torch.Tensor | None]  # per style: (1, h, w) region guide at out_size, or None
+    keep: torch.Tensor | None = None  # (1, h, w) region that keeps the content's pixels
+    original: torch.Tensor | None = None  # the content at out_size, in its own colours
 
 
 def _init_image(plan: _Plan, size: tuple[int, int], seed: int) -> torch.Tensor:
@@ -210,6 +212,15 @@ def execute(
         img = x.detach()[0].float().clamp(0, 255).div(255).cpu()
         if plan.color_reference is not None:
             img = controls.recombine_chroma(img, plan.color_reference).clamp(0, 1)
+        if plan.keep is not None and plan.original is not None:
+            keep = plan.keep
+            hw = (img.shape[1], img.shape[2])
+            if keep.shape[-2:] != hw:  # an earlier coarse-to-fine stage (previews)
+                keep = F.interpolate(keep[None], size=hw, mode="bilinear")[0]
+                original = resize_to(plan.original, hw)
+            else:
+                original = plan.original
+            img = keep * original + (1 - keep) * img
         return img
 
     sizes = _stage_sizes(plan)
@@ -243,9 +254,9 @@ def execute(
                 if guide is not None:
                     key = id(guide)
                     if key not in guide_cache:
-                        guide_cache[key] = F.interpolate(
-                            guide[None], size=size, mode="bilinear", align_corners=False
-                        ).to(device)
+                        guide_cache[key] = F.interpolate(guide[None], size=size, mode="area").to(
+                            device
+                        )
                     g = guide_cache[key]
                 s_img = resize_longest(img, s_longest).unsqueeze(0).mul(255).to(device)
                 sources.append(StyleSource(s_img, weight, g))
@@ -371,6 +382,7 @@ def plan_stylize(
         raise ConfigError("give at least one style image")
     blend = _blend(config, len(styles))
     w, h = fit_size(content_t.shape[2], content_t.shape[1], config.size)
+    content_t_original = content_t
     color_reference = None
     if config.preserve_colors == "histogram":
         styles = [controls.match_color(s, content_t) for s in styles]
@@ -379,7 +391,14 @@ def plan_stylize(
         styles = [controls.luminance_image(s, like=content_t) for s in styles]
         content_t = controls.luminance_image(content_t)
     g: list[torch.Tensor | None] = list(guides) if guides is not None else [None] * len(styles)
-    return _Plan(config, content_t, styles, blend, (h, w), color_reference, g)
+    keep = original = None
+    if config.mask:
+        mask = load(config.mask, "mask")
+        mask = resize_to(mask, (h, w)) if mask.shape[1:] != (h, w) else mask
+        g, keep = controls.region_guides(mask, config.regions, len(styles), (h, w), config.mask)
+        if keep is not None:
+            original = resize_to(content_t_original, (h, w))
+    return _Plan(config, content_t, styles, blend, (h, w), color_reference, g, keep, original)
 
 
 def stylize(

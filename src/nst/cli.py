@@ -37,7 +37,7 @@ _CLI_TYPES: dict[str, Any] = {
     "style_weight": float, "content_layers": str, "style_layers": str, "weighting": str,
     "tv_weight": float, "style_blend": str | None, "preserve_colors": str, "scales": str,
     "pooling": str, "normalize": bool, "weights": str | None, "init": str,
-    "seed": int | None, "device": str, "precision": str,
+    "seed": int | None, "device": str, "precision": str, "mask": str | None, "regions": str,
 }  # fmt: skip
 _DEFAULT = Config()
 
@@ -46,7 +46,7 @@ def _cli_default(name: str) -> Any:
     value = getattr(_DEFAULT, name)
     if name in ("content_layers", "style_layers"):
         return _DEFAULT.to_dict()[name]
-    if name == "scales":
+    if name in ("scales", "regions"):
         return ""
     return value
 
@@ -102,8 +102,9 @@ def with_config(
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> Any:
             values = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
-            if values.get("scales") == "":
-                values["scales"] = ()
+            for key in ("scales", "regions"):
+                if values.get(key) == "":
+                    values[key] = ()
             try:
                 config = Config(**values)
             except NstError as exc:

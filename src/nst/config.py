@@ -21,7 +21,7 @@ PAPER_CONTENT_LAYERS: LayerWeights = (("conv4_2", 1.0),)
 OPTIMIZERS = ("lbfgs", "adam")
 POOLINGS = ("avg", "max")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-WEIGHTINGS = ("reference", "paper")
+WEIGHTINGS = ("calibrated", "reference", "paper")
 COLOR_MODES = ("none", "luminance", "histogram")
 INIT_KEYWORDS = ("noise", "content", "style")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 5.0}
@@ -40,9 +40,10 @@ class Config:
 
     Weights: the objective is ``content_weight * L_content + style_weight * L_style``
     (alpha and beta of the paper). ``weighting`` says in which units the two terms
-    are measured (see docs/LOSSES.md): ``"reference"`` (default) uses the scales of
-    the authors' released code, under which the paper's alpha/beta ratios give the
-    paper's look at any image size; ``"paper"`` uses the formulas exactly as printed.
+    are measured (see docs/LOSSES.md): ``"calibrated"`` (default) makes both terms
+    independent of the image size and is calibrated so that the paper's alpha/beta
+    ratios give the paper's look; ``"reference"`` uses the scales of the authors'
+    released code; ``"paper"`` the formulas exactly as printed.
     The loss log always reports the paper's exact terms.
     """
 
@@ -73,9 +74,10 @@ class Config:
         PAPER_STYLE_LAYERS, "Style layers with weights w_l (default conv1_1 … conv5_1 at 1/5)."
     )
     weighting: str = _f(
-        "reference",
-        "Loss units: reference (the authors' released code, size-independent; the paper's "
-        "alpha/beta give the paper's look) or paper (the formulas as printed).",
+        "calibrated",
+        "Loss units: calibrated (size-independent; the paper's alpha/beta give the paper's "
+        "look), reference (the authors' released code) or paper (the formulas as printed). "
+        "See docs/LOSSES.md.",
         choices=WEIGHTINGS,
     )
     tv_weight: float = _f(0.0, "Total-variation prior weight against low-level noise (try 1-10).")
@@ -87,6 +89,16 @@ class Config:
         "Keep the content's colours: luminance (transfer on luminance only) or histogram "
         "(match the style's colour statistics to the content first).",
         choices=COLOR_MODES,
+    )
+    mask: str | None = _f(
+        None,
+        "Region label image (same framing as the content); its colours select a style per "
+        "region (see --regions).",
+    )
+    regions: tuple[tuple[str, str], ...] = _f(
+        (),
+        "Style of each mask colour: '#ff0000=1,#0000ff=2,#00ff00=content' (style numbers "
+        "count from 1; content keeps the photo there).",
     )
     scales: tuple[int, ...] = _f(
         (),
@@ -120,6 +132,10 @@ class Config:
             set_(self, "style_blend", _parse_floats(self.style_blend, "style-blend"))
         elif self.style_blend is not None:
             set_(self, "style_blend", tuple(float(v) for v in self.style_blend))
+        if isinstance(self.regions, str):
+            set_(self, "regions", parse_regions(self.regions))
+        else:
+            set_(self, "regions", tuple((str(c), str(t)) for c, t in self.regions))
         if isinstance(self.scales, str):
             set_(self, "scales", tuple(int(v) for v in _parse_floats(self.scales, "scales")))
         else:
@@ -155,6 +171,10 @@ class Config:
             _int_range("scales", s, 16, self.LIMITS["size"])
         if list(self.scales) != sorted(self.scales):
             raise ConfigError("scales: give the stage sizes from small to large, e.g. 256,512")
+        if self.regions and not self.mask:
+            raise ConfigError("regions: give a --mask image whose colours they refer to")
+        if self.mask and not self.regions:
+            raise ConfigError("mask: say which style goes where with --regions, e.g. #ff0000=1")
         if self.seed is not None and not (0 <= self.seed < 2**63):
             raise ConfigError(f"seed must be between 0 and 2**63-1 (got {self.seed})")
         if not self.init.strip():
@@ -201,6 +221,8 @@ class Config:
             value = getattr(self, f.name)
             if f.name in self._layer_fields:
                 value = format_layer_weights(value)
+            elif f.name == "regions":
+                value = ",".join(f"{c}={t}" for c, t in value)
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -233,7 +255,8 @@ _BOOL_FIELDS = {"normalize"}
 
 def _coerce(key: str, value: Any) -> Any:
     if value is None or value == "":
-        return None if key in {"style_size", "lr", "seed", "weights", "style_blend"} else value
+        nullable = {"style_size", "lr", "seed", "weights", "style_blend", "mask"}
+        return None if key in nullable else value
     try:
         if key in _INT_FIELDS:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -252,6 +275,33 @@ def _coerce(key: str, value: Any) -> Any:
             raise ConfigError(f"{key}: '{value}' is not true or false")
         return bool(value)
     return value
+
+
+def parse_regions(text: str) -> tuple[tuple[str, str], ...]:
+    """``"#ff0000=1, #00ff00=content"`` -> (("#ff0000", "1"), ("#00ff00", "content"))."""
+    out: list[tuple[str, str]] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        colour, sep, target = part.partition("=")
+        colour, target = colour.strip().lower(), target.strip().lower()
+        if not sep or not target:
+            raise ConfigError(f"regions: '{part}' is not COLOUR=STYLE (e.g. #ff0000=1)")
+        parse_colour(colour)
+        if target != "content" and not (target.isdigit() and int(target) >= 1):
+            raise ConfigError(
+                f"regions: '{target}' is neither a style number (1, 2, ...) nor 'content'"
+            )
+        out.append((colour, target))
+    return tuple(out)
+
+
+def parse_colour(text: str) -> tuple[int, int, int]:
+    """``#rrggbb`` (or ``rrggbb``) -> (r, g, b)."""
+    hexa = text.strip().lower().removeprefix("#")
+    if len(hexa) != 6 or any(ch not in "0123456789abcdef" for ch in hexa):
+        raise ConfigError(f"regions: colour '{text}' is not of the form #rrggbb")
+    return int(hexa[0:2], 16), int(hexa[2:4], 16), int(hexa[4:6], 16)
 
 
 def _parse_floats(text: str, what: str) -> tuple[float, ...]:

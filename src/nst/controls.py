@@ -84,3 +84,71 @@ def match_color(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     a = _sqrtm(cov_c) @ _sqrtm(cov_s, inverse=True)
     out = a @ (s - mu_s) + mu_c
     return out.reshape(style.shape).to(style.dtype)
+
+
+# -- regions ---------------------------------------------------------------------------------
+#: a mask pixel farther than this from every listed colour (RGB, 0..255) is unlisted
+COLOUR_TOLERANCE = 100.0
+#: unlisted pixels allowed (fraction of the mask) before the mask is refused
+UNLISTED_ALLOWED = 0.01
+
+
+def region_guides(
+    mask: torch.Tensor,
+    regions: tuple[tuple[str, str], ...],
+    n_styles: int,
+    size: tuple[int, int],
+    source: str = "mask",
+) -> tuple[list[torch.Tensor | None], torch.Tensor | None]:
+    """Soft guides per style and the keep-the-content region, at ``size`` (h, w).
+
+    ``mask`` is a (3, H, W) image in [0, 1] whose colours label regions; ``regions`` maps
+    ``#rrggbb`` colours to a style number (from 1) or ``content``. Each pixel takes the
+    nearest listed colour; the guides are the label maps averaged down to ``size``, so
+    edges are soft. Returns one (1, h, w) guide per style (None for an unused style) and a
+    (1, h, w) content region (None if no colour maps to content).
+    """
+    from .config import parse_colour
+    from .errors import ConfigError, ImageError
+
+    colours = torch.tensor([parse_colour(c) for c, _ in regions], dtype=torch.float32)
+    pixels = mask.reshape(3, -1).T * 255.0  # (P, 3)
+    dist = torch.cdist(pixels, colours)  # (P, K)
+    nearest = dist.argmin(dim=1)
+    unlisted = dist.min(dim=1).values > COLOUR_TOLERANCE
+    if float(unlisted.float().mean()) > UNLISTED_ALLOWED:
+        common = pixels[unlisted].round().to(torch.int64)
+        values, counts = torch.unique(common, dim=0, return_counts=True)
+        top = values[counts.argmax()].tolist()
+        share = float(unlisted.float().mean()) * 100
+        raise ImageError(
+            source,
+            f"colour #{top[0]:02x}{top[1]:02x}{top[2]:02x} (and others) covers {share:.0f}% of "
+            "the mask but is not listed in --regions",
+        )
+    h, w = mask.shape[1:]
+    targets = [t for _, t in regions]
+    used = {int(t) for t in targets if t != "content"}
+    if used and max(used) > n_styles:
+        raise ConfigError(f"regions: style {max(used)} is used but only {n_styles} given")
+    unused = sorted(set(range(1, n_styles + 1)) - used)
+    if unused:
+        raise ConfigError(f"regions: style {unused[0]} is given but no region uses it")
+
+    def guide(selector: set[int]) -> torch.Tensor:
+        onehot = torch.zeros(h * w)
+        for k in selector:
+            onehot += (nearest == k).float()
+        g = onehot.view(1, 1, h, w)
+        if (h, w) != tuple(size):
+            g = torch.nn.functional.interpolate(g, size=size, mode="area")
+        return g[0]
+
+    guides: list[torch.Tensor | None] = []
+    for style in range(1, n_styles + 1):
+        guides.append(guide({i for i, t in enumerate(targets) if t == str(style)}))
+    content_idx = {i for i, t in enumerate(targets) if t == "content"}
+    keep = guide(content_idx) if content_idx else None
+    if not used:
+        raise ConfigError("regions: no region is given a style")
+    return guides, keep

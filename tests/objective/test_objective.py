@@ -102,3 +102,13 @@ def test_texture_synthesis_has_no_content_term():
     assert obj.term_names == ("style:conv1_1", "style:conv3_1", "tv")
     total, terms = obj(torch.rand(1, 3, 16, 16) * 255)
     assert total.item() > 0 and len(terms) == 3
+
+
+def test_calibrated_weighting_is_reference_with_ten_times_the_style():
+    _, ref, _, _, x = _setup("reference")
+    _, cal, _, _, _ = _setup("calibrated")
+    _, content_only, _, _, _ = _setup("reference", beta=0.0)
+    c = content_only(x)[0].item()
+    s_ref = ref(x)[0].item() - c
+    s_cal = cal(x)[0].item() - c
+    assert s_cal == pytest.approx(10 * s_ref, rel=1e-4)

@@ -1,0 +1,96 @@
+"""Our time per iteration / a bare truncated VGG19 forward+backward, same size and precision.
+
+The bare pass: the extractor truncated after conv5_1 (the deepest default layer),
+channels_last, forward and backward with respect to the image, nothing else.
+Ours: `nst stylize` as users run it (default config, L-BFGS, events), timed per
+iteration from its own Step events after a warm-up, and per loss evaluation
+(one forward+backward of the whole objective: the network plus Gram matrices and
+losses), so the overhead outside the network and that of the optimizer show apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from common import inputs, machine, table, timed
+from nst import api
+from nst.config import Config
+from nst.events import Step
+from nst.objective import Objective, StyleSource
+
+
+def measure(size: int, precision: str, iterations: int = 12, repeat: int = 5) -> dict[str, object]:
+    content, style = inputs()
+    config = Config(size=size, precision=precision, seed=0, iterations=iterations)
+    device = api.resolve_device(config.device)
+    label, dtype = api.resolve_precision(precision, device)
+    plan = api.plan_stylize(content, style, config)
+    h, w = plan.out_size
+    layers = [n for n, _ in config.content_layers] + [n for n, _ in config.style_layers]
+    model = api.extractor_for(config, layers, device)
+    x = torch.rand(1, 3, h, w, device=device) * 255
+
+    def bare() -> None:
+        xi = x.detach().requires_grad_(True)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = model(xi, [model.last_layer])[model.last_layer]
+        torch.autograd.grad(out.float().sum(), xi)
+
+    objective = Objective(
+        model, config.content_layers, config.style_layers, 1.0, 1e3, autocast_dtype=dtype
+    )
+    objective.set_content(api.resize_to(plan.content, (h, w)).unsqueeze(0).mul(255).to(device))
+    s_img = api.resize_longest(plan.styles[0], size).unsqueeze(0).mul(255).to(device)
+    objective.set_style([StyleSource(s_img)], (h, w))
+
+    def evaluation() -> None:
+        xi = x.detach().requires_grad_(True)
+        loss, terms = objective(xi)
+        torch.autograd.grad(loss, xi)
+        terms.tolist()
+
+    sync = device.type == "cuda"
+    t_bare = timed(bare, repeat, sync=sync)
+    t_eval = timed(evaluation, repeat, sync=sync)
+    steps: list[Step] = []
+    api.execute(plan, lambda e: steps.append(e) if isinstance(e, Step) else None)
+    warm = 2
+    span = steps[-1].elapsed - steps[warm].elapsed
+    n_iter = steps[-1].iteration - steps[warm].iteration
+    n_eval = steps[-1].evaluations - steps[warm].evaluations
+    t_iter = span / n_iter
+    t_bare2 = timed(bare, repeat, sync=sync)  # again after, against drift
+    t_bare = min(t_bare, t_bare2)
+    return {
+        "size": f"{w}x{h}",
+        "precision": label,
+        "bare fwd+bwd s": t_bare,
+        "our eval s": t_eval,
+        "our iteration s": t_iter,
+        "evals/iter": n_eval / n_iter,
+        "eval/bare": t_eval / t_bare,
+        "iteration/bare": t_iter / t_bare,
+        "iteration/eval": t_iter / t_eval,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="256,512")
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--iterations", type=int, default=12)
+    args = parser.parse_args(argv)
+    print(f"# iteration benchmark ({machine()})")
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        for precision in args.precisions.split(","):
+            rows.append(measure(size, precision, args.iterations))
+            print(table(rows[-1:]), flush=True)
+    print()
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
