@@ -21,7 +21,7 @@ from nst.events import Step
 from nst.objective import Objective, StyleSource
 
 
-def measure(size: int, precision: str, iterations: int = 12, repeat: int = 5) -> dict[str, object]:
+def measure(size: int, precision: str, iterations: int = 30, repeat: int = 5) -> dict[str, object]:
     content, style = inputs()
     config = Config(size=size, precision=precision, seed=0, iterations=iterations)
     device = api.resolve_device(config.device)
@@ -29,18 +29,15 @@ def measure(size: int, precision: str, iterations: int = 12, repeat: int = 5) ->
     plan = api.plan_stylize(content, style, config)
     h, w = plan.out_size
     layers = [n for n, _ in config.content_layers] + [n for n, _ in config.style_layers]
-    model = api.extractor_for(config, layers, device)
+    model = api.extractor_for(config, layers, device, dtype)
     x = torch.rand(1, 3, h, w, device=device) * 255
 
     def bare() -> None:
         xi = x.detach().requires_grad_(True)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            out = model(xi, [model.last_layer])[model.last_layer]
+        out = model(xi, [model.last_layer])[model.last_layer]
         torch.autograd.grad(out.float().sum(), xi)
 
-    objective = Objective(
-        model, config.content_layers, config.style_layers, 1.0, 1e3, autocast_dtype=dtype
-    )
+    objective = Objective(model, config.content_layers, config.style_layers, 1.0, 1e3)
     objective.set_content(api.resize_to(plan.content, (h, w)).unsqueeze(0).mul(255).to(device))
     s_img = api.resize_longest(plan.styles[0], size).unsqueeze(0).mul(255).to(device)
     objective.set_style([StyleSource(s_img)], (h, w))
@@ -56,7 +53,7 @@ def measure(size: int, precision: str, iterations: int = 12, repeat: int = 5) ->
     t_eval = timed(evaluation, repeat, sync=sync)
     steps: list[Step] = []
     api.execute(plan, lambda e: steps.append(e) if isinstance(e, Step) else None)
-    warm = 2
+    warm = 5  # the first iterations' line searches need more evaluations than later ones
     span = steps[-1].elapsed - steps[warm].elapsed
     n_iter = steps[-1].iteration - steps[warm].iteration
     n_eval = steps[-1].evaluations - steps[warm].evaluations
@@ -80,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="256,512")
     parser.add_argument("--precisions", default="fp32,bf16")
-    parser.add_argument("--iterations", type=int, default=12)
+    parser.add_argument("--iterations", type=int, default=30)
     args = parser.parse_args(argv)
     print(f"# iteration benchmark ({machine()})")
     rows = []

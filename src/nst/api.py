@@ -88,7 +88,7 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> tuple[str, torch.dtype | None]:
-    """(label, autocast dtype or None for fp32) for a requested precision on ``device``.
+    """(label, network dtype or None for fp32) for a requested precision on ``device``.
 
     ``auto``: bf16 on CUDA GPUs that support it (else fp16), fp32 on CPUs and MPS
     (see docs/PERFORMANCE.md for why the CPU default stays fp32).
@@ -107,19 +107,30 @@ def resolve_precision(precision: str, device: torch.device) -> tuple[str, torch.
 
 @functools.lru_cache(maxsize=8)
 def _extractor(
-    weights: str | None, pooling: str, normalize: bool, last_layer: str, device: str
+    weights: str | None,
+    pooling: str,
+    normalize: bool,
+    last_layer: str,
+    device: str,
+    dtype: torch.dtype,
 ) -> VGG19Features:
     w = load_weights(weights)
     if normalize:
         w = normalized(w, pooling)
-    return build_extractor(w, [last_layer], pooling=pooling, device=device)
+    return build_extractor(w, [last_layer], pooling=pooling, device=device, dtype=dtype)
 
 
-def extractor_for(config: Config, layers: Sequence[str], device: torch.device) -> VGG19Features:
-    """The (cached) extractor for a config, truncated after the deepest of ``layers``."""
-    return _extractor(
-        config.weights, config.pooling, config.normalize, deepest(layers), str(device)
-    )
+def extractor_for(
+    config: Config,
+    layers: Sequence[str],
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+) -> VGG19Features:
+    """The (cached) extractor for a config, truncated after the deepest of ``layers``,
+    running in ``dtype`` (float32 when None)."""
+    last = deepest(layers)
+    w, pool, norm = config.weights, config.pooling, config.normalize
+    return _extractor(w, pool, norm, last, str(device), dtype or torch.float32)
 
 
 def _stop_fn(stop: StopSignal) -> Callable[[], bool] | None:
@@ -204,7 +215,7 @@ def execute(
         layers += [n for n, _ in config.style_layers]
     if not layers:
         raise ConfigError("nothing to match: give a content or a style image")
-    extractor = extractor_for(config, layers, device)
+    extractor = extractor_for(config, layers, device, dtype)
     emit = on_event or (lambda event: None)
     should_stop = _stop_fn(stop)
 
@@ -239,7 +250,6 @@ def execute(
             config.style_weight,
             tv_weight=config.tv_weight,
             weighting=config.weighting,
-            autocast_dtype=dtype,
         ).to(device)
         if plan.content is not None:
             objective.set_content(resize_to(plan.content, size).unsqueeze(0).mul(255).to(device))

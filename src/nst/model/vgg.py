@@ -24,7 +24,13 @@ class VGG19Features(nn.Module):
     in_scale: torch.Tensor
     in_shift: torch.Tensor
 
-    def __init__(self, weights: VGGWeights, pooling: str = "avg", last_layer: str = "conv5_4"):
+    def __init__(
+        self,
+        weights: VGGWeights,
+        pooling: str = "avg",
+        last_layer: str = "conv5_4",
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__()
         if pooling not in ("avg", "max"):
             raise ConfigError(f"pooling must be avg or max (got {pooling!r})")
@@ -43,22 +49,24 @@ class VGG19Features(nn.Module):
         self.requires_grad_(False)
         self.eval()
         self.channels_last = False
+        self.dtype = dtype
         space: InputSpace = weights.input_space
         self.bgr = space.bgr
         scale = torch.tensor(space.scale) / torch.tensor(space.std)
         self.register_buffer("in_scale", scale.view(1, 3, 1, 1).float())
         shift = torch.tensor(space.mean) / torch.tensor(space.std)
         self.register_buffer("in_shift", shift.view(1, 3, 1, 1).float())
+        self.convs.to(dtype)
 
     @property
     def last_layer(self) -> str:
         return self.plan[-1]
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        """RGB 0..255 -> the network's input space."""
+        """RGB 0..255 -> the network's input space, in the network's dtype."""
         if self.bgr:
             x = x.flip(1)
-        x = x * self.in_scale - self.in_shift
+        x = (x * self.in_scale - self.in_shift).to(self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -92,11 +100,18 @@ def build_extractor(
     pooling: str = "avg",
     device: torch.device | str = "cpu",
     channels_last: bool = True,
+    dtype: torch.dtype = torch.float32,
 ) -> VGG19Features:
-    """An extractor truncated after the deepest of ``layers``, on ``device``."""
+    """An extractor truncated after the deepest of ``layers``, on ``device``.
+
+    ``dtype`` bfloat16/float16 runs the network in reduced precision: the weights are
+    cast once, here (autocast would cast frozen weights again on every call), and the
+    features come out in that dtype; the losses compute in float32.
+    """
     if not layers:
         raise ConfigError("no layers requested")
-    model = VGG19Features(weights, pooling=pooling, last_layer=deepest(list(layers)))
+    last = deepest(list(layers))
+    model = VGG19Features(weights, pooling=pooling, last_layer=last, dtype=dtype)
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]

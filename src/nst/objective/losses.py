@@ -26,18 +26,37 @@ def _as_matrix(features: torch.Tensor) -> torch.Tensor:
     return features.permute(0, 2, 3, 1).reshape(b, h * w, c)
 
 
+class _Gram(torch.autograd.Function):
+    """G = F^T F / d for F (B, M, C), with a backward of one matmul: dF = F (dG + dG^T) / d.
+
+    Autograd's generic backward of ``bmm(F^T, F)`` runs two matmuls (one per operand);
+    this one runs one. The Gram matrix itself is always computed in float32 (or
+    float64); the backward matmul runs in the features' own precision, since its result
+    feeds the network's backward pass in that precision anyway (accumulation is float32
+    in both oneDNN and cuBLAS).
+    """
+
+    @staticmethod
+    def forward(ctx, f: torch.Tensor, divisor: float) -> torch.Tensor:
+        wide = f if f.dtype in (torch.float32, torch.float64) else f.float()
+        ctx.save_for_backward(f)
+        ctx.divisor = divisor
+        return torch.bmm(wide.transpose(1, 2), wide) / divisor
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (f,) = ctx.saved_tensors
+        sym = (grad + grad.transpose(1, 2)) / ctx.divisor
+        return torch.bmm(f, sym.to(f.dtype)), None
+
+
 def gram_matrix(features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     """Gram matrices (B, C, C) of (B, C, H, W) features, divided by H*W if ``normalize``.
 
-    Computed in float32 (float64 stays float64).
+    Computed in float32 (float64 stays float64), whatever the features' dtype.
     """
     f = _as_matrix(features)
-    if f.dtype not in (torch.float32, torch.float64):
-        f = f.float()
-    g = torch.bmm(f.transpose(1, 2), f)
-    if normalize:
-        g = g / f.shape[1]
-    return g
+    return _Gram.apply(f, float(f.shape[1]) if normalize else 1.0)
 
 
 def guided_gram_matrix(features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,6 @@ the paper's exact L_c and E_l.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,15 +48,6 @@ from .losses import ContentTarget, StyleTarget, gram_matrix, tv_loss
 REFERENCE_STYLE_FACTOR = 20.0
 #: calibrated = reference with the style term this much stronger (see the module docstring)
 CALIBRATION = 10.0
-
-
-def autocast_context(
-    device_type: str, dtype: torch.dtype | None
-) -> contextlib.AbstractContextManager:
-    """Autocast for the network when ``dtype`` is a reduced precision, else a no-op."""
-    if dtype is None or dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device_type, dtype=dtype)
 
 
 @dataclass(frozen=True)
@@ -91,7 +81,6 @@ class Objective(nn.Module):
         style_weight: float,
         tv_weight: float = 0.0,
         weighting: str = "calibrated",
-        autocast_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         self.extractor = extractor
@@ -103,7 +92,6 @@ class Objective(nn.Module):
         self.beta = float(style_weight)
         self.tv_weight = float(tv_weight)
         self.weighting = weighting
-        self.autocast_dtype = autocast_dtype
         self.content_targets = nn.ModuleDict()
         self.style_targets = nn.ModuleDict()
         self._factors: dict[str, float] = {}
@@ -120,8 +108,7 @@ class Objective(nn.Module):
     def features(
         self, x: torch.Tensor, layers: tuple[str, ...] | None = None
     ) -> dict[str, torch.Tensor]:
-        with autocast_context(x.device.type, self.autocast_dtype):
-            return self.extractor(x, self.layers if layers is None else layers)
+        return self.extractor(x, self.layers if layers is None else layers)
 
     @torch.no_grad()
     def set_content(self, content: torch.Tensor | None) -> None:
@@ -197,22 +184,22 @@ class Objective(nn.Module):
         terms: list[torch.Tensor] = []
         total = x.new_zeros((), dtype=torch.float32)
         scaled = self.weighting != "paper"  # calibrated and reference share the units
-        with torch.autocast(x.device.type, enabled=False):
-            for name, target in self.content_targets.items():
-                value = target(feats[name])
-                terms.append(value)
-                k = self._factors[f"c:{name}"] if scaled else 1.0
-                total = total + self.alpha * self.content_w[name] * k * value
-            for name, targets in self.style_targets.items():
-                assert isinstance(targets, nn.ModuleList)
-                value = sum((t(feats[name]) for t in targets), x.new_zeros((), dtype=torch.float32))
-                terms.append(value)
-                k = self._factors[f"s:{name}"] if scaled else 1.0
-                total = total + self.beta * self.style_w[name] * k * value
-            if self.tv_weight > 0:
-                tv = tv_loss(x)
-                total = total + self.tv_weight * tv
-            else:
-                tv = x.new_zeros((), dtype=torch.float32)
-            terms.append(tv)
+        # the network may run in bf16/fp16; the targets' loss math runs in float32
+        for name, target in self.content_targets.items():
+            value = target(feats[name])
+            terms.append(value)
+            k = self._factors[f"c:{name}"] if scaled else 1.0
+            total = total + self.alpha * self.content_w[name] * k * value
+        for name, targets in self.style_targets.items():
+            assert isinstance(targets, nn.ModuleList)
+            value = sum((t(feats[name]) for t in targets), x.new_zeros((), dtype=torch.float32))
+            terms.append(value)
+            k = self._factors[f"s:{name}"] if scaled else 1.0
+            total = total + self.beta * self.style_w[name] * k * value
+        if self.tv_weight > 0:
+            tv = tv_loss(x)
+            total = total + self.tv_weight * tv
+        else:
+            tv = x.new_zeros((), dtype=torch.float32)
+        terms.append(tv)
         return total, torch.stack([t.detach().float() for t in terms])

@@ -1,0 +1,44 @@
+"""Run the benchmarks: `python benchmarks/run.py [--quick] [iteration peers scaling quality]`.
+
+--quick (what `make bench` runs): the iteration benchmark at 256 and 512 px in fp32
+and bf16, and the scaling benchmark up to 512 px: a few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import iteration
+import peers
+import scaling
+import time_to_quality
+
+SUITES = {
+    "iteration": iteration.main,
+    "peers": peers.main,
+    "scaling": scaling.main,
+    "quality": time_to_quality.main,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("suites", nargs="*", choices=[*SUITES, []], default=[])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick or not args.suites:
+        iteration.main([])
+        print()
+        scaling.main(["--sizes", "128,256,512"])
+        return
+    for name in args.suites:
+        SUITES[name]([])
+        print()
+
+
+if __name__ == "__main__":
+    main()
