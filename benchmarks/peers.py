@@ -2,19 +2,21 @@
 
 pastiche runs from its own virtualenv (torch==2.13.0, pillow, numpy and
 `pip install --no-deps pastiche==1.6.0`), made on first use under
-benchmarks/.peers/. Both tools run as commands; each is timed at two iteration
-counts and the difference is divided by the extra iterations, so start-up and
-model loading cancel out. Both use L-BFGS, average pooling, content conv4_2 and
-style conv1_1 … conv5_1 on the same content and style images.
+benchmarks/.peers/. Both tools run as commands, one after the other, and each
+reports its own elapsed time per step (pastiche: --info-step 1; ours: --log);
+the steady-state rate after the warm-up steps is compared, so start-up and model
+loading do not count. Both use L-BFGS, average pooling, content conv4_2 and
+style conv1_1 … conv5_1 on the same content and style images, from noise.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from common import ROOT, inputs, machine, table
@@ -44,31 +46,78 @@ def _materialize(path: str, folder: Path) -> str:
     return str(out)
 
 
-def _run(cmd: list[str]) -> float:
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t
+def _rate(steps: list[tuple[int, float]], skip: int) -> float:
+    """Seconds per step between step ``skip`` and the last one (steady state)."""
+    (i0, t0), (i1, t1) = next(p for p in steps if p[0] >= skip), steps[-1]
+    return (t1 - t0) / (i1 - i0)
 
 
-def measure(size: int, precision: str, n1: int, n2: int) -> dict[str, object]:
+def _pastiche_steps(output: str) -> list[tuple[int, float]]:
+    # with --info-step 1 pastiche prints "STEP ELAPSED LOSS" per step
+    steps = []
+    for line in output.splitlines():
+        m = re.match(r"^\s*(\d+)\s+([\d.]+)\s+[-\d.e+]+\s*$", line)
+        if m:
+            steps.append((int(m.group(1)), float(m.group(2))))
+    return steps
+
+
+def measure(size: int, precision: str, steps: int, skip: int) -> dict[str, object]:
     py = pastiche_python()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         content, style = (_materialize(p, folder) for p in inputs())
-        out = str(folder / "out.png")
-
-        def pastiche(n: int) -> list[str]:
-            return [str(py), "-m", "pastiche", "--device", "cpu", "--size", str(size),
-                    "--num-steps", str(n), "--pooling", "avg", "--random-init", "--seed", "0",
-                    "--no-verbose", "-c", content, "-s", style, "-o", out]  # fmt: skip
-
-        def ours(n: int) -> list[str]:
-            return [sys.executable, "-m", "nst", "stylize", content, style, "-o", out,
-                    "--size", str(size), "--iterations", str(n), "--seed", "0",
-                    "--precision", precision, "--quiet"]  # fmt: skip
-
-        t_p = (_run(pastiche(n2)) - _run(pastiche(n1))) / (n2 - n1)
-        t_o = (_run(ours(n2)) - _run(ours(n1))) / (n2 - n1)
+        out, log = str(folder / "out.png"), folder / "log.jsonl"
+        pastiche = [
+            str(py),
+            "-m",
+            "pastiche",
+            "--device",
+            "cpu",
+            "--size",
+            str(size),
+            "--num-steps",
+            str(steps),
+            "--pooling",
+            "avg",
+            "--random-init",
+            "--seed",
+            "0",
+            "--info-step",
+            "1",
+            "-c",
+            content,
+            "-s",
+            style,
+            "-o",
+            out,
+        ]
+        run = subprocess.run(pastiche, check=True, capture_output=True, text=True)
+        t_p = _rate(_pastiche_steps(run.stdout + run.stderr), skip)
+        ours = [
+            sys.executable,
+            "-m",
+            "nst",
+            "stylize",
+            content,
+            style,
+            "-o",
+            out,
+            "--size",
+            str(size),
+            "--iterations",
+            str(steps),
+            "--seed",
+            "0",
+            "--precision",
+            precision,
+            "--quiet",
+            "--log",
+            str(log),
+        ]
+        subprocess.run(ours, check=True)
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        t_o = _rate([(r["iteration"], r["elapsed"]) for r in records], skip)
     return {
         "size": size,
         "our precision": precision,
@@ -83,14 +132,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="256,512")
     parser.add_argument("--precisions", default="fp32,bf16")
-    parser.add_argument("--n1", type=int, default=3)
-    parser.add_argument("--n2", type=int, default=13)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--skip", type=int, default=4, help="warm-up steps not timed")
     args = parser.parse_args(argv)
     print(f"# peers benchmark ({machine()})")
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         for precision in args.precisions.split(","):
-            rows.append(measure(size, precision, args.n1, args.n2))
+            rows.append(measure(size, precision, args.steps, args.skip))
             print(table(rows[-1:]), flush=True)
     print()
     print(table(rows))

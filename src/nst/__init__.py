@@ -5,7 +5,7 @@ image = nst.stylize("photo.jpg", "painting.jpg", nst.Config(size=512))
 nst.save_image(image, "out.png")
 """
 
-from .api import load, stylize
+from .api import load, reconstruct_content, stylize, synthesize_texture
 from .config import Config
 from .errors import ConfigError, Diverged, ImageError, Interrupted, NstError, WeightsError
 from .events import Event, Finished, Started, Step
@@ -26,6 +26,8 @@ __all__ = [
     "Step",
     "WeightsError",
     "load",
+    "reconstruct_content",
     "save_image",
     "stylize",
+    "synthesize_texture",
 ]

@@ -183,18 +183,20 @@ def _upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _stage_sizes(plan: _Plan) -> list[tuple[int, int]]:
+    """(h, w) of every stage; the stages scale ``config.stage_sizes`` to the output."""
     h, w = plan.out_size
     out: list[tuple[int, int]] = []
     for longest in plan.config.stage_sizes[:-1]:
-        nw, nh = fit_size(w, h, longest)
+        nw, nh = fit_size(w, h, round(longest * max(h, w) / plan.config.size))
         out.append((nh, nw))
     out.append((h, w))
     return out
 
 
-def _style_longest(config: Config, stage_longest: int) -> int:
+def _style_longest(config: Config, stage_fraction: float) -> int:
+    """Longest side of the style image(s) in a stage that is ``stage_fraction`` of the output."""
     final = config.style_size or max(16, round(config.size * config.style_scale))
-    return max(16, round(final * stage_longest / config.size))
+    return max(16, round(final * stage_fraction))
 
 
 def execute(
@@ -256,7 +258,7 @@ def execute(
         else:
             objective.set_content(None)
         if plan.styles:
-            s_longest = _style_longest(config, max(size))
+            s_longest = _style_longest(config, max(size) / max(plan.out_size))
             sources = []
             guide_cache: dict[int, torch.Tensor] = {}
             for img, weight, guide in zip(plan.styles, plan.blend, plan.guides):
@@ -409,6 +411,54 @@ def plan_stylize(
         if keep is not None:
             original = resize_to(content_t_original, (h, w))
     return _Plan(config, content_t, styles, blend, (h, w), color_reference, g, keep, original)
+
+
+def reconstruct_content(
+    image: ImageLike,
+    config: Config | None = None,
+    on_event: EventHandler | None = None,
+    *,
+    stop: StopSignal = None,
+    preview_every: int = 0,
+) -> torch.Tensor:
+    """Feature inversion: an image whose ``config.content_layers`` responses match ``image``'s.
+
+    Starts from ``config.init`` (white noise by default); only the content term (and
+    ``config.tv_weight``, the prior of Mahendran & Vedaldi) is minimised.
+    """
+    config = config or Config()
+    check_init(config)
+    content_t = load(image, "image")
+    w, h = fit_size(content_t.shape[2], content_t.shape[1], config.size)
+    plan = _Plan(config, content_t, [], [], (h, w), None, [])
+    return execute(plan, on_event, stop, preview_every)
+
+
+def synthesize_texture(
+    image: ImageLike,
+    config: Config | None = None,
+    size: tuple[int, int] | None = None,
+    on_event: EventHandler | None = None,
+    *,
+    stop: StopSignal = None,
+    preview_every: int = 0,
+) -> torch.Tensor:
+    """Texture synthesis: an image matching only the Gram matrices of ``config.style_layers``.
+
+    The source is scaled so its longest side is ``config.size`` (or ``style_size``);
+    the output is ``size`` = (height, width), by default the source's scaled size, and
+    may have another size and aspect than the source.
+    """
+    config = config or Config()
+    check_init(config)
+    source = load(image, "image")
+    if size is None:
+        w, h = fit_size(source.shape[2], source.shape[1], config.style_size or config.size)
+        size = (h, w)
+    if min(size) < 16 or max(size) > Config.LIMITS["size"]:
+        raise ConfigError(f"size must be between 16 and {Config.LIMITS['size']} (got {size})")
+    plan = _Plan(config, None, [source], [1.0], size, None, [None])
+    return execute(plan, on_event, stop, preview_every)
 
 
 def stylize(

@@ -384,6 +384,161 @@ def demo(
     typer.echo(f"content: {content_path}\nstyle:   {style_path}\nresult:  {output}")
 
 
+reconstruct_app = typer.Typer(
+    no_args_is_help=True,
+    help="The paper's representations alone: feature inversion and texture synthesis.",
+)
+app.add_typer(reconstruct_app, name="reconstruct")
+
+_NOT_FOR_CONTENT = ("content_layers", "style_layers", "style_size", "style_scale",
+                    "style_blend", "preserve_colors", "mask", "regions", "content_weight",
+                    "style_weight")  # fmt: skip
+_NOT_FOR_STYLE = ("size", "content_layers", "style_layers", "style_blend", "preserve_colors",
+                  "mask", "regions", "content_weight", "style_weight", "style_scale")  # fmt: skip
+
+
+@reconstruct_app.command("content")
+@with_config(exclude=_NOT_FOR_CONTENT)
+def reconstruct_content_cmd(
+    image: Annotated[str, typer.Argument(help="The image whose content is reconstructed.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output image.")],
+    layer: Annotated[
+        str, typer.Option(help="Layer(s) to match, e.g. conv4_2 or conv1_2,conv2_2.")
+    ] = "conv4_2",
+    log: Annotated[Path | None, typer.Option(help="Loss log (JSON lines).")] = None,
+    save_every: Annotated[int, typer.Option(help="Also write every N iterations.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    *,
+    config: Config,
+) -> None:
+    """Feature inversion: from white noise, match one layer's content representation."""
+    from . import api
+
+    try:
+        config = config.replace(content_layers=layer)
+        _check_output(output, [image, config.init] + ([str(log)] if log else []))
+    except NstError as exc:
+        _fail(exc)
+    run_job(
+        lambda on_event, every: api.reconstruct_content(
+            image, config, on_event, preview_every=every
+        ),
+        output, quiet=quiet, log=log, save_every=save_every,
+    )  # fmt: skip
+
+
+def parse_size(text: str) -> tuple[int, int] | int:
+    """``400x300`` -> (300, 400) as (h, w); ``400`` -> 400 (the longest side)."""
+    t = text.lower().strip()
+    try:
+        if "x" in t:
+            w, h = (int(v) for v in t.split("x", 1))
+            return (h, w)
+        return int(t)
+    except ValueError:
+        raise ConfigError(f"size: '{text}' is neither N nor WxH (e.g. 512 or 640x480)") from None
+
+
+@reconstruct_app.command("style")
+@with_config(exclude=_NOT_FOR_STYLE)
+def reconstruct_style_cmd(
+    image: Annotated[str, typer.Argument(help="The texture (style) image.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output image.")],
+    layers: Annotated[
+        str, typer.Option(help="Style layers (equal weights unless given).")
+    ] = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
+    size: Annotated[
+        str, typer.Option(help="Output size, WxH or the longest side N (default 512).")
+    ] = "512",
+    log: Annotated[Path | None, typer.Option(help="Loss log (JSON lines).")] = None,
+    save_every: Annotated[int, typer.Option(help="Also write every N iterations.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    *,
+    config: Config,
+) -> None:
+    """Texture synthesis: from white noise, match only the Gram matrices of the layers.
+
+    The source is scaled to --style-size (default: the output's longest side); the
+    output may have any size and aspect.
+    """
+    from . import api
+    from .imageio import fit_size
+
+    try:
+        parsed = parse_size(size)
+        if isinstance(parsed, int):
+            src = api.load(image, "image")
+            w, h = fit_size(src.shape[2], src.shape[1], parsed)
+            out_size = (h, w)
+        else:
+            out_size = parsed
+        config = config.replace(style_layers=layers, size=max(out_size))
+        _check_output(output, [image, config.init] + ([str(log)] if log else []))
+    except NstError as exc:
+        _fail(exc)
+    run_job(
+        lambda on_event, every: api.synthesize_texture(
+            image, config, out_size, on_event, preview_every=every
+        ),
+        output, quiet=quiet, log=log, save_every=save_every,
+    )  # fmt: skip
+
+
+@app.command()
+def figures(
+    images: Annotated[
+        Path | None, typer.Option(help="Folder with the paper's images (../shared/images).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the sheets and index.html.")] = Path("figs"),
+    size: Annotated[int, typer.Option(help="Longest side of every run.")] = 256,
+    iterations: Annotated[int, typer.Option(help="L-BFGS iterations of every run.")] = 300,
+    only: Annotated[
+        list[str] | None, typer.Option(help="Only these figures (fig1 … fig6), repeatable.")
+    ] = None,
+    content: Annotated[
+        str | None, typer.Option(help="Content photo (default tubingen.jpg).")
+    ] = None,
+    style: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=PATH[@RATIO] style image, repeatable (adds to the defaults)."),
+    ] = None,
+    photo_content: Annotated[
+        str | None, typer.Option(help="fig6 content photo (default golden_gate.jpg).")
+    ] = None,
+    photo_style: Annotated[
+        str | None, typer.Option(help="fig6 style photo (default hoovertowernight.jpg).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the noise initialisations.")] = 0,
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Reproduce the paper's experiments as labelled contact sheets plus an index.html."""
+    from .figures import FIGURES, Roles, make_figures
+
+    try:
+        unknown = [f for f in only or [] if f not in FIGURES]
+        if unknown:
+            raise ConfigError(f"only: unknown figure {unknown[0]} (use {', '.join(FIGURES)})")
+        if images is not None and not images.is_dir():
+            raise ConfigError(f"images: {images} is not a folder")
+        roles = Roles.from_dir(images, content, style or [], photo_content, photo_style)
+        base = Config(size=size, iterations=iterations, seed=seed, precision=precision,
+                      device=device, scales=(size,))  # fmt: skip
+        log = (lambda msg: None) if quiet else (lambda msg: typer.echo(msg, err=True))
+        start = time.perf_counter()
+        made, skipped = make_figures(roles, out, base, only, log=log)
+    except NstError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo("nst: interrupted; sheets already written are kept", err=True)
+        raise typer.Exit(130) from None
+    took = time.perf_counter() - start
+    typer.echo(
+        f"{len(made)} sheet(s), {len(skipped)} skipped, {_format_time(took)}: {out / 'index.html'}"
+    )
+
+
 def main() -> None:
     try:
         app()
