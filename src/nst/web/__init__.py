@@ -1,0 +1,6 @@
+"""The web app: ``nst serve`` (FastAPI + uvicorn), one page and a JSON API."""
+
+from .app import create_app
+from .jobs import JobManager, WebSettings
+
+__all__ = ["JobManager", "WebSettings", "create_app"]

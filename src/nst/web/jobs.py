@@ -1,0 +1,333 @@
+"""Jobs of the web app: a bounded queue, worker threads, one folder per job.
+
+Jobs run outside the request handlers. Each has a server-generated id, a folder
+under the data directory holding its (re-encoded) inputs, its latest preview and
+its result, and an append-only list of small event records that the events
+stream replays and follows. Finished jobs expire after ``job_ttl`` seconds; the
+data directory is swept of earlier runs' folders at start-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import Config
+from ..errors import NstError, RunStopped
+from ..events import Event, Finished, Started, Step
+from ..imageio import save_image
+
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+TERMINAL = ("done", "cancelled", "failed")
+#: marks a folder as made by this app (only such folders are swept)
+MARKER = ".nst-job"
+
+
+class QueueFull(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """Limits and places of one server."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    max_waiting: int = 8
+    max_body: int = 20 * 2**20
+    max_size: int = 1024
+    max_iterations: int = 2000
+    max_styles: int = 4
+    max_pixels: int = 40_000_000
+    job_ttl: float = 3600.0
+    preview_every: int = 5
+    allowed_hosts: tuple[str, ...] = ()
+
+
+@dataclass
+class Job:
+    id: str
+    folder: Path
+    config: Config
+    content: Path
+    styles: list[Path]
+    params: dict[str, Any]
+    mask: Path | None = None
+    created: float = field(default_factory=time.time)
+    state: str = "queued"
+    error: str | None = None
+    finished_at: float | None = None
+    progress: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    has_result: bool = False
+    preview_version: int = 0
+
+    def record(self, event: dict[str, Any]) -> None:
+        event["seq"] = len(self.events)
+        self.events.append(event)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "created": self.created,
+            "finished_at": self.finished_at,
+            "error": self.error,
+            "params": self.params,
+            "progress": self.progress,
+            "inputs": {
+                "content": f"/api/jobs/{self.id}/inputs/content.png",
+                "styles": [f"/api/jobs/{self.id}/inputs/{p.name}" for p in self.styles],
+            },
+            "result": f"/api/jobs/{self.id}/result.png" if self.has_result else None,
+            "preview": (
+                f"/api/jobs/{self.id}/preview.png?v={self.preview_version}"
+                if self.preview_version
+                else None
+            ),
+        }
+
+
+Runner = Callable[[Job, Callable[[Event], None], threading.Event, int], torch.Tensor]
+
+
+def api_runner(
+    job: Job, on_event: Callable[[Event], None], stop: threading.Event, preview_every: int
+) -> torch.Tensor:
+    """Runs a job through the library's API."""
+    from .. import api
+
+    plan = api.plan_stylize(str(job.content), [str(p) for p in job.styles], job.config)
+    return api.execute(plan, on_event, stop, preview_every)
+
+
+class JobManager:
+    """The queue, the workers and the job table of one server."""
+
+    def __init__(self, settings: WebSettings, runner: Runner = api_runner) -> None:
+        self.settings = settings
+        self.runner = runner
+        self.jobs: dict[str, Job] = {}
+        self.lock = threading.Lock()
+        self.waiting: queue.Queue[Job] = queue.Queue(maxsize=settings.max_waiting)
+        self.threads: list[threading.Thread] = []
+        self.closing = threading.Event()
+
+    # -- life cycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.sweep_all()
+        for i in range(self.settings.workers):
+            t = threading.Thread(target=self._work, name=f"nst-worker-{i}", daemon=True)
+            t.start()
+            self.threads.append(t)
+        t = threading.Thread(target=self._expire_loop, name="nst-expiry", daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def stop(self) -> None:
+        self.closing.set()
+        with self.lock:
+            for job in self.jobs.values():
+                job.cancel.set()
+
+    def sweep_all(self) -> int:
+        """Remove job folders left by earlier runs (only folders this app made)."""
+        removed = 0
+        for child in self.settings.data_dir.iterdir():
+            if child.is_dir() and JOB_ID.match(child.name) and (child / MARKER).exists():
+                shutil.rmtree(child, ignore_errors=True)
+                removed += 1
+        return removed
+
+    def expire(self, now: float | None = None) -> list[str]:
+        """Forget finished jobs older than the TTL and delete their folders."""
+        now = time.time() if now is None else now
+        gone = []
+        with self.lock:
+            for job in list(self.jobs.values()):
+                ended = job.finished_at
+                if job.state in TERMINAL and ended and now - ended > self.settings.job_ttl:
+                    del self.jobs[job.id]
+                    gone.append(job)
+        for job in gone:
+            shutil.rmtree(job.folder, ignore_errors=True)
+        return [j.id for j in gone]
+
+    def _expire_loop(self) -> None:
+        while not self.closing.wait(min(60.0, max(1.0, self.settings.job_ttl / 4))):
+            self.expire()
+
+    # -- jobs --------------------------------------------------------------------------------
+    def new_folder(self) -> tuple[str, Path]:
+        job_id = secrets.token_hex(16)
+        folder = self.settings.data_dir / job_id
+        folder.mkdir(parents=True)
+        (folder / MARKER).touch()
+        return job_id, folder
+
+    def submit(self, job: Job) -> int:
+        """Queue a job; raises QueueFull when the waiting line is at its cap."""
+        with self.lock:
+            try:
+                self.waiting.put_nowait(job)
+            except queue.Full:
+                raise QueueFull from None
+            self.jobs[job.id] = job
+            job.record({"type": "state", "state": "queued"})
+            return self.waiting.qsize()
+
+    def get(self, job_id: str) -> Job | None:
+        if not JOB_ID.match(job_id):
+            return None
+        with self.lock:
+            return self.jobs.get(job_id)
+
+    def all(self) -> list[Job]:
+        with self.lock:
+            return sorted(self.jobs.values(), key=lambda j: j.created)
+
+    def cancel(self, job: Job) -> None:
+        job.cancel.set()
+        if job.state == "queued":
+            self._finish(job, "cancelled")
+
+    def delete(self, job: Job) -> None:
+        job.cancel.set()
+        with self.lock:
+            self.jobs.pop(job.id, None)
+        shutil.rmtree(job.folder, ignore_errors=True)
+
+    # -- the worker --------------------------------------------------------------------------
+    def _finish(self, job: Job, state: str, error: str | None = None) -> None:
+        if job.state in TERMINAL:
+            return
+        job.state = state
+        job.error = error
+        job.finished_at = time.time()
+        if error:
+            job.record({"type": "failed", "error": error})
+        job.record({"type": "state", "state": state})
+        with contextlib.suppress(OSError):
+            (job.folder / "job.json").write_text(json.dumps(job.to_dict()))
+
+    def _work(self) -> None:
+        while not self.closing.is_set():
+            try:
+                job = self.waiting.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if job.cancel.is_set() or job.id not in self.jobs:
+                self._finish(job, "cancelled")
+                continue
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        job.state = "running"
+        job.record({"type": "state", "state": "running"})
+        total = sum(job.config.stage_iterations)
+        offsets: list[int] = [0]
+
+        def on_event(event: Event) -> None:
+            if isinstance(event, Started):
+                offsets[0] = sum(job.config.stage_iterations[: event.stage])
+                job.record(
+                    {
+                        "type": "started",
+                        "iterations": event.iterations,
+                        "width": event.width,
+                        "height": event.height,
+                        "stage": event.stage,
+                        "stages": event.stages,
+                        "seed": event.seed,
+                        "device": event.device,
+                        "precision": event.precision,
+                    }
+                )
+                job.progress.update(seed=event.seed, total=total)
+            elif isinstance(event, Step):
+                done = offsets[0] + event.iteration
+                rate = event.elapsed / done if done else 0.0
+                eta = rate * (total - done) if done else None
+                record = {
+                    "type": "step",
+                    "iteration": event.iteration,
+                    "done": done,
+                    "total": total,
+                    "evaluations": event.evaluations,
+                    "loss": event.loss,
+                    "content_loss": event.content_loss,
+                    "style_loss": event.style_loss,
+                    "elapsed": round(event.elapsed, 3),
+                    "eta": eta,
+                    "stage": event.stage,
+                }
+                job.progress.update({k: v for k, v in record.items() if k not in ("type",)})
+                job.record(record)
+                if event.preview is not None:
+                    save_image(event.preview, job.folder / "preview.png")
+                    job.preview_version += 1
+                    job.record(
+                        {
+                            "type": "preview",
+                            "iteration": event.iteration,
+                            "url": job.to_dict()["preview"],
+                        }
+                    )
+            elif isinstance(event, Finished):
+                job.record(
+                    {
+                        "type": "finished",
+                        "reason": event.reason,
+                        "iterations": event.iterations,
+                        "loss": event.loss,
+                        "elapsed": round(event.elapsed, 3),
+                    }
+                )
+
+        try:
+            image = self.runner(job, on_event, job.cancel, self.settings.preview_every)
+        except RunStopped as exc:
+            self._save_result(job, exc.image)
+            self._finish(job, "failed", str(exc))
+            return
+        except NstError as exc:
+            self._finish(job, "failed", str(exc))
+            return
+        except Exception as exc:  # a bug must not kill the worker
+            self._finish(job, "failed", f"internal error: {type(exc).__name__}: {exc}")
+            return
+        self._save_result(job, image)
+        self._finish(job, "cancelled" if job.cancel.is_set() else "done")
+
+    def _save_result(self, job: Job, image: torch.Tensor) -> None:
+        if job.id not in self.jobs:
+            return  # deleted while running
+        save_image(image, job.folder / "result.png")
+        job.has_result = True
+
+
+def safe_child(folder: Path, name: str) -> Path | None:
+    """``folder/name`` if ``name`` is a plain file name inside ``folder``, else None."""
+    if not name or name != os.path.basename(name) or name.startswith("."):
+        return None
+    path = (folder / name).resolve()
+    if path.parent != folder.resolve() or not path.is_file():
+        return None
+    return path

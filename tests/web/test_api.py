@@ -1,0 +1,233 @@
+"""The web API through FastAPI's test client: life cycle, limits, attacks."""
+
+import io
+import json
+import time
+
+import pytest
+from PIL import Image
+
+from nst.web.jobs import MARKER
+from tests.conftest import requires_weights
+from tests.web.conftest import BASE, fake_runner, noise_png, png, submit, wait_state
+
+
+def test_job_life_cycle_with_events_preview_and_result(make_client):
+    client = make_client()
+    r = submit(client)
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["state"] == "queued" and len(job["id"]) == 32
+    done = wait_state(client, job["id"])
+    assert done["state"] == "done" and done["result"] == f"/api/jobs/{job['id']}/result.png"
+    assert done["params"]["size"] == 32 and done["progress"]["total"] == 4
+    with client.stream("GET", f"/api/jobs/{job['id']}/events") as stream:
+        text = "".join(stream.iter_text())
+    kinds = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("event: ")]
+    assert kinds[:3] == ["state", "state", "started"]
+    assert "step" in kinds and "preview" in kinds and kinds[-3:] == ["finished", "state", "end"]
+    steps = [
+        json.loads(line[6:])
+        for line in text.splitlines()
+        if line.startswith("data: ") and '"type": "step"' in line
+    ]
+    assert [s["iteration"] for s in steps] == [0, 1, 2, 3, 4]
+    result = client.get(done["result"])
+    assert result.status_code == 200 and result.headers["content-type"] == "image/png"
+    download = client.get(done["result"] + "?download=1")
+    assert download.headers["content-disposition"].startswith("attachment")
+    assert client.get(f"/api/jobs/{job['id']}/inputs/content.png").status_code == 200
+    assert [j["id"] for j in client.get("/api/jobs").json()] == [job["id"]]
+    # replay from the middle (Last-Event-ID)
+    with client.stream(
+        "GET", f"/api/jobs/{job['id']}/events", headers={"Last-Event-ID": "5"}
+    ) as stream:
+        later = "".join(stream.iter_text())
+    assert "id: 5\n" not in later and "id: 6\n" in later
+
+
+def test_cancel_keeps_the_last_image(make_client):
+    client = make_client(runner=fake_runner(delay=0.05))
+    job = submit(client, params={"size": 32, "iterations": 1000}).json()
+    wait_state(client, job["id"], states=("running",))
+    time.sleep(0.2)
+    r = client.post(f"/api/jobs/{job['id']}/cancel", headers={"Origin": BASE})
+    assert r.status_code == 202
+    done = wait_state(client, job["id"])
+    assert done["state"] == "cancelled" and done["result"]
+    assert client.get(done["result"]).status_code == 200
+
+
+def test_queue_cap_answers_429(make_client):
+    client = make_client(runner=fake_runner(delay=0.05), max_waiting=1)
+    first = submit(client, params={"size": 32, "iterations": 400}).json()
+    wait_state(client, first["id"], states=("running",))
+    assert submit(client).status_code == 201  # waits
+    r = submit(client)
+    assert r.status_code == 429
+    assert r.json()["detail"] == "the queue is full (1 jobs waiting); try later"
+    client.post(f"/api/jobs/{first['id']}/cancel", headers={"Origin": BASE})
+
+
+def test_body_cap_answers_413(make_client):
+    client = make_client(max_body=20_000)
+    r = submit(client, content=noise_png(200, 100))
+    assert r.status_code == 413 and r.json()["detail"] == "request body over 20000 bytes"
+    client2 = make_client(max_pixels=1000)
+    r = submit(client2, content=png(100, 100))
+    assert r.status_code == 413
+    assert r.json()["detail"] == (
+        "c.png: image is too large: 100x100 = 10,000 pixels, the limit is 1,000"
+    )
+
+
+def test_wrong_media_answers_415(make_client):
+    client = make_client()
+    r = client.post("/api/jobs", json={"size": 32}, headers={"Origin": BASE})
+    assert r.status_code == 415 and r.json()["detail"] == "send the job as multipart/form-data"
+    r = submit(client, content=b"GIF89a but not really")
+    assert r.status_code == 415
+    assert r.json()["detail"] == "c.png: not an image file, or a format nst cannot read"
+
+
+@pytest.mark.parametrize(
+    ("params", "detail"),
+    [
+        ({"size": 4096}, "size: at most 1024 px on this server"),
+        ({"iterations": 10**5}, "iterations: at most 2000 on this server"),
+        ({"colour": 1}, "unknown parameter(s): colour"),
+        ({"weights": "/etc/passwd"}, "parameter(s) not settable here: weights"),
+        ({"init": "/etc/passwd"}, "init must be one of noise, content, style"),
+        ({"pooling": "sum"}, "pooling must be one of avg, max (got 'sum')"),
+        ({"style_blend": "1,1,1"}, "style-blend has 3 weights for 1 style image(s)"),
+    ],
+)
+def test_bad_parameters_answer_422(make_client, params, detail):
+    r = submit(make_client(), params=params)
+    assert r.status_code == 422
+    assert r.json()["detail"] == detail
+
+
+def test_bad_requests_answer_422_and_leave_no_files(make_client, tmp_path):
+    client = make_client()
+    assert submit(client, styles=()).json()["detail"] == "give 1 to 4 style images"
+    r = submit(client, raw_params="{not json")
+    assert r.json()["detail"] == "params: not valid JSON"
+    good = png(64, 48)
+    r = submit(client, content=good[: len(good) // 2])
+    assert r.status_code == 422 and "truncated or corrupt image data" in r.json()["detail"]
+    r = submit(client, builtin_content="builtin:nothing")
+    assert r.status_code == 422
+    assert [p for p in (tmp_path / "data").iterdir() if p.is_dir()] == []
+
+
+def test_path_traversal_is_refused(make_client, tmp_path):
+    client = make_client()
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(png())
+    job = submit(client).json()
+    wait_state(client, job["id"])
+    jid = job["id"]
+    for url in [
+        f"/api/jobs/{jid}/inputs/../../secret.png",
+        f"/api/jobs/{jid}/inputs/..%2F..%2Fsecret.png",
+        f"/api/jobs/{jid}/inputs/%2e%2e%2f%2e%2e%2fsecret.png",
+        f"/api/jobs/{jid}/inputs/{secret}",
+        f"/api/jobs/{jid}/inputs//etc/passwd",
+        f"/api/jobs/{jid}/inputs/job.json",
+        f"/api/jobs/{jid}/inputs/.nst-job",
+        "/api/jobs/..%2F..%2Fetc/result.png",
+        "/api/jobs/../../etc/passwd",
+        f"/api/jobs/{jid.upper()}/result.png",
+        "/static/../../../etc/passwd",
+        "/static/..%2F..%2Fapp.py",
+    ]:
+        r = client.get(url)
+        assert r.status_code == 404, url
+        assert b"PNG" not in r.content[:8]
+
+
+def test_foreign_host_and_origin_are_refused(make_client):
+    client = make_client()
+    r = client.get("/api/jobs", headers={"Host": "evil.example:8000"})
+    assert r.status_code == 400 and r.json()["detail"] == "invalid Host header"
+    assert client.get("/api/jobs", headers={"Host": "localhost:8000"}).status_code == 200
+    files = [("content", ("c.png", png(), "image/png")), ("style", ("s.png", png(), "image/png"))]
+    r = client.post(
+        "/api/jobs", files=files, data={"params": "{}"}, headers={"Origin": "http://evil.example"}
+    )
+    assert r.status_code == 403 and r.json()["detail"] == "cross-origin request refused"
+    r = client.post(
+        "/api/jobs",
+        files=files,
+        data={"params": "{}"},
+        headers={"Referer": "http://evil.example/page"},
+    )
+    assert r.status_code == 403
+    r = client.delete("/api/jobs/" + "0" * 32, headers={"Origin": "http://127.0.0.1:9999"})
+    assert r.status_code == 403
+    assert "access-control-allow-origin" not in client.get("/api/jobs").headers
+
+
+def test_jobs_expire_and_startup_sweeps_old_folders(make_client, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    stale = data / ("a" * 32)
+    stale.mkdir()
+    (stale / MARKER).touch()
+    foreign = data / "keep-me"
+    foreign.mkdir()
+    client = make_client(job_ttl=60)
+    assert not stale.exists() and foreign.exists()
+    job = submit(client).json()
+    wait_state(client, job["id"])
+    manager = client.app.state.manager
+    assert manager.expire(now=time.time() + 30) == []
+    assert manager.expire(now=time.time() + 120) == [job["id"]]
+    assert not (data / job["id"]).exists()
+    assert client.get(f"/api/jobs/{job['id']}").status_code == 404
+
+
+def test_result_as_next_init_and_delete(make_client):
+    client = make_client()
+    first = submit(client).json()
+    wait_state(client, first["id"])
+    second = submit(client, init_job=first["id"]).json()
+    assert second["params"]["init"] == "previous result"
+    job = client.app.state.manager.get(second["id"])
+    assert job.config.init == str(job.folder / "init.png")
+    assert submit(client, init_job="f" * 32).json()["detail"] == "init_job: no such job"
+    wait_state(client, second["id"])
+    assert client.delete(f"/api/jobs/{first['id']}", headers={"Origin": BASE}).status_code == 204
+    assert client.get(f"/api/jobs/{first['id']}").status_code == 404
+
+
+def test_page_static_builtins_and_openapi(make_client):
+    client = make_client()
+    page = client.get("/")
+    assert page.status_code == 200 and '<script src="/static/app.js">' in page.text
+    assert client.get("/static/app.js").status_code == 200
+    names = [b["name"] for b in client.get("/api/builtins").json()]
+    assert "builtin:chelsea" in names and "builtin:swirls" in names
+    img = client.get("/api/builtins/swirls.png")
+    assert img.status_code == 200 and img.content[:4] == b"\x89PNG"
+    schema = client.get("/api/openapi.json").json()
+    assert {"/api/jobs", "/api/jobs/{job_id}/events", "/api/jobs/{job_id}/cancel"} <= set(
+        schema["paths"]
+    )
+    assert client.get("/api/docs").status_code == 200
+    fields = {f["name"] for f in client.get("/api/config").json()["fields"]}
+    assert "size" in fields and "weights" not in fields and "init" not in fields
+
+
+@requires_weights
+def test_a_real_job_runs_to_the_end(make_client):
+    from nst.web.jobs import api_runner
+
+    client = make_client(runner=api_runner)
+    job = submit(client, params={"size": 32, "iterations": 3, "seed": 0}).json()
+    done = wait_state(client, job["id"], timeout=120)
+    assert done["state"] == "done", done
+    with Image.open(io.BytesIO(client.get(done["result"]).content)) as im:
+        assert im.size == (32, 24)
+    assert done["progress"]["seed"] == 0
