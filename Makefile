@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test lint bench serve figures clean
+.PHONY: help install browser demo test lint bench serve figures clean
 
 help:
 	@echo "make demo    - install, then stylize a built-in photo (prints where the result is)"
@@ -30,19 +30,29 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/nst demo --output outputs/demo.png
 
+# Debian's chromium for the end-to-end browser test (Playwright drives it; no browser download)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 lint: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks scripts
+	$(PY) -m ruff format --check src tests benchmarks scripts
 	$(PY) -m mypy
 
-test: $(STAMP) lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: $(STAMP) browser lint
+	NST_REQUIRE_BROWSER=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --quick
 
 serve: $(STAMP)
 	$(VENV)/bin/nst serve
+
+figures: $(STAMP)
+	$(VENV)/bin/nst figures --images ../shared/images --out figs
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache .mypy_cache

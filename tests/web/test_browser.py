@@ -1,0 +1,107 @@
+"""End to end in headless Chromium (Debian's, driven by Playwright): upload, paint, cancel.
+
+`make test` installs chromium and sets NST_REQUIRE_BROWSER=1, so there a missing
+browser fails the test instead of skipping it.
+"""
+
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+from PIL import Image
+
+from nst.web import WebSettings, create_app
+from tests.conftest import picture, requires_weights
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-quic"]  # fmt: skip
+pytestmark = [pytest.mark.browser, requires_weights]
+
+
+def _browser_or_skip() -> None:
+    missing = []
+    if not os.path.exists(CHROMIUM):
+        missing.append(CHROMIUM)
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package")
+    if missing:
+        if os.environ.get("NST_REQUIRE_BROWSER"):
+            pytest.fail(f"missing {' and '.join(missing)} (make test installs them)")
+        pytest.skip(f"missing {' and '.join(missing)}")
+
+
+@pytest.fixture
+def server(tmp_path):
+    _browser_or_skip()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = WebSettings(data_dir=tmp_path / "data", port=port, preview_every=2, max_size=256)
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(15)
+
+
+def test_upload_start_watch_download_cancel_reload(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    content, style = tmp_path / "content.png", tmp_path / "style.png"
+    Image.fromarray(picture(96, 64, 0)).save(content)
+    Image.fromarray(picture(64, 64, 1)).save(style)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        requested: list[str] = []
+        page.on("request", lambda req: requested.append(req.url))
+        page.goto(server)
+        expect(page.locator("#content-gallery img")).to_have_count(6)
+        page.set_input_files("#content-file", str(content))
+        page.set_input_files("#style-file", str(style))
+        expect(page.locator("#style-chosen img")).to_have_count(1)
+        page.select_option("#size", "128")
+        page.fill("#iterations", "12")
+        page.fill("#seed", "0")
+        page.click("#start")
+
+        first = page.locator(".job").nth(0)
+        expect(first.locator(".progress-text")).to_contain_text("iteration", timeout=60_000)
+        expect(first).to_have_attribute("data-state", "done", timeout=120_000)
+        expect(first.locator("img.result")).to_be_visible()
+        assert any("/preview.png" in url for url in requested), "no preview was shown"
+        assert first.locator(".progress-text").inner_text().startswith("iteration 12/12")
+        assert first.locator(".plot").is_visible()
+        with page.expect_download() as info:
+            first.locator(".download").click()
+        path = info.value.path()
+        assert Image.open(path).size == (128, 85)
+
+        page.fill("#iterations", "2000")
+        page.click("#start")
+        second = page.locator(".job").nth(1)
+        expect(second.locator(".progress-text")).to_contain_text(
+            re.compile(r"iteration [1-9]\d*/2000"), timeout=60_000
+        )
+        second.locator(".cancel").click()
+        expect(second).to_have_attribute("data-state", "cancelled", timeout=60_000)
+        expect(second).to_have_attribute("data-has-result", "1")
+
+        page.reload()  # the page re-attaches to the server's jobs
+        expect(page.locator(".job")).to_have_count(2)
+        expect(page.locator(".job[data-state='cancelled']")).to_have_count(1)
+        browser.close()
