@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
@@ -190,8 +191,8 @@ def plan_sheets(
         for name, (path, ratio) in roles.styles.items():
             top.append(Cell(name, source=path))
             job = Job("stylize", roles.content, path, cfg.replace(**_ratio_weights(ratio)))
-            bottom.append(Cell(f"α/β {_short(ratio)}", job))
-        sheets.append(Sheet("fig2", "Style transfer at the paper's α/β (paper Fig. 3)",
+            bottom.append(Cell(f"alpha/beta {_short(ratio)}", job))
+        sheets.append(Sheet("fig2", "Style transfer at the paper's alpha/beta (paper Fig. 3)",
                             [top, bottom], ["style", "result"],
                             f"init noise, seed {seed}"))  # fmt: skip
     if "fig3" in wanted and need("fig3", content=roles.content, style=main):
@@ -202,12 +203,10 @@ def plan_sheets(
             for k in range(1, 6):
                 c = cfg.replace(style_layers=_up_to(k), **_ratio_weights(ratio))
                 label = "conv1_1" if k == 1 else f"… conv{k}_1"
-                row.append(
-                    Cell(f"{label}, α/β {_short(ratio)}", Job("stylize", roles.content, main[1], c))
-                )
+                row.append(Cell(label, Job("stylize", roles.content, main[1], c)))
             rows.append(row)
-            labels.append(f"α/β {_short(ratio)}")
-        sheets.append(Sheet("fig3", f"α/β × style layers, style {main[0]} (paper Fig. 4)",
+            labels.append(f"alpha/beta {_short(ratio)}")
+        sheets.append(Sheet("fig3", f"alpha/beta x style layers, style {main[0]} (paper Fig. 4)",
                             rows, labels, f"columns: style layers up to conv1_1 … conv5_1; "
                             f"init noise, seed {seed}"))  # fmt: skip
     if "fig4" in wanted and need("fig4", content=roles.content, style=main):
@@ -216,7 +215,7 @@ def plan_sheets(
         for layer in ("conv2_2", "conv4_2"):
             c = cfg.replace(content_layers=layer, **_ratio_weights(main[2]))
             row.append(Cell(f"content {layer}", Job("stylize", roles.content, main[1], c)))
-        caption = f"α/β {_short(main[2])}, init noise, seed {seed}"
+        caption = f"alpha/beta {_short(main[2])}, init noise, seed {seed}"
         title = "Content matched on conv2_2 vs conv4_2 (paper Fig. 5)"
         sheets.append(Sheet("fig4", title, [row], [], caption))
     if "fig5" in wanted and need("fig5", content=roles.content, style=main):
@@ -233,7 +232,7 @@ def plan_sheets(
             job = Job("stylize", roles.content, main[1], c.replace(init="noise", seed=s))
             row.append(Cell(f"init noise, seed {s}", job))
         sheets.append(Sheet("fig5", "Initialisation: content, style, noise (paper Fig. 6)",
-                            [row], [], f"α/β {_short(main[2])}; differences to the first "
+                            [row], [], f"alpha/beta {_short(main[2])}; differences to the first "
                             "of each kind below the images"))  # fmt: skip
     if "fig6" in wanted and need(
         "fig6", **{"photo content": roles.photo_content, "photo style": roles.photo_style}
@@ -243,7 +242,7 @@ def plan_sheets(
         row = [
             Cell("content photo", source=roles.photo_content),
             Cell("style photo", source=roles.photo_style),
-            Cell(f"α/β {_short(DEFAULT_RATIO)}",
+            Cell(f"alpha/beta {_short(DEFAULT_RATIO)}",
                  Job("stylize", roles.photo_content, roles.photo_style, c)),
         ]  # fmt: skip
         sheets.append(Sheet("fig6", "Photorealistic style transfer (paper Fig. 7)", [row], [],
@@ -297,7 +296,7 @@ def run_sheet(sheet: Sheet, engine: Engine, log: Callable[[str], None]) -> dict[
 
 
 def _note_differences(sheet: Sheet, results: dict[int, Result]) -> None:
-    """Under each fig5 image: max |difference| to the first image of its kind."""
+    """Under each fig5 image: how far it is from the first image of its kind."""
     first: dict[str, torch.Tensor] = {}
     for cell in sheet.rows[0]:
         if cell.job is None or id(cell) not in results:
@@ -308,8 +307,9 @@ def _note_differences(sheet: Sheet, results: dict[int, Result]) -> None:
             first[kind] = img
             cell.note = "first of its kind"
         else:
-            d = float((img - first[kind]).abs().max()) * 255
-            cell.note = "identical" if d == 0 else f"max |Δ| {d:.0f}/255"
+            diff = (img - first[kind]).abs()
+            same = bool((diff == 0).all())
+            cell.note = "identical" if same else f"mean diff {float(diff.mean()) * 255:.1f}/255"
 
 
 # -- drawing ---------------------------------------------------------------------------------
@@ -337,14 +337,15 @@ def render(
     """The contact sheet: title, caption, a grid of images with labels under each."""
     cw, ch = cell
     title_font, font = _font(18), _font(12)
-    label_h = 34
-    left = 90 if sheet.row_labels else 0
+    label_h = 50
+    left = 110 if sheet.row_labels else 0
     cols = max(len(r) for r in sheet.rows)
     top = 56
     width = left + cols * (cw + pad) + pad
     height = top + len(sheet.rows) * (ch + label_h + pad) + pad
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
+    # labels are ASCII: Pillow's built-in font has no Greek letters
     draw.text((pad, 8), sheet.title, fill="black", font=title_font)
     caption = sheet.caption + (f"   ({sheet.seconds:.0f} s)" if sheet.seconds else "")
     draw.text((pad, 32), caption, fill=(90, 90, 90), font=font)
@@ -371,10 +372,24 @@ def render(
             elif cell_.job is not None:
                 draw.rectangle((x, y, x + cw - 1, y + ch - 1), outline=(200, 0, 0))
                 draw.text((x + 4, y + 4), "failed", fill=(200, 0, 0), font=font)
-            draw.text((x, y + ch + 3), cell_.label, fill="black", font=font)
+            lines = _wrap(draw, cell_.label, font, cw)[:2]
+            for i, line in enumerate(lines):
+                draw.text((x, y + ch + 3 + 15 * i), line, fill="black", font=font)
             if cell_.note:
-                draw.text((x, y + ch + 18), cell_.note, fill=(0, 90, 160), font=font)
+                note_y = y + ch + 3 + 15 * len(lines)
+                draw.text((x, note_y), cell_.note, fill=(0, 90, 160), font=font)
     return img
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> list[str]:
+    """Split ``text`` at spaces into lines no wider than ``width`` pixels (when possible)."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
 
 
 def write_index(out: Path, sheets: Sequence[Sheet], skipped: Sequence[str], base: Config) -> Path:

@@ -90,7 +90,7 @@ class Job:
             "finished_at": self.finished_at,
             "error": self.error,
             "params": self.params,
-            "progress": self.progress,
+            "progress": self.progress.copy(),  # the worker updates it concurrently
             "inputs": {
                 "content": f"/api/jobs/{self.id}/inputs/content.png",
                 "styles": [f"/api/jobs/{self.id}/inputs/{p.name}" for p in self.styles],
