@@ -29,7 +29,7 @@ def main() -> None:
     curve = spec.pop("curve", False)
     config = Config.from_dict(spec)
     steps: list[Step] = []
-    rss: dict[int, float] = {}
+    rss: dict[int, float] = {}  # iteration -> resident MB
 
     def on_event(e: object) -> None:
         if isinstance(e, Step):
@@ -53,6 +53,7 @@ def main() -> None:
     }
     if curve:
         out["curve"] = [(s.stage, s.iteration, s.elapsed, s.loss) for s in steps]
+    out["rss_by_iteration"] = sorted(rss.items())
     print(json.dumps(out))
 
 

@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--full", action="store_true", help="also 2048 px")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--iterations", type=int, default=8)
+    parser.add_argument(
+        "--stability", type=int, default=0, help="also N iterations at 512 px, RSS over time"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")] + ([2048] if args.full else [])
     content, style = inputs()
@@ -56,6 +59,14 @@ def main(argv: list[str] | None = None) -> None:
         print(table(rows[-1:]), flush=True)
     print()
     print(table(rows))
+    if args.stability:
+        size = 512
+        spec = {"content": content, "style": style, "size": size, "scales": str(size),
+                "iterations": args.stability, "seed": 0, "precision": args.precision}  # fmt: skip
+        rss = dict(run_worker(spec)["rss_by_iteration"])  # type: ignore[arg-type]
+        marks = sorted({i for i in (1, 10, 25, 50, 75, 100, 150, args.stability) if i in rss})
+        print(f"\nRSS over {args.stability} iterations at {size} px (MB): "
+              + ", ".join(f"it {i}: {rss[i]:.0f}" for i in marks))  # fmt: skip
 
 
 if __name__ == "__main__":
