@@ -231,3 +231,15 @@ def test_a_real_job_runs_to_the_end(make_client):
     with Image.open(io.BytesIO(client.get(done["result"]).content)) as im:
         assert im.size == (32, 24)
     assert done["progress"]["seed"] == 0
+
+
+def test_serve_refuses_a_reachable_address_without_allow_remote():
+    from typer.testing import CliRunner
+
+    from nst.cli import app
+
+    r = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"])
+    assert r.exit_code == 2
+    assert r.output.strip() == (
+        "nst: error: host 0.0.0.0 can be reached from other machines; add --allow-remote"
+    )
