@@ -43,7 +43,8 @@ def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="nst-shot-"))
     settings = WebSettings(data_dir=data, port=port, preview_every=5)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
     while not server.started:
         time.sleep(0.05)
     with sync_playwright() as p:
@@ -60,10 +61,12 @@ def main() -> None:
             f" && Number(document.querySelector('.bar').value) > 0.6",
             timeout=600_000,
         )
+        page.evaluate("window.scrollTo(0, 0)")
         page.wait_for_timeout(500)
         page.screenshot(path=str(args.out))
         browser.close()
     server.should_exit = True
+    thread.join(30)
     shutil.rmtree(data, ignore_errors=True)
     print(f"wrote {args.out}")
 

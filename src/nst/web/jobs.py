@@ -141,11 +141,15 @@ class JobManager:
         t.start()
         self.threads.append(t)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
+        """Cancel every job and wait for the workers (a running job ends at its next step)."""
         self.closing.set()
         with self.lock:
             for job in self.jobs.values():
                 job.cancel.set()
+        deadline = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.0, deadline - time.monotonic()))
 
     def sweep_all(self) -> int:
         """Remove job folders left by earlier runs (only folders this app made)."""
