@@ -27,9 +27,12 @@ SUITES = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("suites", nargs="*", choices=[*SUITES, []], default=[])
+    parser.add_argument("suites", nargs="*", metavar="SUITE", help=", ".join(SUITES))
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    unknown = [s for s in args.suites if s not in SUITES]
+    if unknown:
+        parser.error(f"unknown suite {unknown[0]} (use {', '.join(SUITES)})")
     if args.quick or not args.suites:
         iteration.main([])
         print()

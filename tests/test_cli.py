@@ -259,3 +259,25 @@ def test_demo_command_runs_small(tmp_path):
     assert r.exit_code == 0, r.output
     assert out.exists() and (tmp_path / "demo_style.png").exists()
     assert f"result:  {out}" in r.output
+
+
+def test_divergence_writes_the_last_finite_image_and_exits_3(images, tmp_path, monkeypatch):
+    from nst import api
+    from nst.errors import Diverged
+
+    def diverge(plan, on_event=None, stop=None, preview_every=0):
+        raise Diverged(
+            "the loss became NaN or infinite after iteration 3; try ...",
+            image=torch.full((3, 21, 32), 0.5),
+            iteration=3,
+        )
+
+    monkeypatch.setattr(api, "execute", diverge)
+    out = tmp_path / "o.png"
+    r = nst("stylize", images["content"], images["style"], "-o", out, "--size", 32)
+    assert r.exit_code == 3
+    assert r.output.strip().splitlines()[-1] == (
+        "nst: stopped: the loss became NaN or infinite after iteration 3; try ...; "
+        f"wrote the last image to {out}"
+    )
+    assert Image.open(out).size == (32, 21)
