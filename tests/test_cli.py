@@ -165,6 +165,11 @@ def test_save_every_writes_intermediate_images(images, tmp_path):
             "nst: error: output {content} is an input file; choose another name",
         ),
         (
+            ["{content}", "{style}", "--log", "{style}"],
+            2,
+            "nst: error: log file {style} is an input file",
+        ),
+        (
             ["{content}", "{style}", "-o", "{tmp}/o.gif"],
             2,
             "nst: error: {tmp}/o.gif: unknown output extension '.gif' "

@@ -38,7 +38,8 @@ StopSignal = Union[Callable[[], bool], threading.Event, None]
 
 #: mean pixel of ImageNet (RGB, 0..255): the centre of the noise initialisation
 NOISE_MEAN = (123.68, 116.779, 103.939)
-#: standard deviation of the noise initialisation (0..255 units); see docs/LOSSES.md
+#: standard deviation of the noise initialisation (0..255 units); with it, L-BFGS converged
+#: steadily where smaller amplitudes stalled (../shared/PAPER.md, "L-BFGS and scale")
 NOISE_STD = 50.0
 
 

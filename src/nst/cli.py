@@ -145,6 +145,7 @@ class ProgressBar:
         self.stage_start = 0.0
         self.last_draw = 0.0
         self.last_line_step = -1
+        self.first_iteration = 0
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Started):
@@ -221,13 +222,18 @@ class JsonLog:
         self.file.close()
 
 
-def _check_output(output: Path, inputs: list[str]) -> None:
+def _check_paths(output: Path, inputs: list[str], log: Path | None) -> None:
+    """Refuse, before any work, an unknown output format and outputs that name an input."""
     from .imageio import output_format, same_file
 
     output_format(output)
     for src in inputs:
         if same_file(output, src):
             raise ConfigError(f"output {output} is an input file; choose another name")
+        if log is not None and same_file(log, src):
+            raise ConfigError(f"log file {log} is an input file")
+    if log is not None and same_file(log, output):
+        raise ConfigError(f"log file {log} is the output image")
 
 
 def _default_output(content: str, styles: list[str]) -> Path:
@@ -327,10 +333,7 @@ def stylize(
     try:
         if start_size is not None:
             config = config.replace(scales=doubling_scales(start_size, config.size))
-        inputs = [content, *style, config.init]
-        _check_output(out, inputs + ([str(log)] if log else []))
-        if log is not None and any(Path(log).resolve() == Path(i).resolve() for i in inputs):
-            raise ConfigError(f"log file {log} is an input file")
+        _check_paths(out, [content, *style, config.init], log)
         plan = api.plan_stylize(content, style, config)
     except NstError as exc:
         _fail(exc)
@@ -416,7 +419,7 @@ def reconstruct_content_cmd(
 
     try:
         config = config.replace(content_layers=layer)
-        _check_output(output, [image, config.init] + ([str(log)] if log else []))
+        _check_paths(output, [image, config.init], log)
     except NstError as exc:
         _fail(exc)
     run_job(
@@ -473,7 +476,7 @@ def reconstruct_style_cmd(
         else:
             out_size = parsed
         config = config.replace(style_layers=layers, size=max(out_size))
-        _check_output(output, [image, config.init] + ([str(log)] if log else []))
+        _check_paths(output, [image, config.init], log)
     except NstError as exc:
         _fail(exc)
     run_job(

@@ -237,7 +237,7 @@ def create_app(settings: WebSettings, runner: Runner = api_runner) -> FastAPI:
         save_image(to_tensor(img), target)
 
     def _config(params: dict[str, Any], extra: dict[str, Any]) -> Config:
-        forbidden = sorted(set(params) & SERVER_ONLY - {"init"})
+        forbidden = sorted(set(params) & (SERVER_ONLY - {"init"}))
         if forbidden:
             raise HTTPException(422, f"parameter(s) not settable here: {', '.join(forbidden)}")
         init = str(params.pop("init", "noise") or "noise")
@@ -315,7 +315,7 @@ def create_app(settings: WebSettings, runner: Runner = api_runner) -> FastAPI:
                 raise HTTPException(422, str(exc)) from None
             shown = {k: v for k, v in config.to_dict().items() if k not in SERVER_ONLY}
             shown["init"] = "previous result" if init_job else config.init
-            job = Job(job_id, folder, config, content_path, style_paths, shown, mask=None)
+            job = Job(job_id, folder, config, content_path, style_paths, shown)
             try:
                 position = manager.submit(job)
             except QueueFull:

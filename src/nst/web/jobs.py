@@ -67,7 +67,6 @@ class Job:
     content: Path
     styles: list[Path]
     params: dict[str, Any]
-    mask: Path | None = None
     created: float = field(default_factory=time.time)
     state: str = "queued"
     error: str | None = None
