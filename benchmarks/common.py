@@ -29,7 +29,7 @@ def inputs() -> tuple[str, str]:
 
 
 def machine() -> str:
-    from nst.api import cpu_has_fast_bf16
+    from nst.runtime import cpu_has_fast_bf16
 
     cpu = platform.processor() or platform.machine()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"

@@ -15,10 +15,9 @@ import argparse
 import torch
 
 from common import inputs, machine, table, timed
-from nst import api
+from nst import execution, planning, runtime
 from nst.config import Config
 from nst.events import Step
-from nst.objective import Objective, StyleSource
 
 
 def measure(
@@ -26,12 +25,11 @@ def measure(
 ) -> dict[str, object]:
     content, style = inputs()
     config = Config(size=size, precision=precision, seed=0, iterations=iterations)
-    device = api.resolve_device(config.device)
-    label, dtype = api.resolve_precision(precision, device)
-    plan = api.plan_stylize(content, style, config)
+    device = runtime.resolve_device(config.device)
+    label, dtype = runtime.resolve_precision(precision, device)
+    plan = planning.plan_stylize(content, style, config)
     h, w = plan.out_size
-    layers = [n for n, _ in config.content_layers] + [n for n, _ in config.style_layers]
-    model = api.extractor_for(config, layers, device, dtype)
+    model = runtime.network(None, config.pooling, config.normalize, plan.layers, device, dtype)
     x = torch.rand(1, 3, h, w, device=device) * 255
 
     def bare() -> None:
@@ -39,10 +37,7 @@ def measure(
         out = model(xi, [model.last_layer])[model.last_layer]
         torch.autograd.grad(out.float().sum(), xi)
 
-    objective = Objective(model, config.content_layers, config.style_layers, 1.0, 1e3)
-    objective.set_content(api.resize_to(plan.content, (h, w)).unsqueeze(0).mul(255).to(device))
-    s_img = api.resize_longest(plan.styles[0], size).unsqueeze(0).mul(255).to(device)
-    objective.set_style([StyleSource(s_img)], (h, w))
+    objective = execution.build_objective(plan, 0, model)
 
     def evaluation() -> None:
         xi = x.detach().requires_grad_(True)
@@ -77,9 +72,9 @@ def measure(
     }
 
 
-def _steps(plan: api._Plan) -> list[Step]:
+def _steps(plan: planning.Plan) -> list[Step]:
     steps: list[Step] = []
-    api.execute(plan, lambda e: steps.append(e) if isinstance(e, Step) else None)
+    execution.execute(plan, lambda e: steps.append(e) if isinstance(e, Step) else None)
     return steps
 
 

@@ -52,7 +52,7 @@ def main() -> None:
         page = browser.new_page(viewport={"width": 1280, "height": 860})
         page.goto(f"http://127.0.0.1:{port}/")
         page.wait_for_selector("#content-gallery img")
-        page.select_option("#size", "256")
+        page.fill("#size", "256")
         page.fill("#iterations", str(args.iterations))
         page.fill("#seed", "0")
         page.click("#start")

@@ -1,10 +1,11 @@
-"""Shared fixtures: tiny random VGG19-shaped weights and small synthetic images.
+"""Shared fixtures: seeded randomness, a tiny VGG19-shaped network, small synthetic images.
 
-Nothing here reads ../shared/images: the suite makes its own pictures.
+Nothing here reads the paper's images: the suite makes its own pictures.
 """
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -12,23 +13,70 @@ import pytest
 import torch
 from PIL import Image
 
+from nst import runtime
 from nst.layers import BLOCKS, CONV_NAMES
+from nst.model.vgg import build_extractor
 from nst.model.weights import CAFFE, VGGWeights
+
+#: precisions every core test runs in (CUDA joins where a GPU is present)
+PRECISIONS = ["fp32", "bf16"]
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same random state (torch, numpy, random)."""
+    torch.manual_seed(1234)
+    np.random.seed(1234)
+    random.seed(1234)
+    yield
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    """A seeded generator for a test's random tensors."""
+    return torch.Generator().manual_seed(seed)
+
+
+def assert_close(actual, expected, rel: float, what: str = "") -> None:
+    """|actual - expected| <= rel * the scale of ``expected`` (its largest magnitude)."""
+    a = torch.as_tensor(actual, dtype=torch.float64)
+    e = torch.as_tensor(expected, dtype=torch.float64)
+    scale = float(e.abs().max()) or 1.0
+    err = float((a - e).abs().max())
+    assert err <= rel * scale, f"{what} off by {err:.3g} (scale {scale:.3g}, rel {rel})"
 
 
 def tiny_weights(seed: int = 0, channels: tuple[int, ...] = (4, 6, 8, 8, 8)) -> VGGWeights:
     """VGG19 with the real layer names and few channels, random weights."""
-    gen = torch.Generator().manual_seed(seed)
+    g = gen(seed)
     convs = {}
     in_ch = 3
     names = iter(CONV_NAMES)
     for (n_conv, _), ch in zip(BLOCKS, channels):
         for _ in range(n_conv):
-            w = torch.randn(ch, in_ch, 3, 3, generator=gen) * (2.0 / (9 * in_ch)) ** 0.5
-            b = torch.rand(ch, generator=gen) * 0.1
+            w = torch.randn(ch, in_ch, 3, 3, generator=g) * (2.0 / (9 * in_ch)) ** 0.5
+            b = torch.rand(ch, generator=g) * 0.1
             convs[next(names)] = (w, b)
             in_ch = ch
     return VGGWeights(convs, CAFFE, source="tiny", key=f"tiny{seed}")
+
+
+@pytest.fixture
+def tiny_network(monkeypatch):
+    """Runs use a tiny random VGG19 (real layer names) instead of the weight file."""
+
+    def load(weights, pooling, normalize, device, dtype):
+        return build_extractor(tiny_weights(), ["pool5"], pooling=pooling, device=device,
+                               dtype=dtype)  # fmt: skip
+
+    runtime.clear_cache()
+    monkeypatch.setattr(runtime, "load_network", load)
+    yield
+    runtime.clear_cache()
+
+
+@pytest.fixture(params=PRECISIONS)
+def precision(request) -> str:
+    return request.param
 
 
 def picture(width: int, height: int, seed: int = 0) -> np.ndarray:

@@ -1,6 +1,8 @@
+import dataclasses
+
 import pytest
 
-from nst.config import Config
+from nst.config import OPTIONS, Config
 from nst.errors import ConfigError
 
 
@@ -12,55 +14,111 @@ def test_defaults_are_the_papers():
     assert c.pooling == "avg" and c.normalize and c.optimizer == "lbfgs" and c.init == "noise"
 
 
-def test_layer_strings_are_parsed_and_config_is_frozen():
-    c = Config(style_layers="relu1_1,relu2_1")
-    assert c.style_layers == (("conv1_1", 0.5), ("conv2_1", 0.5))
+def test_config_holds_typed_values_and_is_frozen():
+    c = Config(style_layers=(("conv1_1", 0.5), ("conv2_1", 0.5)), scales=[128, 256])
+    assert c.scales == (128, 256)
     with pytest.raises(AttributeError):
         c.size = 3  # type: ignore[misc]
+    with pytest.raises(ConfigError) as exc:
+        Config(style_layers="relu1_1,relu2_1")  # type: ignore[arg-type]
+    assert str(exc.value).startswith("style-layers: 'relu1_1,relu2_1' is text; Config takes typed")
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"size": 8}, "size must be between 16 and 16384 (got 8)"),
+        ({"size": 256.0}, "size must be an integer (got 256.0)"),
         ({"iterations": -1}, "iterations must be between 0 and 1000000 (got -1)"),
         ({"optimizer": "sgd"}, "optimizer must be one of lbfgs, adam (got 'sgd')"),
-        ({"style_weight": -1.0}, "style-weight must be >= 0 (got -1.0)"),
+        ({"style_weight": -1.0}, "style-weight must be between 0 and 1e+12 (got -1)"),
         ({"content_weight": float("nan")}, "content-weight must be a finite number (got nan)"),
-        ({"lr": 0.0}, "lr must be > 0 (got 0.0)"),
+        ({"lr": 0.0}, "lr must be > 0 and at most 10000 (got 0)"),
+        ({"tv_weight": 1e30}, "tv-weight must be between 0 and 10000 (got 1e+30)"),
+        ({"style_scale": 600.0}, "style-scale must be > 0 and at most 8 (got 600)"),
         ({"pooling": "sum"}, "pooling must be one of avg, max (got 'sum')"),
         ({"style_blend": (0.0, 0.0)}, "style-blend: the weights must not all be 0"),
         ({"scales": (512, 256)}, "scales: give the stage sizes from small to large, e.g. 256,512"),
         ({"precision": "int8"}, "precision must be one of auto, fp32, bf16, fp16 (got 'int8')"),
+        ({"seed": -1}, "seed must be between 0 and 9223372036854775807 (got -1)"),
+        ({"size": 4096, "style_scale": 8.0}, "style-scale: the style image would be 32768 px, "
+         "over the 16384 px limit"),
     ],
-)
+)  # fmt: skip
 def test_validation_messages(kwargs, message):
     with pytest.raises(ConfigError) as exc:
         Config(**kwargs)
     assert str(exc.value) == message
 
 
-def test_from_dict_converts_form_strings_and_refuses_unknown_keys():
+def test_from_dict_parses_text_and_json_the_same_way():
+    text = Config.from_dict(
+        {"size": "64", "style_weight": "1e4", "normalize": "false", "seed": "",
+         "style_blend": "0.7,0.3", "scales": "32,64", "style_layers": "relu1_1,relu2_1"}
+    )  # fmt: skip
+    json = Config.from_dict(
+        {"size": 64, "style_weight": 1e4, "normalize": False, "seed": None,
+         "style_blend": [0.7, 0.3], "scales": [32, 64], "style_layers": ["conv1_1", "conv2_1"]}
+    )  # fmt: skip
+    assert text == json
+    assert text.size == 64 and text.normalize is False and text.seed is None
+    assert text.style_layers == (("conv1_1", 0.5), ("conv2_1", 0.5))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"colour": 1}, "unknown parameter(s): colour"),
+        ({"size": 1.5}, "size: 1.5 is not an integer"),
+        ({"size": "1.5"}, "size: '1.5' is not an integer"),
+        ({"size": True}, "size: True is not an integer"),
+        ({"scales": "256.7,512"}, "scales: '256.7' is not an integer"),
+        ({"scales": [256.7, 512]}, "scales: 256.7 is not an integer"),
+        ({"scales": [[256]]}, "scales: [256] is not an integer"),
+        ({"style_weight": float("inf")}, "style-weight must be a finite number (got inf)"),
+        ({"style_weight": "nan"}, "style-weight must be a finite number (got nan)"),
+        ({"style_weight": {"a": 1}}, "style-weight: {'a': 1} is not a number"),
+        ({"style_layers": [["conv1_1", {"w": 1}]]}, "style-layers: {'w': 1} is not a number"),
+        ({"style_layers": [[1, 2, 3]]}, "style-layers: [1, 2, 3] is not a layer or a "
+         "[layer, weight] pair"),
+        ({"style_layers": ""}, "style-layers: at least one layer is needed"),
+        ({"regions": [["#ff0000"]]}, "regions: ['#ff0000'] is not a [colour, style] pair"),
+        ({"pooling": ["avg"]}, "pooling: ['avg'] is not text"),
+        ({"normalize": "maybe"}, "normalize: 'maybe' is not true or false"),
+        ({"size": None}, "size: a value is needed"),
+    ],
+)  # fmt: skip
+def test_the_boundary_parser_refuses_with_one_line(data, message):
+    with pytest.raises(ConfigError) as exc:
+        Config.from_dict(data)
+    assert str(exc.value) == message
+
+
+def test_from_dict_keeps_a_base_and_round_trips():
     c = Config.from_dict(
         {
-            "size": "64",
-            "style_weight": "1e4",
-            "normalize": "false",
-            "seed": "",
-            "style_blend": "0.7,0.3",
+            "size": 200,
+            "style_layers": "conv1_1:0.3,conv3_1:0.7",
+            "scales": "100",
+            "seed": 4,
+            "regions": "#ff0000=1",
+            "mask": "m.png",
         }
     )
-    assert c.size == 64 and c.style_weight == 1e4 and c.normalize is False and c.seed is None
-    assert c.style_blend == (0.7, 0.3)
-    with pytest.raises(ConfigError, match="unknown parameter\\(s\\): colour"):
-        Config.from_dict({"colour": 1})
-    with pytest.raises(ConfigError, match="size: '1.5' is not a number"):
-        Config.from_dict({"size": 1.5})
-
-
-def test_round_trip_through_dict():
-    c = Config(size=200, style_layers="conv1_1:0.3,conv3_1:0.7", scales=(100,), seed=4)
     assert Config.from_dict(c.to_dict()) == c
+    assert Config.from_dict({"iterations": 7}, base=c) == c.replace(iterations=7)
+    with pytest.raises(ConfigError, match="expected an object"):
+        Config.from_dict(["size", 4])
+
+
+def test_every_option_is_declared_once_with_help_and_a_panel():
+    assert set(OPTIONS) == {f.name for f in dataclasses.fields(Config)}
+    for opt in OPTIONS.values():
+        assert opt.help and opt.panel and opt.web in ("main", "advanced", "server")
+        schema = opt.schema()
+        assert schema["name"] == opt.name and "kind" in schema
+    assert OPTIONS["pooling"].schema()["choices"] == ["avg", "max"]
+    assert OPTIONS["size"].schema()["min"] == 16
 
 
 def test_coarse_to_fine_stages():

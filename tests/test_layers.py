@@ -45,7 +45,7 @@ def test_explicit_weights_and_aliases():
     parsed = parse_layer_weights("relu1_1:0.2, conv2_1:1e-1")
     assert parsed == (("conv1_1", 0.2), ("conv2_1", 0.1))
     assert format_layer_weights(parsed) == "conv1_1:0.2,conv2_1:0.1"
-    assert parse_layer_weights({"conv3_1": 2}) == (("conv3_1", 2.0),)
+    assert parse_layer_weights([("conv3_1", 2)]) == (("conv3_1", 2.0),)
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,20 @@ image = nst.stylize("photo.jpg", "painting.jpg", nst.Config(size=512))
 nst.save_image(image, "out.png")
 """
 
-from .api import load, reconstruct_content, stylize, synthesize_texture
+from .api import (
+    Plan,
+    execute,
+    load,
+    plan_content,
+    plan_stylize,
+    plan_texture,
+    reconstruct_content,
+    stylize,
+    synthesize_texture,
+)
 from .config import Config
 from .errors import ConfigError, Diverged, ImageError, Interrupted, NstError, WeightsError
-from .events import Event, Finished, Started, Step
+from .events import Event, Finished, Progress, Stage, Started, Step
 from .imageio import save_image
 
 __version__ = "0.1.0"
@@ -22,10 +32,17 @@ __all__ = [
     "ImageError",
     "Interrupted",
     "NstError",
+    "Plan",
+    "Progress",
+    "Stage",
     "Started",
     "Step",
     "WeightsError",
+    "execute",
     "load",
+    "plan_content",
+    "plan_stylize",
+    "plan_texture",
     "reconstruct_content",
     "save_image",
     "stylize",

@@ -1,19 +1,20 @@
-"""The one frozen configuration that every front end builds and the core reads.
+"""The one frozen configuration every front end builds and the core reads.
 
-The CLI derives its options from these fields, the web form and batch manifests
-go through :meth:`Config.from_dict`, and the Python API takes a ``Config``
-directly. Validation happens here, once, at the boundary.
+Every field is declared once, with :func:`nst.options.option` (kind, range or
+choices, help, panel, web placement). ``Config`` holds typed values and checks
+them; text and JSON from the outside (CLI strings, web form fields) are parsed
+by :meth:`Config.from_dict`, the one boundary parser.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .errors import ConfigError
-from .layers import LayerWeights, format_layer_weights, parse_layer_weights
+from .layers import LayerWeights
+from .options import BOOL, FLOAT, FLOATS, INT, INTS, LAYERS, REGIONS, TEXT, Option, option
 
 PAPER_STYLE_LAYERS: LayerWeights = tuple((f"conv{b}_1", 0.2) for b in range(1, 6))
 PAPER_CONTENT_LAYERS: LayerWeights = (("conv4_2", 1.0),)
@@ -27,11 +28,10 @@ INIT_KEYWORDS = ("noise", "content", "style")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 5.0}
 #: sizes above this get coarse-to-fine stages by default
 AUTO_SCALES_ABOVE = 512
-
-
-def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    """A config field with its help text (shared by the CLI, the web form and the docs)."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+#: the largest side of any image nst works on (output, style, stages)
+MAX_SIDE = 16384
+#: style images at most this many times the output's size
+MAX_STYLE_SCALE = 8.0
 
 
 @dataclass(frozen=True)
@@ -48,143 +48,171 @@ class Config:
     """
 
     # geometry
-    size: int = _f(512, "Longest side of the output in pixels.")
-    style_size: int | None = _f(
-        None, "Longest side of the style image(s) in pixels (default: size * style-scale)."
-    )
-    style_scale: float = _f(1.0, "Style image size relative to the output (0.5: half).")
+    size: int = option(
+        512, "Longest side of the output in pixels.", INT, lo=16, hi=MAX_SIDE,
+        panel="Output", web="main", label="Size (longest side)",
+    )  # fmt: skip
+    style_size: int | None = option(
+        None, "Longest side of the style image(s) in pixels (default: size * style-scale).",
+        INT, lo=16, hi=MAX_SIDE, nullable=True, panel="Output", label="Style size",
+    )  # fmt: skip
+    style_scale: float = option(
+        1.0, "Style image size relative to the output (0.5: half, 2: twice).", FLOAT,
+        lo=0, lo_open=True, hi=MAX_STYLE_SCALE, panel="Output", web="main",
+        label="Style scale",
+    )  # fmt: skip
     # optimisation
-    iterations: int = _f(
+    iterations: int = option(
         500,
         "Optimizer steps (L-BFGS iterations; each may evaluate the loss several times, "
         "both are reported). With coarse-to-fine, the first stage's; later stages get half "
         "as many each.",
-    )
-    optimizer: str = _f("lbfgs", "lbfgs (default, as the paper) or adam.", choices=OPTIMIZERS)
-    lr: float | None = _f(None, "Step size: L-BFGS 1 (default), Adam 5 (pixel units 0..255).")
-    lbfgs_history: int = _f(50, "L-BFGS memory (pairs kept; capped at 1 GiB).")
+        INT, lo=0, hi=1_000_000, panel="Optimization", web="main", label="Iterations",
+    )  # fmt: skip
+    optimizer: str = option(
+        "lbfgs", "lbfgs (default, as the paper) or adam.", TEXT, choices=OPTIMIZERS,
+        panel="Optimization", label="Optimizer",
+    )  # fmt: skip
+    lr: float | None = option(
+        None, "Step size: L-BFGS 1 (default), Adam 5 (pixel units 0..255).", FLOAT,
+        lo=0, lo_open=True, hi=1e4, nullable=True, panel="Optimization", label="Step size",
+    )  # fmt: skip
+    lbfgs_history: int = option(
+        50, "L-BFGS memory (pairs kept; capped at 1 GiB).", INT, lo=1, hi=1000,
+        panel="Optimization", label="L-BFGS history",
+    )  # fmt: skip
     # objective
-    content_weight: float = _f(1.0, "alpha, the weight of the content loss.")
-    style_weight: float = _f(1e3, "beta, the weight of the style loss (default alpha/beta = 1e-3).")
-    content_layers: LayerWeights = _f(
-        PAPER_CONTENT_LAYERS,
-        "Content layers with weights, e.g. conv4_2 or conv2_2:0.5,conv4_2:0.5.",
-    )
-    style_layers: LayerWeights = _f(
-        PAPER_STYLE_LAYERS, "Style layers with weights w_l (default conv1_1 … conv5_1 at 1/5)."
-    )
-    weighting: str = _f(
+    content_weight: float = option(
+        1.0, "alpha, the weight of the content loss.", FLOAT, lo=0, hi=1e12,
+        web="main", label="Content weight (α)",
+    )  # fmt: skip
+    style_weight: float = option(
+        1e3, "beta, the weight of the style loss (default alpha/beta = 1e-3).", FLOAT,
+        lo=0, hi=1e12, web="main", label="Style weight (β)",
+    )  # fmt: skip
+    content_layers: LayerWeights = option(
+        PAPER_CONTENT_LAYERS, "Content layers with weights, e.g. conv4_2 or "
+        "conv2_2:0.5,conv4_2:0.5.", LAYERS, label="Content layers",
+    )  # fmt: skip
+    style_layers: LayerWeights = option(
+        PAPER_STYLE_LAYERS, "Style layers with weights w_l (default conv1_1 … conv5_1 at 1/5).",
+        LAYERS, label="Style layers",
+    )  # fmt: skip
+    weighting: str = option(
         "calibrated",
         "Loss units: calibrated (size-independent; the paper's alpha/beta give the paper's "
         "look), reference (the authors' released code) or paper (the formulas as printed). "
         "See docs/LOSSES.md.",
-        choices=WEIGHTINGS,
-    )
-    tv_weight: float = _f(0.0, "Total-variation prior weight against low-level noise (try 1-10).")
-    style_blend: tuple[float, ...] | None = _f(
-        None, "Blend weights of several style images, e.g. 0.7,0.3 (default: equal)."
-    )
-    preserve_colors: str = _f(
+        TEXT, choices=WEIGHTINGS, label="Weighting",
+    )  # fmt: skip
+    tv_weight: float = option(
+        0.0, "Total-variation prior weight against low-level noise (try 1-10).", FLOAT,
+        lo=0, hi=1e4, web="main", label="Smoothness (TV weight)",
+    )  # fmt: skip
+    style_blend: tuple[float, ...] | None = option(
+        None, "Blend weights of several style images, e.g. 0.7,0.3 (default: equal).", FLOATS,
+        lo=0, hi=1e6, nullable=True, label="Style blend",
+    )  # fmt: skip
+    preserve_colors: str = option(
         "none",
         "Keep the content's colours: luminance (transfer on luminance only) or histogram "
         "(match the style's colour statistics to the content first).",
-        choices=COLOR_MODES,
-    )
-    mask: str | None = _f(
+        TEXT, choices=COLOR_MODES, panel="Colour and regions", web="main",
+        label="Keep content colours",
+    )  # fmt: skip
+    mask: str | None = option(
         None,
         "Region label image (same framing as the content); its colours select a style per "
         "region (see --regions).",
-    )
-    regions: tuple[tuple[str, str], ...] = _f(
+        TEXT, nullable=True, panel="Colour and regions", web="server", label="Mask",
+    )  # fmt: skip
+    regions: tuple[tuple[str, str], ...] = option(
         (),
         "Style of each mask colour: '#ff0000=1,#0000ff=2,#00ff00=content' (style numbers "
         "count from 1; content keeps the photo there).",
-    )
-    scales: tuple[int, ...] = _f(
+        REGIONS, panel="Colour and regions", web="server", label="Regions",
+    )  # fmt: skip
+    scales: tuple[int, ...] = option(
         (),
         "Coarse-to-fine stage sizes, e.g. 256,512,1024 (default: automatic above 512 px; "
         "give the output size alone for a single stage).",
-    )
+        INTS, lo=16, hi=MAX_SIDE, panel="Optimization", label="Coarse-to-fine sizes",
+    )  # fmt: skip
     # network
-    pooling: str = _f("avg", "Pooling: avg (the paper's choice) or max.", choices=POOLINGS)
-    normalize: bool = _f(True, "Use the paper's normalized VGG19 (mean filter response 1).")
-    weights: str | None = _f(
-        None, "A torchvision VGG19 state_dict file (default: the original Caffe VGG19)."
-    )
+    pooling: str = option(
+        "avg", "Pooling: avg (the paper's choice) or max.", TEXT, choices=POOLINGS,
+        panel="Model", web="main", label="Pooling",
+    )  # fmt: skip
+    normalize: bool = option(
+        True, "Use the paper's normalized VGG19 (mean filter response 1).", BOOL,
+        panel="Model", label="Normalized VGG19",
+    )  # fmt: skip
+    weights: str | None = option(
+        None, "A torchvision VGG19 state_dict file (default: the original Caffe VGG19).",
+        TEXT, nullable=True, panel="Model", web="server", label="Weights file",
+    )  # fmt: skip
     # start and randomness
-    init: str = _f("noise", "Start image: noise, content, style or an image path.")
-    seed: int | None = _f(None, "Random seed (noise init); the same seed repeats a run.")
+    init: str = option(
+        "noise", "Start image: noise, content, style or an image path.", TEXT,
+        panel="Optimization", web="main", label="Start from",
+    )  # fmt: skip
+    seed: int | None = option(
+        None, "Random seed (noise init); the same seed repeats a run.", INT, lo=0,
+        hi=2**63 - 1, nullable=True, panel="Optimization", web="main", label="Seed",
+    )  # fmt: skip
     # hardware
-    device: str = _f("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps.")
-    precision: str = _f(
-        "auto", "auto (bf16 on GPUs, fp32 on CPUs), fp32, bf16 or fp16 (GPU).", choices=PRECISIONS
-    )
+    device: str = option(
+        "auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps.", TEXT, panel="Model",
+        web="server", label="Device",
+    )  # fmt: skip
+    precision: str = option(
+        "auto",
+        "auto (bf16 on GPUs and on CPUs with native bf16, else fp32), fp32 (the paper's "
+        "exact loss values), bf16 or fp16 (GPU).",
+        TEXT, choices=PRECISIONS, panel="Model", label="Precision",
+    )  # fmt: skip
 
-    LIMITS: ClassVar[dict[str, int]] = {"size": 16384, "iterations": 1_000_000}
-    _layer_fields: ClassVar[tuple[str, ...]] = ("content_layers", "style_layers")
+    OPTIONS: ClassVar[dict[str, Option]]
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        for name in self._layer_fields:
-            value = getattr(self, name)
-            set_(self, name, parse_layer_weights(value, what=name.replace("_", "-")))
-        if isinstance(self.style_blend, str):
-            set_(self, "style_blend", _parse_floats(self.style_blend, "style-blend"))
-        elif self.style_blend is not None:
-            set_(self, "style_blend", tuple(float(v) for v in self.style_blend))
-        if isinstance(self.regions, str):
-            set_(self, "regions", parse_regions(self.regions))
-        else:
-            set_(self, "regions", tuple((str(c), str(t)) for c, t in self.regions))
-        if isinstance(self.scales, str):
-            set_(self, "scales", tuple(int(v) for v in _parse_floats(self.scales, "scales")))
-        else:
-            set_(self, "scales", tuple(int(v) for v in self.scales))
-        self._validate()
+        for name, opt in self.OPTIONS.items():
+            value = opt.normalize(getattr(self, name))
+            opt.check(value)
+            object.__setattr__(self, name, value)
+        self._check_together()
 
-    # -- validation --------------------------------------------------------------------------
-    def _validate(self) -> None:
-        _int_range("size", self.size, 16, self.LIMITS["size"])
-        if self.style_size is not None:
-            _int_range("style-size", self.style_size, 16, self.LIMITS["size"])
-        _positive("style-scale", self.style_scale)
-        _int_range("iterations", self.iterations, 0, self.LIMITS["iterations"])
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        if self.lr is not None:
-            _positive("lr", self.lr)
-        _int_range("lbfgs-history", self.lbfgs_history, 1, 1000)
-        _non_negative("content-weight", self.content_weight)
-        _non_negative("style-weight", self.style_weight)
-        _non_negative("tv-weight", self.tv_weight)
-        _choice("weighting", self.weighting, WEIGHTINGS)
-        _choice("preserve-colors", self.preserve_colors, COLOR_MODES)
-        _choice("pooling", self.pooling, POOLINGS)
-        _choice("precision", self.precision, PRECISIONS)
+    def _check_together(self) -> None:
+        """Checks that involve more than one option."""
         if self.style_blend is not None:
             if not self.style_blend:
                 raise ConfigError("style-blend: give one weight per style image")
-            for w in self.style_blend:
-                _non_negative("style-blend", w)
             if sum(self.style_blend) <= 0:
                 raise ConfigError("style-blend: the weights must not all be 0")
-        for s in self.scales:
-            _int_range("scales", s, 16, self.LIMITS["size"])
         if list(self.scales) != sorted(self.scales):
             raise ConfigError("scales: give the stage sizes from small to large, e.g. 256,512")
         if self.regions and not self.mask:
             raise ConfigError("regions: give a --mask image whose colours they refer to")
         if self.mask and not self.regions:
             raise ConfigError("mask: say which style goes where with --regions, e.g. #ff0000=1")
-        if self.seed is not None and not (0 <= self.seed < 2**63):
-            raise ConfigError(f"seed must be between 0 and 2**63-1 (got {self.seed})")
         if not self.init.strip():
             raise ConfigError("init: give noise, content, style or an image path")
+        style_side = self.style_size or self.size * self.style_scale
+        if style_side > MAX_SIDE:
+            raise ConfigError(
+                f"style-scale: the style image would be {style_side:.0f} px, over the "
+                f"{MAX_SIDE} px limit"
+            )
 
     # -- derived values ------------------------------------------------------------------------
     @property
     def learning_rate(self) -> float:
         """``lr`` or the optimiser's default (L-BFGS: 1, Adam: 5 pixel units)."""
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    @property
+    def style_longest(self) -> int:
+        """Longest side of the style image(s) at the output's size."""
+        return self.style_size or max(16, round(self.size * self.style_scale))
 
     @property
     def stage_sizes(self) -> tuple[int, ...]:
@@ -211,130 +239,42 @@ class Config:
         return tuple(max(1, self.iterations >> k) if self.iterations else 0 for k in range(n))
 
     def replace(self, **changes: Any) -> Config:
+        """A copy with some options changed (typed values)."""
         return dataclasses.replace(self, **changes)
 
     # -- (de)serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able values; layer weights as ``"conv1_1:0.2,..."`` strings."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name in self._layer_fields:
-                value = format_layer_weights(value)
-            elif f.name == "regions":
-                value = ",".join(f"{c}={t}" for c, t in value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[f.name] = value
-        return out
+        """Plain JSON values (layer weights as ``"conv1_1:0.2,..."``); from_dict reads them."""
+        return {name: opt.to_json(getattr(self, name)) for name, opt in self.OPTIONS.items()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Config:
-        """Build a config from JSON-like data (web form, batch manifest).
+    def from_dict(cls, data: Any, base: Config | None = None) -> Config:
+        """The boundary parser: a config from text or JSON values by option name.
 
-        Unknown keys are refused with their name; values are converted from strings
-        where a form sends strings.
+        Used by the CLI (strings) and the web form (JSON). Unknown names are refused
+        with their name; options not given keep the value in ``base`` (default: the
+        defaults).
         """
-        names = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(names))
+        if not isinstance(data, dict):
+            raise ConfigError("parameters: expected an object of option names and values")
+        unknown = sorted(str(k) for k in data if k not in cls.OPTIONS)
         if unknown:
-            raise ConfigError(f"unknown parameter(s): {', '.join(unknown)}")
-        kwargs: dict[str, Any] = {}
-        for key, value in data.items():
-            kwargs[key] = _coerce(key, value)
+            shown = ", ".join(u if len(u) <= 40 else u[:37] + "..." for u in unknown[:5])
+            raise ConfigError(f"unknown parameter(s): {shown}")
+        values = {key: cls.OPTIONS[key].parse(value) for key, value in data.items()}
         try:
-            return cls(**kwargs)
+            return dataclasses.replace(base, **values) if base else cls(**values)
         except TypeError as exc:  # pragma: no cover - guarded by the checks above
             raise ConfigError(str(exc)) from None
 
 
-_INT_FIELDS = {"size", "style_size", "iterations", "lbfgs_history", "seed"}
-_FLOAT_FIELDS = {"style_scale", "lr", "content_weight", "style_weight", "tv_weight"}
-_BOOL_FIELDS = {"normalize"}
+def _declare() -> dict[str, Option]:
+    out: dict[str, Option] = {}
+    for f in dataclasses.fields(Config):
+        kind, help_text, spec = f.metadata["option"]
+        out[f.name] = Option(f.name, kind, f.default, help_text, **spec)
+    return out
 
 
-def _coerce(key: str, value: Any) -> Any:
-    if value is None or value == "":
-        nullable = {"style_size", "lr", "seed", "weights", "style_blend", "mask"}
-        return None if key in nullable else value
-    try:
-        if key in _INT_FIELDS:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if key in _FLOAT_FIELDS:
-            return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key.replace('_', '-')}: '{value}' is not a number") from None
-    if key in _BOOL_FIELDS:
-        if isinstance(value, str):
-            if value.lower() in {"1", "true", "yes", "on"}:
-                return True
-            if value.lower() in {"0", "false", "no", "off"}:
-                return False
-            raise ConfigError(f"{key}: '{value}' is not true or false")
-        return bool(value)
-    return value
-
-
-def parse_regions(text: str) -> tuple[tuple[str, str], ...]:
-    """``"#ff0000=1, #00ff00=content"`` -> (("#ff0000", "1"), ("#00ff00", "content"))."""
-    out: list[tuple[str, str]] = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        colour, sep, target = part.partition("=")
-        colour, target = colour.strip().lower(), target.strip().lower()
-        if not sep or not target:
-            raise ConfigError(f"regions: '{part}' is not COLOUR=STYLE (e.g. #ff0000=1)")
-        parse_colour(colour)
-        if target != "content" and not (target.isdigit() and int(target) >= 1):
-            raise ConfigError(
-                f"regions: '{target}' is neither a style number (1, 2, ...) nor 'content'"
-            )
-        out.append((colour, target))
-    return tuple(out)
-
-
-def parse_colour(text: str) -> tuple[int, int, int]:
-    """``#rrggbb`` (or ``rrggbb``) -> (r, g, b)."""
-    hexa = text.strip().lower().removeprefix("#")
-    if len(hexa) != 6 or any(ch not in "0123456789abcdef" for ch in hexa):
-        raise ConfigError(f"regions: colour '{text}' is not of the form #rrggbb")
-    return int(hexa[0:2], 16), int(hexa[2:4], 16), int(hexa[4:6], 16)
-
-
-def _parse_floats(text: str, what: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(f"{what}: '{text}' is not a comma-separated list of numbers") from None
-
-
-def _int_range(what: str, value: int, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{what} must be an integer (got {value!r})")
-    if not lo <= value <= hi:
-        raise ConfigError(f"{what} must be between {lo} and {hi} (got {value})")
-
-
-def _finite(what: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{what} must be a finite number (got {value!r})")
-
-
-def _positive(what: str, value: float) -> None:
-    _finite(what, value)
-    if value <= 0:
-        raise ConfigError(f"{what} must be > 0 (got {value})")
-
-
-def _non_negative(what: str, value: float) -> None:
-    _finite(what, value)
-    if value < 0:
-        raise ConfigError(f"{what} must be >= 0 (got {value})")
-
-
-def _choice(what: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{what} must be one of {', '.join(choices)} (got {value!r})")
+Config.OPTIONS = _declare()
+OPTIONS = Config.OPTIONS

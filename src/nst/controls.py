@@ -108,8 +108,8 @@ def region_guides(
     edges are soft. Returns one (1, h, w) guide per style (None for an unused style) and a
     (1, h, w) content region (None if no colour maps to content).
     """
-    from .config import parse_colour
     from .errors import ConfigError, ImageError
+    from .options import parse_colour
 
     colours = torch.tensor([parse_colour(c) for c, _ in regions], dtype=torch.float32)
     pixels = mask.reshape(3, -1).T * 255.0  # (P, 3)
@@ -149,6 +149,4 @@ def region_guides(
         guides.append(guide({i for i, t in enumerate(targets) if t == str(style)}))
     content_idx = {i for i, t in enumerate(targets) if t == "content"}
     keep = guide(content_idx) if content_idx else None
-    if not used:
-        raise ConfigError("regions: no region is given a style")
     return guides, keep

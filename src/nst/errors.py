@@ -1,7 +1,7 @@
 """Typed exceptions of the library.
 
-Only front ends (CLI, web app, batch runner) turn these into exit codes, HTTP
-errors or log lines. Every message is one line that a user can act on.
+Only front ends (the CLI, the web app) turn these into exit codes, HTTP errors
+or log lines. Every message is one line that a user can act on.
 """
 
 from __future__ import annotations
@@ -63,3 +63,11 @@ class Interrupted(RunStopped):
     """The run was interrupted (Ctrl-C); ``image`` is the last iterate."""
 
     exit_code = 130
+
+
+def one_line(text: str) -> str:
+    """``text`` with newlines and other control characters escaped, so a message naming a
+    hostile file name stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

@@ -1,12 +1,18 @@
 """Progress events: the one stream the core reports through.
 
-The CLI renders them as a progress bar, the web app streams them, the batch
-runner and ``--log`` write them as JSON lines. The core never prints.
+The CLI renders them as a progress bar, the web app streams them over SSE, and
+``--log`` writes them as JSON lines; all three use :meth:`to_record`, and
+:class:`Progress` turns the stream into done/total/ETA for every front end. The
+core never prints.
+
+Loss terms are named ``group:key`` (``content:conv4_2``, ``style:conv1_1``) or
+``group`` (``tv``); a record sums each group (``style_loss``) and lists its keyed
+terms (``style_losses``), so a new term shows up in every front end by its name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
@@ -15,54 +21,120 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Started:
-    """A run (or one stage of a coarse-to-fine run) begins."""
+class Stage:
+    """One stage of a run: its image size and its number of iterations."""
 
-    iterations: int
     height: int
     width: int
+    iterations: int
+
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width
+
+    def to_record(self) -> dict[str, int]:
+        return {"width": self.width, "height": self.height, "iterations": self.iterations}
+
+
+@dataclass(frozen=True)
+class Started:
+    """A stage of a run begins; ``plan`` lists every stage of the run."""
+
+    stage: int
+    plan: tuple[Stage, ...]
     device: str
     precision: str
     seed: int
-    stage: int = 0
-    stages: int = 1
+
+    @property
+    def iterations(self) -> int:
+        return self.plan[self.stage].iterations
+
+    @property
+    def height(self) -> int:
+        return self.plan[self.stage].height
+
+    @property
+    def width(self) -> int:
+        return self.plan[self.stage].width
+
+    @property
+    def stages(self) -> int:
+        return len(self.plan)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "type": "started",
+            "stage": self.stage,
+            "plan": [s.to_record() for s in self.plan],
+            "device": self.device,
+            "precision": self.precision,
+            "seed": self.seed,
+        }
+
+
+def split_term(name: str) -> tuple[str, str | None]:
+    """``style:conv1_1`` -> (``style``, ``conv1_1``); ``tv`` -> (``tv``, None)."""
+    group, sep, key = name.partition(":")
+    return group, (key if sep else None)
 
 
 @dataclass(frozen=True)
 class Step:
     """The state after ``iteration`` optimizer steps (0 = the initial image).
 
-    ``content_loss`` is sum_l w_l L_content (before alpha), ``style_loss`` is
-    sum_l w_l E_l (before beta), both in the paper's exact units; the per-layer
-    dicts hold the unweighted terms. ``loss`` is the objective actually minimised.
+    ``terms`` holds every loss term by name in the paper's exact units (L_content,
+    E_l, ...); ``weights`` the weight of each term within its group (w_l);
+    ``factors`` what each term is multiplied by in ``loss``, the objective actually
+    minimised: ``loss = sum(factors[n] * terms[n])``.
     """
 
     iteration: int
     evaluations: int
     loss: float
-    content_loss: float
-    style_loss: float
-    tv_loss: float
-    content_losses: dict[str, float]
-    style_losses: dict[str, float]
+    terms: Mapping[str, float]
+    weights: Mapping[str, float]
+    factors: Mapping[str, float]
     elapsed: float
     stage: int = 0
     preview: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
-    def to_log(self) -> dict[str, Any]:
-        """The JSON-lines record of this step (see docs/LOG.md)."""
-        return {
+    def group_loss(self, group: str) -> float:
+        """sum of weight * value over a group's terms (``content`` is sum_l w_l L_l)."""
+        return sum(
+            self.weights.get(n, 1.0) * v for n, v in self.terms.items() if split_term(n)[0] == group
+        )
+
+    @property
+    def content_loss(self) -> float:
+        return self.group_loss("content")
+
+    @property
+    def style_loss(self) -> float:
+        return self.group_loss("style")
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON record of this step (``--log`` lines, SSE; see docs/LOG.md)."""
+        out: dict[str, Any] = {
+            "type": "step",
             "iteration": self.iteration,
             "evaluations": self.evaluations,
             "loss": self.loss,
-            "content_loss": self.content_loss,
-            "style_loss": self.style_loss,
-            "tv_loss": self.tv_loss,
-            "content_losses": self.content_losses,
-            "style_losses": self.style_losses,
-            "elapsed": round(self.elapsed, 4),
-            "stage": self.stage,
         }
+        keyed: dict[str, dict[str, float]] = {}
+        for name, value in self.terms.items():
+            group, key = split_term(name)
+            out[f"{group}_loss"] = (
+                out.get(f"{group}_loss", 0.0) + self.weights.get(name, 1.0) * value
+            )
+            if key is not None:
+                keyed.setdefault(group, {})[key] = value
+        for group, values in keyed.items():
+            out[f"{group}_losses"] = values
+        out["factors"] = dict(self.factors)
+        out["elapsed"] = round(self.elapsed, 4)
+        out["stage"] = self.stage
+        return out
 
 
 @dataclass(frozen=True)
@@ -75,6 +147,90 @@ class Finished:
     elapsed: float
     reason: str
 
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "type": "finished",
+            "reason": self.reason,
+            "iterations": self.iterations,
+            "evaluations": self.evaluations,
+            "loss": self.loss,
+            "elapsed": round(self.elapsed, 4),
+        }
+
 
 Event = Union[Started, Step, Finished]
 EventHandler = Callable[[Event], None]
+
+
+class Progress:
+    """Done, total and ETA of a whole run, from its events.
+
+    Work is counted in iterations times pixels, so a later coarse-to-fine stage (four
+    times the pixels) weighs four times as much per iteration. The rate is measured on
+    the current stage once it has done an iteration, else carried from the last one.
+    """
+
+    def __init__(self) -> None:
+        self.plan: tuple[Stage, ...] = ()
+        self.stage = 0
+        self.iteration = 0
+        self.elapsed = 0.0
+        self._stage_start: tuple[float, int] | None = None  # (elapsed, iteration) at its start
+        self._rate: float | None = None  # seconds per unit of work
+
+    def update(self, event: Event) -> None:
+        if isinstance(event, Started):
+            self.plan = event.plan
+            self.stage = event.stage
+            self.iteration = 0
+            self._stage_start = None
+        elif isinstance(event, Step):
+            self.stage, self.iteration, self.elapsed = event.stage, event.iteration, event.elapsed
+            if self._stage_start is None:
+                self._stage_start = (event.elapsed, event.iteration)
+            t0, i0 = self._stage_start
+            if event.iteration > i0 and self.plan:
+                work = (event.iteration - i0) * self.plan[self.stage].pixels
+                self._rate = (event.elapsed - t0) / work
+        elif isinstance(event, Finished):
+            self.elapsed = event.elapsed
+            if self.plan:
+                self.stage, self.iteration = len(self.plan) - 1, self.plan[-1].iterations
+
+    @property
+    def total(self) -> int:
+        """Iterations of all stages."""
+        return sum(s.iterations for s in self.plan)
+
+    @property
+    def done(self) -> int:
+        return sum(s.iterations for s in self.plan[: self.stage]) + self.iteration
+
+    def _work(self) -> tuple[float, float]:
+        total = float(sum(s.iterations * s.pixels for s in self.plan))
+        done = sum(s.iterations * s.pixels for s in self.plan[: self.stage])
+        if self.plan:
+            done += self.iteration * self.plan[self.stage].pixels
+        return float(done), total
+
+    @property
+    def fraction(self) -> float:
+        done, total = self._work()
+        return min(1.0, done / total) if total else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left, or None before the rate is known."""
+        if self._rate is None:
+            return None
+        done, total = self._work()
+        return max(0.0, (total - done) * self._rate)
+
+    def to_record(self) -> dict[str, Any]:
+        eta = self.eta
+        return {
+            "done": self.done,
+            "total": self.total,
+            "fraction": round(self.fraction, 4),
+            "eta": None if eta is None else round(eta, 1),
+        }

@@ -8,7 +8,7 @@ output of block B's pooling layer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from .errors import ConfigError
 
@@ -54,10 +54,9 @@ def deepest(names: Sequence[str]) -> str:
 
 
 def parse_layer_weights(
-    spec: str | Mapping[str, float] | Sequence[str] | Sequence[tuple[str, float]],
-    what: str = "layers",
+    spec: str | Sequence[str | tuple[str, float]], what: str = "layers"
 ) -> LayerWeights:
-    """Parse ``"conv1_1:0.2,conv2_1:0.2"`` (or a mapping, or a list) into layer weights.
+    """Parse ``"conv1_1:0.2,conv2_1:0.2"`` (or a list of names or (name, weight) pairs).
 
     Layers given without a weight share equally: ``"conv4_2"`` is ``conv4_2:1`` and
     ``"conv1_1,conv2_1"`` is ``0.5`` each. Mixing both forms is refused, as are unknown
@@ -65,8 +64,7 @@ def parse_layer_weights(
     """
     items: list[tuple[str, float | None]] = []
     if isinstance(spec, str):
-        parts = [p for p in (s.strip() for s in spec.split(",")) if p]
-        for part in parts:
+        for part in (p for p in (s.strip() for s in spec.split(",")) if p):
             if ":" in part:
                 name, _, raw = part.partition(":")
                 try:
@@ -77,8 +75,6 @@ def parse_layer_weights(
                     ) from None
             else:
                 items.append((part, None))
-    elif isinstance(spec, Mapping):
-        items = [(str(k), float(v)) for k, v in spec.items()]
     else:
         for entry in spec:
             if isinstance(entry, str):

@@ -6,10 +6,15 @@ counts every evaluation (the initial one included). Iteration 0 is the initial
 image, before any update. Nothing here prints, opens files or exits: progress
 goes to a callback, stopping is asked through ``should_stop``, and problems are
 raised as typed exceptions carrying the last good iterate.
+
+The line search is this module's own (bracketing and zoom with safeguarded cubic
+interpolation, Nocedal & Wright, *Numerical Optimization*, algorithms 3.5 and 3.6),
+so it depends on no private part of torch.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import deque
@@ -17,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch.optim.lbfgs import _strong_wolfe  # the line search of torch.optim.LBFGS
 
 from .errors import Diverged, Interrupted
 
@@ -30,6 +34,21 @@ HISTORY_BYTES = 1 << 30
 FIRST_STEP = 1.0
 #: what the line search sees where the loss is not finite
 NONFINITE_PENALTY = 1e30
+#: sufficient decrease (Armijo) and curvature constants of the strong Wolfe conditions
+ARMIJO_C1 = 1e-4
+CURVATURE_C2 = 0.9
+#: evaluations one line search may spend
+MAX_LINE_EVALUATIONS = 25
+#: a line-search bracket narrower than this (in pixels moved) ends the search
+BRACKET_TOL = 1e-9
+#: converged when the loss changes by less than this, relative to its size
+LOSS_CHANGE_TOL = 1e-12
+#: converged when no pixel moves by more than this (0..255 units)
+PIXEL_STEP_TOL = 1e-9
+#: not a descent direction when g.d > -DESCENT_TOL * max(1, |f|)
+DESCENT_TOL = 1e-12
+#: a curvature pair is kept only when y.s is above this
+CURVATURE_TOL = 1e-10
 
 
 @dataclass(frozen=True)
@@ -54,8 +73,19 @@ class OptimizeResult:
     elapsed: float
 
 
+@dataclass(frozen=True)
+class _Point:
+    """A point on the search line: step t, loss, gradient, directional derivative, terms."""
+
+    t: float
+    f: float
+    g: torch.Tensor
+    gtd: float
+    terms: torch.Tensor | None
+
+
 class _Evaluator:
-    """Loss and gradient at a flat point; counts evaluations, remembers terms by point."""
+    """Loss and gradient at a flat point; counts evaluations."""
 
     def __init__(self, objective: Objective, shape: torch.Size) -> None:
         self.objective = objective
@@ -128,7 +158,7 @@ def minimize(
     run = _Run(objective, x0.detach().clone().contiguous(), on_step, should_stop)
     try:
         if method == "lbfgs":
-            loss, reason = _lbfgs(run, iterations, lr, history)
+            loss, reason = LBFGS(run, lr, history).solve(iterations)
         elif method == "adam":
             loss, reason = _adam(run, iterations, lr, clamp)
         else:
@@ -141,112 +171,210 @@ def minimize(
     return OptimizeResult(run.x, run.iteration, run.evaluate.count, loss, reason, elapsed)
 
 
-def _lbfgs(run: _Run, iterations: int, lr: float, history: int) -> tuple[float, str]:
-    flat = run.x.view(-1)
-    evaluate = run.evaluate
-    # at most HISTORY_BYTES of (s, y) pairs
-    pair_bytes = 2 * flat.numel() * flat.element_size()
-    m = max(3, min(history, HISTORY_BYTES // max(pair_bytes, 1)))
-    old_s: deque[torch.Tensor] = deque(maxlen=m)
-    old_y: deque[torch.Tensor] = deque(maxlen=m)
-    rho: deque[float] = deque(maxlen=m)
+# -- L-BFGS ----------------------------------------------------------------------------------
+class History:
+    """The L-BFGS memory: curvature pairs (s, y) and the two-loop recursion."""
 
-    f, g, terms = evaluate(flat)
-    if not _finite(f, g):
-        raise run.diverged()
-    run.report(0, f, terms)
-    if iterations == 0:
-        return f, "completed"
+    def __init__(self, size: int) -> None:
+        self.s: deque[torch.Tensor] = deque(maxlen=size)
+        self.y: deque[torch.Tensor] = deque(maxlen=size)
+        self.rho: deque[float] = deque(maxlen=size)
+        self.h_diag = 1.0  # initial inverse-Hessian scale, y.s / y.y of the newest pair
 
-    def first_step(grad: torch.Tensor) -> float:
-        # a steepest-descent trial that moves the steepest pixel by FIRST_STEP units:
-        # meaningful in pixel space whatever the loss scale (torch's 1/|g|_1 moves pixels
-        # by ~1e-5 here, below what bf16 inputs resolve, and the search then stalls)
-        top = float(grad.abs().max())
-        return lr * FIRST_STEP / top if top > 0 else lr
+    def __len__(self) -> int:
+        return len(self.s)
 
-    d = g.neg()
-    t = first_step(g)
-    h_diag = 1.0
-    seen: dict[float, torch.Tensor] = {}
-    nonfinite = [False]
+    def push(self, s: torch.Tensor, y: torch.Tensor) -> None:
+        """Keep the pair if it has positive curvature (y.s > CURVATURE_TOL)."""
+        ys = float(y.dot(s))
+        if ys > CURVATURE_TOL:
+            self.s.append(s)
+            self.y.append(y)
+            self.rho.append(1.0 / ys)
+            self.h_diag = ys / float(y.dot(y))
 
-    def obj(
-        base: torch.Tensor, step: object, direction: torch.Tensor
-    ) -> tuple[float, torch.Tensor]:
-        step_f = float(step)  # type: ignore[arg-type]
-        value, grad, tr = evaluate(base + step_f * direction)
-        if not _finite(value, grad):
-            # a huge (finite) value fails the Armijo test, so the line search backs off;
-            # inf would turn its cubic interpolation into NaN steps
-            nonfinite[0] = True
-            return NONFINITE_PENALTY, torch.zeros_like(grad)
-        seen[step_f] = tr
-        return value, grad
+    def clear(self) -> None:
+        self.s.clear()
+        self.y.clear()
+        self.rho.clear()
+        self.h_diag = 1.0
 
-    k = 0
-    restarted = False
-    while k < iterations:
-        if run.stop():
-            return f, "cancelled"
-        gtd = float(g.dot(d))
-        if gtd > -1e-12 * max(1.0, abs(f)):
-            if restarted or not old_s:
-                return f, "converged"
-            d, t, restarted = g.neg(), first_step(g), True  # not a descent direction
-            _forget(old_s, old_y, rho)
-            continue
-        seen.clear()
-        nonfinite[0] = False
-        f_new, g_new, t_new, _ = _strong_wolfe(obj, flat, t, d, f, g, gtd)
-        t = float(t_new)
-        f_new = float(f_new)
-        if t == 0.0 or t not in seen or f_new >= f:
-            # no acceptable point on this line
-            if restarted or not old_s:
-                if nonfinite[0] and not seen:
-                    raise run.diverged()
-                return f, "converged"
-            # forget the curvature pairs and try steepest descent once more
-            d, t, restarted = g.neg(), first_step(g), True
-            _forget(old_s, old_y, rho)
-            continue
-        restarted = False
-        k += 1
-        step = d.mul(t)
-        flat.add_(step)
-        y = g_new - g
-        ys = float(y.dot(step))
-        if ys > 1e-10:
-            old_s.append(step)
-            old_y.append(y)
-            rho.append(1.0 / ys)
-            h_diag = ys / float(y.dot(y))
-        change = abs(f_new - f)
-        f, g = f_new, g_new
-        run.report(k, f, seen[t])
-        if change <= 1e-12 * max(1.0, abs(f)) or float(step.abs().max()) <= 1e-9:
-            return f, "converged"
-        # two-loop recursion for the next direction
+    def direction(self, g: torch.Tensor) -> torch.Tensor:
+        """-H g by the two-loop recursion."""
         q = g.neg()
         alphas: list[float] = []
-        for s_i, y_i, r_i in zip(reversed(old_s), reversed(old_y), reversed(rho)):
+        for s_i, y_i, r_i in zip(reversed(self.s), reversed(self.y), reversed(self.rho)):
             a = r_i * float(s_i.dot(q))
             q.add_(y_i, alpha=-a)
             alphas.append(a)
-        d = q.mul_(h_diag)
-        for s_i, y_i, r_i, a in zip(old_s, old_y, rho, reversed(alphas)):
+        d = q.mul_(self.h_diag)
+        for s_i, y_i, r_i, a in zip(self.s, self.y, self.rho, reversed(alphas)):
             b = r_i * float(y_i.dot(d))
             d.add_(s_i, alpha=a - b)
-        t = lr
-    return f, "completed"
+        return d
 
 
-def _forget(*histories: deque) -> None:
-    for h in histories:
-        h.clear()
+class LBFGS:
+    """L-BFGS on the pixels with a strong-Wolfe line search, one step per iteration."""
+
+    def __init__(self, run: _Run, lr: float, history: int) -> None:
+        self.run = run
+        self.lr = lr
+        flat = run.x.view(-1)
+        pair_bytes = 2 * flat.numel() * flat.element_size()
+        self.memory = History(max(3, min(history, HISTORY_BYTES // max(pair_bytes, 1))))
+        self.nonfinite = False
+
+    def first_step(self, grad: torch.Tensor) -> float:
+        """A steepest-descent trial that moves the steepest pixel by FIRST_STEP units:
+        meaningful in pixel space whatever the loss scale (torch's 1/|g|_1 moves pixels by
+        ~1e-5 here, below what bf16 inputs resolve, and the search then stalls)."""
+        top = float(grad.abs().max())
+        return self.lr * FIRST_STEP / top if top > 0 else self.lr
+
+    def _at(self, base: torch.Tensor, d: torch.Tensor, t: float) -> _Point:
+        value, grad, terms = self.run.evaluate(base + t * d)
+        if not _finite(value, grad):
+            # a huge (finite) value fails the Armijo test, so the search backs off; inf
+            # would turn the cubic interpolation into NaN steps
+            self.nonfinite = True
+            return _Point(t, NONFINITE_PENALTY, torch.zeros_like(grad), 0.0, None)
+        return _Point(t, value, grad, float(grad.dot(d)), terms)
+
+    def solve(self, iterations: int) -> tuple[float, str]:
+        run = self.run
+        flat = run.x.view(-1)
+        f, g, terms = run.evaluate(flat)
+        if not _finite(f, g):
+            raise run.diverged()
+        run.report(0, f, terms)
+        if iterations == 0:
+            return f, "completed"
+        d, t = g.neg(), self.first_step(g)
+        k = 0
+        restarted = False
+        while k < iterations:
+            if run.stop():
+                return f, "cancelled"
+            gtd = float(g.dot(d))
+            if gtd > -DESCENT_TOL * max(1.0, abs(f)):
+                if restarted or not len(self.memory):
+                    return f, "converged"
+                d, t, restarted = g.neg(), self.first_step(g), True  # not a descent direction
+                self.memory.clear()
+                continue
+            self.nonfinite = False
+            start = _Point(0.0, f, g, gtd, None)
+            found = line_search(functools.partial(self._at, flat, d), start, t, d)
+            if found is None or found.f >= f:
+                # no acceptable point on this line
+                if restarted or not len(self.memory):
+                    if self.nonfinite:
+                        raise run.diverged()
+                    return f, "converged"
+                # forget the curvature pairs and try steepest descent once more
+                d, t, restarted = g.neg(), self.first_step(g), True
+                self.memory.clear()
+                continue
+            restarted = False
+            k += 1
+            step = d.mul(found.t)
+            flat.add_(step)
+            self.memory.push(step, found.g - g)
+            change = abs(found.f - f)
+            f, g = found.f, found.g
+            assert found.terms is not None
+            run.report(k, f, found.terms)
+            if change <= LOSS_CHANGE_TOL * max(1.0, abs(f)) or (
+                float(step.abs().max()) <= PIXEL_STEP_TOL
+            ):
+                return f, "converged"
+            d = self.memory.direction(g)
+            t = self.lr
+        return f, "completed"
 
 
+def _cubic_min(a: _Point, b: _Point, lo: float, hi: float) -> float:
+    """The minimiser of the cubic through two points with slopes, kept inside [lo, hi]."""
+    if a.t == b.t:
+        return (lo + hi) / 2
+    d1 = a.gtd + b.gtd - 3 * (a.f - b.f) / (a.t - b.t)
+    disc = d1 * d1 - a.gtd * b.gtd
+    if disc < 0 or not math.isfinite(disc):
+        return (lo + hi) / 2
+    d2 = math.copysign(math.sqrt(disc), b.t - a.t)
+    denom = b.gtd - a.gtd + 2 * d2
+    if denom == 0:
+        return (lo + hi) / 2
+    t = b.t - (b.t - a.t) * (b.gtd + d2 - d1) / denom
+    if not math.isfinite(t):
+        return (lo + hi) / 2
+    return min(max(t, lo), hi)
+
+
+def line_search(
+    phi: Callable[[float], _Point],
+    start: _Point,
+    t: float,
+    d: torch.Tensor,
+    c1: float = ARMIJO_C1,
+    c2: float = CURVATURE_C2,
+    max_evaluations: int = MAX_LINE_EVALUATIONS,
+) -> _Point | None:
+    """A step along ``d`` meeting the strong Wolfe conditions, trying ``t`` first.
+
+    Returns the point found (at worst the lowest point satisfying sufficient decrease),
+    or None when no point lowered the loss enough.
+    """
+    f0, gtd0 = start.f, start.gtd
+    d_max = float(d.abs().max())
+    evaluations = 0
+
+    def armijo(p: _Point) -> bool:
+        return p.f <= f0 + c1 * p.t * gtd0
+
+    def curvature(p: _Point) -> bool:
+        return abs(p.gtd) <= -c2 * gtd0
+
+    def zoom(lo: _Point, hi: _Point) -> _Point | None:
+        nonlocal evaluations
+        while evaluations < max_evaluations:
+            width = abs(hi.t - lo.t)
+            if width * d_max < BRACKET_TOL:
+                break
+            left, right = min(lo.t, hi.t), max(lo.t, hi.t)
+            margin = 0.1 * width  # stay clear of the ends, or the bracket barely shrinks
+            trial = _cubic_min(lo, hi, left + margin, right - margin)
+            p = phi(trial)
+            evaluations += 1
+            if not armijo(p) or p.f >= lo.f:
+                hi = p
+            else:
+                if curvature(p):
+                    return p
+                if p.gtd * (hi.t - lo.t) >= 0:
+                    hi = lo
+                lo = p
+        return lo if lo.t > 0 else None
+
+    prev, cur = start, phi(t)
+    evaluations += 1
+    while True:
+        if not armijo(cur) or (prev.t > 0 and cur.f >= prev.f):
+            return zoom(prev, cur)
+        if curvature(cur):
+            return cur
+        if cur.gtd >= 0:
+            return zoom(cur, prev)
+        if evaluations >= max_evaluations:
+            return cur
+        # still descending: extrapolate (between a little and ten times further)
+        nxt = _cubic_min(prev, cur, cur.t + 0.01 * (cur.t - prev.t), cur.t * 10)
+        prev, cur = cur, phi(nxt)
+        evaluations += 1
+
+
+# -- Adam ------------------------------------------------------------------------------------
 def _adam(
     run: _Run, iterations: int, lr: float, clamp: tuple[float, float] | None
 ) -> tuple[float, str]:

@@ -13,6 +13,7 @@ from nst.objective import (
     style_layer_loss,
     tv_loss,
 )
+from tests.conftest import gen
 
 # two channels over two positions: c0 = [1, 2], c1 = [3, 4]
 F2 = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])
@@ -31,7 +32,7 @@ def test_gram_matrix_by_hand():
 
 
 def test_gram_matrix_same_for_channels_last_layout():
-    f = torch.randn(1, 5, 4, 3)
+    f = torch.randn(1, 5, 4, 3, generator=gen(11))
     assert torch.allclose(gram_matrix(f), gram_matrix(f.to(memory_format=torch.channels_last)))
 
 
@@ -50,8 +51,8 @@ def test_style_image_of_another_size_compares_through_its_own_M():
 
 
 def test_content_gradient_is_the_papers_formula_through_relu():
-    pre = torch.randn(1, 3, 4, 5, dtype=torch.float64, requires_grad=True)
-    target = torch.rand(1, 3, 4, 5, dtype=torch.float64)
+    pre = torch.randn(1, 3, 4, 5, dtype=torch.float64, requires_grad=True, generator=gen(12))
+    target = torch.rand(1, 3, 4, 5, dtype=torch.float64, generator=gen(13))
     f = torch.relu(pre)
     content_loss(f, target).backward()
     expected = (f - target) * (pre > 0)  # dL/dF = F - P where F > 0, else 0
@@ -60,8 +61,8 @@ def test_content_gradient_is_the_papers_formula_through_relu():
 
 def test_style_gradient_is_the_papers_formula():
     n, m = 3, 20
-    f = torch.rand(1, n, 4, 5, dtype=torch.float64, requires_grad=True)
-    a_feat = torch.rand(1, n, 5, 4, dtype=torch.float64)
+    f = torch.rand(1, n, 4, 5, dtype=torch.float64, requires_grad=True, generator=gen(14))
+    a_feat = torch.rand(1, n, 5, 4, dtype=torch.float64, generator=gen(15))
     e = style_layer_loss(gram_matrix(f), gram_matrix(a_feat))
     e.backward()
     fm = f.detach().reshape(n, m)
@@ -74,9 +75,9 @@ def test_style_gradient_is_the_papers_formula():
 @pytest.mark.parametrize("name", ["content", "style", "tv", "guided"])
 def test_gradcheck(name):
     torch.manual_seed(0)
-    x = torch.rand(1, 3, 5, 4, dtype=torch.float64, requires_grad=True)
-    other = torch.rand(1, 3, 5, 4, dtype=torch.float64)
-    guide = torch.rand(1, 1, 5, 4, dtype=torch.float64)
+    x = torch.rand(1, 3, 5, 4, dtype=torch.float64, requires_grad=True, generator=gen(16))
+    other = torch.rand(1, 3, 5, 4, dtype=torch.float64, generator=gen(17))
+    guide = torch.rand(1, 1, 5, 4, dtype=torch.float64, generator=gen(18))
     fns = {
         "content": lambda v: content_loss(v, other),
         "style": lambda v: style_layer_loss(gram_matrix(v), gram_matrix(other)),
@@ -94,7 +95,7 @@ def test_tv_loss_by_hand():
 
 
 def test_guided_gram_with_a_full_guide_is_the_plain_gram():
-    f = torch.rand(1, 4, 6, 5)
+    f = torch.rand(1, 4, 6, 5, generator=gen(19))
     ones = torch.ones(1, 1, 6, 5)
     assert torch.allclose(guided_gram_matrix(f, ones), gram_matrix(f), atol=1e-6)
 
@@ -102,8 +103,8 @@ def test_guided_gram_with_a_full_guide_is_the_plain_gram():
 def test_guided_gram_sees_only_its_region():
     left = torch.zeros(1, 1, 4, 8)
     left[..., :4] = 1
-    f = torch.rand(1, 3, 4, 8)
+    f = torch.rand(1, 3, 4, 8, generator=gen(20))
     g = f.clone()
-    g[..., 4:] = torch.rand(1, 3, 4, 4) * 10  # change only the right half
+    g[..., 4:] = torch.rand(1, 3, 4, 4, generator=gen(21)) * 10  # change only the right half
     assert torch.allclose(guided_gram_matrix(f, left), guided_gram_matrix(g, left))
     assert torch.allclose(guided_gram_matrix(f, left), gram_matrix(f[..., :4]), atol=1e-6)

@@ -6,7 +6,7 @@ import torch
 from nst.config import PAPER_STYLE_LAYERS
 from nst.model.vgg import build_extractor
 from nst.objective import Objective, StyleSource
-from tests.conftest import tiny_weights
+from tests.conftest import gen, tiny_weights
 
 STYLE = PAPER_STYLE_LAYERS
 CONTENT = (("conv4_2", 1.0),)
@@ -15,12 +15,12 @@ CONTENT = (("conv4_2", 1.0),)
 def _setup(weighting, alpha=1.0, beta=1e3, style_size=(24, 20)):
     torch.manual_seed(0)
     ex = build_extractor(tiny_weights(), ["conv5_1"], channels_last=False)
-    content = torch.rand(1, 3, 32, 32) * 255
-    style = torch.rand(1, 3, *style_size) * 255
+    content = torch.rand(1, 3, 32, 32, generator=gen(11)) * 255
+    style = torch.rand(1, 3, *style_size, generator=gen(12)) * 255
     obj = Objective(ex, CONTENT, STYLE, alpha, beta, weighting=weighting)
     obj.set_content(content)
     obj.set_style([StyleSource(style)], (32, 32))
-    x = torch.rand(1, 3, 32, 32) * 255
+    x = torch.rand(1, 3, 32, 32, generator=gen(13)) * 255
     return ex, obj, content, style, x
 
 
@@ -70,7 +70,7 @@ def test_paper_weighting_is_alpha_content_plus_beta_style_and_terms_are_exact():
 
 def test_blended_styles_use_the_weighted_gram_and_blend_1_0_equals_one_style():
     ex, obj, _, style, x = _setup("paper")
-    other = torch.rand(1, 3, 28, 28) * 255
+    other = torch.rand(1, 3, 28, 28, generator=gen(14)) * 255
     single, _ = obj(x)
     obj.set_style([StyleSource(style, 1.0), StyleSource(other, 0.0)], (32, 32))
     assert obj(x)[0].item() == pytest.approx(single.item(), rel=1e-6)
@@ -98,9 +98,9 @@ def test_texture_synthesis_has_no_content_term():
     ex = build_extractor(tiny_weights(), ["conv3_1"], channels_last=False)
     obj = Objective(ex, CONTENT, (("conv1_1", 0.5), ("conv3_1", 0.5)), 1.0, 1.0)
     obj.set_content(None)
-    obj.set_style([StyleSource(torch.rand(1, 3, 16, 16) * 255)], (16, 16))
+    obj.set_style([StyleSource(torch.rand(1, 3, 16, 16, generator=gen(15)) * 255)], (16, 16))
     assert obj.term_names == ("style:conv1_1", "style:conv3_1", "tv")
-    total, terms = obj(torch.rand(1, 3, 16, 16) * 255)
+    total, terms = obj(torch.rand(1, 3, 16, 16, generator=gen(16)) * 255)
     assert total.item() > 0 and len(terms) == 3
 
 

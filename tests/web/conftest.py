@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nst.events import Finished, Started, Step
+from nst.events import Finished, Stage, Started, Step
 from nst.web import WebSettings, create_app
 from tests.conftest import picture
 
@@ -35,18 +35,26 @@ def noise_png(width, height) -> bytes:
     return buf.getvalue()
 
 
+def fake_step(i, loss, elapsed=0.0, stage=0, preview=None) -> Step:
+    terms = {"content:conv4_2": 1.0, "style:conv1_1": loss, "tv": 0.0}
+    weights = {"content:conv4_2": 1.0, "style:conv1_1": 1.0, "tv": 1.0}
+    factors = {"content:conv4_2": 1.0, "style:conv1_1": 1.0, "tv": 0.0}
+    return Step(i, i + 1, 1.0 + loss, terms, weights, factors, elapsed, stage, preview)
+
+
 def fake_runner(delay: float = 0.0, steps: int = 6) -> Callable:
     """Emits the library's events like a real run; honours the stop event."""
 
     def run(job, on_event, stop, preview_every):
-        total = job.config.iterations or steps
-        on_event(Started(total, 30, 40, "cpu", "fp32", 7))
+        total = job.plan.config.iterations or steps
+        plan = (Stage(30, 40, total),)
+        on_event(Started(0, plan, "cpu", "fp32", 7))
         for i in range(total + 1):
             if stop.is_set():
                 on_event(Finished(i, i + 1, 1.0, 0.1, "cancelled"))
                 return torch.full((3, 30, 40), 0.25)
             preview = torch.full((3, 30, 40), i / (total + 1)) if i % preview_every == 0 else None
-            on_event(Step(i, i + 1, 10.0 / (i + 1), 1.0, 1.0, 0.0, {}, {}, 0.01 * i, 0, preview))
+            on_event(fake_step(i, 10.0 / (i + 1), 0.01 * i, 0, preview))
             time.sleep(delay)
         on_event(Finished(total, total + 1, 1.0, 0.1, "completed"))
         return torch.full((3, 30, 40), 0.5)

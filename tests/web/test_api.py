@@ -5,6 +5,7 @@ import json
 import time
 
 import pytest
+import torch
 from PIL import Image
 
 from nst.web.jobs import MARKER
@@ -195,7 +196,7 @@ def test_result_as_next_init_and_delete(make_client):
     second = submit(client, init_job=first["id"]).json()
     assert second["params"]["init"] == "previous result"
     job = client.app.state.manager.get(second["id"])
-    assert job.config.init == str(job.folder / "init.png")
+    assert job.plan.config.init == str(job.folder / "init.png")
     assert submit(client, init_job="f" * 32).json()["detail"] == "init_job: no such job"
     wait_state(client, second["id"])
     assert client.delete(f"/api/jobs/{first['id']}", headers={"Origin": BASE}).status_code == 204
@@ -216,8 +217,11 @@ def test_page_static_builtins_and_openapi(make_client):
         schema["paths"]
     )
     assert client.get("/api/docs").status_code == 200
-    fields = {f["name"] for f in client.get("/api/config").json()["fields"]}
-    assert "size" in fields and "weights" not in fields and "init" not in fields
+    fields = {f["name"]: f for f in client.get("/api/config").json()["fields"]}
+    assert "size" in fields and "weights" not in fields and "device" not in fields
+    assert fields["init"]["choices"] == ["noise", "content", "style"]
+    assert fields["pooling"]["choices"] == ["avg", "max"] and fields["size"]["max"] == 1024
+    assert fields["tv_weight"]["min"] == 0 and fields["tv_weight"]["max"] == 1e4
 
 
 @requires_weights
@@ -243,3 +247,37 @@ def test_serve_refuses_a_reachable_address_without_allow_remote():
     assert r.output.strip() == (
         "nst: error: host 0.0.0.0 can be reached from other machines; add --allow-remote"
     )
+
+
+def test_the_eta_of_a_two_stage_run_weights_each_stage_by_its_pixels(make_client):
+    """Stage 2 has 4x the pixels and costs ~4.5x per iteration: at mid-run the ETA the web
+    reports is within 20% of the time really left."""
+    from nst.events import Finished, Stage, Started
+    from tests.web.conftest import fake_step
+
+    plan = (Stage(16, 24, 20), Stage(32, 48, 10))
+    cost = [0.01, 0.045]  # seconds per iteration in each stage
+
+    def run(job, on_event, stop, preview_every):
+        elapsed = 0.0
+        for k, stage in enumerate(plan):
+            on_event(Started(k, plan, "cpu", "fp32", 7))
+            for i in range(stage.iterations + 1):
+                on_event(fake_step(i, 1.0 / (i + 1), elapsed, k))
+                if i < stage.iterations:
+                    elapsed += cost[k]
+        on_event(Finished(30, 31, 1.0, elapsed, "completed"))
+        return torch.full((3, 32, 48), 0.5)
+
+    client = make_client(runner=run)
+    job = submit(client).json()
+    assert wait_state(client, job["id"])["state"] == "done"
+    with client.stream("GET", f"/api/jobs/{job['id']}/events") as stream:
+        text = "".join(stream.iter_text())
+    steps = [json.loads(line[6:]) for line in text.splitlines()
+             if line.startswith("data: ") and '"type": "step"' in line]  # fmt: skip
+    total = steps[-1]["elapsed"]
+    mid = min(steps, key=lambda s: abs(s["elapsed"] - total / 2))
+    assert mid["stage"] == 1 and mid["total"] == 30
+    true_left = total - mid["elapsed"]
+    assert abs(mid["eta"] - true_left) <= 0.2 * true_left, (mid["eta"], true_left)

@@ -7,6 +7,7 @@ layers. Built only up to the deepest layer in use; parameters are frozen.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection
 
 import torch
@@ -61,6 +62,20 @@ class VGG19Features(nn.Module):
     @property
     def last_layer(self) -> str:
         return self.plan[-1]
+
+    def truncated(self, last_layer: str) -> VGG19Features:
+        """This network cut after ``last_layer``, sharing its weights (no copy)."""
+        if last_layer not in self.plan:
+            raise ConfigError(
+                f"layer {last_layer} lies beyond this network (last: {self.last_layer})"
+            )
+        if last_layer == self.last_layer:
+            return self
+        cut = copy.copy(self)  # a shallow copy: same modules and buffers
+        cut._modules = dict(self._modules)
+        cut.plan = self.plan[: INDEX[last_layer] + 1]
+        cut.convs = nn.ModuleDict({n: self.convs[n] for n in cut.plan if n in self.convs})
+        return cut
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """RGB 0..255 -> the network's input space, in the network's dtype."""

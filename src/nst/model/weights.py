@@ -15,6 +15,7 @@ import functools
 import hashlib
 import importlib.resources
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,11 +107,25 @@ def _check_shapes(convs: dict[str, tuple[torch.Tensor, torch.Tensor]], source: s
             raise WeightsError(f"{source}: {name} holds NaN or infinite values")
 
 
+def check_weights_file(path: str | os.PathLike[str]) -> None:
+    """Refuse a weights path that is missing or not a regular file (a FIFO would hang)."""
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise WeightsError(f"{p}: no such file") from None
+    except OSError as exc:
+        raise WeightsError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise WeightsError(f"{p}: is a directory, expected a weights file")
+    if not stat.S_ISREG(st.st_mode):
+        raise WeightsError(f"{p}: not a regular file")
+    if st.st_size == 0:
+        raise WeightsError(f"{p}: empty file (0 bytes)")
+
+
 def _torch_load(path: Path) -> object:
-    if not path.exists():
-        raise WeightsError(f"{path}: no such file")
-    if path.is_dir():
-        raise WeightsError(f"{path}: is a directory, expected a weights file")
+    check_weights_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for bad files

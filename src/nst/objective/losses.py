@@ -135,3 +135,10 @@ class StyleTarget(nn.Module):
         else:
             g = guided_gram_matrix(features, self.guide)
         return style_layer_loss(g, self.target)
+
+
+class TVLoss(nn.Module):
+    """The total-variation prior as a term module (reads the image, not features)."""
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return tv_loss(image)

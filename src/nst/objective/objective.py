@@ -28,8 +28,11 @@ Three weightings (``Config.weighting``) say in which units the terms enter the s
     (Figure 4), 1e-4 the look of its Figure 3. Measured on Tuebingen x Starry Night
     at 256 and 512 px, 300 L-BFGS iterations from noise.
 
-The per-layer values reported (``Step.content_losses``, ``style_losses``) are always
-the paper's exact L_c and E_l.
+Every term has a name (``content:conv4_2``, ``style:conv1_1``, ``tv``; extra terms
+such as a video's ``temporal`` are added with :meth:`Objective.add_term`), a weight
+within its group (w_l) and a factor, what its value is multiplied by in the total:
+``total = sum(factor * value)``. The values reported are always the paper's exact
+L_c and E_l.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from torch import nn
 
 from ..layers import LayerWeights
 from ..model.vgg import VGG19Features
-from .losses import ContentTarget, StyleTarget, gram_matrix, tv_loss
+from .losses import ContentTarget, StyleTarget, TVLoss, gram_matrix
 
 #: reference weighting of style layer l: 4 (MSE of Gram vs E_l) * 5 (1/N^2 replaces w_l = 1/5)
 REFERENCE_STYLE_FACTOR = 20.0
@@ -69,8 +72,32 @@ def _resize_guide(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return nn.functional.interpolate(guide, size=size, mode="area")
 
 
+class SumOfTargets(nn.ModuleList):
+    """Several targets on one layer (style regions) as one term: the sum of their losses."""
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        values = [t(features) for t in self]
+        return values[0] if len(values) == 1 else torch.stack(values).sum()
+
+
+@dataclass
+class Term:
+    """One named loss term: ``module`` reads the features of ``layer`` (or, with no
+    layer, the image in 0..255) and returns a scalar in its own units."""
+
+    name: str
+    module: nn.Module
+    layer: str | None
+    weight: float
+    factor: float
+
+
 class Objective(nn.Module):
-    """Callable on an image x (1, 3, H, W, RGB 0..255): returns (total, per-term values)."""
+    """Callable on an image x (1, 3, H, W, RGB 0..255): returns (total, term values).
+
+    The values come back as one detached float32 tensor in :attr:`term_names` order
+    (one host sync per evaluation).
+    """
 
     def __init__(
         self,
@@ -90,51 +117,99 @@ class Objective(nn.Module):
         self.style_w = dict(style_layers)
         self.alpha = float(content_weight)
         self.beta = float(style_weight)
-        self.tv_weight = float(tv_weight)
         self.weighting = weighting
-        self.content_targets = nn.ModuleDict()
-        self.style_targets = nn.ModuleDict()
-        self._factors: dict[str, float] = {}
+        self._content: list[Term] = []
+        self._style: list[Term] = []
+        self._tv = Term("tv", TVLoss(), None, 1.0, float(tv_weight))
+        self._extra: list[Term] = []
+        self.modules_ = nn.ModuleDict()  # registers the term modules (device moves)
+
+    # -- the terms ---------------------------------------------------------------------------
+    @property
+    def terms(self) -> list[Term]:
+        return [*self._content, *self._style, self._tv, *self._extra]
+
+    @property
+    def term_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.terms)
+
+    @property
+    def term_weights(self) -> dict[str, float]:
+        return {t.name: t.weight for t in self.terms}
+
+    @property
+    def term_factors(self) -> dict[str, float]:
+        return {t.name: t.factor for t in self.terms}
 
     @property
     def layers(self) -> tuple[str, ...]:
-        """The layers the current targets need (content layers only with a content target)."""
-        wanted = (self.content_layers if len(self.content_targets) else ()) + (
-            self.style_layers if len(self.style_targets) else ()
-        )
-        return tuple(dict.fromkeys(wanted))
+        """The layers the current terms read."""
+        return tuple(dict.fromkeys(t.layer for t in self.terms if t.layer is not None))
+
+    def _register(self, terms: Sequence[Term]) -> None:
+        for t in terms:
+            self.modules_[t.name.replace(":", "__")] = t.module
+
+    def _unregister(self, terms: Sequence[Term]) -> None:
+        for t in terms:
+            key = t.name.replace(":", "__")
+            if key in self.modules_:
+                del self.modules_[key]
+
+    def add_term(
+        self,
+        name: str,
+        module: nn.Module,
+        *,
+        layer: str | None = None,
+        weight: float = 1.0,
+        factor: float = 1.0,
+    ) -> None:
+        """Add a term (e.g. a video's temporal loss); it is reported under ``name``."""
+        if name in self.term_names:
+            raise ValueError(f"a term named {name!r} exists already")
+        term = Term(name, module, layer, float(weight), float(factor))
+        self._extra.append(term)
+        self._register([term])
 
     # -- encoding the targets once ----------------------------------------------------------
-    def features(
-        self, x: torch.Tensor, layers: tuple[str, ...] | None = None
-    ) -> dict[str, torch.Tensor]:
-        return self.extractor(x, self.layers if layers is None else layers)
+    def features(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        return self.extractor(x, layers)
 
     @torch.no_grad()
     def set_content(self, content: torch.Tensor | None) -> None:
         """Encode P for every content layer (None: no content term, e.g. texture synthesis)."""
-        self.content_targets = nn.ModuleDict()
+        self._unregister(self._content)
+        self._content = []
         if content is None:
             return
         feats = self.features(content, self.content_layers)
+        paper = self.weighting == "paper"
         for name in self.content_layers:
             f = feats[name].float()
-            self.content_targets[name] = ContentTarget(f)
             n, m = f.shape[1], f.shape[2] * f.shape[3]
-            self._factors[f"c:{name}"] = 2.0 / (n * m)
+            units = 1.0 if paper else 2.0 / (n * m)  # MSE = 2 L_c / (N M)
+            w = self.content_w[name]
+            self._content.append(
+                Term(f"content:{name}", ContentTarget(f), name, w, self.alpha * w * units)
+            )
+        self._register(self._content)
 
     @torch.no_grad()
     def set_style(self, sources: Sequence[StyleSource], out_size: tuple[int, int]) -> None:
         """Encode the Gram targets A: a weighted blend per guide (region).
 
         Sources sharing a guide (``None`` or the same tensor) are blended into one
-        target; each distinct guide gets its own guided term.
+        target; each distinct guide gets its own guided target, summed into the layer's
+        term.
         """
-        self.style_targets = nn.ModuleDict()
+        self._unregister(self._style)
+        self._style = []
         groups: dict[int, list[StyleSource]] = {}
         for src in sources:
             groups.setdefault(id(src.guide) if src.guide is not None else 0, []).append(src)
-        layer_lists: dict[str, nn.ModuleList] = {n: nn.ModuleList() for n in self.style_layers}
+        per_layer: dict[str, SumOfTargets] = {n: SumOfTargets() for n in self.style_layers}
+        channels: dict[str, int] = {}
         # probe the feature-map sizes of the generated image for the guides
         sizes = self._layer_sizes(out_size) if any(s.guide is not None for s in sources) else {}
         for members in groups.values():
@@ -149,13 +224,21 @@ class Objective(nn.Module):
                     blended[name] = blended[name] + g if name in blended else g
             guide = members[0].guide
             for name in self.style_layers:
-                n = blended[name].shape[-1]
-                calibration = CALIBRATION if self.weighting == "calibrated" else 1.0
-                self._factors[f"s:{name}"] = calibration * REFERENCE_STYLE_FACTOR / (n * n)
+                channels[name] = blended[name].shape[-1]
                 layer_guide = None if guide is None else _resize_guide(guide, sizes[name])
-                layer_lists[name].append(StyleTarget(blended[name].unsqueeze(0), layer_guide))
-        for name, lst in layer_lists.items():
-            self.style_targets[name] = lst
+                per_layer[name].append(StyleTarget(blended[name].unsqueeze(0), layer_guide))
+        for name, targets in per_layer.items():
+            if not len(targets):
+                continue
+            n = channels[name]
+            if self.weighting == "paper":
+                units = 1.0
+            else:
+                calibration = CALIBRATION if self.weighting == "calibrated" else 1.0
+                units = calibration * REFERENCE_STYLE_FACTOR / (n * n)
+            w = self.style_w[name]
+            self._style.append(Term(f"style:{name}", targets, name, w, self.beta * w * units))
+        self._register(self._style)
 
     def _layer_sizes(self, out_size: tuple[int, int]) -> dict[str, tuple[int, int]]:
         h, w = out_size
@@ -166,40 +249,23 @@ class Objective(nn.Module):
         return {n: (f.shape[2], f.shape[3]) for n, f in feats.items()}
 
     # -- evaluation -------------------------------------------------------------------------
-    @property
-    def term_names(self) -> tuple[str, ...]:
-        return (
-            *(f"content:{n}" for n in self.content_targets),
-            *(f"style:{n}" for n in self.style_targets),
-            "tv",
-        )
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns the total (a scalar with grad) and the detached paper terms.
+        """The total (a scalar with grad) and the detached term values (term_names order).
 
-        Terms, in ``term_names`` order: L_c per content layer, E_l per style layer
-        (summed over regions), the TV value.
+        Terms with factor 0 are evaluated without gradient, for the record only. The
+        network may run in bf16/fp16; every term's math runs in float32.
         """
-        feats = self.features(x)
-        terms: list[torch.Tensor] = []
+        terms = self.terms
+        feats = self.features(x, self.layers) if self.layers else {}
         total = x.new_zeros((), dtype=torch.float32)
-        scaled = self.weighting != "paper"  # calibrated and reference share the units
-        # the network may run in bf16/fp16; the targets' loss math runs in float32
-        for name, target in self.content_targets.items():
-            value = target(feats[name])
-            terms.append(value)
-            k = self._factors[f"c:{name}"] if scaled else 1.0
-            total = total + self.alpha * self.content_w[name] * k * value
-        for name, targets in self.style_targets.items():
-            assert isinstance(targets, nn.ModuleList)
-            value = sum((t(feats[name]) for t in targets), x.new_zeros((), dtype=torch.float32))
-            terms.append(value)
-            k = self._factors[f"s:{name}"] if scaled else 1.0
-            total = total + self.beta * self.style_w[name] * k * value
-        if self.tv_weight > 0:
-            tv = tv_loss(x)
-            total = total + self.tv_weight * tv
-        else:
-            tv = x.new_zeros((), dtype=torch.float32)
-        terms.append(tv)
-        return total, torch.stack([t.detach().float() for t in terms])
+        values: list[torch.Tensor] = []
+        for t in terms:
+            source = feats[t.layer] if t.layer is not None else x
+            if t.factor == 0.0:
+                with torch.no_grad():
+                    value = t.module(source)
+            else:
+                value = t.module(source)
+                total = total + t.factor * value
+            values.append(value.detach().float())
+        return total, torch.stack(values)

@@ -10,7 +10,6 @@ job; job ids are generated here and paths never leave a job's folder.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import importlib.resources
 import io
 import json
@@ -25,10 +24,13 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
-from ..config import INIT_KEYWORDS, Config
+from .. import builtins
+from ..config import INIT_KEYWORDS, OPTIONS, Config
 from ..errors import ConfigError, ImageError, NstError
 from ..imageio import load_image, save_image, to_tensor
+from ..planning import Plan, plan_stylize
 from .jobs import TERMINAL, Job, JobManager, QueueFull, Runner, WebSettings, api_runner, safe_child
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -177,47 +179,35 @@ def create_app(settings: WebSettings, runner: Runner = api_runner) -> FastAPI:
         return HTMLResponse((_static_dir() / "index.html").read_text(encoding="utf-8"))
 
     @app.get("/api/builtins")
-    def builtins() -> list[dict[str, str]]:
-        """The built-in example images (photos and generated paintings)."""
-        from ..demo import PAINTINGS, PHOTOS
-
+    def builtin_list() -> list[dict[str, str]]:
+        """The built-in example images: photos (content) and generated paintings (styles)."""
         return [
-            {
-                "name": f"builtin:{n}",
-                "kind": "painting" if n in PAINTINGS else "photo",
-                "url": f"/api/builtins/{n}.png",
-            }
-            for n in PHOTOS + PAINTINGS
+            {"name": b.ref, "kind": b.kind, "title": b.title, "url": f"/api/builtins/{n}.png"}
+            for n, b in builtins.BUILTINS.items()
         ]
 
     @app.get("/api/builtins/{name}.png", response_class=Response)
     def builtin_image(name: str) -> Response:
-        from ..demo import PAINTINGS, PHOTOS, builtin_image
-
-        if name not in PHOTOS + PAINTINGS:
+        if name not in builtins.BUILTINS:
             raise HTTPException(404, "no such built-in image")
         if name not in builtin_png:
             buf = io.BytesIO()
-            builtin_image(name).save(buf, format="PNG")
+            builtins.image(name).save(buf, format="PNG")
             builtin_png[name] = buf.getvalue()
         return Response(builtin_png[name], media_type="image/png")
 
     @app.get("/api/config")
     def config_schema() -> dict[str, Any]:
-        """Every parameter with its default, help and choices, and this server's limits."""
-        fields = []
-        defaults = Config().to_dict()
-        for f in dataclasses.fields(Config):
-            if f.name in SERVER_ONLY:
-                continue
-            fields.append(
-                {
-                    "name": f.name,
-                    "default": defaults[f.name],
-                    "help": f.metadata.get("help", ""),
-                    "choices": f.metadata.get("choices"),
-                }
-            )
+        """Every option a job may set (kind, default, range, choices, help) and this
+        server's limits: the page builds its form and checks from this."""
+        fields = [opt.schema() for opt in OPTIONS.values() if opt.web != "server"]
+        for f in fields:
+            if f["name"] == "size":
+                f["max"] = settings.max_size
+            elif f["name"] == "iterations":
+                f["max"] = settings.max_iterations
+            elif f["name"] == "init":
+                f["choices"] = list(INIT_KEYWORDS)
         limits = {
             "max_size": settings.max_size,
             "max_iterations": settings.max_iterations,
@@ -226,21 +216,26 @@ def create_app(settings: WebSettings, runner: Runner = api_runner) -> FastAPI:
         }
         return {"fields": fields, "limits": limits, "init": list(INIT_KEYWORDS)}
 
-    async def _save_upload(upload: UploadFile, target: Path) -> None:
-        data = await upload.read()
+    def _decode_upload(data: bytes, filename: str | None, target: Path) -> None:
         try:
-            img = load_image(
-                data, name=upload.filename or target.stem, max_pixels=settings.max_pixels
-            )
+            img = load_image(data, name=filename or target.stem, max_pixels=settings.max_pixels)
         except ImageError as exc:
             raise HTTPException(_image_status(exc), str(exc)) from None
         save_image(to_tensor(img), target)
+
+    def _save_builtin(name: str, target: Path) -> None:
+        if not builtins.is_builtin(name):
+            raise HTTPException(422, f"unknown built-in image '{name}' (use builtin:NAME)")
+        try:
+            save_image(builtins.image(name), target)
+        except ImageError as exc:
+            raise HTTPException(422, str(exc)) from None
 
     def _config(params: dict[str, Any], extra: dict[str, Any]) -> Config:
         forbidden = sorted(set(params) & (SERVER_ONLY - {"init"}))
         if forbidden:
             raise HTTPException(422, f"parameter(s) not settable here: {', '.join(forbidden)}")
-        init = str(params.pop("init", "noise") or "noise")
+        init = params.pop("init", "noise") or "noise"
         if init not in INIT_KEYWORDS:
             raise HTTPException(422, f"init must be one of {', '.join(INIT_KEYWORDS)}")
         try:
@@ -255,6 +250,45 @@ def create_app(settings: WebSettings, runner: Runner = api_runner) -> FastAPI:
                 422, f"iterations: at most {settings.max_iterations} on this server"
             )
         return config
+
+    def _prepare(
+        folder: Path,
+        content: tuple[bytes, str | None] | None,
+        content_builtin: str | None,
+        styles: list[tuple[bytes, str | None]],
+        style_builtins: list[str],
+        mask: tuple[bytes, str | None] | None,
+        init_from: Path | None,
+        values: dict[str, Any],
+    ) -> tuple[Plan, list[Path]]:
+        """Decode the uploads, write the job's inputs and plan the run (a worker thread)."""
+        content_path = folder / "content.png"
+        if content is not None:
+            _decode_upload(*content, content_path)
+        else:
+            _save_builtin(str(content_builtin), content_path)
+        style_paths: list[Path] = []
+        for data, name in styles:
+            style_paths.append(folder / f"style_{len(style_paths)}.png")
+            _decode_upload(data, name, style_paths[-1])
+        for ref in style_builtins:
+            style_paths.append(folder / f"style_{len(style_paths)}.png")
+            _save_builtin(ref, style_paths[-1])
+        extra: dict[str, Any] = {}
+        if mask is not None:
+            _decode_upload(*mask, folder / "mask.png")
+            extra["mask"] = str(folder / "mask.png")
+        if init_from is not None:
+            shutil.copy(init_from, folder / "init.png")
+            extra["init"] = str(folder / "init.png")
+        config = _config(dict(values), extra)
+        try:
+            plan = plan_stylize(str(content_path), [str(p) for p in style_paths], config)
+        except ImageError as exc:
+            raise HTTPException(_image_status(exc), str(exc)) from None
+        except NstError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return plan, style_paths
 
     @app.post("/api/jobs", status_code=201)
     async def create_job(
@@ -278,44 +312,30 @@ def create_app(settings: WebSettings, runner: Runner = api_runner) -> FastAPI:
             raise HTTPException(422, "give one content image (a file or a built-in)")
         if not 1 <= n_styles <= settings.max_styles:
             raise HTTPException(422, f"give 1 to {settings.max_styles} style images")
-        if init_job is not None and manager.get(init_job) is None:
-            raise HTTPException(422, "init_job: no such job")
+        init_from = None
+        if init_job is not None:
+            source = manager.get(init_job)
+            if source is None:
+                raise HTTPException(422, "init_job: no such job")
+            if not source.has_result:
+                raise HTTPException(422, "init_job: that job has no result yet")
+            init_from = source.folder / "result.png"
+
+        async def read(up: UploadFile | None) -> tuple[bytes, str | None] | None:
+            return None if up is None else (await up.read(), up.filename)
+
+        uploads = [await read(up) for up in style]
         job_id, folder = manager.new_folder()
         try:
-            content_path = folder / "content.png"
-            if content is not None:
-                await _save_upload(content, content_path)
-            else:
-                _save_builtin(str(content_builtin), content_path)
-            style_paths = []
-            for i, up in enumerate(style):
-                style_paths.append(folder / f"style_{i}.png")
-                await _save_upload(up, style_paths[-1])
-            for name in style_builtin:
-                style_paths.append(folder / f"style_{len(style_paths)}.png")
-                _save_builtin(name, style_paths[-1])
-            extra: dict[str, Any] = {}
-            if mask is not None:
-                await _save_upload(mask, folder / "mask.png")
-                extra["mask"] = str(folder / "mask.png")
-            if init_job is not None:
-                source = manager.get(init_job)
-                if source is None or not source.has_result:
-                    raise HTTPException(422, "init_job: that job has no result yet")
-                shutil.copy(source.folder / "result.png", folder / "init.png")
-                extra["init"] = str(folder / "init.png")
-            config = _config(dict(values), extra)
-            try:  # everything a run needs must be right before it waits in the queue
-                from ..api import plan_stylize
-
-                plan_stylize(str(content_path), [str(p) for p in style_paths], config)
-            except ImageError as exc:
-                raise HTTPException(_image_status(exc), str(exc)) from None
-            except NstError as exc:
-                raise HTTPException(422, str(exc)) from None
-            shown = {k: v for k, v in config.to_dict().items() if k not in SERVER_ONLY}
-            shown["init"] = "previous result" if init_job else config.init
-            job = Job(job_id, folder, config, content_path, style_paths, shown)
+            plan, style_paths = await run_in_threadpool(
+                _prepare, folder, await read(content), content_builtin,
+                [u for u in uploads if u is not None], style_builtin, await read(mask),
+                init_from, values,
+            )  # fmt: skip
+            shown = {k: v for k, v in plan.config.to_dict().items() if k not in SERVER_ONLY}
+            shown["init"] = "previous result" if init_job else plan.config.init
+            shown["seed"] = plan.seed
+            job = Job(job_id, folder, plan, folder / "content.png", style_paths, shown)
             try:
                 position = manager.submit(job)
             except QueueFull:
@@ -326,16 +346,6 @@ def create_app(settings: WebSettings, runner: Runner = api_runner) -> FastAPI:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         return {**job.to_dict(), "position": position}
-
-    def _save_builtin(name: str, target: Path) -> None:
-        from ..api import load
-
-        if not name.startswith("builtin:"):
-            raise HTTPException(422, f"unknown built-in image '{name}' (use builtin:NAME)")
-        try:
-            save_image(load(name), target)
-        except ImageError as exc:
-            raise HTTPException(422, str(exc)) from None
 
     @app.get("/api/jobs")
     def list_jobs() -> list[dict[str, Any]]:

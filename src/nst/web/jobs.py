@@ -9,8 +9,6 @@ data directory is swept of earlier runs' folders at start-up.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import queue
 import re
@@ -25,10 +23,10 @@ from typing import Any
 
 import torch
 
-from ..config import Config
 from ..errors import NstError, RunStopped
-from ..events import Event, Finished, Started, Step
+from ..events import Event, Progress, Started, Step
 from ..imageio import save_image
+from ..planning import Plan
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 TERMINAL = ("done", "cancelled", "failed")
@@ -63,7 +61,7 @@ class WebSettings:
 class Job:
     id: str
     folder: Path
-    config: Config
+    plan: Plan
     content: Path
     styles: list[Path]
     params: dict[str, Any]
@@ -109,11 +107,10 @@ Runner = Callable[[Job, Callable[[Event], None], threading.Event, int], torch.Te
 def api_runner(
     job: Job, on_event: Callable[[Event], None], stop: threading.Event, preview_every: int
 ) -> torch.Tensor:
-    """Runs a job through the library's API."""
-    from .. import api
+    """Runs a job's plan (made when the job was submitted) through the library."""
+    from ..execution import execute
 
-    plan = api.plan_stylize(str(job.content), [str(p) for p in job.styles], job.config)
-    return api.execute(plan, on_event, stop, preview_every)
+    return execute(job.plan, on_event, stop, preview_every)
 
 
 class JobManager:
@@ -227,8 +224,6 @@ class JobManager:
         if error:
             job.record({"type": "failed", "error": error})
         job.record({"type": "state", "state": state})
-        with contextlib.suppress(OSError):
-            (job.folder / "job.json").write_text(json.dumps(job.to_dict()))
 
     def _work(self) -> None:
         while not self.closing.is_set():
@@ -244,65 +239,22 @@ class JobManager:
     def _run(self, job: Job) -> None:
         job.state = "running"
         job.record({"type": "state", "state": "running"})
-        total = sum(job.config.stage_iterations)
-        offsets: list[int] = [0]
+        progress = Progress()
 
         def on_event(event: Event) -> None:
+            progress.update(event)
+            record = event.to_record()
             if isinstance(event, Started):
-                offsets[0] = sum(job.config.stage_iterations[: event.stage])
-                job.record(
-                    {
-                        "type": "started",
-                        "iterations": event.iterations,
-                        "width": event.width,
-                        "height": event.height,
-                        "stage": event.stage,
-                        "stages": event.stages,
-                        "seed": event.seed,
-                        "device": event.device,
-                        "precision": event.precision,
-                    }
-                )
-                job.progress.update(seed=event.seed, total=total)
+                job.progress.update(seed=event.seed, total=progress.total)
             elif isinstance(event, Step):
-                done = offsets[0] + event.iteration
-                rate = event.elapsed / done if done else 0.0
-                eta = rate * (total - done) if done else None
-                record = {
-                    "type": "step",
-                    "iteration": event.iteration,
-                    "done": done,
-                    "total": total,
-                    "evaluations": event.evaluations,
-                    "loss": event.loss,
-                    "content_loss": event.content_loss,
-                    "style_loss": event.style_loss,
-                    "elapsed": round(event.elapsed, 3),
-                    "eta": eta,
-                    "stage": event.stage,
-                }
-                job.progress.update({k: v for k, v in record.items() if k not in ("type",)})
-                job.record(record)
-                if event.preview is not None:
-                    save_image(event.preview, job.folder / "preview.png")
-                    job.preview_version += 1
-                    job.record(
-                        {
-                            "type": "preview",
-                            "iteration": event.iteration,
-                            "url": job.to_dict()["preview"],
-                        }
-                    )
-            elif isinstance(event, Finished):
-                job.record(
-                    {
-                        "type": "finished",
-                        "reason": event.reason,
-                        "iterations": event.iterations,
-                        "loss": event.loss,
-                        "elapsed": round(event.elapsed, 3),
-                    }
-                )
+                record.update(progress.to_record())
+                job.progress.update({k: v for k, v in record.items() if k != "type"})
+            job.record(record)
+            if isinstance(event, Step) and event.preview is not None:
+                save_image(event.preview, job.folder / "preview.png")
+                job.preview_version += 1
+                url = job.to_dict()["preview"]
+                job.record({"type": "preview", "iteration": event.iteration, "url": url})
 
         try:
             image = self.runner(job, on_event, job.cancel, self.settings.preview_every)

@@ -8,6 +8,7 @@ const state = {
   styleBuiltins: new Set(["builtin:swirls"]),
   styleFiles: [],
   initJob: null,
+  fields: [],
   cards: new Map(),
   streams: new Map(),
 };
@@ -20,8 +21,7 @@ function fmtTime(seconds) {
 }
 
 function ratioText(value) {
-  const r = Math.pow(10, Number(value));
-  return `α/β = ${r.toExponential(1).replace("e-", "e-")}`;
+  return `α/β = ${Math.pow(10, Number(value)).toExponential(1)}`;
 }
 
 async function api(path, options = {}) {
@@ -65,7 +65,8 @@ function renderChosen() {
 async function loadBuiltins() {
   const items = await api("/api/builtins");
   for (const item of items) {
-    for (const gallery of [$("#content-gallery"), $("#style-gallery")]) {
+    // photos are offered as content, paintings as styles
+    for (const gallery of [item.kind === "photo" ? $("#content-gallery") : $("#style-gallery")]) {
       const img = document.createElement("img");
       img.src = item.url;
       img.alt = item.name;
@@ -89,47 +90,66 @@ async function loadBuiltins() {
   renderChosen();
 }
 
+// -- the settings form, built from the option declarations (/api/config) ----------------------
+// content_weight and style_weight are set by the balance slider (alpha/beta); every other
+// option the server lets a page set gets a control by its kind, range and choices.
+const SLIDER = new Set(["content_weight", "style_weight"]);
+const FORM_DEFAULTS = { size: 256, iterations: 300 };  // smaller than the CLI's for a first try
+
+function control(field) {
+  let input;
+  if (field.choices) {
+    input = document.createElement("select");
+    for (const choice of field.choices) input.append(new Option(choice, choice));
+  } else if (field.kind === "bool") {
+    input = document.createElement("input");
+    input.type = "checkbox";
+  } else {
+    input = document.createElement("input");
+    const numeric = field.kind === "int" || field.kind === "float";
+    input.type = numeric ? "number" : "text";
+    if (numeric) {
+      if (field.min != null && !field.min_exclusive) input.min = field.min;
+      if (field.max != null) input.max = field.max;
+      input.step = field.kind === "int" ? 1 : "any";
+    }
+    const empty = field.default == null || field.default === "" ||
+      (Array.isArray(field.default) && field.default.length === 0);
+    if (empty) input.placeholder = field.name === "seed" ? "random" : "default";
+    else input.required = true;
+  }
+  input.id = field.name;
+  input.name = field.name;
+  const value = field.name in FORM_DEFAULTS ? FORM_DEFAULTS[field.name] : field.default;
+  if (input.type === "checkbox") input.checked = Boolean(value);
+  else input.value = value == null ? "" : String(value);
+  const label = document.createElement("label");
+  label.title = field.help;
+  label.append(field.label + " ", input);
+  return label;
+}
+
 async function loadConfig() {
   const schema = await api("/api/config");
-  const fields = Object.fromEntries(schema.fields.map((f) => [f.name, f]));
-  const size = $("#size");
-  for (const s of [128, 192, 256, 384, 512, 768, 1024, 1536, 2048]) {
-    if (s > schema.limits.max_size) break;
-    const o = new Option(`${s} px`, s, s === 256, s === 256);
-    size.append(o);
-  }
-  $("#iterations").max = schema.limits.max_iterations;
-  for (const name of ["weighting", "precision"]) {
-    for (const choice of fields[name].choices) $("#" + name).append(new Option(choice, choice));
-    $("#" + name).value = fields[name].default;
-  }
-  $("#content_layers").value = fields.content_layers.default;
-  $("#style_layers").value = fields.style_layers.default;
-  for (const [name, f] of Object.entries(fields)) {
-    const el = document.getElementById(name);
-    if (el) el.closest("label").title = f.help;
+  state.fields = schema.fields;
+  for (const field of schema.fields) {
+    if (SLIDER.has(field.name)) continue;
+    const where = field.web === "main" ? "#main-options" : "#advanced-options";
+    $(where).append(control(field));
   }
 }
 
 function params() {
   const ratio = Math.pow(10, Number($("#ratio").value));
-  const p = {
-    size: Number($("#size").value),
-    iterations: Number($("#iterations").value),
-    content_weight: 1,
-    style_weight: Number((1 / ratio).toPrecision(4)),
-    pooling: $("#pooling").value,
-    init: $("#init").value,
-    preserve_colors: $("#preserve_colors").value,
-    style_scale: Number($("#style_scale").value),
-    tv_weight: Number($("#tv_weight").value),
-    content_layers: $("#content_layers").value,
-    style_layers: $("#style_layers").value,
-    weighting: $("#weighting").value,
-    optimizer: $("#optimizer").value,
-    precision: $("#precision").value,
-  };
-  if ($("#seed").value !== "") p.seed = Number($("#seed").value);
+  const p = { content_weight: 1, style_weight: Number((1 / ratio).toPrecision(4)) };
+  for (const field of state.fields) {
+    if (SLIDER.has(field.name)) continue;
+    const input = document.getElementById(field.name);
+    if (input.type === "checkbox") p[field.name] = input.checked;
+    else if (input.value === "" && !input.required) continue;
+    else if (input.type === "number") p[field.name] = Number(input.value);
+    else p[field.name] = input.value;
+  }
   return p;
 }
 

@@ -20,6 +20,8 @@ from tests.conftest import picture, requires_weights
 pytestmark = requires_weights
 runner = CliRunner()
 LOG_KEYS = {
+    "type",
+    "factors",
     "iteration",
     "evaluations",
     "loss",
@@ -117,6 +119,8 @@ def test_logged_iteration_0_style_losses_are_the_papers_E_l(tmp_path):
         "max",
         "--iterations",
         1,
+        "--precision",
+        "fp32",
         "--log",
         log,
     )
@@ -147,75 +151,6 @@ def test_save_every_writes_intermediate_images(images, tmp_path):
     names = sorted(p.name for p in tmp_path.glob("o_*.png"))
     assert names == ["o_00000.png", "o_00002.png", "o_00004.png"]
     assert r.output == ""
-
-
-@pytest.mark.parametrize(
-    ("args", "code", "message"),
-    [
-        (["{missing}", "{style}"], 2, "nst: error: {missing}: no such file"),
-        (
-            ["{content}", "{style}", "--style-layers", "conv9_1"],
-            2,
-            "nst: error: unknown layer 'conv9_1' (known: conv1_1 … conv5_4 or relu1_1 … relu5_4, "
-            "pool1 … pool5)",
-        ),
-        (
-            ["{content}", "{style}", "-o", "{content}"],
-            2,
-            "nst: error: output {content} is an input file; choose another name",
-        ),
-        (
-            ["{content}", "{style}", "--log", "{style}"],
-            2,
-            "nst: error: log file {style} is an input file",
-        ),
-        (
-            ["{content}", "{style}", "-o", "{tmp}/o.gif"],
-            2,
-            "nst: error: {tmp}/o.gif: unknown output extension '.gif' "
-            "(use .bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp)",
-        ),
-        (
-            ["{content}", "{style}", "--size", "4"],
-            2,
-            "nst: error: size must be between 16 and 16384 (got 4)",
-        ),
-        (
-            ["{content}", "{notimage}"],
-            2,
-            "nst: error: {notimage}: not an image file, or a format nst cannot read",
-        ),
-        (
-            ["{content}", "{style}", "--weights", "{tmp}/none.pth"],
-            2,
-            "nst: error: {tmp}/none.pth: no such file",
-        ),
-    ],
-)
-def test_bad_input_gets_one_line_and_an_exit_code(images, tmp_path, args, code, message):
-    notimage = tmp_path / "fake.jpg"
-    notimage.write_text("not a jpeg")
-    values = {
-        "missing": tmp_path / "missing.jpg",
-        "content": images["content"],
-        "style": images["style"],
-        "tmp": tmp_path,
-        "notimage": notimage,
-    }
-    argv = ["stylize", *[a.format(**values) for a in args]]
-    if "-o" not in argv:
-        argv += ["-o", str(tmp_path / "out.png")]
-    before = images["content"].read_bytes()
-    r = runner.invoke(
-        app,
-        [*argv, "--size", argv[argv.index("--size") + 1]]
-        if "--size" in argv
-        else [*argv, "--size", "32", "--iterations", "1"],
-    )
-    assert r.exit_code == code
-    assert r.output.strip().splitlines()[-1] == message.format(**values)
-    assert "Traceback" not in r.output
-    assert images["content"].read_bytes() == before
 
 
 def test_help_says_what_iterations_count():
@@ -267,7 +202,7 @@ def test_demo_command_runs_small(tmp_path):
 
 
 def test_divergence_writes_the_last_finite_image_and_exits_3(images, tmp_path, monkeypatch):
-    from nst import api
+    from nst import execution
     from nst.errors import Diverged
 
     def diverge(plan, on_event=None, stop=None, preview_every=0):
@@ -277,7 +212,7 @@ def test_divergence_writes_the_last_finite_image_and_exits_3(images, tmp_path, m
             iteration=3,
         )
 
-    monkeypatch.setattr(api, "execute", diverge)
+    monkeypatch.setattr(execution, "execute", diverge)
     out = tmp_path / "o.png"
     r = nst("stylize", images["content"], images["style"], "-o", out, "--size", 32)
     assert r.exit_code == 3

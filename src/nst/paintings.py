@@ -1,49 +1,20 @@
-"""Built-in example images: photos bundled with scikit-image, and paintings made here.
+"""Paintings the project generates itself (no package ships famous paintings).
 
-No package ships famous paintings, so the built-in styles are generated,
-deterministically, by this module:
+Deterministic, so every machine gets the same pictures:
 
-* ``swirls``: a night sky of swirling brush strokes, in the spirit of a well-known
+* :func:`swirls`: a night sky of swirling brush strokes, in the spirit of a well-known
   Dutch painting: strokes follow a flow field with vortices, stars glow in yellow.
-* ``mosaic``: stained glass; bright Voronoi cells with dark leading.
+* :func:`mosaic`: stained glass; bright Voronoi cells with dark leading.
 
-Anywhere an image path is accepted, ``builtin:NAME`` names one of these.
+:mod:`nst.builtins` offers them as ``builtin:swirls`` and ``builtin:mosaic``.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-
-from .errors import ImageError
-
-PHOTOS = ("chelsea", "astronaut", "coffee", "rocket")
-PAINTINGS = ("swirls", "mosaic")
-DEMO_CONTENT = "builtin:chelsea"
-DEMO_STYLE = "builtin:swirls"
-
-
-def names() -> tuple[str, ...]:
-    return tuple(f"builtin:{n}" for n in PHOTOS + PAINTINGS)
-
-
-@functools.lru_cache(maxsize=8)
-def builtin_image(name: str) -> Image.Image:
-    """A built-in image by bare name (``chelsea``, ``swirls`` ...) as RGB."""
-    if name in PHOTOS:
-        from skimage import data
-
-        return Image.fromarray(np.asarray(getattr(data, name)())[:, :, :3])
-    if name == "swirls":
-        return swirls()
-    if name == "mosaic":
-        return mosaic()
-    known = ", ".join(names())
-    raise ImageError(f"builtin:{name}", f"no such built-in image (known: {known})")
-
 
 # -- generated paintings ------------------------------------------------------------------------
 _NIGHT = np.array(

@@ -1,0 +1,69 @@
+"""``nst figures``: the paper's experiments as labelled contact sheets."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ...config import Config
+from ...errors import ConfigError, NstError
+from ..app import app
+from ..output import fail, format_time, say
+
+
+@app.command()
+def figures(
+    images: Annotated[
+        Path | None, typer.Option(help="Folder with the paper's images (tubingen.jpg, ...).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the sheets and index.html.")] = Path("figs"),
+    size: Annotated[int, typer.Option(help="Longest side of every run.")] = 256,
+    iterations: Annotated[int, typer.Option(help="L-BFGS iterations of every run.")] = 300,
+    only: Annotated[
+        list[str] | None, typer.Option(help="Only these figures (fig1, fig3 … fig7), repeatable.")
+    ] = None,
+    content: Annotated[
+        str | None, typer.Option(help="Content photo (default tubingen.jpg).")
+    ] = None,
+    style: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=PATH[@RATIO] style image, repeatable (adds to the defaults)."),
+    ] = None,
+    photo_content: Annotated[
+        str | None, typer.Option(help="fig7 content photo (default golden_gate.jpg).")
+    ] = None,
+    photo_style: Annotated[
+        str | None, typer.Option(help="fig7 style photo (default hoovertowernight.jpg).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the noise initialisations.")] = 0,
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Reproduce the paper's experiments as labelled contact sheets plus an index.html."""
+    from ...figures import FIGURES, Roles, make_figures
+
+    try:
+        unknown = [f for f in only or [] if f not in FIGURES]
+        if unknown:
+            raise ConfigError(f"only: unknown figure {unknown[0]} (use {', '.join(FIGURES)})")
+        if images is not None and not images.is_dir():
+            raise ConfigError(f"images: {images} is not a folder")
+        roles = Roles.from_dir(images, content, style or [], photo_content, photo_style)
+        given = {"size": size, "iterations": iterations, "seed": seed, "precision": precision}
+        base = Config.from_dict({**given, "device": device, "scales": [size]})
+        log = (lambda msg: None) if quiet else say
+        start = time.perf_counter()
+        made, skipped = make_figures(roles, out, base, only, log=log)
+    except NstError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        say("interrupted; sheets already written are kept")
+        raise typer.Exit(130) from None
+    took = time.perf_counter() - start
+    typer.echo(
+        f"{len(made)} sheet(s), {len(skipped)} skipped, {format_time(took)}: {out / 'index.html'}"
+    )

@@ -1,0 +1,88 @@
+"""CLI options derived from the option declarations (:data:`nst.config.OPTIONS`).
+
+Every declared option becomes ``--name`` (booleans ``--name/--no-name``) in its
+help panel, with the declaration's help and default. Values arrive as text and go
+through :meth:`Config.from_dict`, the parser the web form uses too, so every
+front end accepts and refuses the same values with the same one line.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from ..config import OPTIONS, Config
+from ..errors import NstError
+from ..options import BOOL, Option
+from .output import fail
+
+
+def _help(opt: Option) -> str:
+    if "default" in opt.help:
+        return opt.help
+    default = opt.to_text(opt.default) or "none"
+    if opt.name == "seed":
+        default = "random, printed"
+    return f"{opt.help} \\[default: {default}]"  # escaped: rich would read [..] as markup
+
+
+def config_parameters(exclude: tuple[str, ...] = ()) -> list[inspect.Parameter]:
+    """One keyword parameter with a typer Option per declared option."""
+    params = []
+    for name, opt in OPTIONS.items():
+        if name in exclude:
+            continue
+        if opt.kind is BOOL:
+            decl = typer.Option(
+                f"{opt.flag}/--no-{opt.what}", help=_help(opt), rich_help_panel=opt.panel,
+                show_default=False,
+            )  # fmt: skip
+            annotation: Any = Annotated[bool | None, decl]
+        else:
+            decl = typer.Option(
+                opt.flag, help=_help(opt), rich_help_panel=opt.panel, show_default=False,
+                metavar="CHOICE" if opt.choices else opt.kind.name.upper(),
+            )  # fmt: skip
+            annotation = Annotated[str | None, decl]
+        params.append(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+            )
+        )
+    return params
+
+
+def with_config(
+    exclude: tuple[str, ...] = (),
+    base: Callable[[], Config] = Config,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command every option; it receives ``config=`` parsed from those given."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        own = [
+            p
+            for p in inspect.signature(func, eval_str=True).parameters.values()
+            if p.name != "config"
+        ]
+        cfg_params = config_parameters(exclude)
+        names = {p.name for p in cfg_params}
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            given = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+            given = {k: v for k, v in given.items() if v is not None}
+            try:
+                config = Config.from_dict(given, base=base())
+            except NstError as exc:
+                fail(exc)
+            return func(config=config, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(own + cfg_params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in own + cfg_params}
+        return wrapper
+
+    return decorate

@@ -1,0 +1,241 @@
+"""Running one job from the command line: checks first, then progress, log, previews,
+signals and an atomic save that never loses the result.
+
+* Before any work: every output location (result, previews, log) is checked: its
+  folder can be made and written, its name is allowed, and it names no input (by
+  resolved path and by inode).
+* Ctrl-C, SIGTERM and SIGHUP write the last iterate and exit 130, 143 and 129.
+* A failed final save writes the result to a fallback place and says where (exit 1).
+* A log or preview that cannot be written any more warns once; the run goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from .. import builtins
+from ..errors import ConfigError, ImageError, Interrupted, NstError, RunStopped
+from ..events import Event, Started, Step
+from ..imageio import output_format, save_image
+from .output import fail, say
+from .progress import JsonLog, ProgressBar
+
+Runner = Callable[[Callable[[Event], None], int], Any]
+
+
+# -- paths -----------------------------------------------------------------------------------
+def preview_path(output: Path, iteration: int, stage: int, stages: int) -> Path:
+    tag = f"s{stage + 1}_" if stages > 1 else ""
+    return output.with_name(f"{output.stem}_{tag}{iteration:05d}{output.suffix}")
+
+
+def _is_preview_of(output: Path, candidate: Path) -> bool:
+    pattern = rf"{re.escape(output.stem)}_(s\d+_)?\d{{5,}}{re.escape(output.suffix)}"
+    return candidate.parent == output.parent and re.fullmatch(pattern, candidate.name) is not None
+
+
+def _identity(path: Path) -> tuple[str, tuple[int, int] | None]:
+    """(resolved path, (device, inode) when the file exists)."""
+    try:
+        resolved = str(path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        resolved = os.path.abspath(path)
+    try:
+        st = os.stat(path)
+        return resolved, (st.st_dev, st.st_ino)
+    except OSError:
+        return resolved, None
+
+
+def same_file(a: Path, b: Path) -> bool:
+    ra, ia = _identity(a)
+    rb, ib = _identity(b)
+    return ra == rb or (ia is not None and ia == ib)
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Refuse, with one line, a place where a file cannot be written: a name that is too
+    long, a symlink loop, a folder that cannot be made or written, a directory."""
+    name_max = 255
+    with contextlib.suppress(OSError, ValueError):
+        folder = path.parent if str(path.parent) else Path(".")
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+    if len(os.fsencode(path.name)) > name_max:
+        raise ConfigError(f"{what} {path}: the file name is longer than {name_max} bytes")
+    try:
+        path.resolve(strict=False)
+    except (OSError, RuntimeError):
+        raise ConfigError(f"{what} {path}: a loop of symbolic links") from None
+    if path.is_dir():
+        raise ConfigError(f"{what} {path}: is a directory")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{what} {path}: not a regular file")
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"{what} {path}: cannot make the folder {folder} ({exc.strerror})"
+        ) from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".nst-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: cannot write in {folder} ({exc.strerror})") from None
+
+
+def check_paths(
+    output: Path,
+    inputs: Sequence[str | None],
+    log: Path | None = None,
+    previews: bool = False,
+) -> None:
+    """Before any work: the output (and log) can be written and none names an input."""
+    output_format(output)
+    check_writable(output, "output")
+    files = [Path(p) for p in inputs if p and not builtins.is_builtin(p)]
+    for src in files:
+        if same_file(output, src):
+            raise ConfigError(f"output {output} is an input file; choose another name")
+        if previews and _is_preview_of(output, src):
+            raise ConfigError(
+                f"output {output}: the image saved every few iterations would overwrite "
+                f"the input {src}; choose another name"
+            )
+        if log is not None and same_file(log, src):
+            raise ConfigError(f"log file {log} is an input file")
+    if log is not None:
+        if same_file(log, output) or (previews and _is_preview_of(output, log)):
+            raise ConfigError(f"log file {log} is the output image")
+        check_writable(log, "log file")
+
+
+# -- signals -----------------------------------------------------------------------------------
+class _Signals:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt (like Ctrl-C) while installed."""
+
+    def __init__(self) -> None:
+        self.received = signal.SIGINT
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.received = signal.Signals(signum)
+        raise KeyboardInterrupt
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.received)
+
+
+@contextlib.contextmanager
+def signals_as_interrupts() -> Iterator[_Signals]:
+    state = _Signals()
+    wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {}
+    try:
+        for sig in wanted:
+            previous[sig] = signal.signal(sig, state.handle)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        yield state
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# -- saving ------------------------------------------------------------------------------------
+def fallback_path(output: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = Path(tempfile.gettempdir())
+    return folder / f"nst-rescued-{output.stem[:80]}-{stamp}-{os.getpid()}.png"
+
+
+def save_or_rescue(image: Any, output: Path) -> None:
+    """Save the result atomically; if that fails, save it elsewhere and say where (exit 1)."""
+    try:
+        save_image(image, output)
+        return
+    except ImageError as exc:
+        problem = exc.reason
+    spare = fallback_path(output)
+    try:
+        save_image(image, spare)
+    except ImageError as exc:
+        fail(ImageError(str(output), f"{problem}; saving to {spare} failed too ({exc.reason}): "
+                                     "the result is lost"), 1)  # fmt: skip
+    fail(ImageError(str(output), f"{problem}; the result was saved to {spare} instead"), 1)
+
+
+# -- the job -----------------------------------------------------------------------------------
+def run_job(
+    run: Runner,
+    output: Path,
+    *,
+    quiet: bool,
+    log: Path | None,
+    save_every: int,
+    extra_handlers: tuple[Callable[[Event], None], ...] = (),
+) -> None:
+    """Run ``run(on_event, preview_every)`` with progress, log, previews and signal
+    handling, then write its image to ``output`` atomically."""
+    handlers: list[Callable[[Event], None]] = list(extra_handlers)
+    if not quiet:
+        handlers.append(ProgressBar())
+    try:
+        json_log = JsonLog(log) if log is not None else None
+    except NstError as exc:
+        fail(exc)
+    if json_log is not None:
+        handlers.append(json_log)
+    stages = [1]
+    previews_ok = [True]
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, Started):
+            stages[0] = event.stages
+        for h in handlers:
+            h(event)
+        if isinstance(event, Step) and event.preview is not None and save_every and previews_ok[0]:
+            target = preview_path(output, event.iteration, event.stage, stages[0])
+            try:
+                save_image(event.preview, target)
+            except ImageError as exc:
+                say(f"warning: {exc}; no more intermediate images are written")
+                previews_ok[0] = False
+
+    with signals_as_interrupts() as signals:
+        try:
+            image = run(on_event, save_every)
+        except RunStopped as exc:
+            if json_log is not None:
+                json_log.close()
+            code = signals.exit_code if isinstance(exc, Interrupted) else exc.exit_code
+            save_or_rescue(exc.image, output)
+            what = "interrupted" if isinstance(exc, Interrupted) else "stopped"
+            say(f"{what}: {exc}; wrote the last image to {output}")
+            raise typer.Exit(code) from None
+        except KeyboardInterrupt:
+            say("interrupted before the first iteration; nothing written")
+            raise typer.Exit(signals.exit_code) from None
+        except NstError as exc:
+            fail(exc)
+        finally:
+            if json_log is not None:
+                json_log.close()
+    save_or_rescue(image, output)
+    if not quiet:
+        typer.echo(f"wrote {output}", err=True)

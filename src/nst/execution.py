@@ -1,0 +1,208 @@
+"""Executing a :class:`~nst.planning.Plan`: stages, objective, optimizer, events.
+
+For every coarse-to-fine stage: encode the targets at the stage's size, start from
+the plan's start image (first stage) or the previous stage upsampled, minimise,
+and report each iteration as a :class:`~nst.events.Step` with the objective's terms
+by name. Returns the image; nothing here touches files.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Union
+
+import torch
+import torch.nn.functional as F
+
+from . import controls, runtime
+from .errors import ConfigError, RunStopped
+from .events import EventHandler, Finished, Started, Step
+from .imageio import resize_longest, resize_to
+from .model.vgg import VGG19Features
+from .objective import Objective, StyleSource
+from .optimize import StepState, minimize
+from .planning import Plan
+
+StopSignal = Union[Callable[[], bool], threading.Event, None]
+
+#: mean pixel of ImageNet (RGB, 0..255): the centre of the noise initialisation
+NOISE_MEAN = (123.68, 116.779, 103.939)
+#: standard deviation of the noise initialisation (0..255 units): with it L-BFGS converged
+#: steadily, where smaller amplitudes stalled (measured on these weights before the code
+#: was written)
+NOISE_STD = 50.0
+
+
+def _stop_fn(stop: StopSignal) -> Callable[[], bool] | None:
+    if stop is None:
+        return None
+    if isinstance(stop, threading.Event):
+        return stop.is_set
+    return stop
+
+
+def start_image(plan: Plan, size: tuple[int, int]) -> torch.Tensor:
+    """The first stage's start image (1, 3, h, w) in 0..255 on the CPU."""
+    h, w = size
+    if plan.init is None:
+        gen = torch.Generator().manual_seed(plan.seed)
+        mean = torch.tensor(NOISE_MEAN).view(1, 3, 1, 1)
+        return torch.randn(1, 3, h, w, generator=gen) * NOISE_STD + mean
+    return resize_to(plan.init, size).unsqueeze(0) * 255.0
+
+
+def _upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp_(0, 255)
+
+
+def finish_image(plan: Plan, x: torch.Tensor) -> torch.Tensor:
+    """An iterate (1, 3, h, w, 0..255) as the (3, h, w) result in [0, 1] on the CPU:
+    clamped, the content's chroma restored (luminance mode), kept regions composited."""
+    img = x.detach()[0].float().clamp(0, 255).div(255).cpu()
+    if plan.color_reference is not None:
+        img = controls.recombine_chroma(img, plan.color_reference).clamp(0, 1)
+    if plan.keep is not None and plan.original is not None:
+        keep, original = plan.keep, plan.original
+        hw = (img.shape[1], img.shape[2])
+        if keep.shape[-2:] != hw:  # an earlier coarse-to-fine stage (previews)
+            keep = F.interpolate(keep[None], size=hw, mode="bilinear")[0]
+            original = resize_to(plan.original, hw)
+        img = keep * original + (1 - keep) * img
+    return img
+
+
+def build_objective(plan: Plan, stage: int, extractor: VGG19Features) -> Objective:
+    """The objective of one stage, its targets encoded at the stage's size."""
+    config = plan.config
+    s = plan.stages[stage]
+    size = (s.height, s.width)
+    device = extractor.in_scale.device
+    objective = Objective(
+        extractor,
+        config.content_layers,
+        config.style_layers,
+        config.content_weight,
+        config.style_weight,
+        tv_weight=config.tv_weight,
+        weighting=config.weighting,
+    ).to(device)
+    if plan.content is not None:
+        objective.set_content(resize_to(plan.content, size).unsqueeze(0).mul(255).to(device))
+    if plan.styles:
+        longest = plan.style_longest(stage)
+        guides: dict[int, torch.Tensor] = {}
+        sources = []
+        for img, weight, guide in zip(plan.styles, plan.blend, plan.guides):
+            g = None
+            if guide is not None:
+                if id(guide) not in guides:
+                    guides[id(guide)] = F.interpolate(guide[None], size=size, mode="area").to(
+                        device
+                    )
+                g = guides[id(guide)]
+            s_img = resize_longest(img, longest).unsqueeze(0).mul(255).to(device)
+            sources.append(StyleSource(s_img, weight, g))
+        objective.set_style(sources, size)
+    for hook in plan.terms:
+        hook(objective, size)
+    return objective
+
+
+def execute(
+    plan: Plan,
+    on_event: EventHandler | None = None,
+    stop: StopSignal = None,
+    preview_every: int = 0,
+) -> torch.Tensor:
+    """Run a plan; returns the (3, H, W) image in [0, 1] on the CPU."""
+    config = plan.config
+    device = runtime.resolve_device(config.device)
+    precision, dtype = runtime.resolve_precision(config.precision, device)
+    if not plan.layers:
+        raise ConfigError("nothing to match: give a content or a style image")
+    extractor = runtime.network(
+        config.weights, config.pooling, config.normalize, plan.layers, device, dtype
+    )
+    emit = on_event or (lambda event: None)
+    should_stop = _stop_fn(stop)
+    x: torch.Tensor | None = None
+    iterations = evaluations = 0
+    loss = float("nan")
+    elapsed = 0.0
+    reason = "completed"
+    for stage, s in enumerate(plan.stages):
+        size = (s.height, s.width)
+        objective = build_objective(plan, stage, extractor)
+        x0 = start_image(plan, size).to(device) if x is None else _upsample(x, size)
+        emit(Started(stage, plan.stages, str(device), precision, plan.seed))
+        reporter = _Reporter(plan, objective, emit, stage, preview_every, evaluations, elapsed)
+        try:
+            result = minimize(
+                objective,
+                x0,
+                iterations=s.iterations,
+                method=config.optimizer,
+                lr=config.learning_rate,
+                history=config.lbfgs_history,
+                on_step=reporter,
+                should_stop=should_stop,
+            )
+        except RunStopped as exc:
+            image = finish_image(plan, exc.image)
+            raise type(exc)(str(exc), image=image, iteration=exc.iteration) from None
+        x = result.x
+        iterations += result.iterations
+        evaluations += result.evaluations
+        elapsed += result.elapsed
+        loss = result.loss
+        reason = result.reason
+        if reason == "cancelled":
+            break
+    assert x is not None
+    emit(Finished(iterations, evaluations, loss, elapsed, reason))
+    return finish_image(plan, x)
+
+
+class _Reporter:
+    """Turns the optimizer's per-iteration state into :class:`Step` events for one stage."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        objective: Objective,
+        emit: EventHandler,
+        stage: int,
+        preview_every: int,
+        evaluations_before: int,
+        elapsed_before: float,
+    ) -> None:
+        self.plan = plan
+        self.names = objective.term_names
+        self.weights = objective.term_weights
+        self.factors = objective.term_factors
+        self.emit = emit
+        self.stage = stage
+        self.last = plan.stages[stage].iterations
+        self.preview_every = preview_every
+        self.evaluations_before = evaluations_before
+        self.elapsed_before = elapsed_before
+
+    def __call__(self, state: StepState) -> None:
+        preview = None
+        every = self.preview_every
+        if every and (state.iteration % every == 0 or state.iteration == self.last):
+            preview = finish_image(self.plan, state.x)
+        self.emit(
+            Step(
+                iteration=state.iteration,
+                evaluations=self.evaluations_before + state.evaluations,
+                loss=state.loss,
+                terms=dict(zip(self.names, state.terms.tolist())),
+                weights=self.weights,
+                factors=self.factors,
+                elapsed=self.elapsed_before + state.elapsed,
+                stage=self.stage,
+                preview=preview,
+            )
+        )

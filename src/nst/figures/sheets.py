@@ -1,0 +1,217 @@
+"""Contact sheets: cells (an input to show, or a job to run), running, drawing, the index."""
+
+from __future__ import annotations
+
+import html
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from ..config import Config
+from ..imageio import fit_size, to_pil
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: ``stylize`` (source = content), ``content`` (feature inversion of source)
+    or ``texture`` (synthesis from source, output ``size`` (h, w))."""
+
+    kind: str
+    source: str
+    style: str | None
+    config: Config
+    size: tuple[int, int] | None = None
+
+
+@dataclass
+class Cell:
+    label: str
+    job: Job | None = None
+    source: str | None = None  # an input image shown as it is
+    note: str = ""
+
+
+@dataclass
+class Result:
+    image: torch.Tensor
+    seconds: float
+
+
+@dataclass
+class Sheet:
+    name: str
+    title: str
+    rows: list[list[Cell]]
+    row_labels: list[str] = field(default_factory=list)
+    caption: str = ""
+    seconds: float = 0.0
+    #: run after the jobs, before drawing (e.g. notes comparing results)
+    after: Callable[[Sheet, dict[int, Result]], None] | None = None
+
+
+Engine = Callable[[Job], torch.Tensor]
+
+
+def api_engine(job: Job) -> torch.Tensor:
+    """Runs a job through the real API."""
+    from .. import api
+
+    if job.kind == "stylize":
+        assert job.style is not None
+        return api.stylize(job.source, job.style, job.config)
+    if job.kind == "content":
+        return api.reconstruct_content(job.source, job.config)
+    if job.kind == "texture":
+        return api.synthesize_texture(job.source, job.config, job.size)
+    raise ValueError(f"unknown job kind {job.kind!r}")
+
+
+def run_sheet(sheet: Sheet, engine: Engine, log: Callable[[str], None]) -> dict[int, Result]:
+    """Run every job of a sheet (identical jobs once); results by id(cell)."""
+    results: dict[int, Result] = {}
+    done: dict[Job, Result] = {}
+    jobs = [c for row in sheet.rows for c in row if c.job is not None]
+    for i, cell in enumerate(jobs, 1):
+        assert cell.job is not None
+        if cell.job in done:
+            results[id(cell)] = done[cell.job]
+            continue
+        t = time.perf_counter()
+        image = engine(cell.job)
+        res = Result(image, time.perf_counter() - t)
+        done[cell.job] = results[id(cell)] = res
+        log(f"{sheet.name} {i}/{len(jobs)}: {cell.label} ({res.seconds:.1f} s)")
+    sheet.seconds = sum(r.seconds for r in done.values())
+    if sheet.after is not None:
+        sheet.after(sheet, results)
+    return results
+
+
+# -- drawing ---------------------------------------------------------------------------------
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def sheet_layout(sheet: Sheet, cell: tuple[int, int]) -> dict[str, object]:
+    """Rows, columns and the labels a sheet shows (what tests check)."""
+    return {
+        "rows": len(sheet.rows),
+        "columns": max(len(r) for r in sheet.rows),
+        "labels": [[c.label for c in row] for row in sheet.rows],
+        "row_labels": list(sheet.row_labels),
+        "cell": cell,
+    }
+
+
+def render(
+    sheet: Sheet, results: dict[int, Result], cell: tuple[int, int], pad: int = 8
+) -> Image.Image:
+    """The contact sheet: title, caption, a grid of images with labels under each."""
+    from ..planning import load
+
+    cw, ch = cell
+    title_font, font = _font(18), _font(12)
+    label_h = 50
+    left = 110 if sheet.row_labels else 0
+    cols = max(len(r) for r in sheet.rows)
+    top = 56
+    width = left + cols * (cw + pad) + pad
+    height = top + len(sheet.rows) * (ch + label_h + pad) + pad
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    # labels are ASCII: Pillow's built-in font has no Greek letters
+    draw.text((pad, 8), sheet.title, fill="black", font=title_font)
+    caption = sheet.caption + (f"   ({sheet.seconds:.0f} s)" if sheet.seconds else "")
+    draw.text((pad, 32), caption, fill=(90, 90, 90), font=font)
+    for r, row in enumerate(sheet.rows):
+        y = top + r * (ch + label_h + pad)
+        if sheet.row_labels:
+            for i, line in enumerate(_wrap(draw, sheet.row_labels[r], font, left - pad)[:3]):
+                draw.text((pad, y + ch // 2 - 6 + 15 * i), line, fill="black", font=font)
+        for c, cell_ in enumerate(row):
+            x = left + pad + c * (cw + pad)
+            picture: Image.Image | None = None
+            if cell_.source:
+                picture = to_pil(load(cell_.source))
+            elif id(cell_) in results:
+                picture = to_pil(results[id(cell_)].image)
+            if picture is not None:
+                w, h = fit_size(picture.width, picture.height, max(cw, ch))
+                if w > cw or h > ch:
+                    k = min(cw / picture.width, ch / picture.height)
+                    w, h = max(1, round(picture.width * k)), max(1, round(picture.height * k))
+                thumb = picture.resize((w, h), Image.Resampling.LANCZOS)
+                img.paste(thumb, (x + (cw - w) // 2, y + (ch - h) // 2))
+            lines = _wrap(draw, cell_.label, font, cw)[:2]
+            for i, line in enumerate(lines):
+                draw.text((x, y + ch + 3 + 15 * i), line, fill="black", font=font)
+            if cell_.note:
+                note_y = y + ch + 3 + 15 * len(lines)
+                draw.text((x, note_y), cell_.note, fill=(0, 90, 160), font=font)
+    return img
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> list[str]:
+    """Split ``text`` at spaces into lines no wider than ``width`` pixels (when possible)."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def _layers(layers: tuple[tuple[str, float], ...]) -> str:
+    return ",".join(n for n, _ in layers)
+
+
+def write_index(out: Path, sheets: Sequence[Sheet], skipped: Sequence[str], base: Config) -> Path:
+    """index.html listing every sheet with its parameters and run times (atomic write)."""
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>nst: the experiments</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
+        "img{max-width:100%;border:1px solid #ccc}td,th{padding:2px 8px;text-align:left}"
+        "table{border-collapse:collapse;font-size:90%}tr:nth-child(even){background:#f4f4f4}</style>",
+        "<h1>Gatys, Ecker &amp; Bethge (2016): the experiments</h1>",
+        f"<p>size {base.size} px, {base.iterations} iterations, {base.optimizer}, "
+        f"pooling {base.pooling}, {'normalized' if base.normalize else 'raw'} VGG19, "
+        f"weighting {base.weighting}, precision {base.precision}</p>",
+    ]
+    for msg in skipped:
+        parts.append(f"<p><em>{html.escape(msg)}</em></p>")
+    for sheet in sheets:
+        parts.append(f"<h2>{html.escape(sheet.title)}</h2>")
+        parts.append(f"<p>{html.escape(sheet.caption)}; {sheet.seconds:.0f} s in all</p>")
+        parts.append(f"<img src='{sheet.name}.png' alt='{html.escape(sheet.title)}'>")
+        parts.append("<table><tr><th>cell</th><th>kind</th><th>parameters</th><th>note</th></tr>")
+        for row in sheet.rows:
+            for cell in row:
+                if cell.job is None:
+                    continue
+                c = cell.job.config
+                params = (
+                    f"α={c.content_weight:g} β={c.style_weight:g}; content "
+                    f"{_layers(c.content_layers) if cell.job.kind != 'texture' else '-'}; "
+                    f"style {_layers(c.style_layers) if cell.job.kind != 'content' else '-'}; "
+                    f"TV {c.tv_weight:g}; init {c.init}; seed {c.seed}"
+                )
+                parts.append(
+                    f"<tr><td>{html.escape(cell.label)}</td><td>{cell.job.kind}</td>"
+                    f"<td>{html.escape(params)}</td><td>{html.escape(cell.note)}</td></tr>"
+                )
+        parts.append("</table>")
+    target = out / "index.html"
+    tmp = target.with_name(f".index.html.tmp-{os.getpid()}")
+    tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    return target

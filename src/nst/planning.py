@@ -1,0 +1,209 @@
+"""Planning: inputs and a config become a :class:`Plan`, checked, before any work.
+
+Planning loads and decodes every input once, applies the colour and region
+controls, fixes the output size, the coarse-to-fine stages and the seed, and
+refuses what cannot run with one line. Executing a plan (:mod:`nst.execution`)
+then only computes. The web app plans in a worker thread when a job is submitted
+and hands the plan to its runner.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import builtins, controls
+from .config import MAX_SIDE, Config
+from .errors import ConfigError
+from .events import Stage
+from .imageio import fit_size, load_image, resize_to, to_tensor
+from .objective import Objective
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+#: adds terms to a stage's objective (e.g. a video's temporal loss); gets the stage's (h, w)
+TermHook = Callable[[Objective, tuple[int, int]], None]
+
+
+def load(image: ImageLike, role: str = "image") -> torch.Tensor:
+    """Any supported image input as a (3, H, W) float tensor in [0, 1] on the CPU."""
+    if builtins.is_builtin(image):
+        return to_tensor(builtins.image(str(image)))
+    if isinstance(image, (str, os.PathLike)):
+        return to_tensor(load_image(image))
+    try:
+        return to_tensor(image)
+    except ValueError as exc:
+        raise ConfigError(f"{role}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a run needs, prepared from the inputs (CPU tensors in [0, 1]).
+
+    ``content`` is the image whose representation is matched (None for texture
+    synthesis); ``styles`` the style images with their ``blend`` weights; ``stages``
+    the coarse-to-fine stages, the last at ``out_size`` (h, w); ``init`` the start
+    image (None: seeded noise).
+    """
+
+    config: Config
+    content: torch.Tensor | None
+    styles: tuple[torch.Tensor, ...]
+    blend: tuple[float, ...]
+    out_size: tuple[int, int]
+    stages: tuple[Stage, ...]
+    seed: int
+    init: torch.Tensor | None = None
+    color_reference: torch.Tensor | None = None  # content with its chroma (luminance mode)
+    guides: tuple[torch.Tensor | None, ...] = ()  # per style: (1, h, w) region guide or None
+    keep: torch.Tensor | None = None  # (1, h, w) region that keeps the content's pixels
+    original: torch.Tensor | None = None  # the content at out_size, in its own colours
+    terms: tuple[TermHook, ...] = ()  # extra loss terms for every stage
+
+    @property
+    def layers(self) -> list[str]:
+        """The layers the run reads."""
+        c = self.config
+        names = [n for n, _ in c.content_layers] if self.content is not None else []
+        names += [n for n, _ in c.style_layers] if self.styles else []
+        return list(dict.fromkeys(names))
+
+    def with_terms(self, *hooks: TermHook) -> Plan:
+        """This plan with extra loss terms added to every stage's objective."""
+        return replace(self, terms=(*self.terms, *hooks))
+
+    def style_longest(self, stage: int) -> int:
+        """Longest side of the style image(s) in ``stage``."""
+        s = self.stages[stage]
+        fraction = max(s.height, s.width) / max(self.out_size)
+        return max(16, round(self.config.style_longest * fraction))
+
+
+def _stages(config: Config, out_size: tuple[int, int]) -> tuple[Stage, ...]:
+    """Every stage's (h, w) and iterations; the stages scale ``config.stage_sizes``."""
+    h, w = out_size
+    sizes: list[tuple[int, int]] = []
+    for longest in config.stage_sizes[:-1]:
+        nw, nh = fit_size(w, h, round(longest * max(h, w) / config.size))
+        sizes.append((nh, nw))
+    sizes.append((h, w))
+    return tuple(Stage(sh, sw, n) for (sh, sw), n in zip(sizes, config.stage_iterations))
+
+
+def _seed(config: Config) -> int:
+    return config.seed if config.seed is not None else secrets.randbelow(2**31)
+
+
+def check_weights(config: Config) -> None:
+    """Refuse a --weights path that is not a regular file, before any work."""
+    if config.weights is not None:
+        from .model.weights import check_weights_file
+
+        check_weights_file(config.weights)
+
+
+def _init_image(
+    config: Config, content: torch.Tensor | None, styles: Sequence[torch.Tensor]
+) -> torch.Tensor | None:
+    init = config.init.strip()
+    if init == "noise":
+        return None
+    if init == "content":
+        if content is None:
+            raise ConfigError("init content needs a content image")
+        return content
+    if init == "style":
+        return styles[0]
+    start = load(init, "init")
+    if config.preserve_colors == "luminance":
+        start = controls.luminance_image(start)
+    return start
+
+
+def _blend(config: Config, n: int) -> tuple[float, ...]:
+    if config.style_blend is None:
+        return (1.0 / n,) * n
+    if len(config.style_blend) != n:
+        raise ConfigError(
+            f"style-blend has {len(config.style_blend)} weights for {n} style image(s)"
+        )
+    total = sum(config.style_blend)
+    return tuple(w / total for w in config.style_blend)
+
+
+def plan_stylize(
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
+    config: Config,
+    guides: Sequence[torch.Tensor | None] | None = None,
+) -> Plan:
+    """Load and prepare the inputs of a style transfer (raises on bad input, does no work)."""
+    check_weights(config)
+    content_t = load(content, "content")
+    styles = [load(s, "style") for s in _as_list(style)]
+    if not styles:
+        raise ConfigError("give at least one style image")
+    blend = _blend(config, len(styles))
+    w, h = fit_size(content_t.shape[2], content_t.shape[1], config.size)
+    original_colours = content_t
+    color_reference = None
+    if config.preserve_colors == "histogram":
+        styles = [controls.match_color(s, content_t) for s in styles]
+    elif config.preserve_colors == "luminance":
+        color_reference = resize_to(content_t, (h, w))
+        styles = [controls.luminance_image(s, like=content_t) for s in styles]
+        content_t = controls.luminance_image(content_t)
+    g: list[torch.Tensor | None] = list(guides) if guides is not None else [None] * len(styles)
+    keep = original = None
+    if config.mask:
+        mask = load(config.mask, "mask")
+        mask = resize_to(mask, (h, w)) if mask.shape[1:] != (h, w) else mask
+        g, keep = controls.region_guides(mask, config.regions, len(styles), (h, w), config.mask)
+        if keep is not None:
+            original = resize_to(original_colours, (h, w))
+    init = _init_image(config, content_t, styles)
+    return Plan(
+        config, content_t, tuple(styles), blend, (h, w), _stages(config, (h, w)), _seed(config),
+        init, color_reference, tuple(g), keep, original,
+    )  # fmt: skip
+
+
+def plan_content(image: ImageLike, config: Config) -> Plan:
+    """Feature inversion: match ``config.content_layers`` of ``image`` (no style)."""
+    check_weights(config)
+    content_t = load(image, "image")
+    w, h = fit_size(content_t.shape[2], content_t.shape[1], config.size)
+    init = _init_image(config, content_t, [content_t])
+    return Plan(config, content_t, (), (), (h, w), _stages(config, (h, w)), _seed(config), init)
+
+
+def plan_texture(image: ImageLike, config: Config, size: tuple[int, int] | None = None) -> Plan:
+    """Texture synthesis: match only the Gram matrices of ``image`` at output ``size``.
+
+    The source is scaled so its longest side is ``config.style_size`` (default:
+    ``config.size * config.style_scale``); ``size`` = (h, w), the output, defaults to
+    the source's scaled size and may have another aspect.
+    """
+    check_weights(config)
+    source = load(image, "image")
+    if size is None:
+        w, h = fit_size(source.shape[2], source.shape[1], config.style_size or config.size)
+        size = (h, w)
+    if min(size) < 16 or max(size) > MAX_SIDE:
+        raise ConfigError(f"size must be between 16 and {MAX_SIDE} (got {size[1]}x{size[0]})")
+    init = _init_image(config, None, [source])
+    stages = _stages(config, size)
+    return Plan(config, None, (source,), (1.0,), size, stages, _seed(config), init, guides=(None,))
+
+
+def _as_list(style: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+    if isinstance(style, (list, tuple)):
+        return list(style)
+    return [style]  # type: ignore[list-item]

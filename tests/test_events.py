@@ -1,0 +1,60 @@
+"""Event records and the progress (done, total, ETA) every front end shows."""
+
+import json
+
+import pytest
+
+from nst.events import Finished, Progress, Stage, Started, Step
+
+
+def step(i, elapsed, stage=0, loss=1.0):
+    terms = {"content:conv4_2": 2.0, "style:conv1_1": 3.0, "style:conv2_1": 5.0, "tv": 0.5}
+    weights = {"content:conv4_2": 1.0, "style:conv1_1": 0.5, "style:conv2_1": 0.5, "tv": 1.0}
+    factors = {"content:conv4_2": 0.1, "style:conv1_1": 10.0, "style:conv2_1": 20.0, "tv": 0.0}
+    return Step(i, i + 1, loss, terms, weights, factors, elapsed, stage)
+
+
+def test_a_step_record_groups_terms_by_name():
+    record = step(3, 1.23456).to_record()
+    assert record == {
+        "type": "step", "iteration": 3, "evaluations": 4, "loss": 1.0,
+        "content_loss": 2.0, "style_loss": 0.5 * 3.0 + 0.5 * 5.0, "tv_loss": 0.5,
+        "content_losses": {"conv4_2": 2.0}, "style_losses": {"conv1_1": 3.0, "conv2_1": 5.0},
+        "factors": {"content:conv4_2": 0.1, "style:conv1_1": 10.0, "style:conv2_1": 20.0,
+                    "tv": 0.0},
+        "elapsed": 1.2346, "stage": 0,
+    }  # fmt: skip
+    assert json.loads(json.dumps(record)) == record
+
+
+def test_started_and_finished_records():
+    plan = (Stage(16, 24, 10), Stage(32, 48, 5))
+    started = Started(1, plan, "cpu", "bf16", 42)
+    assert (started.width, started.height, started.iterations, started.stages) == (48, 32, 5, 2)
+    assert started.to_record() == {
+        "type": "started", "stage": 1, "device": "cpu", "precision": "bf16", "seed": 42,
+        "plan": [{"width": 24, "height": 16, "iterations": 10},
+                 {"width": 48, "height": 32, "iterations": 5}],
+    }  # fmt: skip
+    assert Finished(15, 17, 0.5, 3.0, "completed").to_record()["reason"] == "completed"
+
+
+def test_progress_weights_each_stage_by_its_pixels():
+    plan = (Stage(10, 10, 10), Stage(20, 20, 10))  # the second stage is 4x the work
+    p = Progress()
+    assert p.eta is None and p.fraction == 0.0
+    p.update(Started(0, plan, "cpu", "fp32", 0))
+    p.update(step(0, 0.0))
+    assert p.eta is None  # no rate yet
+    p.update(step(5, 5.0))  # 1 s per iteration at 100 px
+    assert (p.done, p.total) == (5, 20)
+    assert p.fraction == pytest.approx(500 / 5000)
+    assert p.eta == pytest.approx(5 * 1.0 + 10 * 4.0)
+    p.update(Started(1, plan, "cpu", "fp32", 0))
+    p.update(step(0, 10.0, stage=1))
+    assert p.eta == pytest.approx(40.0)  # carried from stage 1, per pixel
+    p.update(step(2, 20.0, stage=1))  # measured: 5 s per iteration at 400 px
+    assert p.done == 12 and p.eta == pytest.approx(8 * 5.0)
+    p.update(Finished(20, 22, 1.0, 60.0, "completed"))
+    assert p.done == p.total == 20 and p.fraction == 1.0 and p.eta == 0.0
+    assert p.to_record() == {"done": 20, "total": 20, "fraction": 1.0, "eta": 0.0}

@@ -1,0 +1,172 @@
+"""Running plans end to end on the tiny network, in fp32 and bf16 (no weight file needed)."""
+
+import itertools
+import json
+import threading
+
+import pytest
+import torch
+
+import nst
+from nst import controls, execution, planning
+from nst.config import Config
+from nst.events import Finished, Started, Step
+from nst.objective import TVLoss
+from tests.conftest import assert_close
+
+FAST = dict(size=40, iterations=8, seed=1)
+
+
+@pytest.fixture
+def run(tiny_network, precision):
+    """stylize on the tiny network at this test's precision; returns (image, events)."""
+
+    def go(content, style, **options):
+        events = []
+        config = Config(**{**FAST, "precision": precision, **options})
+        image = nst.stylize(content, style, config, events.append)
+        return image, events
+
+    return go
+
+
+def steps_of(events):
+    return [e for e in events if isinstance(e, Step)]
+
+
+def test_events_tell_the_whole_run_with_named_terms(images, run, precision):
+    img, events = run(images["content"], images["style"])
+    assert img.shape == (3, 27, 40) and img.dtype == torch.float32
+    assert float(img.min()) >= 0.0 and float(img.max()) <= 1.0
+    assert isinstance(events[0], Started) and isinstance(events[-1], Finished)
+    assert events[0].plan[0].iterations == 8 and events[0].precision == precision
+    steps = steps_of(events)
+    assert [s.iteration for s in steps] == list(range(9))
+    assert steps[0].evaluations == 1
+    assert all(b.evaluations > a.evaluations for a, b in itertools.pairwise(steps))
+    assert steps[-1].loss < steps[0].loss
+    names = list(steps[0].terms)
+    assert names == ["content:conv4_2", *(f"style:conv{b}_1" for b in range(1, 6)), "tv"]
+    first = steps[0]
+    # the loss is the sum of the terms times their factors
+    assert_close(sum(first.factors[n] * v for n, v in first.terms.items()), first.loss, 1e-4)
+    assert first.style_loss == pytest.approx(
+        sum(0.2 * first.terms[f"style:conv{b}_1"] for b in range(1, 6)), rel=1e-9
+    )
+    record = first.to_record()
+    assert record["style_losses"].keys() == {f"conv{b}_1" for b in range(1, 6)}
+    assert record["content_losses"] == {"conv4_2": first.terms["content:conv4_2"]}
+    assert record["tv_loss"] == first.terms["tv"] and record["factors"]["tv"] == 0.0
+    assert events[-1].iterations == 8 and events[-1].reason == "completed"
+
+
+def test_same_seed_same_image_other_seed_other_image(images, run):
+    a, _ = run(images["content"], images["style"])
+    b, _ = run(images["content"], images["style"])
+    c, _ = run(images["content"], images["style"], seed=2)
+    assert torch.equal(a, b)
+    assert (a - c).abs().mean() > 0.01
+
+
+def test_fixed_initialisations_do_not_depend_on_the_seed(images, run):
+    for init in ("content", "style", str(images["style2"])):
+        x, _ = run(images["content"], images["style"], init=init)
+        y, _ = run(images["content"], images["style"], init=init, seed=9)
+        assert torch.equal(x, y), init
+
+
+def test_unseeded_runs_report_the_seed_they_drew(images, run):
+    _, events = run(images["content"], images["style"], seed=None, iterations=1)
+    seed = events[0].seed
+    _, again = run(images["content"], images["style"], seed=seed, iterations=1)
+    assert steps_of(events)[-1].loss == steps_of(again)[-1].loss
+
+
+def test_stop_keeps_the_image_and_previews_arrive(images, tiny_network, precision):
+    stop = threading.Event()
+    events = []
+
+    def on_event(e):
+        events.append(e)
+        if isinstance(e, Step) and e.iteration == 3:
+            stop.set()
+
+    config = Config(**{**FAST, "iterations": 50, "precision": precision})
+    img = nst.stylize(images["content"], images["style"], config, on_event, stop=stop,
+                      preview_every=2)  # fmt: skip
+    assert events[-1].reason == "cancelled" and events[-1].iterations == 3
+    previews = [e.iteration for e in events if isinstance(e, Step) and e.preview is not None]
+    assert previews == [0, 2]
+    assert img.shape == (3, 27, 40)
+
+
+def test_adam_runs(images, run):
+    _, events = run(images["content"], images["style"], optimizer="adam")
+    steps = steps_of(events)
+    assert len(steps) == 9 and steps[-1].loss < steps[0].loss
+
+
+def test_style_image_is_scaled_to_the_output_unless_told(images, tiny_network, monkeypatch):
+    sizes = []
+    real = execution.resize_longest
+
+    def spy(t, longest):
+        sizes.append(longest)
+        return real(t, longest)
+
+    monkeypatch.setattr(execution, "resize_longest", spy)
+    for extra in ({}, {"style_size": 24}, {"style_scale": 0.5}):
+        nst.stylize(images["content"], images["style"], Config(size=40, iterations=0, **extra))
+    assert sizes == [40, 24, 20]
+
+
+def test_several_styles_blend_1_0_equals_the_single_style(images, run):
+    one, _ = run(images["content"], images["style"])
+    blend, _ = run(images["content"], [images["style"], images["style2"]], style_blend=(1.0, 0.0))
+    assert torch.allclose(one, blend, atol=1e-6)
+
+
+def test_luminance_mode_keeps_the_contents_chroma(images, run):
+    img, _ = run(images["content"], images["style"], preserve_colors="luminance")
+    content = planning.load(images["content"])
+    content = nst.imageio.resize_longest(content, 40)
+    chroma_out = controls.rgb_to_yiq(img)[1:]
+    chroma_in = controls.rgb_to_yiq(content)[1:]
+    inside = ((img > 0.01) & (img < 0.99)).all(dim=0)  # where no channel was clipped
+    assert torch.allclose(chroma_out[:, inside], chroma_in[:, inside], atol=2e-3)
+
+
+def test_coarse_to_fine_runs_each_stage_and_started_carries_the_plan(images, run):
+    _, events = run(images["content"], images["style"], size=48, scales=(24,), iterations=4)
+    starts = [e for e in events if isinstance(e, Started)]
+    assert [(s.width, s.height, s.iterations) for s in starts] == [(24, 16, 4), (48, 32, 2)]
+    assert [s.to_record() for s in starts[0].plan] == [
+        {"width": 24, "height": 16, "iterations": 4},
+        {"width": 48, "height": 32, "iterations": 2},
+    ]
+    assert events[-1].iterations == 6
+
+
+def test_a_term_added_to_the_objective_reaches_the_events(images, tiny_network):
+    def add_sharpness(objective, size):
+        objective.add_term("sharpness", TVLoss(), factor=0.5)
+
+    plan = planning.plan_stylize(images["content"], images["style"], Config(**FAST))
+    events = []
+    nst.execute(plan.with_terms(add_sharpness), events.append)
+    step = steps_of(events)[-1]
+    record = json.loads(json.dumps(step.to_record()))
+    assert record["sharpness_loss"] == pytest.approx(step.terms["sharpness"])
+    assert record["factors"]["sharpness"] == 0.5
+    assert_close(sum(step.factors[n] * v for n, v in step.terms.items()), step.loss, 1e-4)
+
+
+def test_a_content_region_keeps_the_photo(images, tmp_path, run):
+    from tests.test_planning import two_region_mask
+
+    mask = two_region_mask(tmp_path / "mask.png")
+    img, _ = run(images["content"], images["style"], size=48, iterations=5, mask=str(mask),
+                 regions=(("#ff0000", "1"), ("#0000ff", "content")))  # fmt: skip
+    content = planning.load(images["content"])
+    assert torch.allclose(img[:, :, 30:], content[:, :, 30:], atol=1e-6)
+    assert not torch.allclose(img[:, :, :18], content[:, :, :18], atol=0.05)
