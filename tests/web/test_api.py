@@ -281,3 +281,26 @@ def test_the_eta_of_a_two_stage_run_weights_each_stage_by_its_pixels(make_client
     assert mid["stage"] == 1 and mid["total"] == 30
     true_left = total - mid["elapsed"]
     assert abs(mid["eta"] - true_left) <= 0.2 * true_left, (mid["eta"], true_left)
+
+
+def add_sharpness(objective, size):
+    from nst.objective import TVLoss
+
+    objective.add_term("sharpness", TVLoss(), factor=0.25)
+
+
+def test_an_added_term_reaches_the_event_stream(images, tiny_network, make_client):
+    def runner(job, on_event, stop, preview_every):
+        from nst import execution
+
+        return execution.execute(job.plan.with_terms(add_sharpness), on_event, stop, preview_every)
+
+    client = make_client(runner=runner)
+    job = submit(client, params={"size": 32, "iterations": 2, "seed": 0}).json()
+    assert wait_state(client, job["id"])["state"] == "done"
+    with client.stream("GET", f"/api/jobs/{job['id']}/events") as stream:
+        text = "".join(stream.iter_text())
+    steps = [json.loads(line[6:]) for line in text.splitlines()
+             if line.startswith("data: ") and '"type": "step"' in line]  # fmt: skip
+    assert [s["iteration"] for s in steps] == [0, 1, 2]
+    assert all("sharpness_loss" in s and s["factors"]["sharpness"] == 0.25 for s in steps)
