@@ -30,7 +30,7 @@ class ImageError(NstError):
     exit_code = 2
 
     def __init__(self, source: str, reason: str) -> None:
-        super().__init__(f"{source}: {reason}")
+        super().__init__(f"{one_line(source)}: {reason}")
         self.source = source
         self.reason = reason
 
@@ -39,6 +39,10 @@ class WeightsError(NstError):
     """The VGG19 weights are missing or not in a format nst understands."""
 
     exit_code = 2
+
+
+class ResourceError(NstError):
+    """The machine ran out of memory for a run; the message says what to lower."""
 
 
 class RunStopped(NstError):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from . import controls, runtime
-from .errors import ConfigError, RunStopped
+from .errors import ConfigError, ResourceError, RunStopped
 from .events import EventHandler, Finished, Started, Step
 from .imageio import resize_longest, resize_to
 from .model.vgg import VGG19Features
@@ -133,11 +133,11 @@ def execute(
     reason = "completed"
     for stage, s in enumerate(plan.stages):
         size = (s.height, s.width)
-        objective = build_objective(plan, stage, extractor)
-        x0 = start_image(plan, size).to(device) if x is None else _upsample(x, size)
-        emit(Started(stage, plan.stages, str(device), precision, plan.seed))
-        reporter = _Reporter(plan, objective, emit, stage, preview_every, evaluations, elapsed)
         try:
+            objective = build_objective(plan, stage, extractor)
+            x0 = start_image(plan, size).to(device) if x is None else _upsample(x, size)
+            emit(Started(stage, plan.stages, str(device), precision, plan.seed))
+            reporter = _Reporter(plan, objective, emit, stage, preview_every, evaluations, elapsed)
             result = minimize(
                 objective,
                 x0,
@@ -151,6 +151,13 @@ def execute(
         except RunStopped as exc:
             image = finish_image(plan, exc.image)
             raise type(exc)(str(exc), image=image, iteration=exc.iteration) from None
+        except (MemoryError, RuntimeError) as exc:
+            if not _out_of_memory(exc):
+                raise
+            raise ResourceError(
+                f"not enough memory for a {s.width}x{s.height} px image on {device}; try a "
+                "smaller --size" + (" or --precision bf16" if dtype is None else "")
+            ) from None
         x = result.x
         iterations += result.iterations
         evaluations += result.evaluations
@@ -162,6 +169,11 @@ def execute(
     assert x is not None
     emit(Finished(iterations, evaluations, loss, elapsed, reason))
     return finish_image(plan, x)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or "out of memory" in text or "allocate" in text
 
 
 class _Reporter:

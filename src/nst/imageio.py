@@ -11,8 +11,11 @@ Used by the front ends and the API layer only; the core works on tensors.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
+import logging
 import os
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -22,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ImageError, one_line
 
 #: decoded pixels allowed per image (width * height); NST_MAX_PIXELS overrides
 MAX_PIXELS = int(os.environ.get("NST_MAX_PIXELS", 80_000_000))
@@ -40,6 +43,9 @@ SAVE_FORMATS = {
 }
 
 _SRGB = None
+# Pillow logs damaged metadata at ERROR level; without a handler Python's last resort
+# would print it on stderr, beside the one line nst says about the file
+logging.getLogger("PIL").addHandler(logging.NullHandler())
 
 
 def _srgb_profile() -> ImageCms.ImageCmsProfile:
@@ -57,26 +63,14 @@ def load_image(
 ) -> Image.Image:
     """Open an image file (or bytes) as an 8-bit RGB PIL image, upright.
 
-    ``name`` is what error messages call the source (default: the path).
+    ``name`` is what error messages call the source (default: the path). Every failure,
+    whatever the decoder raises, is one :class:`ImageError`; Pillow's warnings about
+    damaged metadata stay quiet.
     """
     limit = MAX_PIXELS if max_pixels is None else max_pixels
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<upload>")
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise ImageError(label, "no such file")
-        if path.is_dir():
-            raise ImageError(label, "is a directory, not an image file")
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise ImageError(label, f"cannot read ({exc.strerror})") from None
-        if size == 0:
-            raise ImageError(label, "empty file (0 bytes)")
-        try:
-            fp: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise ImageError(label, f"cannot open ({exc.strerror})") from None
+        fp: BinaryIO = open_regular(source, label)
     elif isinstance(source, bytes):
         if not source:
             raise ImageError(label, "empty file (0 bytes)")
@@ -89,40 +83,90 @@ def load_image(
         fp.close()
 
 
+def file_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be read as an input file, or None if it can."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a loop of symbolic links"
+        if exc.errno == errno.ENAMETOOLONG:
+            return "the file name is too long"
+        return f"cannot read ({exc.strerror or exc})"
+    except ValueError:  # a NUL in the name
+        return "not a valid file name"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory, not an image file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a pipe, device or socket)"
+    if st.st_size == 0:
+        return "empty file (0 bytes)"
+    return None
+
+
+def open_regular(path: str | os.PathLike[str], label: str) -> BinaryIO:
+    """Open a regular, non-empty file for reading, or raise a one-line ImageError."""
+    problem = file_problem(path)
+    if problem:
+        raise ImageError(label, problem)
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise ImageError(label, f"cannot open ({exc.strerror or exc})") from None
+
+
 def _decode(fp: BinaryIO, label: str, limit: int) -> Image.Image:
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Corrupt EXIF data" and the like: the image decides
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            img = Image.open(fp)
+            return _open(fp, label, limit)
+        except ImageError:
+            raise
         except UnidentifiedImageError:
             raise ImageError(label, "not an image file, or a format nst cannot read") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(label, "image is too large (decompression bomb guard)") from None
-        except OSError as exc:
-            raise ImageError(label, f"cannot read image ({exc})") from None
-        if img.format not in ALLOWED_FORMATS:
-            raise ImageError(
-                label,
-                f"unsupported image format {img.format} (use PNG, JPEG, WebP, BMP, TIFF or GIF)",
-            )
-        w, h = img.size
-        if w < 1 or h < 1:
-            raise ImageError(label, f"image has no pixels ({w}x{h})")
-        if w * h > limit:
-            raise ImageError(
-                label, f"image is too large: {w}x{h} = {w * h:,} pixels, the limit is {limit:,}"
-            )
-        try:
-            img.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError(label, "image is too large (decompression bomb guard)") from None
-        except (OSError, SyntaxError, ValueError) as exc:
-            reason = str(exc) or type(exc).__name__
+        except MemoryError:
+            raise ImageError(label, "not enough memory to decode the image") from None
+        except Exception as exc:  # Pillow raises many kinds for damaged files
+            reason = one_line(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+            reason = reason[:120] or type(exc).__name__
             raise ImageError(label, f"truncated or corrupt image data ({reason})") from None
-    try:
-        return to_rgb(img)
-    except (OSError, ValueError) as exc:
-        raise ImageError(label, f"cannot convert image to RGB ({exc})") from None
+
+
+def _open(fp: BinaryIO, label: str, limit: int) -> Image.Image:
+    img = Image.open(fp)
+    if img.format not in ALLOWED_FORMATS:
+        raise ImageError(
+            label, f"unsupported image format {img.format} (use PNG, JPEG, WebP, BMP, TIFF or GIF)"
+        )
+    w, h = img.size
+    if w < 1 or h < 1:
+        raise ImageError(label, f"image has no pixels ({w}x{h})")
+    if w * h > limit:
+        raise ImageError(
+            label, f"image is too large: {w}x{h} = {w * h:,} pixels, the limit is {limit:,}"
+        )
+    img.load()
+    return to_rgb(img)
+
+
+def image_size(data: bytes, label: str) -> tuple[int, int]:
+    """(width, height) from an image's header, without decoding its pixels."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size
+        except UnidentifiedImageError:
+            raise ImageError(label, "not an image file, or a format nst cannot read") from None
+        except Exception as exc:
+            raise ImageError(
+                label, f"truncated or corrupt image data ({type(exc).__name__})"
+            ) from None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -227,8 +271,11 @@ def output_format(path: str | os.PathLike[str]) -> str:
     return SAVE_FORMATS[ext]
 
 
-def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike[str]) -> Path:
-    """Write atomically (temporary file + rename); the format follows the extension."""
+def save_image(
+    image: torch.Tensor | Image.Image, path: str | os.PathLike[str], mode: int = 0o644
+) -> Path:
+    """Write atomically (temporary file + rename) with permissions ``mode``; the format
+    follows the extension."""
     target = Path(path)
     fmt = output_format(target)
     pil = image if isinstance(image, Image.Image) else to_pil(image)
@@ -244,7 +291,7 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike[str]) 
             pil.save(f, format=fmt, **options)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -48,6 +48,17 @@ def canonical(name: str) -> str:
     return key
 
 
+def pools_through(name: str) -> int:
+    """How many 2x2 poolings an image has passed when it reaches layer ``name``."""
+    return sum(1 for n in NAMES[: INDEX[name] + 1] if n.startswith("pool"))
+
+
+def min_side(names: Sequence[str]) -> int:
+    """The smallest image side for which every layer of ``names`` has at least one
+    position (each pooling halves the side, rounding down)."""
+    return 2 ** max((pools_through(n) for n in names), default=0)
+
+
 def deepest(names: Sequence[str]) -> str:
     """The layer among ``names`` that lies deepest in the network."""
     return max(names, key=INDEX.__getitem__)

@@ -24,6 +24,7 @@ from .config import MAX_SIDE, Config
 from .errors import ConfigError
 from .events import Stage
 from .imageio import fit_size, load_image, resize_to, to_tensor
+from .layers import deepest, min_side
 from .objective import Objective
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
@@ -84,6 +85,41 @@ class Plan:
         s = self.stages[stage]
         fraction = max(s.height, s.width) / max(self.out_size)
         return max(16, round(self.config.style_longest * fraction))
+
+
+def _check_side(what: str, size: tuple[int, int], layers: Sequence[str], hint: str) -> None:
+    """Refuse an image whose working size pools to nothing before the deepest layer."""
+    if not layers:
+        return
+    need = min_side(layers)
+    h, w = size
+    if min(h, w) < need:
+        if min(h, w) / max(h, w) * MAX_SIDE < need:
+            hint = "the image is too narrow for these layers at any size"
+        raise ConfigError(
+            f"{what}: working size {w}x{h} px is too small; the layers in use (down to "
+            f"{deepest(list(layers))}) need at least {need} px on each side ({hint})"
+        )
+
+
+def _check_sizes(plan: Plan, names: Sequence[str], content: str | None = None) -> Plan:
+    """Every stage and every style image at every stage has room for the layers in use."""
+    c = plan.config
+    content_layers = [n for n, _ in c.content_layers] if plan.content is not None else []
+    style_layers = [n for n, _ in c.style_layers] if plan.styles else []
+    used = content_layers + style_layers
+    for k, stage in enumerate(plan.stages):
+        where = f"content image {content}" if content else "output"
+        if k < len(plan.stages) - 1:
+            where += f" at coarse-to-fine stage {k + 1}"
+        hint = "use a larger --size" if k == len(plan.stages) - 1 else "use larger --scales"
+        _check_side(where, (stage.height, stage.width), used, hint)
+        for name, style in zip(names, plan.styles):
+            longest = plan.style_longest(k)
+            nw, nh = fit_size(style.shape[2], style.shape[1], longest)
+            _check_side(f"style image {name}", (nh, nw), style_layers,
+                        "use a larger --style-scale or --style-size")  # fmt: skip
+    return plan
 
 
 def _stages(config: Config, out_size: tuple[int, int]) -> tuple[Stage, ...]:
@@ -169,10 +205,11 @@ def plan_stylize(
         if keep is not None:
             original = resize_to(original_colours, (h, w))
     init = _init_image(config, content_t, styles)
-    return Plan(
+    plan = Plan(
         config, content_t, tuple(styles), blend, (h, w), _stages(config, (h, w)), _seed(config),
         init, color_reference, tuple(g), keep, original,
     )  # fmt: skip
+    return _check_sizes(plan, [_name(s) for s in _as_list(style)], _name(content))
 
 
 def plan_content(image: ImageLike, config: Config) -> Plan:
@@ -181,7 +218,8 @@ def plan_content(image: ImageLike, config: Config) -> Plan:
     content_t = load(image, "image")
     w, h = fit_size(content_t.shape[2], content_t.shape[1], config.size)
     init = _init_image(config, content_t, [content_t])
-    return Plan(config, content_t, (), (), (h, w), _stages(config, (h, w)), _seed(config), init)
+    plan = Plan(config, content_t, (), (), (h, w), _stages(config, (h, w)), _seed(config), init)
+    return _check_sizes(plan, [], _name(image))
 
 
 def plan_texture(image: ImageLike, config: Config, size: tuple[int, int] | None = None) -> Plan:
@@ -200,7 +238,15 @@ def plan_texture(image: ImageLike, config: Config, size: tuple[int, int] | None 
         raise ConfigError(f"size must be between 16 and {MAX_SIDE} (got {size[1]}x{size[0]})")
     init = _init_image(config, None, [source])
     stages = _stages(config, size)
-    return Plan(config, None, (source,), (1.0,), size, stages, _seed(config), init, guides=(None,))
+    plan = Plan(config, None, (source,), (1.0,), size, stages, _seed(config), init, guides=(None,))
+    return _check_sizes(plan, [_name(image)])
+
+
+def _name(image: ImageLike) -> str:
+    """How a message names an input: its path or built-in name, else its kind."""
+    if isinstance(image, (str, os.PathLike)):
+        return str(image)
+    return f"({type(image).__name__})"
 
 
 def _as_list(style: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:

@@ -9,6 +9,7 @@ data directory is swept of earlier runs' folders at start-up.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import re
@@ -23,15 +24,33 @@ from typing import Any
 
 import torch
 
-from ..errors import NstError, RunStopped
+from ..errors import ImageError, NstError, RunStopped, one_line
 from ..events import Event, Progress, Started, Step
 from ..imageio import save_image
 from ..planning import Plan
 
+log = logging.getLogger("nst.web")
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 TERMINAL = ("done", "cancelled", "failed")
 #: marks a folder as made by this app (only such folders are swept)
 MARKER = ".nst-job"
+#: job folders and files are the server user's alone
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def default_data_dir() -> Path:
+    """A per-user folder: ``$XDG_DATA_HOME/nst/web`` (``~/.local/share/nst/web``)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return Path(base) / "nst" / "web"
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) and make it 0700, or raise OSError."""
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    os.chmod(path, DIR_MODE)
 
 
 class QueueFull(Exception):
@@ -51,7 +70,10 @@ class WebSettings:
     max_size: int = 1024
     max_iterations: int = 2000
     max_styles: int = 4
-    max_pixels: int = 40_000_000
+    max_pixels: int = 40_000_000  # decoded pixels of one upload
+    max_request_pixels: int = 60_000_000  # decoded pixels of all uploads of one job
+    header_timeout: float = 10.0  # seconds for a request's headers
+    body_timeout: float = 30.0  # seconds between two parts of a request body
     job_ttl: float = 3600.0
     preview_every: int = 5
     allowed_hosts: tuple[str, ...] = ()
@@ -127,7 +149,7 @@ class JobManager:
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> None:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.settings.data_dir)
         self.sweep_all()
         for i in range(self.settings.workers):
             t = threading.Thread(target=self._work, name=f"nst-worker-{i}", daemon=True)
@@ -178,8 +200,8 @@ class JobManager:
     def new_folder(self) -> tuple[str, Path]:
         job_id = secrets.token_hex(16)
         folder = self.settings.data_dir / job_id
-        folder.mkdir(parents=True)
-        (folder / MARKER).touch()
+        folder.mkdir(mode=DIR_MODE)
+        (folder / MARKER).touch(mode=FILE_MODE)
         return job_id, folder
 
     def submit(self, job: Job) -> int:
@@ -251,7 +273,10 @@ class JobManager:
                 job.progress.update({k: v for k, v in record.items() if k != "type"})
             job.record(record)
             if isinstance(event, Step) and event.preview is not None:
-                save_image(event.preview, job.folder / "preview.png")
+                try:
+                    save_image(event.preview, job.folder / "preview.png", mode=FILE_MODE)
+                except ImageError:
+                    return  # a preview that cannot be written (full disk) is skipped
                 job.preview_version += 1
                 url = job.to_dict()["preview"]
                 job.record({"type": "preview", "iteration": event.iteration, "url": url})
@@ -260,22 +285,37 @@ class JobManager:
             image = self.runner(job, on_event, job.cancel, self.settings.preview_every)
         except RunStopped as exc:
             self._save_result(job, exc.image)
-            self._finish(job, "failed", str(exc))
+            self._finish(job, "failed", self._public(job, str(exc)))
             return
         except NstError as exc:
-            self._finish(job, "failed", str(exc))
+            self._finish(job, "failed", self._public(job, str(exc)))
             return
-        except Exception as exc:  # a bug must not kill the worker
-            self._finish(job, "failed", f"internal error: {type(exc).__name__}: {exc}")
+        except Exception:  # a bug must not kill the worker; the server log gets the details
+            log.exception("job %s failed", job.id)
+            self._finish(job, "failed", "internal error (the server's log has the details)")
             return
-        self._save_result(job, image)
+        saved = self._save_result(job, image)
+        if not saved:
+            self._finish(job, "failed", "the result could not be saved on the server")
+            return
         self._finish(job, "cancelled" if job.cancel.is_set() else "done")
 
-    def _save_result(self, job: Job, image: torch.Tensor) -> None:
+    def _public(self, job: Job, message: str) -> str:
+        """A message without the server's paths."""
+        for place in (job.folder, self.settings.data_dir):
+            message = message.replace(str(place) + os.sep, "").replace(str(place), "(data)")
+        return one_line(message)
+
+    def _save_result(self, job: Job, image: torch.Tensor) -> bool:
         if job.id not in self.jobs:
-            return  # deleted while running
-        save_image(image, job.folder / "result.png")
+            return True  # deleted while running
+        try:
+            save_image(image, job.folder / "result.png", mode=FILE_MODE)
+        except ImageError:
+            log.exception("job %s: saving the result failed", job.id)
+            return False
         job.has_result = True
+        return True
 
 
 def safe_child(folder: Path, name: str) -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,36 @@ import typer
 
 from ...errors import ConfigError
 from ..app import app
-from ..output import fail
+from ..output import fail, say
+
+
+def _check_settings(
+    port: int, workers: int, max_waiting: int, max_size: int, max_iterations: int, ttl: float
+) -> None:
+    checks = [
+        (0 <= port <= 65535, f"port must be between 0 and 65535 (got {port})"),
+        (1 <= workers <= 64, f"workers must be between 1 and 64 (got {workers})"),
+        (0 <= max_waiting <= 10_000,
+         f"max-waiting must be between 0 and 10000 (got {max_waiting})"),
+        (16 <= max_size <= 16384, f"max-size must be between 16 and 16384 (got {max_size})"),
+        (0 <= max_iterations <= 1_000_000,
+         f"max-iterations must be between 0 and 1000000 (got {max_iterations})"),
+        (ttl > 0, f"job-ttl must be > 0 seconds (got {ttl:g})"),
+    ]  # fmt: skip
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse, before starting, an address that cannot be bound (in use, not local)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
 
 
 @app.command()
@@ -23,7 +53,8 @@ def serve(
         list[str] | None, typer.Option(help="Extra host name accepted in the Host header.")
     ] = None,
     data_dir: Annotated[
-        Path | None, typer.Option(help="Job files (default: a folder in the temp dir).")
+        Path | None,
+        typer.Option(help="Job files (default: ~/.local/share/nst/web, private to you)."),
     ] = None,
     workers: Annotated[int, typer.Option(help="Jobs running at the same time.")] = 1,
     max_waiting: Annotated[int, typer.Option(help="Jobs allowed to wait; beyond: 429.")] = 8,
@@ -32,26 +63,35 @@ def serve(
     job_ttl: Annotated[float, typer.Option(help="Seconds a finished job is kept.")] = 3600,
 ) -> None:
     """The web app: pick or upload images, tune, watch it paint, download."""
-    import tempfile
-
     import uvicorn
 
     from ...web import WebSettings, create_app
+    from ...web.guard import timed_protocol
+    from ...web.jobs import default_data_dir, make_private_dir
 
     local = host in ("127.0.0.1", "localhost", "::1")
-    if not local and not allow_remote:
-        fail(ConfigError(f"host {host} can be reached from other machines; add --allow-remote"))
+    try:
+        if not local and not allow_remote:
+            raise ConfigError(f"host {host} can be reached from other machines; add --allow-remote")
+        _check_settings(port, workers, max_waiting, max_size, max_iterations, job_ttl)
+        folder = data_dir or default_data_dir()
+        try:
+            make_private_dir(folder)
+        except OSError as exc:
+            raise ConfigError(f"data-dir {folder}: cannot use it ({exc.strerror or exc})") from None
+        _check_port(host, port)
+    except ConfigError as exc:
+        fail(exc)
     if not local:
-        typer.echo(
-            f"nst: warning: serving on {host}: anyone who can reach it can run jobs "
-            "(there is no login)", err=True,
-        )  # fmt: skip
-    folder = data_dir or Path(tempfile.gettempdir()) / "nst-web"
+        say(f"warning: serving on {host}: anyone who can reach it can run jobs (there is no login)")
     settings = WebSettings(
         data_dir=folder, host=host, port=port, workers=workers, max_waiting=max_waiting,
         max_size=max_size, max_iterations=max_iterations, job_ttl=job_ttl,
         allowed_hosts=tuple(allowed_host or ()),
     )  # fmt: skip
     shown = f"[{host}]" if ":" in host else host
-    typer.echo(f"nst: serving http://{shown}:{port}/ (jobs in {folder}); Ctrl-C stops", err=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    say(f"serving http://{shown}:{port}/ (jobs in {folder}); Ctrl-C stops")
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level="warning",
+        http=timed_protocol(settings.header_timeout),
+    )  # fmt: skip
