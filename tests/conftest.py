@@ -106,6 +106,17 @@ def images(tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
+@pytest.fixture
+def make_client(tmp_path):
+    """make(runner=None, **settings): a web app on a test client (fake runner by default)."""
+    from tests.web.helpers import client_factory
+
+    clients: list = []
+    yield client_factory(tmp_path, clients)
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
 def have_builtin_weights() -> bool:
     try:
         from nst.model.weights import builtin_weights_path

@@ -171,7 +171,11 @@ def image_size(data: bytes, label: str) -> tuple[int, int]:
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """Upright 8-bit RGB: EXIF orientation, 16-bit, CMYK, palette and alpha handled."""
-    img = ImageOps.exif_transpose(img) or img
+    # damaged EXIF ("Corrupt EXIF data" warnings; SyntaxError or struct.error while
+    # transposing): the pixels are fine, their orientation is unknown; use them as stored
+    with warnings.catch_warnings(), contextlib.suppress(Exception):
+        warnings.simplefilter("ignore")
+        img = ImageOps.exif_transpose(img) or img
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)

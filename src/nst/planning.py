@@ -138,7 +138,11 @@ def _seed(config: Config) -> int:
 
 
 def check_weights(config: Config) -> None:
-    """Refuse a --weights path that is not a regular file, before any work."""
+    """Refuse, before any work, a --weights path that is not a regular file and a device
+    or precision this machine does not have."""
+    from .runtime import resolve_device, resolve_precision
+
+    resolve_precision(config.precision, resolve_device(config.device))
     if config.weights is not None:
         from .model.weights import check_weights_file
 

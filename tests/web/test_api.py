@@ -10,7 +10,7 @@ from PIL import Image
 
 from nst.web.jobs import MARKER
 from tests.conftest import requires_weights
-from tests.web.conftest import BASE, fake_runner, noise_png, png, submit, wait_state
+from tests.web.helpers import BASE, fake_runner, noise_png, png, submit, wait_state
 
 
 def test_job_life_cycle_with_events_preview_and_result(make_client):
@@ -253,7 +253,7 @@ def test_the_eta_of_a_two_stage_run_weights_each_stage_by_its_pixels(make_client
     """Stage 2 has 4x the pixels and costs ~4.5x per iteration: at mid-run the ETA the web
     reports is within 20% of the time really left."""
     from nst.events import Finished, Stage, Started
-    from tests.web.conftest import fake_step
+    from tests.web.helpers import fake_step
 
     plan = (Stage(16, 24, 20), Stage(32, 48, 10))
     cost = [0.01, 0.045]  # seconds per iteration in each stage

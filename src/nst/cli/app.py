@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
+
+from ..errors import one_line
 
 app = typer.Typer(
     add_completion=False,
@@ -15,6 +18,7 @@ app = typer.Typer(
 
 
 def main() -> None:
+    """The console script: no traceback reaches the user unless NST_DEBUG=1 asks for it."""
     from . import commands  # noqa: F401  (registers the commands)
 
     try:
@@ -22,3 +26,9 @@ def main() -> None:
     except KeyboardInterrupt:  # outside a run (e.g. while loading)
         typer.echo("nst: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("NST_DEBUG"):
+            raise
+        message = one_line(f"{type(exc).__name__}: {exc}")[:300]
+        typer.echo(f"nst: internal error: {message} (NST_DEBUG=1 shows where)", err=True)
+        sys.exit(1)

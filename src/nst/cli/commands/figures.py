@@ -12,6 +12,7 @@ from ...config import Config
 from ...errors import ConfigError, NstError
 from ..app import app
 from ..output import fail, format_time, say
+from ..run import check_writable
 
 
 @app.command()
@@ -52,6 +53,7 @@ def figures(
             raise ConfigError(f"only: unknown figure {unknown[0]} (use {', '.join(FIGURES)})")
         if images is not None and not images.is_dir():
             raise ConfigError(f"images: {images} is not a folder")
+        check_writable(out / "index.html", "out")
         roles = Roles.from_dir(images, content, style or [], photo_content, photo_style)
         given = {"size": size, "iterations": iterations, "seed": seed, "precision": precision}
         base = Config.from_dict({**given, "device": device, "scales": [size]})

@@ -1,10 +1,11 @@
+"""Helpers of the web tests: small images, a fake runner, submitting and waiting."""
+
 import io
 import json
 import time
 import warnings
 from collections.abc import Callable
 
-import pytest
 import torch
 from PIL import Image
 
@@ -62,23 +63,6 @@ def fake_runner(delay: float = 0.0, steps: int = 6) -> Callable:
     return run
 
 
-@pytest.fixture
-def make_client(tmp_path):
-    clients = []
-
-    def make(runner=None, **overrides) -> TestClient:
-        settings = WebSettings(data_dir=tmp_path / "data", preview_every=2, **overrides)
-        app = create_app(settings, runner or fake_runner())
-        client = TestClient(app, base_url=BASE)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
-
-
 def submit(
     client,
     content=None,
@@ -86,9 +70,10 @@ def submit(
     builtin_content=None,
     params=None,
     raw_params=None,
+    files_extra=(),
     **extra,
 ):
-    files = []
+    files = list(files_extra)
     data = {"params": raw_params or json.dumps(params or {"size": 32, "iterations": 4})}
     if builtin_content:
         data["content_builtin"] = builtin_content
@@ -96,7 +81,7 @@ def submit(
         files.append(("content", ("c.png", content if content is not None else png(), "image/png")))
     for field, blob in styles:
         files.append((field, ("s.png", blob, "image/png")))
-    data.update(extra)
+    data.update({k: v for k, v in extra.items() if v is not None})
     return client.post("/api/jobs", files=files, data=data, headers={"Origin": BASE})
 
 
@@ -108,3 +93,17 @@ def wait_state(client, job_id, states=("done", "cancelled", "failed"), timeout=6
             return job
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} still {job['state']}")
+
+
+def client_factory(tmp_path, clients):
+    """make(runner=None, **settings) -> a started TestClient of a fresh app."""
+
+    def make(runner=None, **overrides) -> TestClient:
+        settings = WebSettings(data_dir=tmp_path / "data", preview_every=2, **overrides)
+        app = create_app(settings, runner or fake_runner())
+        client = TestClient(app, base_url=BASE)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    return make
