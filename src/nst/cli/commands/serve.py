@@ -61,6 +61,10 @@ def serve(
     max_size: Annotated[int, typer.Option(help="Largest output side a job may ask.")] = 1024,
     max_iterations: Annotated[int, typer.Option(help="Most iterations a job may ask.")] = 2000,
     job_ttl: Annotated[float, typer.Option(help="Seconds a finished job is kept.")] = 3600,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body, in MB.")] = 20,
+    max_pixels: Annotated[
+        int, typer.Option(help="Most decoded pixels of one uploaded image.")
+    ] = 40_000_000,
 ) -> None:
     """The web app: pick or upload images, tune, watch it paint, download."""
     import uvicorn
@@ -74,6 +78,10 @@ def serve(
         if not local and not allow_remote:
             raise ConfigError(f"host {host} can be reached from other machines; add --allow-remote")
         _check_settings(port, workers, max_waiting, max_size, max_iterations, job_ttl)
+        if not 0 < max_body_mb <= 1024:
+            raise ConfigError(f"max-body-mb must be > 0 and at most 1024 (got {max_body_mb:g})")
+        if not 1 <= max_pixels <= 400_000_000:
+            raise ConfigError(f"max-pixels must be between 1 and 400000000 (got {max_pixels})")
         folder = data_dir or default_data_dir()
         try:
             make_private_dir(folder)
@@ -87,7 +95,8 @@ def serve(
     settings = WebSettings(
         data_dir=folder, host=host, port=port, workers=workers, max_waiting=max_waiting,
         max_size=max_size, max_iterations=max_iterations, job_ttl=job_ttl,
-        allowed_hosts=tuple(allowed_host or ()),
+        allowed_hosts=tuple(allowed_host or ()), max_body=int(max_body_mb * 2**20),
+        max_pixels=max_pixels, max_request_pixels=max(max_pixels, 60_000_000),
     )  # fmt: skip
     shown = f"[{host}]" if ":" in host else host
     say(f"serving http://{shown}:{port}/ (jobs in {folder}); Ctrl-C stops")
