@@ -8,13 +8,23 @@ by :meth:`Config.from_dict`, the one boundary parser.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
 from .errors import ConfigError
 from .layers import LayerWeights
-from .options import BOOL, FLOAT, FLOATS, INT, INTS, LAYERS, REGIONS, TEXT, Option, option
+from .options import (
+    BOOL,
+    FLOAT,
+    FLOATS,
+    INT,
+    INTS,
+    LAYERS,
+    REGIONS,
+    TEXT,
+    Declared,
+    declare,
+    option,
+)
 
 PAPER_STYLE_LAYERS: LayerWeights = tuple((f"conv{b}_1", 0.2) for b in range(1, 6))
 PAPER_CONTENT_LAYERS: LayerWeights = (("conv4_2", 1.0),)
@@ -34,8 +44,9 @@ MAX_SIDE = 16384
 MAX_STYLE_SCALE = 8.0
 
 
+@declare
 @dataclass(frozen=True)
-class Config:
+class Config(Declared):
     """Every parameter of a style-transfer run.
 
     Weights: the objective is ``content_weight * L_content + style_weight * L_style``
@@ -172,15 +183,6 @@ class Config:
         TEXT, choices=PRECISIONS, panel="Model", label="Precision",
     )  # fmt: skip
 
-    OPTIONS: ClassVar[dict[str, Option]]
-
-    def __post_init__(self) -> None:
-        for name, opt in self.OPTIONS.items():
-            value = opt.normalize(getattr(self, name))
-            opt.check(value)
-            object.__setattr__(self, name, value)
-        self._check_together()
-
     def _check_together(self) -> None:
         """Checks that involve more than one option."""
         if self.style_blend is not None:
@@ -238,43 +240,5 @@ class Config:
             return (self.iterations,)
         return tuple(max(1, self.iterations >> k) if self.iterations else 0 for k in range(n))
 
-    def replace(self, **changes: Any) -> Config:
-        """A copy with some options changed (typed values)."""
-        return dataclasses.replace(self, **changes)
 
-    # -- (de)serialisation ---------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON values (layer weights as ``"conv1_1:0.2,..."``); from_dict reads them."""
-        return {name: opt.to_json(getattr(self, name)) for name, opt in self.OPTIONS.items()}
-
-    @classmethod
-    def from_dict(cls, data: Any, base: Config | None = None) -> Config:
-        """The boundary parser: a config from text or JSON values by option name.
-
-        Used by the CLI (strings) and the web form (JSON). Unknown names are refused
-        with their name; options not given keep the value in ``base`` (default: the
-        defaults).
-        """
-        if not isinstance(data, dict):
-            raise ConfigError("parameters: expected an object of option names and values")
-        unknown = sorted(str(k) for k in data if k not in cls.OPTIONS)
-        if unknown:
-            shown = ", ".join(u if len(u) <= 40 else u[:37] + "..." for u in unknown[:5])
-            raise ConfigError(f"unknown parameter(s): {shown}")
-        values = {key: cls.OPTIONS[key].parse(value) for key, value in data.items()}
-        try:
-            return dataclasses.replace(base, **values) if base else cls(**values)
-        except TypeError as exc:  # pragma: no cover - guarded by the checks above
-            raise ConfigError(str(exc)) from None
-
-
-def _declare() -> dict[str, Option]:
-    out: dict[str, Option] = {}
-    for f in dataclasses.fields(Config):
-        kind, help_text, spec = f.metadata["option"]
-        out[f.name] = Option(f.name, kind, f.default, help_text, **spec)
-    return out
-
-
-Config.OPTIONS = _declare()
 OPTIONS = Config.OPTIONS

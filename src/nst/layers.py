@@ -14,6 +14,15 @@ from .errors import ConfigError
 
 #: convolutions per block and channels per block of VGG19
 BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
+#: VGG16 has the same blocks with fewer convolutions (its layers are a subset of VGG19's)
+VGG16_BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
+
+
+def conv_names(blocks: tuple[tuple[int, int], ...] = BLOCKS) -> tuple[str, ...]:
+    """``conv1_1`` ... for a network of these blocks."""
+    return tuple(
+        f"conv{b}_{i}" for b, (n, _) in enumerate(blocks, start=1) for i in range(1, n + 1)
+    )
 
 
 def _build_sequence() -> tuple[tuple[str, int], ...]:
@@ -57,6 +66,38 @@ def min_side(names: Sequence[str]) -> int:
     """The smallest image side for which every layer of ``names`` has at least one
     position (each pooling halves the side, rounding down)."""
     return 2 ** max((pools_through(n) for n in names), default=0)
+
+
+def feature_size(name: str, size: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of layer ``name``'s feature map for an input of ``size`` (h, w)."""
+    h, w = size
+    for _ in range(pools_through(name)):
+        h, w = h // 2, w // 2
+    return h, w
+
+
+def receptive_box(
+    name: str,
+    row: int,
+    col: int,
+    size: tuple[int, int],
+    plan: Sequence[str] = NAMES,
+) -> tuple[int, int, int, int]:
+    """The input pixels that neuron (row, col) of layer ``name`` can see, as an inclusive
+    box (top, left, bottom, right) clipped to an input of ``size`` (h, w). ``plan`` is the
+    network's layer sequence (VGG19's by default; VGG16 has fewer convolutions).
+
+    Walking back from the neuron: a 3x3 convolution (padding 1) widens the box by one
+    position on each side; a 2x2 pooling of stride 2 maps position i to 2i .. 2i+1.
+    """
+    top, left, bottom, right = row, col, row, col
+    for n in reversed(list(plan)[: list(plan).index(name) + 1]):
+        if n.startswith("conv"):
+            top, left, bottom, right = top - 1, left - 1, bottom + 1, right + 1
+        else:
+            top, left, bottom, right = 2 * top, 2 * left, 2 * bottom + 1, 2 * right + 1
+    h, w = size
+    return max(0, top), max(0, left), min(h - 1, bottom), min(w - 1, right)
 
 
 def deepest(names: Sequence[str]) -> str:

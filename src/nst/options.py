@@ -13,12 +13,13 @@ shows it. From that one declaration derive:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, one_line
 from .layers import LayerWeights, format_layer_weights, parse_layer_weights
 
 # -- kinds -----------------------------------------------------------------------------------
@@ -378,3 +379,64 @@ class Option:
 def option(default: Any, help: str, kind: Kind, **spec: Any) -> Any:
     """A Config field declared with its :class:`Option` (name filled in by Config)."""
     return field(default=default, metadata={"option": (kind, help, spec)})
+
+
+class Declared:
+    """Base of the frozen option dataclasses (:class:`nst.config.Config`, the explain tools'
+    settings): typed values checked on construction, text and JSON parsed by
+    :meth:`from_dict`, written back by :meth:`to_dict`. Subclasses call :func:`declare`."""
+
+    OPTIONS: ClassVar[dict[str, Option]]
+
+    def __post_init__(self) -> None:
+        for name, opt in self.OPTIONS.items():
+            value = opt.normalize(getattr(self, name))
+            opt.check(value)
+            object.__setattr__(self, name, value)
+        self._check_together()
+
+    def _check_together(self) -> None:
+        """Checks that involve more than one option (subclasses add theirs)."""
+
+    def replace(self: D, **changes: Any) -> D:
+        """A copy with some options changed (typed values)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (layer weights as ``"conv1_1:0.2,..."``); from_dict reads them."""
+        return {name: opt.to_json(getattr(self, name)) for name, opt in self.OPTIONS.items()}
+
+    @classmethod
+    def from_dict(cls: type[D], data: Any, base: D | None = None) -> D:
+        """The boundary parser: text or JSON values by option name.
+
+        Used by every front end (CLI strings, web JSON, manifest cells). Unknown names are
+        refused with their name; options not given keep the value in ``base`` (default:
+        the defaults).
+        """
+        if not isinstance(data, dict):
+            raise ConfigError("parameters: expected an object of option names and values")
+        unknown = sorted(str(k) for k in data if k not in cls.OPTIONS)
+        if unknown:
+            shown = ", ".join(u if len(u) <= 40 else u[:37] + "..." for u in unknown[:5])
+            raise ConfigError(f"unknown parameter(s): {one_line(shown)}")
+        values = {key: cls.OPTIONS[key].parse(value) for key, value in data.items()}
+        try:
+            if base is not None:
+                return dataclasses.replace(base, **values)  # type: ignore[type-var]
+            return cls(**values)
+        except TypeError as exc:  # pragma: no cover - guarded by the checks above
+            raise ConfigError(str(exc)) from None
+
+
+D = TypeVar("D", bound=Declared)
+
+
+def declare(cls: type[D]) -> type[D]:
+    """Collect the :class:`Option` of every field declared with :func:`option`."""
+    out: dict[str, Option] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        kind, help_text, spec = f.metadata["option"]
+        out[f.name] = Option(f.name, kind, f.default, help_text, **spec)
+    cls.OPTIONS = out
+    return cls

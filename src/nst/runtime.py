@@ -15,6 +15,7 @@ import torch
 
 from .errors import ConfigError
 from .layers import deepest
+from .model.classifier import VGGClassifier
 from .model.normalization import normalized
 from .model.vgg import VGG19Features, build_extractor
 from .model.weights import load_weights
@@ -122,6 +123,19 @@ def network(
     return net.truncated(deepest(list(layers)))
 
 
+def load_classifier(weights: str | None, device: str) -> VGGClassifier | None:
+    """The classifier (fc6-fc8) of ``weights`` on ``device``, or None if they have none."""
+    w = load_weights(weights)
+    return VGGClassifier(w).to(device) if w.classifier is not None else None
+
+
+@functools.lru_cache(maxsize=NETWORKS_CACHED)
+def classifier(weights: str | None, device: torch.device | str = "cpu") -> VGGClassifier | None:
+    """The cached classifier of ``weights`` (None for the built-in weights: they have none)."""
+    return load_classifier(weights, str(device))
+
+
 def clear_cache() -> None:
     """Forget every cached network (tests; a server that changes weights)."""
     _network.cache_clear()
+    classifier.cache_clear()

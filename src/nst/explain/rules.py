@@ -1,0 +1,53 @@
+"""Backward rules through a ReLU, as the lecture defines them.
+
+With f the forward input of the ReLU and R the gradient arriving from above:
+
+* ``gradient`` (ordinary backprop):     R * [f > 0]
+* ``deconvnet`` (Zeiler & Fergus):      R * [R > 0]          (whatever the forward sign)
+* ``guided`` (Springenberg et al.):     R * [f > 0] * [R > 0]
+
+The forward pass is the ordinary ReLU in every case. Pooling needs no rule of its own:
+autograd routes a max pool's gradient through its switches (the argmax), and spreads
+an average pool's over its window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+METHODS = ("gradient", "deconvnet", "guided")
+
+
+class _Deconvnet(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.clamp(min=0)
+
+
+class _Guided(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return grad.clamp(min=0) * (x > 0).to(grad.dtype)
+
+
+def relu(method: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The rectifier whose backward pass follows ``method``."""
+    if method == "gradient":
+        return torch.relu
+    if method == "deconvnet":
+        return _Deconvnet.apply
+    if method == "guided":
+        return _Guided.apply
+    raise ValueError(f"unknown method {method!r} (use {', '.join(METHODS)})")

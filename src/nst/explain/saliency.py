@@ -1,0 +1,102 @@
+"""Saliency: the gradient of one target (a channel, a neuron, a class score) with respect
+to the image's pixels, with the backward rule of ``gradient``, ``deconvnet`` or
+``guided`` backprop through every ReLU (see :mod:`.rules`).
+
+The image is resized to the working size inside the differentiated graph, so the
+gradient lands on the image's own pixel grid. Pixels are in [0, 1] units, RGB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..imageio import fit_size
+from ..planning import ImageLike, load
+from . import rules
+from .network import Network, network
+from .targets import Target, parse
+
+#: without --size, images are worked on at their own size up to this longest side
+DEFAULT_MAX_SIDE = 512
+
+
+@dataclass(frozen=True)
+class SaliencyMap:
+    """``gradient`` (3, H, W): d target / d pixel on the image's own grid; ``value``: the
+    target's value on the image (a neuron that does not fire has value 0)."""
+
+    gradient: torch.Tensor
+    value: float
+    target: Target
+    method: str
+    working_size: tuple[int, int]
+
+
+def working_size(height: int, width: int, size: int | None) -> tuple[int, int]:
+    """(h, w) the network sees: ``size`` as the longest side, or the image's own size up
+    to DEFAULT_MAX_SIDE."""
+    longest = size if size is not None else min(max(height, width), DEFAULT_MAX_SIDE)
+    w, h = fit_size(width, height, longest)
+    return h, w
+
+
+def resize_differentiable(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize (antialiased when shrinking) that autograd can go back through."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def saliency(
+    image: ImageLike,
+    target: str | Target,
+    method: str = "guided",
+    *,
+    size: int | None = None,
+    weights: str | None = None,
+    pooling: str = "max",
+    device: str = "auto",
+    net: Network | None = None,
+) -> SaliencyMap:
+    """The saliency map of ``target`` on ``image`` by ``method``."""
+    net = net or network(weights, pooling, device)
+    t = parse(target) if isinstance(target, str) else target
+    img = load(image, "image")
+    wh = working_size(img.shape[1], img.shape[2], size)
+    net.check(t, wh)
+    if method not in rules.METHODS:
+        raise ValueError(f"unknown method {method!r}")
+    x = img[None].to(net.device).requires_grad_(True)
+    value = net.value(resize_differentiable(x * 255.0, wh), t, relu=rules.relu(method)).sum()
+    (grad,) = torch.autograd.grad(value, x)
+    return SaliencyMap(grad[0].detach().float().cpu(), float(value.detach()), t, method, wh)
+
+
+def display(gradient: torch.Tensor, mode: str = "rgb") -> torch.Tensor:
+    """The usual picture of a gradient, (3, H, W) in [0, 1].
+
+    ``rgb``: the gradient itself, mid-grey at 0, scaled so its 99.5th percentile of
+    |values| reaches the ends (guided backprop and deconvnet pictures).
+    ``magnitude``: max over the colour channels of |gradient|, scaled the same way, as a
+    grey image (Simonyan et al.'s saliency map).
+    """
+    g = gradient.float()
+    if mode == "magnitude":
+        m = g.abs().amax(dim=0)
+        scale = float(torch.quantile(m.flatten(), 0.995)) or 1.0
+        return (m / scale).clamp(0, 1).expand(3, -1, -1).contiguous()
+    scale = float(torch.quantile(g.abs().flatten(), 0.995)) or 1.0
+    return (0.5 + 0.5 * g / scale).clamp(0, 1)
+
+
+def overlay(gradient: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+    """The gradient's magnitude as a warm heat map over a dimmed grey copy of the photo."""
+    heat = display(gradient, "magnitude")[0]
+    grey = (0.299 * photo[0] + 0.587 * photo[1] + 0.114 * photo[2]) * 0.6 + 0.2
+    warm = torch.stack([torch.ones_like(heat), heat.sqrt(), torch.zeros_like(heat)])
+    a = heat.clamp(0, 1) * 0.85
+    return (grey * (1 - a) + warm * a).clamp(0, 1)

@@ -1,0 +1,126 @@
+"""What to look at: a channel (``conv5_1:12``), a neuron (``conv5_1:12@3,4``: row 3,
+column 4 of that feature map) or a class score (``class:283``, ``class:tabby``).
+
+Parsing checks the syntax and the layer name; :func:`check` checks a target against a
+network (channel in range, neuron inside the map at the working size, a classifier for
+class targets). Every problem is one :class:`~nst.errors.ConfigError` line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import ConfigError, one_line
+from ..layers import canonical, feature_size, min_side
+from . import classes
+
+_CHANNEL = re.compile(r"^([A-Za-z0-9_]+):(\d+)(?:@(\d+),(\d+))?$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """``kind`` is ``channel``, ``neuron`` or ``class``; ``index`` the channel or class."""
+
+    kind: str
+    index: int
+    layer: str | None = None
+    row: int | None = None
+    col: int | None = None
+
+    @property
+    def label(self) -> str:
+        """How sheets and messages name it: ``conv5_1:12``, ``conv5_1:12@3,4``,
+        ``class 281 (tabby)``."""
+        if self.kind == "class":
+            return f"class {self.index} ({classes.name(self.index)})"
+        at = f"@{self.row},{self.col}" if self.kind == "neuron" else ""
+        return f"{self.layer}:{self.index}{at}"
+
+
+def parse(text: str) -> Target:
+    """A target from its text; one ConfigError line for any mistake."""
+    t = text.strip()
+    if t.lower().startswith("class:"):
+        rest = t.split(":", 1)[1].strip()
+        if rest.isascii() and rest.isdigit():
+            index = int(rest)
+            if index >= classes.COUNT:
+                raise ConfigError(f"target {t}: class {index} is out of range (0-999)")
+            return Target("class", index)
+        return Target("class", classes.lookup(rest))
+    m = _CHANNEL.match(t)
+    if not m:
+        raise ConfigError(
+            f"target '{one_line(t)}' is not LAYER:CHANNEL, LAYER:CHANNEL@ROW,COL or class:N "
+            "(e.g. conv5_1:12, conv5_1:12@3,4, class:283, class:tabby)"
+        )
+    layer = canonical(m.group(1))
+    if m.group(3) is None:
+        return Target("channel", int(m.group(2)), layer)
+    return Target("neuron", int(m.group(2)), layer, int(m.group(3)), int(m.group(4)))
+
+
+def parse_range(text: str) -> list[Target]:
+    """``conv4_1:0-15`` (or ``conv4_1:3,5,8``): several channels of one layer."""
+    layer, sep, spec = text.strip().partition(":")
+    if not sep or not spec:
+        raise ConfigError(f"grid '{one_line(text)}' is not LAYER:FIRST-LAST (e.g. conv4_1:0-15)")
+    name = canonical(layer)
+    out: list[int] = []
+    for part in spec.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if not (lo.isascii() and lo.isdigit()) or (dash and not (hi.isascii() and hi.isdigit())):
+            raise ConfigError(f"grid '{one_line(text)}': '{one_line(part)}' is not N or N-M")
+        first, last = int(lo), int(hi) if dash else int(lo)
+        if last < first:
+            raise ConfigError(f"grid '{one_line(text)}': {first}-{last} runs backwards")
+        out.extend(range(first, last + 1))
+    if len(out) > 256:
+        raise ConfigError(f"grid '{one_line(text)}': at most 256 channels ({len(out)} asked)")
+    return [Target("channel", c, name) for c in out]
+
+
+def check(
+    target: Target,
+    channels: dict[str, int],
+    classes: int,
+    size: tuple[int, int] | None = None,
+) -> None:
+    """Refuse a target this network cannot give at this working size (h, w); ``classes`` is
+    the number of classes of its classifier (0: none)."""
+    if target.kind == "class":
+        if not classes:
+            raise ConfigError(
+                f"target {target.label}: class scores need a classifier; pass --weights with a "
+                "torchvision VGG19 or VGG16 state_dict that has classifier.* (e.g. "
+                "vgg19-dcbb9e9d.pth); the built-in weights have only the convolutions"
+            )
+        if target.index >= classes:
+            raise ConfigError(f"target {target.label}: the classifier has {classes} classes")
+        return
+    assert target.layer is not None
+    if target.layer not in channels:
+        raise ConfigError(f"target {target.label}: this network has no layer {target.layer}")
+    n = channels[target.layer]
+    if not 0 <= target.index < n:
+        raise ConfigError(
+            f"target {target.label}: channel {target.index} is out of range "
+            f"({target.layer} has channels 0-{n - 1})"
+        )
+    if size is None:
+        return
+    need = min_side([target.layer])
+    if min(size) < need:
+        raise ConfigError(
+            f"target {target.label}: at {size[1]}x{size[0]} px {target.layer} has no positions "
+            f"(it needs at least {need} px on each side)"
+        )
+    if target.kind == "neuron":
+        h, w = feature_size(target.layer, size)
+        assert target.row is not None and target.col is not None
+        if not (0 <= target.row < h and 0 <= target.col < w):
+            raise ConfigError(
+                f"target {target.label}: neuron ({target.row}, {target.col}) is outside the "
+                f"{target.layer} map, which is {h}x{w} (rows x columns) at {size[1]}x{size[0]} px"
+            )
