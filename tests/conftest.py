@@ -15,6 +15,7 @@ from PIL import Image
 
 from nst import runtime
 from nst.layers import BLOCKS, CONV_NAMES
+from nst.model.classifier import VGGClassifier
 from nst.model.vgg import build_extractor
 from nst.model.weights import CAFFE, VGGWeights
 
@@ -45,8 +46,11 @@ def assert_close(actual, expected, rel: float, what: str = "") -> None:
     assert err <= rel * scale, f"{what} off by {err:.3g} (scale {scale:.3g}, rel {rel})"
 
 
-def tiny_weights(seed: int = 0, channels: tuple[int, ...] = (4, 6, 8, 8, 8)) -> VGGWeights:
-    """VGG19 with the real layer names and few channels, random weights."""
+def tiny_weights(
+    seed: int = 0, channels: tuple[int, ...] = (4, 6, 8, 8, 8), classifier: bool = False
+) -> VGGWeights:
+    """VGG19 with the real layer names and few channels, random weights; with
+    ``classifier``, a small classifier (fc 392 -> 16 -> 16 -> 1000) on top."""
     g = gen(seed)
     convs = {}
     in_ch = 3
@@ -57,19 +61,31 @@ def tiny_weights(seed: int = 0, channels: tuple[int, ...] = (4, 6, 8, 8, 8)) -> 
             b = torch.rand(ch, generator=g) * 0.1
             convs[next(names)] = (w, b)
             in_ch = ch
-    return VGGWeights(convs, CAFFE, source="tiny", key=f"tiny{seed}")
+    fcs = None
+    if classifier:
+        sizes = [(16, channels[-1] * 49), (16, 16), (1000, 16)]
+        fcs = tuple(
+            (torch.randn(o, i, generator=g) * (2.0 / i) ** 0.5, torch.randn(o, generator=g) * 0.1)
+            for o, i in sizes
+        )
+    return VGGWeights(convs, CAFFE, source="tiny", key=f"tiny{seed}", classifier=fcs)
 
 
 @pytest.fixture
 def tiny_network(monkeypatch):
-    """Runs use a tiny random VGG19 (real layer names) instead of the weight file."""
+    """Runs use a tiny random VGG19 (real layer names) instead of the weight file; with
+    any ``weights`` named, it has a tiny classifier too (class targets)."""
 
     def load(weights, pooling, normalize, device, dtype):
         return build_extractor(tiny_weights(), ["pool5"], pooling=pooling, device=device,
                                dtype=dtype)  # fmt: skip
 
+    def load_classifier(weights, device):
+        return VGGClassifier(tiny_weights(classifier=True)).to(device) if weights else None
+
     runtime.clear_cache()
     monkeypatch.setattr(runtime, "load_network", load)
+    monkeypatch.setattr(runtime, "load_classifier", load_classifier)
     yield
     runtime.clear_cache()
 

@@ -19,6 +19,7 @@ from .api import (
 from .config import Config
 from .errors import ConfigError, Diverged, ImageError, Interrupted, NstError, WeightsError
 from .events import Event, Finished, Progress, Stage, Started, Step
+from .explain import VisualizeConfig, saliency, top_patches, visualize
 from .imageio import save_image
 
 __version__ = "0.1.0"
@@ -37,6 +38,7 @@ __all__ = [
     "Stage",
     "Started",
     "Step",
+    "VisualizeConfig",
     "WeightsError",
     "execute",
     "load",
@@ -44,7 +46,10 @@ __all__ = [
     "plan_stylize",
     "plan_texture",
     "reconstruct_content",
+    "saliency",
     "save_image",
     "stylize",
     "synthesize_texture",
+    "top_patches",
+    "visualize",
 ]

@@ -120,6 +120,18 @@ class Config(Declared):
         0.0, "Total-variation prior weight against low-level noise (try 1-10).", FLOAT,
         lo=0, hi=1e4, web="main", label="Smoothness (TV weight)",
     )  # fmt: skip
+    tv_beta: float = option(
+        2.0, "Exponent beta of the TV prior R_V^beta (Mahendran & Vedaldi): 2 smooths, "
+        "1 keeps edges sharp.", FLOAT, lo=0.5, hi=4, label="TV exponent (β)",
+    )  # fmt: skip
+    alpha_weight: float = option(
+        0.0, "Weight of the alpha-norm prior (Mahendran & Vedaldi): keeps pixels within the "
+        "natural range (0: off).", FLOAT, lo=0, hi=1e6, label="Alpha-norm weight",
+    )  # fmt: skip
+    alpha_norm: float = option(
+        6.0, "Exponent alpha of the alpha-norm prior.", FLOAT, lo=1, hi=32,
+        label="Alpha-norm exponent (α)",
+    )  # fmt: skip
     style_blend: tuple[float, ...] | None = option(
         None, "Blend weights of several style images, e.g. 0.7,0.3 (default: equal).", FLOATS,
         lo=0, hi=1e6, nullable=True, label="Style blend",

@@ -86,6 +86,9 @@ def build_objective(plan: Plan, stage: int, extractor: VGG19Features) -> Objecti
         config.style_weight,
         tv_weight=config.tv_weight,
         weighting=config.weighting,
+        tv_beta=config.tv_beta,
+        alpha_weight=config.alpha_weight,
+        alpha_norm=config.alpha_norm,
     ).to(device)
     if plan.content is not None:
         objective.set_content(resize_to(plan.content, size).unsqueeze(0).mul(255).to(device))

@@ -14,6 +14,8 @@ from nst.events import Step
 from nst.figures import Job, Roles, make_figures, plan_sheets, sheet_layout
 from tests.conftest import picture, requires_weights
 
+PAPER = ["fig1", "fig3", "fig4", "fig5", "fig6", "fig7"]
+
 
 @pytest.fixture
 def paper_dir(tmp_path):
@@ -51,7 +53,7 @@ def fake_engine(calls):
 
 def test_sheets_are_named_after_the_papers_figures_and_have_its_layout(paper_dir):
     roles = Roles.from_dir(paper_dir)
-    sheets, skipped = plan_sheets(roles, Config(size=36, iterations=2, seed=0))
+    sheets, skipped = plan_sheets(roles, Config(size=36, iterations=2, seed=0), only=PAPER)
     layouts = {s.name: sheet_layout(s, (36, 27)) for s in sheets}
     assert list(layouts) == ["fig1", "fig3", "fig4", "fig5", "fig6"]
     assert skipped == ["fig7: skipped, no photo content and no photo style image"]
@@ -88,7 +90,7 @@ def test_a_missing_image_skips_only_its_figures(tmp_path):
     made, skipped = make_figures(
         Roles.from_dir(folder), tmp_path / "out", Config(size=32), engine=fake_engine(calls)
     )
-    assert [s.name for s in made] == ["fig7"]
+    assert [s.name for s in made] == ["fig7", "inversion", "lecture"]
     assert skipped[0] == "fig1: skipped, no content image"
     assert len(skipped) == 5 and (tmp_path / "out" / "fig7.png").exists()
 
@@ -96,7 +98,7 @@ def test_a_missing_image_skips_only_its_figures(tmp_path):
 def test_figures_are_drawn_indexed_and_fig6_reports_repeats(paper_dir, tmp_path):
     calls, out = [], tmp_path / "figs"
     made, _ = make_figures(
-        Roles.from_dir(paper_dir), out, Config(size=36, iterations=2), engine=fake_engine(calls)
+        Roles.from_dir(paper_dir), out, Config(size=36, iterations=2), PAPER, fake_engine(calls)
     )
     for sheet in made:
         img = Image.open(out / f"{sheet.name}.png")

@@ -37,7 +37,7 @@ def test_bad_weight_files(tmp_path):
         W.load_torchvision(wrong)
     assert str(exc.value) == (
         f"{wrong}: key 'features.0.weight' is missing; expected a torchvision vgg19 "
-        "state_dict (vgg19-dcbb9e9d.pth)"
+        "(or vgg16) state_dict (vgg19-dcbb9e9d.pth)"
     )
     with pytest.raises(WeightsError, match="is a directory"):
         W.load_torchvision(tmp_path)
@@ -79,3 +79,27 @@ def test_torchvision_state_dict_is_mapped_by_index(tmp_path):
     assert loaded.input_space == W.TORCHVISION
     for name in CONV_NAMES:
         assert torch.equal(loaded.convs[name][0], builtin.convs[name][0])
+
+
+def test_a_torchvision_file_with_a_classifier_and_vgg16(tmp_path):
+    """VGG19 and VGG16 state_dicts, with their classifier (the shapes torchvision uses)."""
+    from nst.layers import VGG16_BLOCKS, conv_names
+
+    g = torch.Generator().manual_seed(0)
+
+    def save(blocks, indices, path):
+        state, in_ch = {}, 3
+        channels = [ch for n, ch in blocks for _ in range(n)]
+        for idx, ch in zip(indices, channels):
+            state[f"features.{idx}.weight"] = torch.randn(ch, in_ch, 3, 3, generator=g) * 0.01
+            state[f"features.{idx}.bias"] = torch.zeros(ch)
+            in_ch = ch
+        for i, (o, n) in zip((0, 3, 6), W.CLASSIFIER_SHAPES):
+            state[f"classifier.{i}.weight"] = torch.zeros(o, n)
+            state[f"classifier.{i}.bias"] = torch.zeros(o)
+        torch.save(state, path)
+
+    save(VGG16_BLOCKS, W.TORCHVISION_VGG16_INDICES, tmp_path / "vgg16.pth")
+    w16 = W.load_torchvision(tmp_path / "vgg16.pth")
+    assert w16.name == "VGG16" and list(w16.convs) == list(conv_names(VGG16_BLOCKS))
+    assert w16.classifier is not None and w16.classifier[2][0].shape == (1000, 4096)

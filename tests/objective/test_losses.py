@@ -108,3 +108,25 @@ def test_guided_gram_sees_only_its_region():
     g[..., 4:] = torch.rand(1, 3, 4, 4, generator=gen(21)) * 10  # change only the right half
     assert torch.allclose(guided_gram_matrix(f, left), guided_gram_matrix(g, left))
     assert torch.allclose(guided_gram_matrix(f, left), gram_matrix(f[..., :4]), atol=1e-6)
+
+
+def test_tv_beta_and_alpha_norm_by_hand():
+    from nst.objective.losses import ALPHA_BOUND, alpha_norm_loss
+
+    img = torch.zeros(1, 3, 2, 2, dtype=torch.float64)
+    img[..., 0, 1] = 255.0  # one bright pixel: at (0,0) the horizontal step is 1, vertical 0
+    # beta = 1: mean over the single 1x1 position of sqrt(1^2 + 0^2) = 1
+    assert tv_loss(img, beta=1.0).item() == pytest.approx(1.0, rel=1e-6)
+    assert tv_loss(img, beta=4.0).item() == pytest.approx(1.0, rel=1e-6)
+    mean = torch.tensor([123.68, 116.779, 103.939], dtype=torch.float64).view(1, 3, 1, 1)
+    flat = mean.expand(1, 3, 2, 2) + 64.0  # every channel 64 above the mean pixel
+    expected = ((3 * 64.0**2) ** 0.5 / ALPHA_BOUND) ** 6
+    assert alpha_norm_loss(flat, 6.0).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_tv_beta_and_alpha_norm_pass_gradcheck():
+    from nst.objective.losses import alpha_norm_loss
+
+    x = (torch.rand(1, 3, 5, 4, generator=gen(40), dtype=torch.float64) * 255).requires_grad_(True)
+    assert gradcheck(lambda v: tv_loss(v, beta=1.5), (x,), eps=1e-3, atol=1e-6)
+    assert gradcheck(lambda v: alpha_norm_loss(v, 6.0), (x,), eps=1e-3, atol=1e-6)

@@ -15,9 +15,9 @@ from typing import Annotated, Any
 
 import typer
 
-from ..config import OPTIONS, Config
+from ..config import Config
 from ..errors import NstError
-from ..options import BOOL, Option
+from ..options import BOOL, Declared, Option
 from .output import fail
 
 
@@ -30,10 +30,12 @@ def _help(opt: Option) -> str:
     return f"{opt.help} \\[default: {default}]"  # escaped: rich would read [..] as markup
 
 
-def config_parameters(exclude: tuple[str, ...] = ()) -> list[inspect.Parameter]:
-    """One keyword parameter with a typer Option per declared option."""
+def config_parameters(
+    exclude: tuple[str, ...] = (), cls: type[Declared] = Config
+) -> list[inspect.Parameter]:
+    """One keyword parameter with a typer Option per option declared by ``cls``."""
     params = []
-    for name, opt in OPTIONS.items():
+    for name, opt in cls.OPTIONS.items():
         if name in exclude:
             continue
         if opt.kind is BOOL:
@@ -58,9 +60,10 @@ def config_parameters(exclude: tuple[str, ...] = ()) -> list[inspect.Parameter]:
 
 def with_config(
     exclude: tuple[str, ...] = (),
-    base: Callable[[], Config] = Config,
+    cls: type[Declared] = Config,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a command every option; it receives ``config=`` parsed from those given."""
+    """Give a command every option ``cls`` declares; it receives ``config=`` parsed from
+    those given (the others keep their defaults)."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         own = [
@@ -68,7 +71,7 @@ def with_config(
             for p in inspect.signature(func, eval_str=True).parameters.values()
             if p.name != "config"
         ]
-        cfg_params = config_parameters(exclude)
+        cfg_params = config_parameters(exclude, cls)
         names = {p.name for p in cfg_params}
 
         @functools.wraps(func)
@@ -76,7 +79,7 @@ def with_config(
             given = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
             given = {k: v for k, v in given.items() if v is not None}
             try:
-                config = Config.from_dict(given, base=base())
+                config = cls.from_dict(given)
             except NstError as exc:
                 fail(exc)
             return func(config=config, **kwargs)

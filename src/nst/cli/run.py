@@ -103,11 +103,20 @@ def check_paths(
     inputs: Sequence[str | None],
     log: Path | None = None,
     previews: bool = False,
+    extra_outputs: Sequence[Path] = (),
 ) -> None:
-    """Before any work: the output (and log) can be written and none names an input."""
+    """Before any work: the output (and log, and any other output) can be written and none
+    names an input or another output."""
     output_format(output)
     check_writable(output, "output")
     files = [Path(p) for p in inputs if p and not builtins.is_builtin(p)]
+    for other in extra_outputs:
+        check_writable(other, "output")
+        if same_file(other, output):
+            raise ConfigError(f"output {other} is also the image output; choose another name")
+        for src in files:
+            if same_file(other, src):
+                raise ConfigError(f"output {other} is an input file; choose another name")
     for src in files:
         if same_file(output, src):
             raise ConfigError(f"output {output} is an input file; choose another name")

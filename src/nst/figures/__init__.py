@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..imageio import save_image
-from . import paper  # noqa: F401  (registers the paper's figures)
+from . import lecture, paper  # noqa: F401  (register the figures)
 from .registry import FIGURES, Context, Roles
 from .sheets import Cell, Engine, Job, Result, Sheet, api_engine, render, run_sheet, sheet_layout
 from .sheets import write_index as write_index

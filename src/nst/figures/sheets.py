@@ -19,14 +19,20 @@ from ..imageio import fit_size, to_pil
 
 @dataclass(frozen=True)
 class Job:
-    """One run: ``stylize`` (source = content), ``content`` (feature inversion of source)
-    or ``texture`` (synthesis from source, output ``size`` (h, w))."""
+    """One run: ``stylize`` (source = content), ``content`` (feature inversion of source),
+    ``texture`` (synthesis from source, output ``size`` (h, w)); the lecture's tools:
+    ``saliency`` (of source), ``ascent`` (gradient ascent), ``patch`` (one of the top
+    patches). ``extra`` holds a tool's settings as (name, value) pairs."""
 
     kind: str
     source: str
     style: str | None
     config: Config
     size: tuple[int, int] | None = None
+    extra: tuple[tuple[str, object], ...] = ()
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return dict(self.extra).get(name, default)
 
 
 @dataclass
@@ -41,6 +47,7 @@ class Cell:
 class Result:
     image: torch.Tensor
     seconds: float
+    note: str = ""  # what the engine says about it (shown under the image)
 
 
 @dataclass
@@ -55,10 +62,11 @@ class Sheet:
     after: Callable[[Sheet, dict[int, Result]], None] | None = None
 
 
-Engine = Callable[[Job], torch.Tensor]
+#: runs a job; returns its image, or (image, a note to show under it)
+Engine = Callable[[Job], "torch.Tensor | tuple[torch.Tensor, str]"]
 
 
-def api_engine(job: Job) -> torch.Tensor:
+def api_engine(job: Job) -> torch.Tensor | tuple[torch.Tensor, str]:
     """Runs a job through the real API."""
     from .. import api
 
@@ -69,6 +77,10 @@ def api_engine(job: Job) -> torch.Tensor:
         return api.reconstruct_content(job.source, job.config)
     if job.kind == "texture":
         return api.synthesize_texture(job.source, job.config, job.size)
+    if job.kind in ("saliency", "ascent", "patch"):
+        from .lecture import run_tool
+
+        return run_tool(job)
     raise ValueError(f"unknown job kind {job.kind!r}")
 
 
@@ -83,11 +95,16 @@ def run_sheet(sheet: Sheet, engine: Engine, log: Callable[[str], None]) -> dict[
             results[id(cell)] = done[cell.job]
             continue
         t = time.perf_counter()
-        image = engine(cell.job)
-        res = Result(image, time.perf_counter() - t)
+        out = engine(cell.job)
+        image, note = out if isinstance(out, tuple) else (out, "")
+        res = Result(image, time.perf_counter() - t, note)
         done[cell.job] = results[id(cell)] = res
         log(f"{sheet.name} {i}/{len(jobs)}: {cell.label} ({res.seconds:.1f} s)")
     sheet.seconds = sum(r.seconds for r in done.values())
+    for row in sheet.rows:
+        for cell in row:
+            if id(cell) in results and results[id(cell)].note:
+                cell.note = results[id(cell)].note
     if sheet.after is not None:
         sheet.after(sheet, results)
     return results
@@ -124,13 +141,16 @@ def render(
     left = 110 if sheet.row_labels else 0
     cols = max(len(r) for r in sheet.rows)
     top = 56
-    width = left + cols * (cw + pad) + pad
+    caption = sheet.caption + (f"   ({sheet.seconds:.0f} s)" if sheet.seconds else "")
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_w = max(measure.textlength(sheet.title, font=title_font),
+                 measure.textlength(caption, font=font))  # fmt: skip
+    width = max(left + cols * (cw + pad) + pad, int(text_w) + 2 * pad)
     height = top + len(sheet.rows) * (ch + label_h + pad) + pad
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     # labels are ASCII: Pillow's built-in font has no Greek letters
     draw.text((pad, 8), sheet.title, fill="black", font=title_font)
-    caption = sheet.caption + (f"   ({sheet.seconds:.0f} s)" if sheet.seconds else "")
     draw.text((pad, 32), caption, fill=(90, 90, 90), font=font)
     for r, row in enumerate(sheet.rows):
         y = top + r * (ch + label_h + pad)
@@ -151,13 +171,23 @@ def render(
                     w, h = max(1, round(picture.width * k)), max(1, round(picture.height * k))
                 thumb = picture.resize((w, h), Image.Resampling.LANCZOS)
                 img.paste(thumb, (x + (cw - w) // 2, y + (ch - h) // 2))
-            lines = _wrap(draw, cell_.label, font, cw)[:2]
+            lines = [_fit(draw, line, font, cw) for line in _wrap(draw, cell_.label, font, cw)[:2]]
             for i, line in enumerate(lines):
                 draw.text((x, y + ch + 3 + 15 * i), line, fill="black", font=font)
             if cell_.note:
                 note_y = y + ch + 3 + 15 * len(lines)
-                draw.text((x, note_y), cell_.note, fill=(0, 90, 160), font=font)
+                draw.text((x, note_y), _fit(draw, cell_.note, font, cw), fill=(0, 90, 160),
+                          font=font)  # fmt: skip
     return img
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
+    """``text`` cut (with an ellipsis) to at most ``width`` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "...", font=font) > width:
+        text = text[:-1]
+    return text + "..."
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> list[str]:

@@ -89,16 +89,39 @@ def style_layer_loss(gram: torch.Tensor, target_gram: torch.Tensor) -> torch.Ten
     return (gram - target_gram).pow(2).sum() / (4.0 * n * n)
 
 
-def tv_loss(image: torch.Tensor) -> torch.Tensor:
-    """Total variation prior: mean squared difference of neighbouring pixels.
+#: keeps R_V^beta differentiable where neighbours are equal (0..1 units squared)
+TV_EPS = 1e-8
+#: the pixel bound B of the alpha-norm prior (0..255 units, around the mean pixel)
+ALPHA_BOUND = 128.0
+_MEAN_PIXEL = (123.68, 116.779, 103.939)
 
-    ``image`` in 0..255 pixel units; the value is measured in 0..1 units so that
-    weights do not depend on the pixel scale or on the image size.
+
+def tv_loss(image: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
+    """Total variation prior R_V^beta of Mahendran & Vedaldi (2015).
+
+    ``image`` in 0..255 pixel units; the value is measured in 0..1 units and averaged
+    over positions, so weights do not depend on the pixel scale or on the image size.
+    beta = 2 (the default) is the mean squared difference of vertical neighbours plus
+    that of horizontal neighbours; other beta use the paper's form, the mean of
+    ((x[i,j+1]-x[i,j])^2 + (x[i+1,j]-x[i,j])^2)^(beta/2) (beta < 2 favours sharp edges).
     """
     x = (image if image.dtype == torch.float64 else image.float()) / 255.0
-    dh = (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean()
-    dw = (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
-    return dh + dw
+    dh = x[..., 1:, :] - x[..., :-1, :]
+    dw = x[..., :, 1:] - x[..., :, :-1]
+    if beta == 2.0:
+        return dh.pow(2).mean() + dw.pow(2).mean()
+    d2 = dh[..., :, :-1].pow(2) + dw[..., :-1, :].pow(2)
+    return (d2 + TV_EPS).pow(beta / 2).mean()
+
+
+def alpha_norm_loss(image: torch.Tensor, alpha: float = 6.0) -> torch.Tensor:
+    """The alpha-norm prior of Mahendran & Vedaldi: the mean over pixels of
+    (|x - mean pixel| / B)^alpha, |.| over the colour channels, B = 128: nothing for a
+    natural image's range, fast-growing for pixels pushed past it."""
+    x = image if image.dtype == torch.float64 else image.float()
+    mean = torch.tensor(_MEAN_PIXEL, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    norm = (x - mean).pow(2).sum(dim=1).add(1e-12).sqrt() / ALPHA_BOUND
+    return norm.pow(alpha).mean()
 
 
 class ContentTarget(nn.Module):
@@ -140,5 +163,20 @@ class StyleTarget(nn.Module):
 class TVLoss(nn.Module):
     """The total-variation prior as a term module (reads the image, not features)."""
 
+    def __init__(self, beta: float = 2.0) -> None:
+        super().__init__()
+        self.beta = float(beta)
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return tv_loss(image)
+        return tv_loss(image, self.beta)
+
+
+class AlphaNormLoss(nn.Module):
+    """The alpha-norm prior as a term module (reads the image)."""
+
+    def __init__(self, alpha: float = 6.0) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return alpha_norm_loss(image, self.alpha)

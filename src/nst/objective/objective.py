@@ -45,7 +45,7 @@ from torch import nn
 
 from ..layers import LayerWeights
 from ..model.vgg import VGG19Features
-from .losses import ContentTarget, StyleTarget, TVLoss, gram_matrix
+from .losses import AlphaNormLoss, ContentTarget, StyleTarget, TVLoss, gram_matrix
 
 #: reference weighting of style layer l: 4 (MSE of Gram vs E_l) * 5 (1/N^2 replaces w_l = 1/5)
 REFERENCE_STYLE_FACTOR = 20.0
@@ -108,6 +108,9 @@ class Objective(nn.Module):
         style_weight: float,
         tv_weight: float = 0.0,
         weighting: str = "calibrated",
+        tv_beta: float = 2.0,
+        alpha_weight: float = 0.0,
+        alpha_norm: float = 6.0,
     ) -> None:
         super().__init__()
         self.extractor = extractor
@@ -120,9 +123,12 @@ class Objective(nn.Module):
         self.weighting = weighting
         self._content: list[Term] = []
         self._style: list[Term] = []
-        self._tv = Term("tv", TVLoss(), None, 1.0, float(tv_weight))
+        self._tv = Term("tv", TVLoss(tv_beta), None, 1.0, float(tv_weight))
         self._extra: list[Term] = []
+        if alpha_weight > 0:
+            self._extra.append(Term("alpha", AlphaNormLoss(alpha_norm), None, 1.0, alpha_weight))
         self.modules_ = nn.ModuleDict()  # registers the term modules (device moves)
+        self._register([self._tv, *self._extra])
 
     # -- the terms ---------------------------------------------------------------------------
     @property

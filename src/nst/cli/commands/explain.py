@@ -1,0 +1,299 @@
+"""``nst saliency``, ``nst visualize``, ``nst top-patches``: looking inside the network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+
+from ...errors import ConfigError, NstError
+from ...events import EventHandler
+from ...explain.ascent import VisualizeConfig
+from ...explain.network import Network
+from ...explain.rules import METHODS
+from ...explain.targets import Target
+from ..app import app
+from ..options import with_config
+from ..output import fail, say
+from ..run import Runner, check_paths, run_job
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+Weights = Annotated[
+    str | None,
+    typer.Option(
+        help="A torchvision VGG19/VGG16 state_dict; with classifier.* for class: "
+        "targets (default: the built-in VGG19 convolutions).",
+        rich_help_panel="Model",
+    ),
+]
+Pooling = Annotated[
+    str, typer.Option(help="max (the network as trained) or avg.", rich_help_panel="Model")
+]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.", rich_help_panel="Model")]
+
+
+def _network(weights: str | None, pooling: str, device: str) -> Network:
+    from ...config import Config
+    from ...explain.network import network
+    from ...planning import check_weights
+
+    if pooling not in ("max", "avg"):
+        raise ConfigError(f"pooling must be one of max, avg (got {pooling!r})")
+    check_weights(Config(weights=weights, device=device))
+    return network(weights, pooling, device)
+
+
+@app.command()
+def saliency(
+    image: Annotated[str, typer.Argument(help="The image (or builtin:NAME).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The picture (.png, ...).")],
+    target: Annotated[
+        str,
+        typer.Option(
+            help="conv5_1:12 (a channel), conv5_1:12@3,4 (the neuron at row 3, "
+            "column 4 of its map), class:283 or class:tabby (needs --weights)."
+        ),
+    ],
+    method: Annotated[
+        str, typer.Option(help="gradient, deconvnet or guided (the backward rule at each ReLU).")
+    ] = "guided",
+    raw: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the gradient as float32 HxWx3 RGB .npy, on the image's "
+            "own pixel grid (pixels in 0..1 units)."
+        ),
+    ] = None,
+    overlay: Annotated[bool, typer.Option(help="Draw the map over the photo.")] = False,
+    display: Annotated[
+        str | None,
+        typer.Option(
+            help="rgb (the gradient, grey at 0) or magnitude (max |gradient| over the "
+            "colours); default: magnitude for gradient, rgb for the others."
+        ),
+    ] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(help="Longest side the network sees (default: the image's own, up to 512)."),
+    ] = None,
+    weights: Weights = None,
+    pooling: Pooling = "max",
+    device: Device = "auto",
+) -> None:
+    """The gradient of one neuron, channel or class score with respect to the image's pixels
+    (Zeiler & Fergus; Springenberg et al.; Simonyan et al.)."""
+    import numpy as np
+
+    from ...explain.saliency import display as draw
+    from ...explain.saliency import overlay as over
+    from ...explain.saliency import saliency as compute
+    from ...imageio import save_array, save_image
+    from ...planning import load
+
+    try:
+        if method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)} (got {method!r})")
+        mode = display or ("magnitude" if method == "gradient" else "rgb")
+        if mode not in ("rgb", "magnitude"):
+            raise ConfigError(f"display must be rgb or magnitude (got {mode!r})")
+        if size is not None and not 16 <= size <= 4096:
+            raise ConfigError(f"size must be between 16 and 4096 (got {size})")
+        if raw is not None and raw.suffix.lower() != ".npy":
+            raise ConfigError(f"raw {raw}: give a .npy file name")
+        check_paths(output, [image, weights], extra_outputs=[raw] if raw else [])
+        net = _network(weights, pooling, device)
+        result = compute(image, target, method, size=size, net=net)
+        photo = load(image)
+        picture = over(result.gradient, photo) if overlay else draw(result.gradient, mode)
+        if raw is not None:
+            save_array(result.gradient.permute(1, 2, 0).numpy().astype(np.float32), raw)
+        save_image(picture, output)
+    except NstError as exc:
+        fail(exc)
+    h, w = result.working_size
+    say(
+        f"{result.target.label} by {method}: value {result.value:.4g} at {w}x{h} px; "
+        f"wrote {output}" + (f" and {raw}" if raw else "")
+    )
+    if result.value == 0 and result.target.kind != "class" and method != "deconvnet":
+        say(
+            "note: the target does not fire on this image (value 0), so the map is empty; "
+            "try another channel or position, or --method deconvnet"
+        )
+
+
+def _ascent_runner(target: str, config: VisualizeConfig, net: Network) -> Runner:
+    from ...explain.ascent import visualize
+
+    def run(on_event: EventHandler, every: int) -> torch.Tensor:
+        return visualize(target, config, on_event, net=net, preview_every=every).image
+
+    return run
+
+
+@app.command()
+@with_config(cls=VisualizeConfig)
+def visualize(
+    target: Annotated[
+        str | None,
+        typer.Argument(help="conv4_1:12, conv5_1:12@3,4 or class:tabby (needs --weights)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="The image (.png, ...).")
+    ] = None,
+    grid: Annotated[
+        str | None, typer.Option(help="Several channels on one sheet, e.g. conv4_1:0-15.")
+    ] = None,
+    save_every: Annotated[int, typer.Option(help="Also write the image every N steps.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    weights: Weights = None,
+    pooling: Pooling = "max",
+    device: Device = "auto",
+    *,
+    config: VisualizeConfig,
+) -> None:
+    """Gradient ascent to the image that activates TARGET most (Simonyan et al.; Yosinski
+    et al.'s regularizers)."""
+    from ...explain import targets as targets_mod
+
+    try:
+        if output is None:
+            raise ConfigError("give the output image with -o OUT.png")
+        if (target is None) == (grid is None):
+            raise ConfigError("give a TARGET or a --grid LAYER:FIRST-LAST (one of them)")
+        if save_every < 0:
+            raise ConfigError(f"save-every must be >= 0 (got {save_every})")
+        check_paths(output, [weights], previews=save_every > 0)
+        net = _network(weights, pooling, device)
+        if grid is not None:
+            wanted = targets_mod.parse_range(grid)
+            for t in wanted:
+                net.check(t, (config.size, config.size))
+        else:
+            assert target is not None
+            net.check(targets_mod.parse(target), (config.size, config.size))
+    except NstError as exc:
+        fail(exc)
+    if grid is None:
+        assert target is not None
+        run_job(
+            _ascent_runner(target, config, net),
+            output,
+            quiet=quiet,
+            log=None,
+            save_every=save_every,
+        )
+        return
+    _grid(wanted, config, net, output, quiet)
+
+
+def _grid(
+    targets: list[Target], config: VisualizeConfig, net: Network, output: Path, quiet: bool
+) -> None:
+    """One ascent per channel, drawn as a labelled sheet."""
+    import math
+
+    from ...explain.ascent import visualize
+    from ...figures.sheets import Cell, Result, Sheet, render
+    from ..run import save_or_rescue
+
+    cells: list[Cell] = []
+    results: dict[int, Result] = {}
+    try:
+        for i, t in enumerate(targets, 1):
+            r = visualize(t, config, net=net)
+            cell = Cell(t.label, note=f"{r.value:.4g}")
+            results[id(cell)] = Result(r.image, 0.0)
+            cells.append(cell)
+            if not quiet:
+                say(f"{t.label} ({i}/{len(targets)}): mean activation {r.value:.4g}")
+    except KeyboardInterrupt:
+        say("interrupted; the channels done so far are drawn")
+        if not cells:
+            raise typer.Exit(130) from None
+    columns = max(1, math.ceil(math.sqrt(len(cells))))
+    rows = [cells[i : i + columns] for i in range(0, len(cells), columns)]
+    sheet = Sheet(
+        "grid",
+        f"Gradient ascent, {len(cells)} channels of {targets[0].layer}",
+        rows,
+        caption=f"{config.iterations} steps, {config.size} px, seed {config.seed}",
+    )
+    save_or_rescue(render(sheet, results, (config.size, config.size)), output)
+    if not quiet:
+        typer.echo(f"wrote {output}", err=True)
+    if len(cells) < len(targets):
+        raise typer.Exit(130)
+
+
+def _gather(images: list[str]) -> list[str]:
+    out: list[str] = []
+    for item in images:
+        p = Path(item)
+        if not item.startswith("builtin:") and p.is_dir():
+            found = sorted(
+                str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+            )
+            if not found:
+                raise ConfigError(f"{item}: no images in this folder")
+            out.extend(found)
+        else:
+            out.append(item)
+    return out
+
+
+@app.command("top-patches")
+def top_patches(
+    target: Annotated[str, typer.Argument(help="A channel, e.g. conv5_1:30.")],
+    images: Annotated[
+        list[str] | None,
+        typer.Argument(help="Images or folders (default: scikit-image's photos)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="The sheet (.png, ...).")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", help="How many patches.")] = 8,
+    size: Annotated[int, typer.Option(help="Longest side each image is seen at.")] = 224,
+    per_image: Annotated[int, typer.Option(help="At most this many patches per image.")] = 2,
+    weights: Weights = None,
+    pooling: Pooling = "max",
+    device: Device = "auto",
+) -> None:
+    """The image patches (receptive-field crops) that activate a channel most."""
+    from ...explain.patches import top_patches as find
+    from ...figures.sheets import Cell, Result, Sheet, render
+    from ..run import save_or_rescue
+
+    try:
+        if output is None:
+            raise ConfigError("give the output image with -o OUT.png")
+        if not 16 <= size <= 2048:
+            raise ConfigError(f"size must be between 16 and 2048 (got {size})")
+        if not 1 <= per_image <= 64:
+            raise ConfigError(f"per-image must be between 1 and 64 (got {per_image})")
+        sources = _gather(images) if images else None
+        check_paths(output, [*(sources or []), weights])
+        net = _network(weights, pooling, device)
+        patches = find(target, sources, k, size=size, per_image=per_image, net=net)
+    except NstError as exc:
+        fail(exc)
+    if not patches:
+        fail(ConfigError(f"{target}: the channel does not respond to any of these images"))
+    cells, results = [], {}
+    for p in patches:
+        name = Path(p.source).name if not p.source.startswith("skimage:") else p.source[8:]
+        cell = Cell(name, note=f"{p.value:.4g}")
+        results[id(cell)] = Result(p.image, 0.0)
+        cells.append(cell)
+    side = max(max(p.image.shape[1:]) for p in patches)
+    sheet = Sheet(
+        "patches",
+        f"Top patches of {target}",
+        [cells],
+        caption=f"receptive fields at {size} px; value of the centre neuron below",
+    )
+    save_or_rescue(render(sheet, results, (min(side, 160), min(side, 160))), output)
+    say(f"{len(patches)} patches; wrote {output}")

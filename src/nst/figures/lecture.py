@@ -1,0 +1,193 @@
+"""The lecture's sheets: feature inversion with and without a natural-image prior, and
+one sheet following "Visualizing and Understanding" from saliency to textures.
+
+* inversion: conv1_1 … conv5_1 reconstructed from white noise, without a prior and with
+  Mahendran & Vedaldi's (TV, beta = 2, plus the alpha-norm, alpha = 6).
+* lecture: saliency by the three backward rules for the strongest conv5_1 neurons of a
+  photo; gradient-ascent images for a channel of each block; the top patches of a
+  conv5_1 channel over scikit-image's photos; inversions; Gram textures.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from ..explain.targets import Target
+from ..layers import parse_layer_weights
+from .paper import up_to
+from .registry import Context, Roles, figure
+from .sheets import Cell, Job, Sheet
+
+LAYERS = tuple(f"conv{b}_1" for b in range(1, 6))
+#: the prior of the inversion sheets (weights in the calibrated units; measured to clean
+#: up conv5_1 inversions at 128-256 px without blurring conv1_1's)
+PRIOR = {"tv_weight": 10.0, "tv_beta": 2.0, "alpha_weight": 1.0, "alpha_norm": 6.0}
+#: one channel per block for the gradient-ascent row (each gave a clear pattern)
+ASCENT_CHANNELS = ("conv1_1:5", "conv2_1:10", "conv3_1:20", "conv4_1:12", "conv5_1:30")
+PATCH_TARGET = "conv5_1:30"
+PATCHES = 5
+SALIENCY_LAYER = "conv5_1"
+SALIENCY_NEURONS = 2
+LECTURE_PHOTO = "builtin:chelsea"
+
+
+def _inversion_row(source: str, ctx: Context, prior: bool) -> list[Cell]:
+    cfg = ctx.base.replace(seed=ctx.base.seed or 0, **(PRIOR if prior else {}))
+    row = []
+    for layer in LAYERS:
+        c = cfg.replace(content_layers=parse_layer_weights([layer]))
+        row.append(Cell(layer, Job("content", source, None, c)))
+    return row
+
+
+@figure(
+    "inversion",
+    "feature inversion from conv1_1 … conv5_1, without and with the "
+    "natural-image prior of Mahendran & Vedaldi",
+)
+def inversion(roles: Roles, ctx: Context) -> Sheet | str:
+    source = roles.content or LECTURE_PHOTO
+    rows = [
+        [Cell("photo", source=source), *_inversion_row(source, ctx, prior=False)],
+        [Cell("", source=None), *_inversion_row(source, ctx, prior=True)],
+    ]
+    return Sheet(
+        "inversion",
+        "Feature inversion, without and with a prior (Mahendran & Vedaldi 2015)",
+        rows,
+        ["no prior", "TV + alpha-norm"],
+        "from white noise; prior: TV beta=2 weight 10, alpha-norm alpha=6 weight 1",
+    )
+
+
+@figure(
+    "lecture",
+    "the lecture, in order: saliency (gradient, deconvnet, guided) for conv5_1 "
+    "neurons, gradient ascent from conv1 to conv5, top patches, inversions, textures",
+)
+def lecture(roles: Roles, ctx: Context) -> Sheet | str:
+    main = roles.main_style()
+    texture_source = main[1] if main else "builtin:swirls"
+    photo = LECTURE_PHOTO
+    size = ctx.base.size
+    rows: list[list[Cell]] = []
+    labels: list[str] = []
+    for rank in range(SALIENCY_NEURONS):
+        row = [Cell("photo", source=photo)]
+        for method in ("gradient", "deconvnet", "guided"):
+            job = Job(
+                "saliency",
+                photo,
+                None,
+                ctx.base,
+                extra=(
+                    ("layer", SALIENCY_LAYER),
+                    ("rank", rank),
+                    ("method", method),
+                    ("size", size),
+                ),
+            )
+            row.append(Cell(method, job))
+        rows.append(row)
+        labels.append(f"saliency, neuron {rank + 1}")
+    ascent = ctx.base.replace(seed=0)
+    rows.append(
+        [
+            Cell(t, Job("ascent", photo, None, ascent, extra=(("target", t), ("size", size))))
+            for t in ASCENT_CHANNELS
+        ]
+    )
+    labels.append("gradient ascent")
+    rows.append(
+        [
+            Cell(
+                f"{PATCH_TARGET} #{k + 1}",
+                Job(
+                    "patch",
+                    photo,
+                    None,
+                    ctx.base,
+                    extra=(("target", PATCH_TARGET), ("rank", k), ("k", PATCHES)),
+                ),
+            )
+            for k in range(PATCHES)
+        ]
+    )
+    labels.append("top patches")
+    rows.append(_inversion_row(photo, ctx, prior=True))
+    labels.append("inversion (prior)")
+    tex = ctx.base.replace(seed=ctx.base.seed or 0)
+    rows.append(
+        [
+            Cell(
+                "conv1_1" if k == 1 else f"… conv{k}_1",
+                Job(
+                    "texture",
+                    texture_source,
+                    None,
+                    tex.replace(style_layers=up_to(k)),
+                    ctx.texture_size,
+                ),
+            )
+            for k in range(1, 6)
+        ]
+    )
+    labels.append("texture (Gram)")
+    return Sheet(
+        "lecture",
+        "Visualizing and understanding VGG19: saliency, gradient ascent, "
+        "top patches, inversion, texture",
+        rows,
+        labels,
+        f"saliency on {photo} (each map's neuron below it); ascent from zeros; "
+        "patches over scikit-image's photos",
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _strongest(source: str, layer: str, rank: int, size: int) -> Target:
+    """The rank-th strongest neuron of ``layer`` on ``source``: the channels ordered by
+    their largest response, each at the position of that response."""
+    from ..explain.network import network
+    from ..explain.saliency import resize_differentiable, working_size
+    from ..planning import load
+
+    net = network()
+    img = load(source)
+    wh = working_size(img.shape[1], img.shape[2], size)
+    with torch.no_grad():
+        fmap = net.features(resize_differentiable(img[None] * 255, wh), [layer])[layer][0].float()
+    peaks = fmap.flatten(1).max(dim=1)
+    channel = int(torch.argsort(peaks.values, descending=True)[rank])
+    row, col = divmod(int(peaks.indices[channel]), fmap.shape[2])
+    return Target("neuron", channel, layer, row, col)
+
+
+@functools.lru_cache(maxsize=4)
+def _patches(target: str, k: int) -> tuple[torch.Tensor, ...]:
+    from ..explain.patches import top_patches
+
+    return tuple(p.image for p in top_patches(target, k=k))
+
+
+def run_tool(job: Job) -> torch.Tensor | tuple[torch.Tensor, str]:
+    """The real engine's runs of the lecture's tools."""
+    from ..explain.ascent import VisualizeConfig, visualize
+    from ..explain.saliency import display, saliency
+
+    if job.kind == "saliency":
+        size = int(job.get("size", 256))
+        target = _strongest(job.source, str(job.get("layer")), int(job.get("rank", 0)), size)
+        method = str(job.get("method"))
+        s = saliency(job.source, target, method, size=size)
+        return display(s.gradient, "magnitude" if method == "gradient" else "rgb"), target.label
+    if job.kind == "ascent":
+        cfg = VisualizeConfig(size=int(job.get("size", 128)), seed=0)
+        return visualize(str(job.get("target")), cfg).image
+    if job.kind == "patch":
+        patches = _patches(str(job.get("target")), int(job.get("k", 5)))
+        rank = int(job.get("rank", 0))
+        return patches[rank] if rank < len(patches) else torch.zeros(3, 16, 16)
+    raise ValueError(f"unknown tool {job.kind!r}")
