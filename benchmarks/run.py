@@ -1,4 +1,4 @@
-"""Run the benchmarks: `python benchmarks/run.py [--quick] [iteration peers scaling quality]`.
+"""Run the benchmarks: `python benchmarks/run.py [--quick] [SUITE ...]`.
 
 --quick (what `make bench` runs): the iteration benchmark at 256 and 512 px in fp32
 and bf16, and the scaling benchmark up to 512 px: a few minutes on 2 cores.
@@ -12,6 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import explain
 import iteration
 import peers
 import scaling
@@ -22,6 +23,7 @@ SUITES = {
     "peers": peers.main,
     "scaling": scaling.main,
     "quality": time_to_quality.main,
+    "explain": explain.main,
 }
 
 
