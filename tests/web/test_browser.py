@@ -19,9 +19,16 @@ from nst.web import WebSettings, create_app
 from tests.conftest import picture, requires_weights
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-quic"]  # fmt: skip
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
 pytestmark = [pytest.mark.browser, requires_weights]
 
 
@@ -105,4 +112,40 @@ def test_upload_start_watch_download_cancel_reload(server, tmp_path):
         page.reload()  # the page re-attaches to the server's jobs
         expect(page.locator(".job")).to_have_count(2)
         expect(page.locator(".job[data-state='cancelled']")).to_have_count(1)
+        browser.close()
+
+
+def test_explore_the_network(server):
+    """Pick a photo and a layer, click a neuron, see its three saliency maps, run ascent."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page.goto(server + "/explore")
+        expect(page.locator("#photo-gallery button")).to_have_count(4)
+        page.locator("#photo-gallery button[data-name='builtin:coffee']").click()
+        page.wait_for_function("document.querySelector('#photo').naturalWidth > 0")
+        page.select_option("#layer", "conv3_1")
+        page.fill("#channel", "20")
+        page.select_option("#work-size", "128")
+        box = page.locator("#photo").bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+        expect(page.locator("#target-text")).to_have_text(re.compile(r"conv3_1:20@\d+,\d+"))
+        page.click("#show")
+        expect(page.locator("#maps")).to_have_attribute("data-shown", "1", timeout=60_000)
+        for method in ("gradient", "deconvnet", "guided"):
+            src = page.locator(f"#maps figure[data-method='{method}'] img").get_attribute("src")
+            assert src and src.startswith("data:image/png;base64,")
+        expect(page.locator("#saliency-status")).to_contain_text("conv3_1:20@")
+        page.fill("#iterations", "6")
+        page.fill("#size", "64")
+        page.click("#ascend")
+        expect(page.locator("#ascent-image")).to_have_attribute(
+            "data-state", "done", timeout=120_000
+        )
+        assert page.locator("#ascent-image").is_visible()
+        page.fill("#channel", "999")
+        page.click("#show")
+        expect(page.locator("#saliency-status")).to_contain_text("out of range", timeout=30_000)
         browser.close()

@@ -25,6 +25,7 @@ from ..events import EventHandler, Finished, Stage, Started, Step
 from ..execution import NOISE_MEAN, StopSignal, _stop_fn
 from ..objective.losses import tv_loss
 from ..options import FLOAT, INT, TEXT, Declared, declare, option
+from . import rules
 from .network import Network, network
 from .targets import Target, parse
 
@@ -249,7 +250,9 @@ def visualize(
             )
             x = img.detach().requires_grad_(True)
             shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-            act = net.value((shifted + mean).clamp(0, 255), t, reduce="mean").sum()
+            # while the target is silent, a redirected ReLU lets the gradient wake it up
+            relu = rules.redirected() if value <= 0 else None
+            act = net.value((shifted + mean).clamp(0, 255), t, relu=relu, reduce="mean").sum()
             l2 = (x / 255.0).pow(2).mean()
             tv = tv_loss(x)
             objective = act - cfg.l2 * l2 - cfg.tv_weight * tv

@@ -42,6 +42,27 @@ class _Guided(torch.autograd.Function):
         return grad.clamp(min=0) * (x > 0).to(grad.dtype)
 
 
+class _Redirected(torch.autograd.Function):
+    """Forward: ReLU. Backward: also through a silent unit when the gradient would switch it
+    on (R * ([f > 0] or [R > 0])). Gradient ascent uses it while its target is silent, so
+    a channel that does not fire on the start image can still be woken up."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return grad * ((x > 0) | (grad > 0)).to(grad.dtype)
+
+
+def redirected() -> Callable[[torch.Tensor], torch.Tensor]:
+    """The ReLU of :class:`_Redirected` (not a saliency method: for gradient ascent)."""
+    return _Redirected.apply
+
+
 def relu(method: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """The rectifier whose backward pass follows ``method``."""
     if method == "gradient":

@@ -148,8 +148,9 @@ def lecture(roles: Roles, ctx: Context) -> Sheet | str:
 
 @functools.lru_cache(maxsize=16)
 def _strongest(source: str, layer: str, rank: int, size: int) -> Target:
-    """The rank-th strongest neuron of ``layer`` on ``source``: the channels ordered by
-    their largest response, each at the position of that response."""
+    """The rank-th strongest neuron of ``layer`` on ``source``: channels ordered by their
+    largest response, each at the position of that response, skipping peaks within two
+    positions of a stronger one (so the neurons look at different places)."""
     from ..explain.network import network
     from ..explain.saliency import resize_differentiable, working_size
     from ..planning import load
@@ -160,9 +161,14 @@ def _strongest(source: str, layer: str, rank: int, size: int) -> Target:
     with torch.no_grad():
         fmap = net.features(resize_differentiable(img[None] * 255, wh), [layer])[layer][0].float()
     peaks = fmap.flatten(1).max(dim=1)
-    channel = int(torch.argsort(peaks.values, descending=True)[rank])
-    row, col = divmod(int(peaks.indices[channel]), fmap.shape[2])
-    return Target("neuron", channel, layer, row, col)
+    chosen: list[Target] = []
+    for channel in torch.argsort(peaks.values, descending=True).tolist():
+        row, col = divmod(int(peaks.indices[channel]), fmap.shape[2])
+        if all(abs(row - t.row) + abs(col - t.col) > 2 for t in chosen if t.row is not None):
+            chosen.append(Target("neuron", channel, layer, row, col))
+            if len(chosen) > rank:
+                break
+    return chosen[min(rank, len(chosen) - 1)]
 
 
 @functools.lru_cache(maxsize=4)

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import builtins
 from ..config import INIT_KEYWORDS, OPTIONS
+from .explore import add_explore_routes
 from .guard import Guard
 from .jobs import TERMINAL, Job, JobManager, QueueFull, Runner, WebSettings, api_runner, safe_child
 from .uploads import SERVER_ONLY, Preparer, Refusal, Submission, Upload
@@ -77,6 +78,12 @@ def create_app(settings: WebSettings, runner: Runner = api_runner) -> FastAPI:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
         return HTMLResponse((_static_dir() / "index.html").read_text(encoding="utf-8"))
+
+    @app.get("/explore", response_class=HTMLResponse, include_in_schema=False)
+    def explore() -> HTMLResponse:
+        return HTMLResponse((_static_dir() / "explore.html").read_text(encoding="utf-8"))
+
+    add_explore_routes(app, settings, manager)
 
     @app.get("/api/builtins")
     def builtin_list() -> list[dict[str, str]]:

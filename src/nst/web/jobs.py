@@ -26,6 +26,8 @@ import torch
 
 from ..errors import ImageError, NstError, RunStopped, one_line
 from ..events import Event, Progress, Started, Step
+from ..explain.ascent import VisualizeConfig
+from ..explain.targets import Target
 from ..imageio import save_image
 from ..planning import Plan
 
@@ -79,12 +81,23 @@ class WebSettings:
     allowed_hosts: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class AscentPlan:
+    """A gradient-ascent run (the Explore page): what to maximize and how."""
+
+    target: Target
+    config: VisualizeConfig
+
+
 @dataclass
 class Job:
+    """A stylization (``plan`` a :class:`Plan`) or a gradient-ascent run (an
+    :class:`AscentPlan`), with its folder, state and event records."""
+
     id: str
     folder: Path
-    plan: Plan
-    content: Path
+    plan: Plan | AscentPlan
+    content: Path | None
     styles: list[Path]
     params: dict[str, Any]
     created: float = field(default_factory=time.time)
@@ -101,9 +114,14 @@ class Job:
         event["seq"] = len(self.events)
         self.events.append(event)
 
+    @property
+    def kind(self) -> str:
+        return "visualize" if isinstance(self.plan, AscentPlan) else "stylize"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "kind": self.kind,
             "state": self.state,
             "created": self.created,
             "finished_at": self.finished_at,
@@ -111,7 +129,7 @@ class Job:
             "params": self.params,
             "progress": self.progress.copy(),  # the worker updates it concurrently
             "inputs": {
-                "content": f"/api/jobs/{self.id}/inputs/content.png",
+                "content": f"/api/jobs/{self.id}/inputs/content.png" if self.content else None,
                 "styles": [f"/api/jobs/{self.id}/inputs/{p.name}" for p in self.styles],
             },
             "result": f"/api/jobs/{self.id}/result.png" if self.has_result else None,
@@ -131,7 +149,12 @@ def api_runner(
 ) -> torch.Tensor:
     """Runs a job's plan (made when the job was submitted) through the library."""
     from ..execution import execute
+    from ..explain import visualize
 
+    if isinstance(job.plan, AscentPlan):
+        plan = job.plan
+        return visualize(plan.target, plan.config, on_event, stop=stop,
+                         preview_every=preview_every).image  # fmt: skip
     return execute(job.plan, on_event, stop, preview_every)
 
 

@@ -1,7 +1,6 @@
 // nst web page: picks inputs, starts jobs through /api/jobs, follows them over SSE.
 "use strict";
 
-const $ = (sel, root = document) => root.querySelector(sel);
 const state = {
   contentBuiltin: "builtin:chelsea",
   contentFile: null,
@@ -13,25 +12,8 @@ const state = {
   streams: new Map(),
 };
 
-function fmtTime(seconds) {
-  if (seconds == null || !isFinite(seconds)) return "–";
-  const s = Math.max(0, Math.round(seconds));
-  const m = Math.floor(s / 60);
-  return `${m}:${String(s % 60).padStart(2, "0")}`;
-}
-
 function ratioText(value) {
   return `α/β = ${Math.pow(10, Number(value)).toExponential(1)}`;
-}
-
-async function api(path, options = {}) {
-  const response = await fetch(path, options);
-  if (!response.ok) {
-    let detail = response.statusText;
-    try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
-    throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
-  }
-  return response.status === 204 ? null : response.json();
 }
 
 // -- inputs ---------------------------------------------------------------------------------
@@ -96,61 +78,19 @@ async function loadBuiltins() {
 const SLIDER = new Set(["content_weight", "style_weight"]);
 const FORM_DEFAULTS = { size: 256, iterations: 300 };  // smaller than the CLI's for a first try
 
-function control(field) {
-  let input;
-  if (field.choices) {
-    input = document.createElement("select");
-    for (const choice of field.choices) input.append(new Option(choice, choice));
-  } else if (field.kind === "bool") {
-    input = document.createElement("input");
-    input.type = "checkbox";
-  } else {
-    input = document.createElement("input");
-    const numeric = field.kind === "int" || field.kind === "float";
-    input.type = numeric ? "number" : "text";
-    if (numeric) {
-      if (field.min != null && !field.min_exclusive) input.min = field.min;
-      if (field.max != null) input.max = field.max;
-      input.step = field.kind === "int" ? 1 : "any";
-    }
-    const empty = field.default == null || field.default === "" ||
-      (Array.isArray(field.default) && field.default.length === 0);
-    if (empty) input.placeholder = field.name === "seed" ? "random" : "default";
-    else input.required = true;
-  }
-  input.id = field.name;
-  input.name = field.name;
-  const value = field.name in FORM_DEFAULTS ? FORM_DEFAULTS[field.name] : field.default;
-  if (input.type === "checkbox") input.checked = Boolean(value);
-  else input.value = value == null ? "" : String(value);
-  const label = document.createElement("label");
-  label.title = field.help;
-  label.append(field.label + " ", input);
-  return label;
-}
-
 async function loadConfig() {
   const schema = await api("/api/config");
   state.fields = schema.fields;
-  for (const field of schema.fields) {
-    if (SLIDER.has(field.name)) continue;
-    const where = field.web === "main" ? "#main-options" : "#advanced-options";
-    $(where).append(control(field));
-  }
+  buildForm(schema.fields, { skip: SLIDER, defaults: FORM_DEFAULTS });
 }
 
 function params() {
   const ratio = Math.pow(10, Number($("#ratio").value));
-  const p = { content_weight: 1, style_weight: Number((1 / ratio).toPrecision(4)) };
-  for (const field of state.fields) {
-    if (SLIDER.has(field.name)) continue;
-    const input = document.getElementById(field.name);
-    if (input.type === "checkbox") p[field.name] = input.checked;
-    else if (input.value === "" && !input.required) continue;
-    else if (input.type === "number") p[field.name] = Number(input.value);
-    else p[field.name] = input.value;
-  }
-  return p;
+  return {
+    content_weight: 1,
+    style_weight: Number((1 / ratio).toPrecision(4)),
+    ...formValues(state.fields, SLIDER),
+  };
 }
 
 async function submit(event) {
@@ -292,7 +232,7 @@ function follow(id) {
 
 async function reattach() {
   const jobs = await api("/api/jobs");
-  for (const job of jobs) {
+  for (const job of jobs.filter((j) => j.kind === "stylize")) {
     showJob(job);
     if (!["done", "cancelled", "failed"].includes(job.state)) follow(job.id);
   }

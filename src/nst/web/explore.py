@@ -1,0 +1,152 @@
+"""The Explore page's API: the network's layers, saliency maps by the three backward
+rules, and gradient-ascent jobs (queued and streamed like stylizations).
+
+The same rules as the rest of the app hold: the Guard (Host, Origin, body cap), uploads
+decoded by the project's loader in a worker thread with the pixel caps, one saliency
+computation at a time, sizes and iterations within the server's limits, 422 for every
+bad target or parameter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import shutil
+from typing import Any
+
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from .. import builtins
+from ..errors import ConfigError, ImageError, NstError
+from ..explain import METHODS, VisualizeConfig
+from ..explain.saliency import display, saliency
+from ..explain.targets import parse
+from ..imageio import image_size, load_image, to_pil, to_tensor
+from ..layers import CHANNELS, NAMES, feature_size, pools_through
+from .jobs import AscentPlan, Job, JobManager, QueueFull, WebSettings
+from .uploads import image_status
+
+#: the longest side a saliency request may ask (three backward passes run at once)
+MAX_SALIENCY_SIDE = 512
+
+
+def _png(image: Any) -> str:
+    buf = io.BytesIO()
+    to_pil(image).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def add_explore_routes(app: FastAPI, settings: WebSettings, manager: JobManager) -> None:
+    busy = asyncio.Semaphore(1)
+    saliency_max = min(settings.max_size, MAX_SALIENCY_SIDE)
+
+    @app.get("/api/explain/layers")
+    def layers() -> dict[str, Any]:
+        """The layers a target can name, their channels and how much they pool."""
+        return {
+            "layers": [
+                {"name": n, "channels": CHANNELS[n], "stride": 2 ** pools_through(n)} for n in NAMES
+            ],
+            "methods": list(METHODS),
+            "max_size": saliency_max,
+        }
+
+    @app.get("/api/explain/config")
+    def ascent_schema() -> dict[str, Any]:
+        """The options of a gradient-ascent run (the Explore page's form)."""
+        fields = [opt.schema() for opt in VisualizeConfig.OPTIONS.values()]
+        for f in fields:
+            if f["name"] == "size":
+                f["max"] = min(settings.max_size, MAX_SALIENCY_SIDE)
+            elif f["name"] == "iterations":
+                f["max"] = settings.max_iterations
+        return {"fields": fields}
+
+    def _compute(data: bytes | None, filename: str, builtin: str | None, target: str,
+                 size: int) -> dict[str, Any]:  # fmt: skip
+        try:
+            if data is not None:
+                w, h = image_size(data, filename)
+                if w * h > settings.max_pixels:
+                    raise ImageError(filename, f"image is too large: {w}x{h} = {w * h:,} pixels, "
+                                     f"the limit is {settings.max_pixels:,}")  # fmt: skip
+                image = to_tensor(load_image(data, name=filename, max_pixels=settings.max_pixels))
+            else:
+                if not builtins.is_builtin(builtin):
+                    raise ConfigError(f"unknown built-in image '{builtin}' (use builtin:NAME)")
+                image = to_tensor(builtins.image(str(builtin)))
+            t = parse(target)
+            maps, value, wh = {}, 0.0, (0, 0)
+            for method in METHODS:
+                s = saliency(image, t, method, size=size)
+                maps[method] = _png(display(s.gradient, "magnitude" if method == "gradient"
+                                            else "rgb"))  # fmt: skip
+                value, wh = s.value, s.working_size
+        except ImageError as exc:
+            raise HTTPException(image_status(exc), str(exc)) from None
+        except NstError as exc:
+            raise HTTPException(422, str(exc)) from None
+        layer = "pool5" if t.kind == "class" else str(t.layer)
+        return {
+            "target": t.label,
+            "value": value,
+            "working_size": list(wh),
+            "map_size": list(feature_size(layer, wh)),
+            "image_size": [int(image.shape[1]), int(image.shape[2])],
+            "maps": maps,
+        }
+
+    @app.post("/api/explain/saliency")
+    async def saliency_maps(
+        image: UploadFile | None = File(None, description="An image file"),
+        image_builtin: str | None = Form(None, description="or a builtin:NAME"),
+        target: str = Form(..., description="conv5_1:12, conv5_1:12@3,4 or class:N"),
+        size: int = Form(256, description="Longest side the network sees"),
+    ) -> dict[str, Any]:
+        """The target's saliency by gradient, deconvnet and guided backprop (PNG data URLs)."""
+        if (image is None) == (image_builtin is None):
+            raise HTTPException(422, "give one image (a file or a built-in)")
+        if not 16 <= size <= saliency_max:
+            raise HTTPException(422, f"size must be between 16 and {saliency_max}")
+        data = await image.read() if image is not None else None
+        name = (image.filename or "image") if image is not None else ""
+        async with busy:
+            return await run_in_threadpool(_compute, data, name, image_builtin, target, size)
+
+    @app.post("/api/explain/visualize", status_code=201)
+    async def start_ascent(request: Request) -> dict[str, Any]:
+        """Queue a gradient-ascent job: ``{"target": "conv4_1:12", "params": {...}}``."""
+        try:
+            body = await request.json()
+        except (ValueError, RecursionError, UnicodeDecodeError):
+            raise HTTPException(
+                422, 'send a JSON object: {"target": ..., "params": {...}}'
+            ) from None
+        if not isinstance(body, dict) or not isinstance(body.get("target"), str):
+            raise HTTPException(422, "target: give a target such as conv4_1:12")
+        try:
+            t = parse(body["target"])
+            config = VisualizeConfig.from_dict(body.get("params") or {})
+            limit = min(settings.max_size, MAX_SALIENCY_SIDE)
+            if config.size > limit:
+                raise ConfigError(f"size: at most {limit} px on this server")
+            if config.iterations > settings.max_iterations:
+                raise ConfigError(f"iterations: at most {settings.max_iterations} on this server")
+            from ..explain.network import network
+
+            network().check(t, (config.size, config.size))
+        except NstError as exc:
+            raise HTTPException(422, str(exc)) from None
+        job_id, folder = manager.new_folder()
+        params = {"target": t.label, **config.to_dict()}
+        job = Job(job_id, folder, AscentPlan(t, config), None, [], params)
+        try:
+            position = manager.submit(job)
+        except QueueFull:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise HTTPException(
+                429, f"the queue is full ({settings.max_waiting} jobs waiting); try later"
+            ) from None
+        return {**job.to_dict(), "position": position}

@@ -1,0 +1,178 @@
+// The Explore page: pick an image and a target, see its saliency maps by the three
+// backward rules, and run gradient ascent with live previews (a job, followed over SSE).
+"use strict";
+
+const explore = { builtin: "builtin:chelsea", file: null, layers: [], neuron: null,
+                  fields: [], stream: null };
+
+function layerInfo() {
+  return explore.layers.find((l) => l.name === $("#layer").value);
+}
+
+function targetText() {
+  const at = explore.neuron ? `@${explore.neuron[0]},${explore.neuron[1]}` : "";
+  return `${$("#layer").value}:${$("#channel").value}${at}`;
+}
+
+function showTarget() {
+  $("#target-text").textContent = targetText();
+  $("#neuron").textContent = explore.neuron
+    ? `row ${explore.neuron[0]}, column ${explore.neuron[1]} of the ${$("#layer").value} map`
+    : "the whole channel";
+  $("#neuron-clear").hidden = !explore.neuron;
+  $("#marker").hidden = !explore.neuron;
+}
+
+function choosePhoto(name, file) {
+  explore.builtin = name;
+  explore.file = file;
+  $("#photo").src = file ? URL.createObjectURL(file) : `/api/builtins/${name.split(":")[1]}.png`;
+  for (const b of document.querySelectorAll("#photo-gallery button")) {
+    b.setAttribute("aria-pressed", String(!file && b.dataset.name === name));
+  }
+  explore.neuron = null;
+  showTarget();
+}
+
+function pickNeuron(event) {
+  const img = $("#photo");
+  if (!img.naturalWidth) return;  // not loaded yet
+  const rect = img.getBoundingClientRect();
+  const fx = (event.clientX - rect.left) / rect.width;
+  const fy = (event.clientY - rect.top) / rect.height;
+  // the working size the server uses: the longest side scaled to the chosen size
+  const size = Number($("#work-size").value);
+  const k = size / Math.max(img.naturalWidth, img.naturalHeight);
+  const wh = Math.max(1, Math.round(img.naturalHeight * k));
+  const ww = Math.max(1, Math.round(img.naturalWidth * k));
+  const stride = layerInfo().stride;
+  const rows = Math.max(1, Math.floor(wh / stride));
+  const cols = Math.max(1, Math.floor(ww / stride));
+  explore.neuron = [Math.min(rows - 1, Math.floor(fy * rows)), Math.min(cols - 1, Math.floor(fx * cols))];
+  const marker = $("#marker");
+  marker.style.left = `${(explore.neuron[1] + 0.5) / cols * 100}%`;
+  marker.style.top = `${(explore.neuron[0] + 0.5) / rows * 100}%`;
+  showTarget();
+}
+
+async function showSaliency() {
+  const form = new FormData();
+  if (explore.file) form.append("image", explore.file);
+  else form.append("image_builtin", explore.builtin);
+  form.append("target", targetText());
+  form.append("size", $("#work-size").value);
+  $("#saliency-status").textContent = `computing the saliency of ${targetText()}…`;
+  $("#show").disabled = true;
+  try {
+    const r = await api("/api/explain/saliency", { method: "POST", body: form });
+    for (const fig of document.querySelectorAll("#maps figure")) {
+      $("img", fig).src = r.maps[fig.dataset.method];
+    }
+    const fires = r.value > 0 ? "" : " (it does not fire on this image: pick another point or channel)";
+    $("#saliency-status").textContent =
+      `${r.target}: value ${Number(r.value).toPrecision(4)} at ${r.working_size[1]}×${r.working_size[0]} px${fires}`;
+    $("#maps").dataset.shown = "1";
+  } catch (err) {
+    $("#saliency-status").textContent = err.message;
+  } finally {
+    $("#show").disabled = false;
+  }
+}
+
+async function ascend(event) {
+  event.preventDefault();
+  if (!$("#ascent-form").reportValidity()) return;
+  if (explore.stream) explore.stream.close();
+  // the ascent image is square and new: the channel is the target, not a neuron of the photo
+  const channel = `${$("#layer").value}:${$("#channel").value}`;
+  const body = JSON.stringify({ target: channel, params: formValues(explore.fields) });
+  $("#ascend").disabled = true;
+  try {
+    const job = await api("/api/explain/visualize", {
+      method: "POST", body, headers: { "Content-Type": "application/json" } });
+    follow(job);
+  } catch (err) {
+    $("#ascent-status").textContent = err.message;
+    $("#ascend").disabled = false;
+  }
+}
+
+function follow(job) {
+  const bar = $("#ascent-bar");
+  bar.hidden = false;
+  bar.value = 0;
+  $("#ascent-status").textContent = `queued: ${job.params.target}`;
+  const source = new EventSource(`/api/jobs/${job.id}/events`);
+  explore.stream = source;
+  source.addEventListener("step", (e) => {
+    const s = JSON.parse(e.data);
+    bar.value = s.fraction;
+    $("#ascent-status").textContent =
+      `${job.params.target}: step ${s.done}/${s.total}, activation ${Number(s.activation_loss).toPrecision(4)}`;
+  });
+  source.addEventListener("preview", (e) => {
+    const img = $("#ascent-image");
+    img.src = JSON.parse(e.data).url;
+    img.hidden = false;
+  });
+  source.addEventListener("failed", (e) => {
+    $("#ascent-status").textContent = JSON.parse(e.data).error;
+  });
+  source.addEventListener("end", async () => {
+    source.close();
+    $("#ascend").disabled = false;
+    const done = await api(`/api/jobs/${job.id}`);
+    if (done.result) {
+      $("#ascent-image").src = `${done.result}?t=${Date.now()}`;
+      $("#ascent-image").hidden = false;
+    }
+    $("#ascent-image").dataset.state = done.state;
+    $("#ascent-status").textContent += ` — ${done.state}`;
+  });
+}
+
+async function init() {
+  const [builtins, info, schema] = await Promise.all([
+    api("/api/builtins"), api("/api/explain/layers"), api("/api/explain/config")]);
+  for (const item of builtins.filter((b) => b.kind === "photo")) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "thumb";
+    b.dataset.name = item.name;
+    b.setAttribute("aria-label", item.title);
+    const img = document.createElement("img");
+    img.src = item.url;
+    img.alt = "";
+    b.append(img);
+    b.addEventListener("click", () => choosePhoto(item.name, null));
+    $("#photo-gallery").append(b);
+  }
+  explore.layers = info.layers;
+  for (const l of info.layers) $("#layer").append(new Option(`${l.name} (${l.channels})`, l.name));
+  $("#layer").value = "conv5_1";
+  for (const s of [128, 192, 256, 384, 512]) {
+    if (s <= info.max_size) $("#work-size").append(new Option(`${s} px`, s, s === 256, s === 256));
+  }
+  explore.fields = schema.fields;
+  buildForm(schema.fields);
+  const sync = () => {
+    $("#channel").max = layerInfo().channels - 1;
+    explore.neuron = null;
+    showTarget();
+  };
+  $("#layer").addEventListener("change", sync);
+  $("#work-size").addEventListener("change", () => { explore.neuron = null; showTarget(); });
+  $("#channel").addEventListener("input", showTarget);
+  $("#neuron-clear").addEventListener("click", () => { explore.neuron = null; showTarget(); });
+  $("#photo").addEventListener("click", pickNeuron);
+  $("#photo-file").addEventListener("change", (e) => {
+    const f = e.target.files[0];
+    if (f) choosePhoto(null, f);
+  });
+  $("#show").addEventListener("click", showSaliency);
+  $("#ascent-form").addEventListener("submit", ascend);
+  sync();
+  choosePhoto("builtin:chelsea", null);
+}
+
+init().catch((err) => { $("#saliency-status").textContent = err.message; });
