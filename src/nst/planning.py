@@ -183,8 +183,12 @@ def plan_stylize(
     style: ImageLike | Sequence[ImageLike],
     config: Config,
     guides: Sequence[torch.Tensor | None] | None = None,
+    labels: tuple[str, Sequence[str]] | None = None,
 ) -> Plan:
-    """Load and prepare the inputs of a style transfer (raises on bad input, does no work)."""
+    """Load and prepare the inputs of a style transfer (raises on bad input, does no work).
+
+    ``labels`` (content, styles) name inputs given as images or tensors in messages.
+    """
     check_weights(config)
     content_t = load(content, "content")
     styles = [load(s, "style") for s in _as_list(style)]
@@ -213,7 +217,9 @@ def plan_stylize(
         config, content_t, tuple(styles), blend, (h, w), _stages(config, (h, w)), _seed(config),
         init, color_reference, tuple(g), keep, original,
     )  # fmt: skip
-    return _check_sizes(plan, [_name(s) for s in _as_list(style)], _name(content))
+    if labels is None:
+        labels = (_name(content), [_name(s) for s in _as_list(style)])
+    return _check_sizes(plan, list(labels[1]), labels[0])
 
 
 def plan_content(image: ImageLike, config: Config) -> Plan:

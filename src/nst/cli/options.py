@@ -61,15 +61,19 @@ def config_parameters(
 def with_config(
     exclude: tuple[str, ...] = (),
     cls: type[Declared] = Config,
+    raw: bool = False,
+    name: str = "config",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a command every option ``cls`` declares; it receives ``config=`` parsed from
-    those given (the others keep their defaults)."""
+    """Give a command every option ``cls`` declares; it receives them parsed as ``name=``
+    (``config=`` by default; the others keep their defaults), or with ``raw`` the given
+    options as text (``options=``, checked), for front ends that merge them with others
+    first. Decorators for several classes stack (each with its own ``name``)."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         own = [
             p
             for p in inspect.signature(func, eval_str=True).parameters.values()
-            if p.name != "config"
+            if p.name not in ("config", "options", name)
         ]
         cfg_params = config_parameters(exclude, cls)
         names = {p.name for p in cfg_params}
@@ -82,7 +86,9 @@ def with_config(
                 config = cls.from_dict(given)
             except NstError as exc:
                 fail(exc)
-            return func(config=config, **kwargs)
+            if raw:
+                return func(options=given, **kwargs)
+            return func(**{name: config}, **kwargs)
 
         wrapper.__signature__ = inspect.Signature(own + cfg_params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in own + cfg_params}

@@ -1,0 +1,112 @@
+"""The batch runner against nst.stylize in a loop, and two ways to use 2 cores.
+
+1. Per-job overhead: the same jobs (built-in photos x paintings, 128 px, 50 iterations,
+   seed 0) by ``nst.stylize`` called in a loop in this process with 2 torch threads,
+   against ``run_batch`` with 1 worker x 2 threads on a local Ray. Goal: <= 1.05x, once
+   Ray has started (the start is reported apart: it is paid once per batch).
+2. Throughput: 1 worker x 2 threads against 2 workers x 1 thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import nst
+from common import machine, table
+from nst.batch import Cluster, Records, WorkersReady, cross, run_batch
+
+CONTENTS = ["builtin:chelsea", "builtin:astronaut", "builtin:coffee", "builtin:rocket"]
+STYLES = ["builtin:swirls", "builtin:mosaic"]
+
+
+def loop(jobs, threads: int) -> float:
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    for job in jobs:
+        nst.save_image(nst.stylize(job.content, list(job.styles), job.config), job.output)
+    return time.perf_counter() - start
+
+
+def batch(jobs, out: Path, workers: int, threads: int) -> tuple[float, float]:
+    """(seconds to start Ray and warm the workers, seconds for the jobs once they run)."""
+    import ray
+
+    cluster = Cluster(workers=workers, threads=threads)
+    start = time.perf_counter()
+    cluster.start()
+    ready = []
+
+    def on_event(event):
+        if isinstance(event, WorkersReady):
+            ready.append(time.perf_counter())
+
+    counts = run_batch(jobs, Records(out), cluster, on_event)
+    done = time.perf_counter()
+    ray.shutdown()
+    assert counts["ok"] == len(jobs), counts
+    return ready[0] - start, done - ready[0]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args(argv)
+    print(f"# batch benchmark ({machine()}); {args.rounds} interleaved rounds, the lower kept")
+    defaults = {"size": args.size, "iterations": args.iterations, "seed": 0, "precision": "fp32"}
+    best = {"loop": float("inf"), "one": float("inf"), "two": float("inf")}
+    starts = {"one": float("inf"), "two": float("inf")}
+    with tempfile.TemporaryDirectory() as tmp:
+        counter = iter(range(10_000))
+
+        def jobs():
+            out = Path(tmp) / str(next(counter))
+            out.mkdir()
+            return cross(CONTENTS, STYLES, defaults, out), out
+
+        warm, _ = jobs()
+        loop(warm[:2], 2)  # the network loaded and both built-in paintings made
+        for _ in range(args.rounds):
+            best["loop"] = min(best["loop"], loop(jobs()[0], 2))
+            for key, (workers, threads) in (("one", (1, 2)), ("two", (2, 1))):
+                js, out = jobs()
+                start, took = batch(js, out, workers, threads)
+                best[key] = min(best[key], took)
+                starts[key] = min(starts[key], start)
+    n = len(CONTENTS) * len(STYLES)
+    names = {
+        "loop": "nst.stylize in a loop, 2 threads",
+        "one": "batch, 1 worker x 2 threads",
+        "two": "batch, 2 workers x 1 thread",
+    }
+    rows = [
+        {
+            "run": names[k],
+            "jobs": n,
+            "start s": starts.get(k, 0.0),
+            "jobs s": best[k],
+            "s/job": best[k] / n,
+            "vs loop": best[k] / best["loop"],
+            "jobs/min": n / best[k] * 60,
+        }
+        for k in ("loop", "one", "two")
+    ]
+    print(table(rows))
+    print(
+        f"per-job overhead, 1 worker x 2 threads vs the loop: {best['one'] / best['loop']:.3f}x "
+        "(goal <= 1.05x; Ray's start and the workers' warm-up, paid once per batch, apart)"
+    )
+    print(
+        f"throughput, 2 workers x 1 thread vs 1 worker x 2 threads: "
+        f"{best['one'] / best['two']:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,381 @@
+"""The batch engine on Ray: long-lived painter actors, one dispatch loop.
+
+* With no address, a local Ray starts on this machine (no set-up); ``"auto"`` or
+  ``"ray://HOST:10001"`` joins an existing cluster.
+* Each worker is an actor that keeps its network between jobs and runs one job at a time
+  with ``threads`` torch threads (``num_cpus=threads``, ``num_gpus=gpus``).
+* Inputs travel as bytes through Ray's object store (each file put once while jobs need
+  it), results come back as PNG bytes, and the driver writes every output atomically:
+  no shared storage is needed, and a worker that dies leaves nothing half-written. Its job
+  goes to a fresh worker, up to ``retries`` more times.
+* The driver drains each busy worker's events about once a second (the actor runs two
+  threads: the job, and the calls that read its events or stop it).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from ..errors import ConfigError, NstError, one_line
+from .jobs import BatchJob, Records
+
+INSTALL_HINT = "nst batch needs Ray: pip install 'nst[batch]' (or: pip install ray)"
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(INSTALL_HINT) from None
+    return ray
+
+
+# -- what the driver reports ------------------------------------------------------------------
+@dataclass(frozen=True)
+class JobDone:
+    """A job ended: ``record`` is what batch.jsonl got (status ok, failed or skipped)."""
+
+    job: BatchJob
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobEvents:
+    """Event records of a running job (its Started/Step/Finished, as JSON)."""
+
+    job: BatchJob
+    records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class WorkersReady:
+    """Every worker has started and loaded its network (``seconds`` after Ray was up)."""
+
+    workers: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Retry:
+    job: BatchJob
+    attempt: int
+    reason: str
+
+
+BatchEvent = JobDone | JobEvents | Retry | WorkersReady
+
+
+# -- the worker ----------------------------------------------------------------------------------
+class Painter:
+    """A Ray actor: paints jobs one at a time, keeping the network between them."""
+
+    def __init__(self, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.stop_flag = threading.Event()
+        self.events: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def identity(self) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def warm(self, config: dict[str, Any]) -> str:
+        """Import everything and load the network a job with ``config`` needs."""
+        from .. import runtime
+        from ..config import Config
+        from ..layers import deepest
+
+        c = Config.from_dict(config)
+        device = runtime.resolve_device(c.device)
+        _, dtype = runtime.resolve_precision(c.precision, device)
+        layers = [n for n, _ in c.content_layers] + [n for n, _ in c.style_layers]
+        runtime.network(c.weights, c.pooling, c.normalize, [deepest(layers)], device, dtype)
+        return self.identity()
+
+    def drain(self) -> list[dict[str, Any]]:
+        with self.lock:
+            out, self.events = self.events, []
+        return out
+
+    def cancel(self) -> None:
+        self.stop_flag.set()
+
+    def run(self, spec: dict[str, Any], blobs: dict[str, Any]) -> dict[str, Any]:
+        """Paint one job; returns the PNG bytes and figures, or the error's one line."""
+        import io
+        import tempfile
+
+        import ray
+
+        from ..config import Config
+        from ..events import Step
+        from ..execution import execute
+        from ..imageio import load_image, to_pil, to_tensor
+        from ..planning import plan_stylize
+
+        self.stop_flag.clear()
+        start = time.perf_counter()
+        data = {path: ray.get(ref) for path, ref in blobs.items()}
+        last: dict[str, Any] = {}
+
+        def on_event(event: Any) -> None:
+            record = event.to_record()
+            if isinstance(event, Step):
+                last.update(record)
+            with self.lock:
+                self.events.append(record)
+
+        try:
+            with tempfile.TemporaryDirectory(prefix="nst-batch-") as tmp:
+                options = dict(spec["config"])
+                for key in ("mask", "init"):  # files a config names travel as bytes too
+                    if options.get(key) in data:
+                        local = os.path.join(tmp, os.path.basename(options[key]))
+                        with open(local, "wb") as f:
+                            f.write(data[options[key]])
+                        options[key] = local
+                config = Config.from_dict(options)
+
+                def image(name: str) -> Any:
+                    if name in data:
+                        return to_tensor(load_image(data[name], name=name))
+                    return name  # a built-in
+
+                content = image(spec["content"])
+                styles = [image(s) for s in spec["styles"]]
+                plan = plan_stylize(
+                    content, styles, config, labels=(spec["content"], spec["styles"])
+                )
+                result = execute(plan, on_event, stop=self.stop_flag)
+        except NstError as exc:
+            return {"error": one_line(str(exc)), "worker": self.identity()}
+        except Exception as exc:  # a bug: the job fails, the worker goes on
+            return {
+                "error": f"internal error: {type(exc).__name__}: {one_line(str(exc))[:200]}",
+                "worker": self.identity(),
+            }
+        if self.stop_flag.is_set():
+            return {"cancelled": True, "worker": self.identity()}
+        buf = io.BytesIO()
+        to_pil(result).save(buf, format="PNG")
+        return {
+            "png": buf.getvalue(),
+            "iterations": last.get("iteration"),
+            "loss": last.get("loss"),
+            "seconds": round(time.perf_counter() - start, 3),
+            "worker": self.identity(),
+        }
+
+
+# -- the driver ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Cluster:
+    """Where to run: no address = a local Ray on this machine."""
+
+    address: str | None = None
+    workers: int | None = None
+    threads: int = 1
+    gpus: float = 0.0
+    retries: int = 2
+
+    def start(self) -> tuple[Any, int, bool]:
+        """(ray, number of workers, whether this call started Ray)."""
+        ray = import_ray()
+        started = False
+        if not ray.is_initialized():
+            import logging
+
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "logging_level": logging.ERROR,
+                "configure_logging": True,
+            }
+            try:
+                if self.address:
+                    ray.init(address=self.address, **kwargs)
+                else:
+                    ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+            except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ...
+                where = self.address or "a local Ray"
+                raise ConfigError(
+                    f"cannot start or join {where} ({one_line(str(exc))[:160]})"
+                ) from None
+            started = True
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        workers = self.workers or max(1, cpus // self.threads)
+        if self.gpus:
+            gpus = ray.cluster_resources().get("GPU", 0)
+            if gpus < self.gpus:
+                raise ConfigError(f"gpus-per-worker {self.gpus:g}: the cluster has {gpus:g} GPUs")
+            workers = min(workers, int(gpus / self.gpus)) or 1
+        return ray, workers, started
+
+
+def run_batch(
+    jobs: list[BatchJob],
+    records: Records,
+    cluster: Cluster,
+    on_event: Callable[[BatchEvent], None],
+    skipped: list[BatchJob] | None = None,
+    drain_every: float | None = None,
+) -> dict[str, int]:
+    """Run the jobs; every outcome is recorded and reported. Returns the counts by status.
+
+    KeyboardInterrupt stops dispatching, cancels the running jobs (their workers are
+    stopped) and is raised again once the finished outputs are safe. ``drain_every``
+    (seconds) reads the running jobs' events that often (None: never, the least work
+    for the cluster when nobody reads them).
+    """
+    from ..imageio import save_image
+
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    for job in skipped or []:
+        counts["skipped"] += 1
+        on_event(JobDone(job, records.write(job, "skipped")))
+    if not jobs:
+        return counts
+    ray, n_workers, started = cluster.start()
+    actor = ray.remote(num_cpus=cluster.threads, num_gpus=cluster.gpus, max_concurrency=2)(Painter)
+    pending: deque[tuple[BatchJob, int]] = deque((j, 0) for j in jobs)
+    uses: dict[str, int] = {}
+    for job in jobs:
+        for f in set(job.inputs):
+            uses[f] = uses.get(f, 0) + 1
+    blobs: dict[str, Any] = {}
+    idle = [actor.remote(cluster.threads) for _ in range(min(n_workers, len(jobs)) or 1)]
+    warming = time.perf_counter()
+    try:  # a worker that cannot even start says so once, here, not once per job
+        ray.get([w.warm.remote(jobs[0].config.to_dict()) for w in idle])
+    except ray.exceptions.RayError as exc:
+        for w in idle:
+            ray.kill(w)
+        if started:
+            ray.shutdown()
+        raise ConfigError(f"the workers cannot start ({one_line(str(exc))[:200]})") from None
+    on_event(WorkersReady(len(idle), time.perf_counter() - warming))
+    busy: dict[Any, tuple[Any, BatchJob, int]] = {}
+    last_drain = time.monotonic()
+
+    def blob(path: str) -> Any:
+        if path not in blobs:
+            with open(path, "rb") as f:
+                blobs[path] = ray.put(f.read())
+        return blobs[path]
+
+    def release(job: BatchJob) -> None:
+        for f in set(job.inputs):
+            uses[f] -= 1
+            if uses[f] <= 0:
+                blobs.pop(f, None)
+
+    def finish(job: BatchJob, status: str, **fields: Any) -> None:
+        counts[status] += 1
+        release(job)
+        on_event(JobDone(job, records.write(job, status, **fields)))
+
+    try:
+        while pending or busy:
+            while idle and pending:
+                job, attempt = pending.popleft()
+                worker = idle.pop()
+                spec = {
+                    "content": job.content,
+                    "styles": list(job.styles),
+                    "config": job.config.to_dict(),
+                }
+                try:
+                    refs = {f: blob(f) for f in set(job.inputs)}
+                except OSError as exc:
+                    idle.append(worker)
+                    finish(job, "failed", error=f"{job.content}: cannot read ({exc.strerror})")
+                    continue
+                busy[worker.run.remote(spec, refs)] = (worker, job, attempt)
+            ready, _ = ray.wait(list(busy), num_returns=1, timeout=drain_every or 1.0)
+            if drain_every is not None and time.monotonic() - last_drain >= drain_every:
+                last_drain = time.monotonic()
+                _drain(ray, busy, on_event)
+            for ref in ready:
+                worker, job, attempt = busy.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayActorError as exc:
+                    # the worker process died (killed, out of memory): a fresh one takes over
+                    idle.append(actor.remote(cluster.threads))
+                    why = "the worker died" + (f" ({type(exc).__name__})" if exc else "")
+                    if attempt < cluster.retries:
+                        on_event(Retry(job, attempt + 1, why))
+                        pending.appendleft((job, attempt + 1))
+                    else:
+                        finish(
+                            job, "failed", error=f"{why} {attempt + 1} times", attempts=attempt + 1
+                        )
+                    continue
+                except ray.exceptions.RayError as exc:
+                    idle.append(worker)
+                    finish(job, "failed", error=f"ray: {one_line(str(exc))[:200]}")
+                    continue
+                idle.append(worker)
+                if "error" in result:
+                    finish(
+                        job,
+                        "failed",
+                        error=result["error"],
+                        worker=result.get("worker"),
+                        attempts=attempt + 1,
+                    )
+                    continue
+                try:
+                    save_image(Image.open(io.BytesIO(result["png"])), job.output)
+                except NstError as exc:
+                    finish(job, "failed", error=str(exc), worker=result.get("worker"))
+                    continue
+                finish(
+                    job,
+                    "ok",
+                    iterations=result["iterations"],
+                    loss=result["loss"],
+                    seconds=result["seconds"],
+                    worker=result["worker"],
+                    attempts=attempt + 1,
+                )
+    except KeyboardInterrupt:
+        for worker, _, _ in busy.values():
+            worker.cancel.remote()
+        deadline = time.monotonic() + 5
+        while busy and time.monotonic() < deadline:
+            ready, _ = ray.wait(list(busy), num_returns=len(busy), timeout=0.5)
+            for ref in ready:
+                busy.pop(ref)
+        raise
+    finally:
+        for worker, _, _ in busy.values():
+            ray.kill(worker)
+        if started:
+            ray.shutdown()
+    return counts
+
+
+def _drain(ray: Any, busy: dict[Any, tuple[Any, BatchJob, int]], on_event: Callable) -> None:
+    calls = {w.drain.remote(): job for w, job, _ in busy.values()}
+    try:
+        done = ray.get(list(calls), timeout=2.0)
+    except Exception:  # a worker that just died: its job is handled in the main loop
+        return
+    for records, job in zip(done, calls.values()):
+        if records:
+            on_event(JobEvents(job, records))

@@ -1,0 +1,310 @@
+"""Batch jobs: what to paint (every content × style pair, or a manifest's rows), where the
+results go, and the record of what happened (``OUTDIR/batch.jsonl``).
+
+Every job is checked before any work starts: its options parse (the command line's are
+the defaults a row overrides), its input files exist and are regular files, and no two
+jobs write the same output. A problem is one line naming the row.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import builtins
+from ..config import Config
+from ..errors import ConfigError, NstError, one_line
+from ..imageio import SAVE_FORMATS, file_problem, output_format
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+#: manifest columns that are not stylize options
+COLUMNS = ("content", "style", "styles", "output")
+RECORDS = "batch.jsonl"
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One stylization of a batch: inputs, options and the output's path."""
+
+    row: str  # how messages name it: "row 3" or "a.jpg x b.jpg"
+    content: str
+    styles: tuple[str, ...]
+    config: Config
+    output: Path
+    options: Mapping[str, Any] = field(default_factory=dict)  # as given (for the record)
+
+    @property
+    def name(self) -> str:
+        return self.output.name
+
+    @property
+    def inputs(self) -> list[str]:
+        """Every file the job reads (built-ins are made on the worker)."""
+        files = [self.content, *self.styles, self.config.mask, self.config.init]
+        known = ("noise", "content", "style")
+        return [f for f in files if f and f not in known and not builtins.is_builtin(f)]
+
+
+def expand(specs: Iterable[str], what: str) -> list[str]:
+    """Files from a list of files, folders (their images, sorted) and globs."""
+    out: list[str] = []
+    for spec in specs:
+        if builtins.is_builtin(spec):
+            out.append(spec)
+            continue
+        p = Path(spec)
+        if p.is_dir():
+            found = sorted(
+                str(f) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+            )
+            if not found:
+                raise ConfigError(f"{what}: {one_line(spec)}: no images in this folder")
+            out.extend(found)
+        elif any(ch in spec for ch in "*?["):
+            found = sorted(f for f in glob.glob(spec, recursive=True) if Path(f).is_file())
+            if not found:
+                raise ConfigError(f"{what}: {one_line(spec)}: the pattern matches no file")
+            out.extend(found)
+        else:
+            out.append(spec)
+    return out
+
+
+def _stem(name: str) -> str:
+    stem = builtins.stem(name)
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)[:60] or "image"
+
+
+def output_name(content: str, styles: tuple[str, ...], config: Config) -> str:
+    """``CONTENT_STYLE_HASH.png``: the hash covers the inputs and every option, so the same
+    job always gets the same name and another job another name."""
+    identity = json.dumps(
+        {
+            "content": _identity(content),
+            "styles": [_identity(s) for s in styles],
+            "config": config.to_dict(),
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
+    more = f"+{len(styles) - 1}" if len(styles) > 1 else ""
+    return f"{_stem(content)}_{_stem(styles[0])}{more}_{digest}.png"
+
+
+def _identity(name: str) -> str:
+    return name if builtins.is_builtin(name) else os.path.abspath(name)
+
+
+def _check_file(row: str, role: str, name: str) -> None:
+    if builtins.is_builtin(name):
+        builtins.lookup(name)
+        return
+    problem = file_problem(name)
+    if problem:
+        raise ConfigError(f"{row}: {role} {one_line(name)}: {problem}")
+
+
+def _job(
+    row: str,
+    content: str,
+    styles: tuple[str, ...],
+    options: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    outdir: Path,
+    output: str | None = None,
+) -> BatchJob:
+    try:
+        config = Config.from_dict({**defaults, **options})
+    except NstError as exc:
+        raise ConfigError(f"{row}: {exc}") from None
+    if not styles:
+        raise ConfigError(f"{row}: no style image")
+    _check_file(row, "content", content)
+    for s in styles:
+        _check_file(row, "style", s)
+    for role, value in (("mask", config.mask), ("init", config.init)):
+        if value and value not in ("noise", "content", "style"):
+            _check_file(row, role, value)
+    if output:
+        if Path(output).name != output or output.startswith("."):
+            raise ConfigError(f"{row}: output '{one_line(output)}' must be a plain file name")
+        try:
+            output_format(output)
+        except NstError:
+            known = ", ".join(sorted(SAVE_FORMATS))
+            raise ConfigError(f"{row}: output '{one_line(output)}': use one of {known}") from None
+    name = output or output_name(content, styles, config)
+    return BatchJob(row, content, styles, config, outdir / name, dict(options))
+
+
+def cross(
+    contents: list[str], styles: list[str], defaults: Mapping[str, Any], outdir: Path
+) -> list[BatchJob]:
+    """Every content in every style, one style per job."""
+    jobs = []
+    for c in contents:
+        for s in styles:
+            row = f"{one_line(Path(c).name)} x {one_line(Path(s).name)}"
+            jobs.append(_job(row, c, (s,), {}, defaults, outdir))
+    return check_unique(jobs)
+
+
+def _split_styles(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list):
+        return tuple(str(v) for v in value)
+    return tuple(p.strip() for p in str(value or "").replace("|", ";").split(";") if p.strip())
+
+
+def manifest(path: Path, defaults: Mapping[str, Any], outdir: Path) -> list[BatchJob]:
+    """One job per row of a CSV (header: content, style or styles, output, any option) or a
+    JSON-lines file (objects with those keys). Relative paths are relative to the
+    manifest's folder; several styles are separated by ``;`` (or a JSON list)."""
+    problem = file_problem(path)
+    if problem:
+        raise ConfigError(f"manifest {path}: {problem}")
+    base = path.parent
+    rows: list[tuple[str, dict[str, Any]]] = []
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"manifest {path}: cannot read it as text ({exc})") from None
+    if path.suffix.lower() in (".jsonl", ".json"):
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                raise ConfigError(f"manifest {path} line {n}: not a JSON object") from None
+            if not isinstance(obj, dict):
+                raise ConfigError(f"manifest {path} line {n}: not a JSON object")
+            rows.append((f"line {n}", obj))
+    elif path.suffix.lower() == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        if not reader.fieldnames or "content" not in reader.fieldnames:
+            raise ConfigError(
+                f"manifest {path}: the first line must name the columns, content among them"
+            )
+        for n, row in enumerate(reader, 2):
+            if None in row:
+                raise ConfigError(f"manifest {path} row {n}: more cells than columns")
+            rows.append((f"row {n}", {k: v for k, v in row.items() if v not in ("", None)}))
+    else:
+        raise ConfigError(f"manifest {path}: use a .csv or .jsonl file")
+    if not rows:
+        raise ConfigError(f"manifest {path}: no jobs in it")
+    jobs = []
+    for label, values in rows:
+        where = f"manifest {path.name} {label}"
+        content = values.pop("content", None)
+        if not isinstance(content, str) or not content.strip():
+            raise ConfigError(f"{where}: no content")
+        style_value = values.pop("styles", None) or values.pop("style", None)
+        styles = _split_styles(style_value)
+        output = values.pop("output", None)
+        if output is not None and not isinstance(output, str):
+            raise ConfigError(f"{where}: output must be text")
+
+        def resolve(p: str) -> str:
+            return p if builtins.is_builtin(p) or Path(p).is_absolute() else str(base / p)
+
+        options = {str(k): v for k, v in values.items()}
+        for key in ("mask", "init"):
+            if isinstance(options.get(key), str) and options[key] not in (
+                "noise",
+                "content",
+                "style",
+            ):
+                options[key] = resolve(options[key])
+        jobs.append(
+            _job(
+                where,
+                resolve(content.strip()),
+                tuple(resolve(s) for s in styles),
+                options,
+                defaults,
+                outdir,
+                output,
+            )
+        )
+    return check_unique(jobs)
+
+
+def check_unique(jobs: list[BatchJob]) -> list[BatchJob]:
+    seen: dict[Path, str] = {}
+    for job in jobs:
+        if job.output in seen:
+            raise ConfigError(
+                f"{job.row}: writes {job.output.name} like {seen[job.output]}; "
+                "give one of them another output name"
+            )
+        seen[job.output] = job.row
+    return jobs
+
+
+# -- the record ----------------------------------------------------------------------------------
+class Records:
+    """``OUTDIR/batch.jsonl``: one JSON object per job outcome, appended and flushed."""
+
+    def __init__(self, outdir: Path) -> None:
+        self.path = outdir / RECORDS
+
+    def done(self) -> dict[str, dict[str, Any]]:
+        """The last ok record of each output name (from earlier runs)."""
+        out: dict[str, dict[str, Any]] = {}
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return out
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot read ({exc.strerror})") from None
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                continue  # a line cut by a crash
+            if isinstance(rec, dict) and isinstance(rec.get("output"), str):
+                if rec.get("status") == "ok":
+                    out[rec["output"]] = rec
+                elif rec.get("status") == "failed":
+                    out.pop(rec["output"], None)
+        return out
+
+    def write(self, job: BatchJob, status: str, **fields: Any) -> dict[str, Any]:
+        record = {
+            "output": job.name,
+            "status": status,
+            "content": job.content,
+            "styles": list(job.styles),
+            "options": dict(job.options),
+            "time": round(time.time(), 3),
+            **fields,
+        }
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return record
+
+
+def split_done(
+    jobs: list[BatchJob], records: Records, force: bool = False
+) -> tuple[list[BatchJob], list[BatchJob]]:
+    """(jobs to run, jobs to skip): a job is skipped when an earlier run recorded it ok and
+    its output still exists (``force`` runs everything again)."""
+    if force:
+        return jobs, []
+    done = records.done()
+    run: list[BatchJob] = []
+    skip: list[BatchJob] = []
+    for job in jobs:
+        (skip if job.name in done and job.output.is_file() else run).append(job)
+    return run, skip

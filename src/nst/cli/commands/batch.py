@@ -1,0 +1,246 @@
+"""``nst batch``: every content x style pair, or a manifest's rows, on Ray."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+
+from ...errors import ConfigError, NstError, one_line
+from ..app import app
+from ..options import with_config
+from ..output import fail, format_time, say
+from ..run import check_writable, signals_as_interrupts
+
+
+class BatchProgress:
+    """One bar over the jobs (done, failed, skipped, jobs per minute, ETA); with ``verbose``
+    a line per job; ``log`` gets every job's events and outcome as JSON lines."""
+
+    def __init__(self, total: int, verbose: bool, quiet: bool, log: TextIO | None) -> None:
+        self.total = total
+        self.verbose = verbose
+        self.quiet = quiet
+        self.log = log
+        self.counts = {"ok": 0, "failed": 0, "skipped": 0}
+        self.start = time.monotonic()
+        self.stream = sys.stderr
+        self.tty = self.stream.isatty()
+        self.last_line = 0.0
+
+    def __call__(self, event: Any) -> None:
+        from ...batch import JobDone, JobEvents, Retry, WorkersReady
+
+        if isinstance(event, WorkersReady):
+            # jobs per minute and the ETA count from here, not from Ray's start-up
+            self.start = time.monotonic()
+            if self.verbose and not self.quiet:
+                self._line(f"{event.workers} workers ready in {event.seconds:.1f} s")
+            return
+        if isinstance(event, JobEvents):
+            self._log([{"job": event.job.name, **r} for r in event.records])
+            return
+        if isinstance(event, Retry):
+            if not self.quiet:
+                self._line(
+                    f"{event.job.name}: {event.reason}; trying again (attempt {event.attempt + 1})"
+                )
+            return
+        assert isinstance(event, JobDone)
+        rec = event.record
+        self.counts[rec["status"]] += 1
+        self._log([{"job": event.job.name, "type": "job", **rec}])
+        if self.verbose and not self.quiet:
+            extra = (
+                f" ({rec['seconds']:.1f} s, loss {rec['loss']:.4g}, {rec['worker']})"
+                if rec["status"] == "ok"
+                else ""
+            )
+            error = f": {rec['error']}" if rec["status"] == "failed" else ""
+            self._line(f"{rec['status']} {event.job.name}{extra}{error}")
+        self.draw()
+
+    def _log(self, records: list[dict[str, Any]]) -> None:
+        if self.log is None:
+            return
+        try:
+            for r in records:
+                self.log.write(json.dumps(r) + "\n")
+            self.log.flush()
+        except OSError as exc:
+            say(f"warning: cannot write the log any more ({exc.strerror}); the batch goes on")
+            self.log = None
+
+    def _line(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def draw(self, final: bool = False) -> None:
+        if self.quiet:
+            return
+        c = self.counts
+        finished = sum(c.values())
+        ran = c["ok"] + c["failed"]
+        minutes = (time.monotonic() - self.start) / 60
+        rate = ran / minutes if minutes > 0 and ran else 0.0
+        left = self.total - finished
+        eta = format_time(left / rate * 60) if rate > 0 else "-"
+        fill = int(24 * finished / max(1, self.total))
+        text = (
+            f"[{'#' * fill}{'-' * (24 - fill)}] {finished}/{self.total}: {c['ok']} ok, "
+            f"{c['failed']} failed, {c['skipped']} skipped, {rate:.1f} jobs/min, ETA {eta}"
+        )
+        if self.tty:
+            self.stream.write("\r" + text + "\x1b[K" + ("\n" if final else ""))
+            self.stream.flush()
+        elif final or time.monotonic() - self.last_line > 10:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            self.last_line = time.monotonic()
+
+
+@app.command()
+@with_config(exclude=("seed",), raw=True)
+def batch(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the results.")],
+    contents: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--contents",
+            help="Content images: a folder, a glob or files (repeat).",
+            rich_help_panel="Jobs",
+        ),
+    ] = None,
+    styles: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--styles",
+            help="Style images: a folder, a glob or files (repeat).",
+            rich_help_panel="Jobs",
+        ),
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            help="jobs.csv or jobs.jsonl: content, style(s), output and any option "
+            "by name, one job per row (the options given here are the defaults).",
+            rich_help_panel="Jobs",
+        ),
+    ] = None,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Random seed of every job (rows may set their own).",
+            rich_help_panel="Optimization",
+        ),
+    ] = 0,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Workers (default: the CPUs divided by --threads-per-worker).",
+            rich_help_panel="Ray",
+        ),
+    ] = None,
+    threads_per_worker: Annotated[
+        int, typer.Option(help="Torch threads (and Ray CPUs) per worker.", rich_help_panel="Ray")
+    ] = 1,
+    gpus_per_worker: Annotated[
+        float, typer.Option(help="GPUs per worker (e.g. 0.5: two per GPU).", rich_help_panel="Ray")
+    ] = 0.0,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Join a Ray cluster: auto, or ray://HOST:10001 (default: a local Ray).",
+            rich_help_panel="Ray",
+        ),
+    ] = None,
+    retries: Annotated[
+        int, typer.Option(help="Runs more of a job whose worker died.", rich_help_panel="Ray")
+    ] = 2,
+    force: Annotated[bool, typer.Option(help="Run jobs recorded as done again.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per job.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary.")] = False,
+    log: Annotated[
+        Path | None, typer.Option(help="Every job's events and outcome as JSON lines.")
+    ] = None,
+    *,
+    options: dict[str, Any],
+) -> None:
+    """Many stylizations, resumable: every content x style pair or a manifest's rows, on a
+    local Ray or a cluster. Results and OUTPUT/batch.jsonl go to OUTPUT."""
+    from ...batch import Cluster, Records, cross, expand, run_batch, split_done
+    from ...batch import manifest as read_manifest
+
+    defaults = {"seed": seed, **options}
+    try:
+        if manifest is None and not (contents and styles):
+            raise ConfigError("give --contents and --styles, or a --manifest")
+        if manifest is not None and (contents or styles):
+            raise ConfigError("give a --manifest or --contents and --styles, not both")
+        checks = [
+            (
+                workers is None or 1 <= workers <= 4096,
+                f"workers must be between 1 and 4096 (got {workers})",
+            ),
+            (
+                1 <= threads_per_worker <= 256,
+                f"threads-per-worker must be between 1 and 256 (got {threads_per_worker})",
+            ),
+            (
+                0 <= gpus_per_worker <= 64,
+                f"gpus-per-worker must be between 0 and 64 (got {gpus_per_worker:g})",
+            ),
+            (0 <= retries <= 100, f"retries must be between 0 and 100 (got {retries})"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        check_writable(output / "batch.jsonl", "output folder")
+        if manifest is not None:
+            jobs = read_manifest(manifest, defaults, output)
+        else:
+            assert contents and styles
+            jobs = cross(expand(contents, "contents"), expand(styles, "styles"), defaults, output)
+        records = Records(output)
+        run, skip = split_done(jobs, records, force)
+        log_file = None
+        if log is not None:
+            check_writable(log, "log file")
+            log_file = open(log, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    except NstError as exc:
+        fail(exc)
+    progress = BatchProgress(len(jobs), verbose, quiet, log_file)
+    cluster = Cluster(address, workers, threads_per_worker, gpus_per_worker, retries)
+    start = time.monotonic()
+    with signals_as_interrupts() as signals:
+        try:
+            every = 1.0 if log_file is not None else None  # events only when logged
+            counts = run_batch(run, records, cluster, progress, skipped=skip, drain_every=every)
+        except KeyboardInterrupt:
+            progress.draw(final=True)
+            c = progress.counts
+            say(
+                f"interrupted: {c['ok']} done, {len(jobs) - sum(c.values())} left; the same "
+                "command finishes the rest"
+            )
+            raise typer.Exit(signals.exit_code) from None
+        except NstError as exc:
+            fail(exc)
+        finally:
+            if log_file is not None:
+                log_file.close()
+    progress.draw(final=True)
+    took = format_time(time.monotonic() - start)
+    summary = (
+        f"{counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped "
+        f"in {took}; records in {records.path}"
+    )
+    if counts["failed"]:
+        fail(ConfigError(f"{counts['failed']} of {len(jobs)} jobs failed: {one_line(summary)}"), 1)
+    typer.echo(f"batch: {summary}", err=True)
