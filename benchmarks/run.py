@@ -12,11 +12,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import batch
 import explain
 import iteration
 import peers
 import scaling
 import time_to_quality
+import video
 
 SUITES = {
     "iteration": iteration.main,
@@ -24,6 +26,8 @@ SUITES = {
     "scaling": scaling.main,
     "quality": time_to_quality.main,
     "explain": explain.main,
+    "batch": batch.main,
+    "video": video.main,
 }
 
 

@@ -158,6 +158,30 @@ class Finished:
         }
 
 
+@dataclass(frozen=True)
+class FrameDone:
+    """A video frame is finished (``index`` from 1; ``total`` 0 when unknown);
+    ``resumed``: it was made by an earlier run and read back from the work folder."""
+
+    index: int
+    total: int
+    iterations: int
+    loss: float
+    seconds: float
+    resumed: bool = False
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "type": "frame",
+            "frame": self.index,
+            "total": self.total,
+            "iterations": self.iterations,
+            "loss": self.loss,
+            "seconds": round(self.seconds, 3),
+            "resumed": self.resumed,
+        }
+
+
 Event = Union[Started, Step, Finished]
 EventHandler = Callable[[Event], None]
 

@@ -208,7 +208,10 @@ def plan_stylize(
     keep = original = None
     if config.mask:
         mask = load(config.mask, "mask")
-        mask = resize_to(mask, (h, w)) if mask.shape[1:] != (h, w) else mask
+        if mask.shape[1:] != (h, w):  # nearest: a label never blends into another colour
+            size = (min(mask.shape[1], 2 * h), min(mask.shape[2], 2 * w))
+            size = size if mask.shape[1] >= h and mask.shape[2] >= w else (h, w)
+            mask = torch.nn.functional.interpolate(mask[None], size=size, mode="nearest")[0]
         g, keep = controls.region_guides(mask, config.regions, len(styles), (h, w), config.mask)
         if keep is not None:
             original = resize_to(original_colours, (h, w))

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..errors import ImageError
 from ..events import Event, Finished, Progress, Started, Step
@@ -100,10 +100,15 @@ class JsonLog:
             raise ImageError(str(path), f"cannot write the log ({exc.strerror})") from None
 
     def __call__(self, event: Event) -> None:
-        if self.file is None or not isinstance(event, Step):
+        if isinstance(event, Step):
+            self.write(event.to_record())
+
+    def write(self, record: dict[str, Any]) -> None:
+        """One record as a line (front ends with records of their own use it directly)."""
+        if self.file is None:
             return
         try:
-            self.file.write(json.dumps(event.to_record()) + "\n")
+            self.file.write(json.dumps(record) + "\n")
             self.file.flush()
         except OSError as exc:
             say(f"warning: {self.path}: cannot write the log any more ({exc.strerror}); "

@@ -104,10 +104,11 @@ def check_paths(
     log: Path | None = None,
     previews: bool = False,
     extra_outputs: Sequence[Path] = (),
+    check_format: Callable[[Path], object] = output_format,
 ) -> None:
     """Before any work: the output (and log, and any other output) can be written and none
-    names an input or another output."""
-    output_format(output)
+    names an input or another output; ``check_format`` refuses an unknown extension."""
+    check_format(output)
     check_writable(output, "output")
     files = [Path(p) for p in inputs if p and not builtins.is_builtin(p)]
     for other in extra_outputs:

@@ -1,5 +1,5 @@
 """The commands of ``nst``; importing this package registers them on the app."""
 
-from . import explain, figures, reconstruct, serve, stylize
+from . import batch, explain, figures, reconstruct, serve, stylize, video
 
-__all__ = ["explain", "figures", "reconstruct", "serve", "stylize"]
+__all__ = ["batch", "explain", "figures", "reconstruct", "serve", "stylize", "video"]

@@ -1,0 +1,188 @@
+"""``nst video`` and ``nst video-metrics``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ...config import Config
+from ...errors import NstError
+from ...events import FrameDone, Started, Step
+from ...video.config import VideoConfig
+from ...video.io import check_output
+from ..app import app
+from ..options import with_config
+from ..output import fail, format_time, say
+from ..progress import JsonLog
+from ..run import check_paths, signals_as_interrupts
+
+
+class VideoProgress:
+    """One line per frame (a live bar on a terminal): frame, iteration, seconds per frame
+    and the ETA over the frames left."""
+
+    def __init__(self) -> None:
+        self.stream = sys.stderr
+        self.tty = self.stream.isatty()
+        self.frame = 1
+        self.total = 0
+        self.iterations = 0
+        self.times: list[float] = []
+        self.resumed = 0
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, Started):
+            self.iterations = sum(s.iterations for s in event.plan)
+        elif isinstance(event, Step) and self.tty:
+            self._draw(f"it {event.iteration}/{self.iterations} loss {event.loss:.4g}")
+        elif isinstance(event, FrameDone):
+            self.total = event.total
+            if event.resumed:
+                self.resumed += 1
+                self.frame = event.index + 1
+                return
+            if self.resumed and event.index == self.resumed + 1:
+                self._line(f"continuing after {self.resumed} frames made earlier")
+            self.times.append(event.seconds)
+            self.frame = event.index + 1
+            self._line(
+                f"frame {event.index}/{event.total or '?'}: {event.iterations} iterations, "
+                f"loss {event.loss:.4g}, {event.seconds:.1f} s{self._eta()}"
+            )
+
+    def _eta(self) -> str:
+        if not self.total or not self.times:
+            return ""
+        recent = self.times[1:] or self.times  # the first frame costs more
+        left = max(0, self.total - self.frame + 1)
+        return f", ETA {format_time(left * sum(recent) / len(recent))}" if left else ""
+
+    def _draw(self, text: str) -> None:
+        self.stream.write(f"\rframe {self.frame}/{self.total or '?'}: {text}\x1b[K")
+        self.stream.flush()
+
+    def _line(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+@app.command()
+@with_config(exclude=("mask", "regions"))
+@with_config(cls=VideoConfig, name="video")
+def video(
+    source: Annotated[str, typer.Argument(help="Input video (any format PyAV reads).")],
+    style: Annotated[list[str], typer.Argument(help="Style image(s) (or builtin:NAME).")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output video (.mp4, .mkv, .mov, .webm, .gif).")
+    ],
+    frames: Annotated[
+        Path | None, typer.Option(help="Also write every frame as PNG into this folder.")
+    ] = None,
+    restart: Annotated[
+        bool, typer.Option(help="Discard the frames of an earlier run instead of continuing.")
+    ] = False,
+    log: Annotated[
+        Path | None, typer.Option(help="Write every frame's events as JSON lines.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    *,
+    config: Config,
+    video: VideoConfig,
+) -> None:
+    """Paint every frame of SOURCE in the style of STYLE, consistent along optical flow.
+
+    Finished frames are kept in OUTPUT.work/; the same command continues an interrupted
+    run; Ctrl-C writes the frames so far as a playable video.
+    """
+    from ...video import VideoStopped, stylize_video
+
+    handlers: list[Any] = [] if quiet else [VideoProgress()]
+    try:
+        check_paths(
+            output, [source, *style, config.init, config.weights], log, check_format=check_output
+        )
+        json_log = JsonLog(log) if log is not None else None
+    except NstError as exc:
+        fail(exc)
+    frame = [1]
+
+    def on_event(event: Any) -> None:
+        for h in handlers:
+            h(event)
+        if json_log is not None:
+            if isinstance(event, FrameDone):
+                json_log.write(event.to_record())
+                frame[0] = event.index + 1
+            else:
+                json_log.write({"frame": frame[0], **event.to_record()})
+
+    start = time.monotonic()
+    with signals_as_interrupts() as signals:
+        try:
+            result = stylize_video(
+                source,
+                style,
+                output,
+                config,
+                video,
+                frames_dir=frames,
+                restart=restart,
+                on_event=on_event,
+            )
+        except VideoStopped as exc:
+            where = f"wrote {exc.done} frames to {output}" if exc.written else "no video written"
+            say(f"{exc}; {where}; the frames are kept in {exc.work}; the same command continues")
+            raise typer.Exit(signals.exit_code if exc.interrupted else 2) from None
+        except NstError as exc:
+            fail(exc)
+        finally:
+            if json_log is not None:
+                json_log.close()
+    if result.warning:
+        say(f"warning: {result.warning}")
+    if not quiet:
+        per = (time.monotonic() - start) / max(1, result.frames - result.resumed)
+        typer.echo(f"wrote {output}: {result.frames} frames ({per:.1f} s per frame)", err=True)
+
+
+@app.command("video-metrics")
+@with_config(exclude=("mask", "regions", "seed", "init"))
+def video_metrics(
+    output: Annotated[str, typer.Argument(help="The stylized video.")],
+    reference: Annotated[
+        str, typer.Option(help="The input video it was made from (its flow is used).")
+    ],
+    style: Annotated[
+        list[str] | None,
+        typer.Option(help="Style image(s): also report the mean style loss per frame."),
+    ] = None,
+    flow: Annotated[str, typer.Option(help="Optical flow: dis or farneback.")] = "dis",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    *,
+    config: Config,
+) -> None:
+    """Temporal consistency of OUTPUT: the warping error between consecutive frames over
+    reliable pixels, the flow taken from the input video (Lai et al. 2018)."""
+    from ...video import video_metrics as measure
+    from ...video.flow import METHODS
+
+    try:
+        if flow not in METHODS:
+            raise NstError(f"flow must be one of {', '.join(METHODS)} (got {flow!r})")
+        m = measure(output, reference, style or None, config, flow)
+    except NstError as exc:
+        fail(exc, 2)
+    if as_json:
+        typer.echo(json.dumps(m.to_record()))
+        return
+    typer.echo(f"frames:        {m.frames}")
+    typer.echo(f"warping error: {m.warping_error:.6g}")
+    if m.style_loss is not None:
+        typer.echo(f"style loss:    {m.style_loss:.6g} (mean per frame)")

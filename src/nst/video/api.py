@@ -1,0 +1,322 @@
+"""``stylize_video`` and ``video_metrics``: files in, files out (the video's API layer).
+
+A run keeps every finished frame as a PNG in a work folder next to the output
+(``OUT.work/``, with ``settings.json``). Running it again with the same inputs and
+settings continues at the next frame; a stop (Ctrl-C, ``stop``) or a decoding error
+keeps the frames made. The video is written atomically at the end, or, when stopped,
+from the frames so far, so there is always something to play.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import Config
+from ..errors import ConfigError, ImageError, Interrupted, NstError
+from ..events import Event, Finished, FrameDone
+from ..execution import StopSignal, _stop_fn
+from ..imageio import fit_size, load_image, save_image
+from ..planning import ImageLike, _as_list, load
+from . import io as vio
+from .config import VideoConfig
+from .temporal import Earlier, stylize_frame
+
+VideoEvent = Event | FrameDone
+VideoHandler = Callable[[Any], None]
+
+
+class VideoStopped(NstError):
+    """A video run stopped early (Ctrl-C, ``stop``, or an input that broke half-way);
+    ``done`` frames are kept in ``work`` and, when ``written``, in the output video."""
+
+    def __init__(
+        self, message: str, done: int, work: Path, written: bool, interrupted: bool
+    ) -> None:
+        super().__init__(message)
+        self.done = done
+        self.work = work
+        self.written = written
+        self.interrupted = interrupted
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    output: Path
+    frames: int
+    resumed: int  # frames read back from an earlier run
+    seconds: float
+    warning: str | None = None
+
+
+def work_folder(output: str | os.PathLike[str]) -> Path:
+    out = Path(output)
+    return out.with_name(out.name + ".work")
+
+
+def working_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(h, w): the longest side ``size``, aspect kept, both even (H.264 needs it)."""
+    w, h = fit_size(width, height, size)
+    return max(2, h - h % 2), max(2, w - w % 2)
+
+
+def _fingerprint(path: str) -> dict[str, Any]:
+    if path.startswith("builtin:"):
+        return {"path": path}
+    st = os.stat(path)
+    return {"path": os.path.abspath(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _settings(
+    source: str, styles: Sequence[ImageLike], config: Config, video: VideoConfig
+) -> dict[str, Any]:
+    def style_key(s: ImageLike) -> Any:
+        if isinstance(s, (str, os.PathLike)):
+            return _fingerprint(os.fspath(s))
+        t = load(s, "style")
+        return {"tensor": hashlib.sha256(t.numpy().tobytes()).hexdigest()[:16]}
+
+    options = config.to_dict()
+    options.pop("seed")
+    return {
+        "input": _fingerprint(source),
+        "styles": [style_key(s) for s in styles],
+        "config": options,
+        "video": video.to_dict(),
+    }
+
+
+class _Work:
+    """The work folder: settings, seed and the finished frames (000001.png, ...)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def frame(self, index: int) -> Path:
+        return self.folder / f"{index:06d}.png"
+
+    def open(self, settings: dict[str, Any], seed: int | None, restart: bool) -> tuple[int, int]:
+        """(frames already done, the seed); refuses another run's frames."""
+        meta = self.folder / "settings.json"
+        if restart and self.folder.exists():
+            shutil.rmtree(self.folder)
+        if meta.exists():
+            try:
+                saved = json.loads(meta.read_text())
+            except (OSError, ValueError):
+                saved = {}
+            same = saved.get("settings") == json.loads(json.dumps(settings))
+            if not same or (seed is not None and saved.get("seed") != seed):
+                raise ConfigError(
+                    f"{self.folder} holds frames made from other inputs or settings; run "
+                    "with the same ones to continue, or add --restart to discard them"
+                )
+            done = 0
+            while self.frame(done + 1).exists():
+                done += 1
+            return done, int(saved["seed"])
+        if self.folder.exists() and any(self.folder.iterdir()):
+            raise ConfigError(f"{self.folder} exists and is not a work folder of nst video")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            seed = seed if seed is not None else secrets.randbelow(2**31)
+            tmp = meta.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"settings": settings, "seed": seed}, indent=1))
+            os.replace(tmp, meta)
+        except OSError as exc:
+            raise ImageError(str(self.folder), f"cannot write ({exc.strerror})") from None
+        return 0, seed
+
+    def read(self, index: int) -> np.ndarray:
+        return np.asarray(load_image(self.frame(index)), dtype=np.uint8)
+
+    def frames(self, count: int) -> Iterator[np.ndarray]:
+        for i in range(1, count + 1):
+            yield self.read(i)
+
+
+def _as_array(image: torch.Tensor) -> np.ndarray:
+    """A result as the 8-bit frame that is saved, and used for the next frame (so that a
+    resumed run continues from exactly what an uninterrupted run would)."""
+    arr = image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0)
+    return np.ascontiguousarray(arr.numpy())
+
+
+def stylize_video(
+    source: str | os.PathLike[str],
+    style: ImageLike | Sequence[ImageLike],
+    output: str | os.PathLike[str],
+    config: Config | None = None,
+    video: VideoConfig | None = None,
+    *,
+    frames_dir: str | os.PathLike[str] | None = None,
+    restart: bool = False,
+    on_event: VideoHandler | None = None,
+    stop: StopSignal = None,
+) -> VideoResult:
+    """Stylize every frame of ``source`` and write ``output`` (codec by extension, the
+    sound copied). Raises :class:`VideoStopped` when stopped or when the input breaks
+    half-way (frames kept), other :class:`~nst.errors.NstError` before any work."""
+    config = config or Config()
+    video = video or VideoConfig()
+    emit = on_event or (lambda e: None)
+    should_stop = _stop_fn(stop) or (lambda: False)
+    name = os.fspath(source)
+    out = Path(output)
+    vio.check_output(out)
+    if config.mask:
+        raise ConfigError("mask: not available for videos (a mask fits one image)")
+    styles = _as_list(style)
+    if not styles:
+        raise ConfigError("give at least one style image")
+    info = vio.probe(name)
+    style_t = [load(s, "style") for s in styles]
+    h, w = working_size(info.width, info.height, config.size)
+    work = _Work(work_folder(out))
+    done, seed = work.open(_settings(name, styles, config, video), config.seed, restart)
+    first = config.replace(size=max(h, w), seed=seed)
+    later = first.replace(scales=(max(h, w),), iterations=video.next_iterations(config.iterations))
+    if not video.temporal and video.iterations_next is None:
+        later = first  # independent frames: each one as the first
+    keep = max(video.offsets, default=1)
+    history: deque[Earlier] = deque(maxlen=keep)  # offset 1 = the previous frame
+    started = time.perf_counter()
+    made = 0
+    index = 0
+
+    def stopped(message: str, interrupted: bool) -> VideoStopped:
+        count = done + made
+        written = False
+        if count:
+            try:
+                vio.write_video(out, work.frames(count), info.rate, audio_from=name)
+                written = True
+            except NstError:
+                pass
+        return VideoStopped(message, count, work.folder, written, interrupted)
+
+    try:
+        for index, frame in enumerate(vio.read_frames(name, (h, w)), start=1):
+            if index <= done:
+                if index > done - keep:
+                    history.appendleft(Earlier(0, frame, work.read(index)))
+                emit(FrameDone(index, info.frames, 0, 0.0, 0.0, resumed=True))
+                continue
+            if should_stop():
+                raise KeyboardInterrupt
+            earlier = [
+                Earlier(k, e.frame, e.result)
+                for k, e in enumerate(history, start=1)
+                if k in video.offsets
+            ]
+            t0 = time.perf_counter()
+            finished: list[Finished] = []
+
+            def relay(event: Any, finished: list[Finished] = finished) -> None:
+                if isinstance(event, Finished):
+                    finished.append(event)
+                emit(event)
+
+            image = stylize_frame(
+                frame,
+                style_t,
+                first if index == 1 else later,
+                earlier if index > 1 else (),
+                temporal_weight=video.temporal_weight if video.temporal else 0.0,
+                flow_method=video.flow,
+                on_event=relay,
+                stop=stop,
+            )
+            result = _as_array(image)
+            save_image(torch.from_numpy(result).permute(2, 0, 1).float() / 255, work.frame(index))
+            made += 1
+            history.appendleft(Earlier(0, frame, result))
+            fin = finished[-1] if finished else None
+            emit(
+                FrameDone(
+                    index,
+                    info.frames,
+                    fin.iterations if fin else 0,
+                    fin.loss if fin else float("nan"),
+                    time.perf_counter() - t0,
+                )
+            )
+    except (KeyboardInterrupt, Interrupted):
+        raise stopped(f"stopped at frame {index}", True) from None
+    except ImageError as exc:
+        if done + made == 0:
+            raise
+        raise stopped(str(exc), False) from None
+    total = done + made
+    if frames_dir is not None:
+        folder = Path(frames_dir)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ImageError(str(folder), f"cannot create ({exc.strerror})") from None
+        for i in range(1, total + 1):
+            shutil.copyfile(work.frame(i), folder / f"frame_{i:06d}.png")
+    count, warning = vio.write_video(out, work.frames(total), info.rate, audio_from=name)
+    shutil.rmtree(work.folder, ignore_errors=True)
+    return VideoResult(out, count, done, time.perf_counter() - started, warning)
+
+
+@dataclass(frozen=True)
+class VideoMetrics:
+    frames: int
+    warping_error: float  # mean over consecutive pairs
+    warping_errors: tuple[float, ...]
+    style_loss: float | None  # mean per frame (None without style images)
+    style_losses: tuple[float, ...]
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "warping_error": self.warping_error,
+            "style_loss": self.style_loss,
+            "warping_errors": list(self.warping_errors),
+            "style_losses": list(self.style_losses),
+        }
+
+
+def video_metrics(
+    output: str | os.PathLike[str],
+    reference: str | os.PathLike[str],
+    style: ImageLike | Sequence[ImageLike] | None = None,
+    config: Config | None = None,
+    flow: str = "dis",
+) -> VideoMetrics:
+    """Warping error of ``output`` with the flow of ``reference`` (the input video, read
+    at the output's size), and with ``style`` the mean style loss per frame."""
+    from .metrics import style_losses, warping_errors
+
+    out_name, ref_name = os.fspath(output), os.fspath(reference)
+    info = vio.probe(out_name)
+    vio.probe(ref_name)
+    size = (info.height, info.width)
+    errors = warping_errors(vio.read_frames(out_name, size), vio.read_frames(ref_name, size), flow)
+    losses: list[float] = []
+    if style is not None:
+        styles = _as_list(style)
+        style_t = [load(s, "style") for s in styles]
+        losses = style_losses(vio.read_frames(out_name, size), style_t, config or Config())
+    frames = len(errors) + 1
+    return VideoMetrics(
+        frames,
+        float(np.mean(errors)) if errors else 0.0,
+        tuple(errors),
+        float(np.mean(losses)) if losses else None,
+        tuple(losses),
+    )

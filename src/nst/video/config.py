@@ -1,0 +1,77 @@
+"""The video's own options (``nst video``), declared once like :class:`nst.config.Config`'s."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..options import BOOL, FLOAT, INT, TEXT, Declared, declare, option
+from .flow import METHODS
+
+#: the temporal weight used when none is given (measured: see docs/VIDEO.md)
+DEFAULT_TEMPORAL_WEIGHT = 0.05
+
+
+@declare
+@dataclass(frozen=True)
+class VideoConfig(Declared):
+    """Settings of a video run beyond one frame's stylization."""
+
+    iterations_next: int | None = option(
+        None,
+        "L-BFGS iterations for each frame after the first, which starts from the previous "
+        "result warped along the flow [default: half of --iterations; all of them with "
+        "--no-temporal]",
+        INT,
+        lo=0,
+        hi=100_000,
+        nullable=True,
+        panel="Video",
+        label="Iterations (next frames)",
+    )
+    temporal: bool = option(
+        True,
+        "Temporal consistency (Ruder et al. 2016): start each frame from the previous one "
+        "warped along the optical flow and add the temporal loss; --no-temporal paints "
+        "every frame on its own, from noise (for comparison).",
+        BOOL,
+        panel="Video",
+        label="Temporal consistency",
+    )
+    temporal_weight: float = option(
+        DEFAULT_TEMPORAL_WEIGHT,
+        "Weight of the temporal loss: mean over reliable pixels of (x - warped previous)^2 "
+        "in 0..255 units.",
+        FLOAT,
+        lo=0,
+        hi=1e6,
+        panel="Video",
+        label="Temporal weight",
+    )
+    long_term: bool = option(
+        False,
+        "Long-term consistency: also frames t-2 and t-4 (nearest first), so what comes "
+        "back after an occlusion keeps its look.",
+        BOOL,
+        panel="Video",
+        label="Long-term",
+    )
+    flow: str = option(
+        "dis",
+        "Optical flow: dis (OpenCV DIS, default) or farneback.",
+        TEXT,
+        choices=METHODS,
+        panel="Video",
+        label="Flow",
+    )
+
+    def next_iterations(self, iterations: int) -> int:
+        if self.iterations_next is not None:
+            return self.iterations_next
+        return iterations if not self.temporal else max(1, iterations // 2)
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        """The earlier frames each frame is kept consistent with."""
+        if not self.temporal:
+            return ()
+        return (1, 2, 4) if self.long_term else (1,)

@@ -1,0 +1,136 @@
+"""The temporal loss of Ruder, Dosovitskiy & Brox (2016) and one frame's stylization.
+
+Core code: tensors and arrays in, a tensor out; no files. A frame after the first is
+stylized with, for each earlier frame in use (t-1, and with long-term consistency t-2
+and t-4), a term ``temporal_weight * mean(c * (x - w)^2)``: ``w`` that frame's result
+warped into this frame along the optical flow, ``c`` the flow's reliability. With
+long-term terms the nearer frame wins ("closest first": a farther frame's weights have
+the nearer frames' subtracted, clamped at 0). The frame starts from the warped previous
+result, disoccluded pixels filled from the frame itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import controls
+from ..config import Config
+from ..events import EventHandler
+from ..execution import StopSignal, execute
+from ..objective import Objective
+from ..planning import TermHook, plan_stylize
+from . import flow as flowlib
+
+
+class TemporalLoss(nn.Module):
+    """mean over pixels and channels of ``c * (x - target)^2`` (0..255 units); the target
+    (1, 3, h, w) and the weights (1, 1, h, w) are encoded once."""
+
+    target: torch.Tensor
+    weights: torch.Tensor
+
+    def __init__(self, target: torch.Tensor, weights: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target.float())
+        self.register_buffer("weights", weights.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        diff = x.to(self.target.dtype) - self.target
+        return (self.weights * diff * diff).mean()
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """An earlier frame: how far back, its input frame and its result (HxWx3 uint8)."""
+
+    offset: int
+    frame: np.ndarray
+    result: np.ndarray
+
+
+@dataclass(frozen=True)
+class Warped:
+    """An earlier result warped into the current frame, with its reliability (HxW)."""
+
+    offset: int
+    image: np.ndarray  # HxWx3 float32, 0..255
+    weights: np.ndarray  # HxW float32 in [0, 1]
+
+
+def warp_earlier(frame: np.ndarray, earlier: Sequence[Earlier], method: str) -> list[Warped]:
+    """Each earlier result warped into ``frame``, nearest first, "closest first" weights."""
+    out: list[Warped] = []
+    covered = np.zeros(frame.shape[:2], np.float32)
+    for e in sorted(earlier, key=lambda e: e.offset):
+        backward, c = flowlib.flows(frame, e.frame, method)
+        image = flowlib.warp(e.result, backward)
+        weights = np.clip(c - covered, 0.0, 1.0)
+        covered = np.clip(covered + weights, 0.0, 1.0)
+        out.append(Warped(e.offset, image, weights))
+    return out
+
+
+def start_from(frame: np.ndarray, warped: Warped) -> torch.Tensor:
+    """The warped previous result, where unreliable the frame itself; (3, h, w) in [0, 1]."""
+    keep = (warped.weights > 0.5)[..., None]
+    start = np.where(keep, warped.image, frame.astype(np.float32))
+    return torch.from_numpy(np.ascontiguousarray(start)).permute(2, 0, 1).div(255.0)
+
+
+def _tensor(image: np.ndarray, luminance: bool) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(image, np.float32)).permute(2, 0, 1) / 255.0
+    return controls.luminance_image(t) if luminance else t
+
+
+def temporal_hook(warped: Sequence[Warped], weight: float, luminance: bool) -> TermHook:
+    """A plan hook adding one term per earlier frame (``temporal``, ``temporal:t-2``, ...)."""
+
+    def add(objective: Objective, size: tuple[int, int]) -> None:
+        device = objective.extractor.in_scale.device
+        for w in warped:
+            target = _tensor(w.image, luminance).unsqueeze(0) * 255.0
+            c = torch.from_numpy(w.weights)[None, None]
+            if target.shape[-2:] != size:
+                target = F.interpolate(target, size=size, mode="bilinear", align_corners=False)
+                c = F.interpolate(c, size=size, mode="bilinear", align_corners=False)
+            name = "temporal" if w.offset == 1 else f"temporal:t-{w.offset}"
+            objective.add_term(name, TemporalLoss(target, c).to(device), factor=weight)
+
+    return add
+
+
+def stylize_frame(
+    frame: np.ndarray,
+    styles: Sequence[torch.Tensor],
+    config: Config,
+    earlier: Sequence[Earlier] = (),
+    *,
+    temporal_weight: float = 0.0,
+    flow_method: str = "dis",
+    on_event: EventHandler | None = None,
+    stop: StopSignal = None,
+) -> torch.Tensor:
+    """One frame (HxWx3 uint8 at the working size) stylized: (3, h, w) in [0, 1].
+
+    Without ``earlier`` the frame is stylized on its own (from ``config.init``); with it,
+    it starts from the previous result warped into it, and ``temporal_weight`` > 0 adds
+    the temporal terms. ``config.size`` should be the frame's longest side.
+    """
+    content = torch.tensor(frame).permute(2, 0, 1).float() / 255.0
+    plan = plan_stylize(content, list(styles), config, labels=("frame", ["style"] * len(styles)))
+    if earlier:
+        warped = warp_earlier(frame, earlier, flow_method)
+        start = start_from(frame, warped[0])
+        if config.preserve_colors == "luminance":
+            start = controls.luminance_image(start)
+        plan = replace(plan, init=start)
+        if temporal_weight > 0:
+            luminance = config.preserve_colors == "luminance"
+            plan = plan.with_terms(temporal_hook(warped, temporal_weight, luminance))
+    return execute(plan, on_event, stop=stop)
