@@ -4,65 +4,22 @@
 browser fails the test instead of skipping it.
 """
 
-import os
 import re
-import shutil
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 from PIL import Image
 
-from nst.web import WebSettings, create_app
 from tests.conftest import picture, requires_weights
+from tests.web.browser import ARGS, CHROMIUM, browser_or_skip, serving
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
 pytestmark = [pytest.mark.browser, requires_weights]
-
-
-def _browser_or_skip() -> None:
-    missing = []
-    if not os.path.exists(CHROMIUM):
-        missing.append(CHROMIUM)
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("the playwright package")
-    if missing:
-        if os.environ.get("NST_REQUIRE_BROWSER"):
-            pytest.fail(f"missing {' and '.join(missing)} (make test installs them)")
-        pytest.skip(f"missing {' and '.join(missing)}")
 
 
 @pytest.fixture
 def server(tmp_path):
-    _browser_or_skip()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    settings = WebSettings(data_dir=tmp_path / "data", port=port, preview_every=2, max_size=256)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(15)
+    browser_or_skip()
+    with serving(tmp_path / "data", preview_every=2, max_size=256) as url:
+        yield url
 
 
 def test_upload_start_watch_download_cancel_reload(server, tmp_path):
@@ -87,7 +44,7 @@ def test_upload_start_watch_download_cancel_reload(server, tmp_path):
         page.fill("#seed", "0")
         page.click("#start")
 
-        first = page.locator(".job").nth(0)
+        first = page.locator(".job").first
         expect(first.locator(".progress-text")).to_contain_text("iteration", timeout=60_000)
         expect(first).to_have_attribute("data-state", "done", timeout=120_000)
         expect(first.locator("img.result")).to_be_visible()
@@ -98,10 +55,16 @@ def test_upload_start_watch_download_cancel_reload(server, tmp_path):
             first.locator(".download").click()
         path = info.value.path()
         assert Image.open(path).size == (128, 85)
+        first.locator(".format").select_option("webp")
+        with page.expect_download() as info:
+            first.locator(".download").click()
+        assert info.value.suggested_filename.endswith(".webp")
+        with Image.open(info.value.path()) as im:
+            assert im.format == "WEBP" and im.size == (128, 85)
 
         page.fill("#iterations", "2000")
         page.click("#start")
-        second = page.locator(".job").nth(1)
+        second = page.locator(".job").first  # the newest run comes first
         expect(second.locator(".progress-text")).to_contain_text(
             re.compile(r"iteration [1-9]\d*/2000"), timeout=60_000
         )

@@ -223,6 +223,8 @@ def create_app(settings: WebSettings, runner: Runner = api_runner) -> FastAPI:
                 if job.state in TERMINAL and i >= len(job.events):
                     yield "event: end\ndata: {}\n\n"
                     return
+                if manager.closing.is_set():  # the server stops: the page will retry
+                    return
                 if await request.is_disconnected():
                     return
                 if time.monotonic() - beat > 15:
@@ -252,6 +254,51 @@ def create_app(settings: WebSettings, runner: Runner = api_runner) -> FastAPI:
         if not job.has_result:
             raise HTTPException(404, "no result yet")
         return _file(job, "result.png", download)
+
+    @app.get("/api/jobs/{job_id}/result.{ext}", response_class=Response)
+    def job_result_as(job_id: str, ext: str) -> Response:
+        """The result as JPEG (quality 92) or WebP (quality 90), as an attachment."""
+        kinds = {"jpg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
+        if ext not in kinds:
+            raise HTTPException(404, "no such format (png, jpg or webp)")
+        job = job_or_404(job_id)
+        path = safe_child(job.folder, "result.png") if job.has_result else None
+        if path is None:
+            raise HTTPException(404, "no result yet")
+        fmt, media = kinds[ext]
+        from PIL import Image
+
+        with Image.open(path) as im:
+            buf = io.BytesIO()
+            im.convert("RGB").save(buf, format=fmt, quality=92 if fmt == "JPEG" else 90)
+        headers = {
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="nst-{job.id[:8]}.{ext}"',
+        }
+        return Response(buf.getvalue(), media_type=media, headers=headers)
+
+    @app.get("/api/estimate")
+    def estimate(size: int, iterations: int, aspect: float = 0.75) -> dict[str, Any]:
+        """Seconds a run would take on this server, from the measured seconds per
+        iteration per megapixel of its recent runs (null before the first run)."""
+        from ..config import Config
+        from ..errors import NstError
+
+        try:
+            config = Config.from_dict({"size": size, "iterations": iterations})
+            if not 0.05 <= aspect <= 20:
+                raise HTTPException(422, "aspect must be between 0.05 and 20")
+        except NstError as exc:
+            raise HTTPException(422, str(exc)) from None
+        speed = manager.speed()
+        short = min(aspect, 1 / aspect)  # the short side over the long one
+        work = sum(
+            n * s * s * short / 1e6 for s, n in zip(config.stage_sizes, config.stage_iterations)
+        )
+        return {
+            "seconds": None if speed is None else speed * work,
+            "seconds_per_iteration_megapixel": speed,
+        }
 
     @app.get("/api/jobs/{job_id}/preview.png", response_class=FileResponse)
     def job_preview(job_id: str) -> FileResponse:

@@ -3,12 +3,15 @@
 Jobs run outside the request handlers. Each has a server-generated id, a folder
 under the data directory holding its (re-encoded) inputs, its latest preview and
 its result, and an append-only list of small event records that the events
-stream replays and follows. Finished jobs expire after ``job_ttl`` seconds; the
-data directory is swept of earlier runs' folders at start-up.
+stream replays and follows. A finished job's record (``job.json``: settings, state,
+loss curve, speed) is written into its folder, so the history survives a restart;
+it is capped (``history_jobs``, ``history_mb``, oldest first) and finished jobs expire
+after ``job_ttl`` seconds. Folders of unfinished jobs are swept at start-up.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -24,7 +27,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ImageError, NstError, RunStopped, one_line
+from ..errors import ConfigError, ImageError, NstError, RunStopped, one_line
 from ..events import Event, Progress, Started, Step
 from ..explain.ascent import VisualizeConfig
 from ..explain.targets import Target
@@ -76,8 +79,10 @@ class WebSettings:
     max_request_pixels: int = 60_000_000  # decoded pixels of all uploads of one job
     header_timeout: float = 10.0  # seconds for a request's headers
     body_timeout: float = 30.0  # seconds between two parts of a request body
-    job_ttl: float = 3600.0
+    job_ttl: float = 30 * 86400.0
     preview_every: int = 5
+    history_jobs: int = 50  # finished jobs kept (across restarts), oldest removed first
+    history_mb: float = 500.0  # and their folders' total size
     allowed_hosts: tuple[str, ...] = ()
 
 
@@ -96,7 +101,7 @@ class Job:
 
     id: str
     folder: Path
-    plan: Plan | AscentPlan
+    plan: Plan | AscentPlan | None  # None: restored from the history (finished)
     content: Path | None
     styles: list[Path]
     params: dict[str, Any]
@@ -109,6 +114,10 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     has_result: bool = False
     preview_version: int = 0
+    started_at: float | None = None
+    losses: list[float] = field(default_factory=list)
+    position: int = 0  # place in the queue (1 = next), 0 when not queued
+    kind_name: str = ""  # kept for restored jobs
 
     def record(self, event: dict[str, Any]) -> None:
         event["seq"] = len(self.events)
@@ -116,7 +125,23 @@ class Job:
 
     @property
     def kind(self) -> str:
+        if self.kind_name:
+            return self.kind_name
         return "visualize" if isinstance(self.plan, AscentPlan) else "stylize"
+
+    @property
+    def elapsed(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at or time.time()) - self.started_at
+
+    def curve(self, points: int = 300) -> list[float]:
+        """The loss per iteration, thinned to at most ``points`` values."""
+        losses = self.losses
+        if len(losses) <= points:
+            return list(losses)
+        step = len(losses) / points
+        return [losses[int(i * step)] for i in range(points)] + [losses[-1]]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,13 +149,22 @@ class Job:
             "kind": self.kind,
             "state": self.state,
             "created": self.created,
+            "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "elapsed": self.elapsed,
+            "position": self.position if self.state == "queued" else 0,
             "error": self.error,
+            "losses": self.curve(),
             "params": self.params,
             "progress": self.progress.copy(),  # the worker updates it concurrently
             "inputs": {
                 "content": f"/api/jobs/{self.id}/inputs/content.png" if self.content else None,
                 "styles": [f"/api/jobs/{self.id}/inputs/{p.name}" for p in self.styles],
+                "mask": (
+                    f"/api/jobs/{self.id}/inputs/mask.png"
+                    if (self.folder / "mask.png").is_file()
+                    else None
+                ),
             },
             "result": f"/api/jobs/{self.id}/result.png" if self.has_result else None,
             "preview": (
@@ -139,6 +173,54 @@ class Job:
                 else None
             ),
         }
+
+    def save_record(self) -> None:
+        """``job.json``: what the history shows after a restart (written atomically)."""
+        record = {
+            "id": self.id, "kind": self.kind, "state": self.state, "error": self.error,
+            "created": self.created, "started_at": self.started_at,
+            "finished_at": self.finished_at, "params": self.params,
+            "progress": self.progress, "losses": self.curve(), "has_result": self.has_result,
+            "styles": [p.name for p in self.styles], "speed": self.speed(),
+        }  # fmt: skip
+        tmp = self.folder / ".job.json.tmp"
+        try:
+            tmp.write_text(json.dumps(record))
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, self.folder / "job.json")
+        except OSError:
+            log.warning("job %s: could not write its record", self.id)
+
+    def speed(self) -> float | None:
+        """Seconds per iteration per megapixel of this run (None if it did not run)."""
+        work, total = self.progress.get("work"), self.progress.get("total")
+        seconds, done = self.progress.get("elapsed"), self.progress.get("done")
+        if not work or not total or not seconds or not done:
+            return None
+        return float(seconds / (work * done / total))  # the optimization's time, no loading
+
+    @classmethod
+    def restore(cls, folder: Path) -> Job | None:
+        """A finished job from its folder's ``job.json`` (None if there is none)."""
+        try:
+            r = json.loads((folder / "job.json").read_text())
+            if r["id"] != folder.name or r["state"] not in TERMINAL:
+                return None
+            styles = [folder / n for n in r.get("styles", []) if safe_child(folder, n)]
+            content = folder / "content.png"
+            job = cls(
+                r["id"], folder, None, content if content.is_file() else None, styles,
+                dict(r["params"]), created=float(r["created"]), state=r["state"],
+                error=r.get("error"), finished_at=r.get("finished_at"),
+                progress=dict(r.get("progress") or {}),
+                has_result=bool(r.get("has_result")) and (folder / "result.png").is_file(),
+                started_at=r.get("started_at"), losses=[float(x) for x in r.get("losses", [])],
+                kind_name=str(r.get("kind", "stylize")),
+            )  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        job.record({"type": "state", "state": job.state})
+        return job
 
 
 Runner = Callable[[Job, Callable[[Event], None], threading.Event, int], torch.Tensor]
@@ -155,6 +237,8 @@ def api_runner(
         plan = job.plan
         return visualize(plan.target, plan.config, on_event, stop=stop,
                          preview_every=preview_every).image  # fmt: skip
+    if job.plan is None:
+        raise ConfigError("this run is from the history and cannot run again")
     return execute(job.plan, on_event, stop, preview_every)
 
 
@@ -173,7 +257,7 @@ class JobManager:
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> None:
         make_private_dir(self.settings.data_dir)
-        self.sweep_all()
+        self.restore_history()
         for i in range(self.settings.workers):
             t = threading.Thread(target=self._work, name=f"nst-worker-{i}", daemon=True)
             t.start()
@@ -182,24 +266,67 @@ class JobManager:
         t.start()
         self.threads.append(t)
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Cancel every job and wait for the workers (a running job ends at its next step)."""
+    def begin_stop(self) -> None:
+        """The server is stopping: event streams end, every job is cancelled (no wait)."""
         self.closing.set()
         with self.lock:
             for job in self.jobs.values():
                 job.cancel.set()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Cancel every job and wait for the workers (a running job ends at its next step)."""
+        self.begin_stop()
         deadline = time.monotonic() + timeout
         for t in self.threads:
             t.join(max(0.0, deadline - time.monotonic()))
 
-    def sweep_all(self) -> int:
-        """Remove job folders left by earlier runs (only folders this app made)."""
-        removed = 0
+    def restore_history(self) -> int:
+        """Load the finished jobs of earlier runs (``job.json``) and remove the folders of
+        unfinished ones (only folders this app made); then apply the history's cap.
+        Returns how many were restored."""
+        restored = 0
         for child in self.settings.data_dir.iterdir():
             if child.is_dir() and JOB_ID.match(child.name) and (child / MARKER).exists():
-                shutil.rmtree(child, ignore_errors=True)
-                removed += 1
-        return removed
+                job = Job.restore(child)
+                if job is None:
+                    shutil.rmtree(child, ignore_errors=True)
+                    continue
+                self.jobs[job.id] = job
+                restored += 1
+        self.trim_history()
+        return restored
+
+    def trim_history(self) -> list[str]:
+        """Remove the oldest finished jobs beyond ``history_jobs`` or ``history_mb``."""
+        with self.lock:
+            done = sorted(
+                (j for j in self.jobs.values() if j.state in TERMINAL),
+                key=lambda j: j.finished_at or j.created,
+                reverse=True,
+            )
+        budget = self.settings.history_mb * 2**20
+        used = 0.0
+        gone = []
+        for k, job in enumerate(done):
+            used += _folder_bytes(job.folder)
+            if k >= self.settings.history_jobs or used > budget:
+                gone.append(job)
+        with self.lock:
+            for job in gone:
+                self.jobs.pop(job.id, None)
+        for job in gone:
+            shutil.rmtree(job.folder, ignore_errors=True)
+        return [j.id for j in gone]
+
+    def speed(self) -> float | None:
+        """This machine's measured seconds per iteration per megapixel (recent runs)."""
+        with self.lock:
+            runs = sorted(
+                (j for j in self.jobs.values() if j.state == "done" and j.speed()),
+                key=lambda j: j.finished_at or 0,
+            )[-5:]
+        speeds = sorted(s for j in runs if (s := j.speed()) is not None)
+        return speeds[len(speeds) // 2] if speeds else None
 
     def expire(self, now: float | None = None) -> list[str]:
         """Forget finished jobs older than the TTL and delete their folders."""
@@ -235,8 +362,9 @@ class JobManager:
             except queue.Full:
                 raise QueueFull from None
             self.jobs[job.id] = job
-            job.record({"type": "state", "state": "queued"})
-            return self.waiting.qsize()
+            job.position = self.waiting.qsize()
+            job.record({"type": "state", "state": "queued", "position": job.position})
+            return job.position
 
     def get(self, job_id: str) -> Job | None:
         if not JOB_ID.match(job_id):
@@ -268,7 +396,10 @@ class JobManager:
         job.finished_at = time.time()
         if error:
             job.record({"type": "failed", "error": error})
-        job.record({"type": "state", "state": state})
+        job.record({"type": "state", "state": state, "elapsed": job.elapsed})
+        if job.kind == "stylize" and job.id in self.jobs:
+            job.save_record()
+            self.trim_history()
 
     def _work(self) -> None:
         while not self.closing.is_set():
@@ -276,6 +407,10 @@ class JobManager:
                 job = self.waiting.get(timeout=0.5)
             except queue.Empty:
                 continue
+            with self.lock:  # the others move up the queue
+                for other in self.jobs.values():
+                    if other.state == "queued" and other.position > 1:
+                        other.position -= 1
             if job.cancel.is_set() or job.id not in self.jobs:
                 self._finish(job, "cancelled")
                 continue
@@ -283,6 +418,8 @@ class JobManager:
 
     def _run(self, job: Job) -> None:
         job.state = "running"
+        job.position = 0
+        job.started_at = time.time()
         job.record({"type": "state", "state": "running"})
         progress = Progress()
 
@@ -290,8 +427,10 @@ class JobManager:
             progress.update(event)
             record = event.to_record()
             if isinstance(event, Started):
-                job.progress.update(seed=event.seed, total=progress.total)
+                work = sum(s.iterations * s.pixels for s in event.plan) / 1e6
+                job.progress.update(seed=event.seed, total=progress.total, work=work)
             elif isinstance(event, Step):
+                job.losses.append(float(event.loss))
                 record.update(progress.to_record())
                 job.progress.update({k: v for k, v in record.items() if k != "type"})
             job.record(record)
@@ -339,6 +478,13 @@ class JobManager:
             return False
         job.has_result = True
         return True
+
+
+def _folder_bytes(folder: Path) -> int:
+    try:
+        return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    except OSError:
+        return 0
 
 
 def safe_child(folder: Path, name: str) -> Path | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -60,7 +60,15 @@ def serve(
     max_waiting: Annotated[int, typer.Option(help="Jobs allowed to wait; beyond: 429.")] = 8,
     max_size: Annotated[int, typer.Option(help="Largest output side a job may ask.")] = 1024,
     max_iterations: Annotated[int, typer.Option(help="Most iterations a job may ask.")] = 2000,
-    job_ttl: Annotated[float, typer.Option(help="Seconds a finished job is kept.")] = 3600,
+    job_ttl: Annotated[
+        float, typer.Option(help="Seconds a finished job is kept (default 30 days).")
+    ] = 30 * 86400,
+    history_jobs: Annotated[
+        int, typer.Option(help="Finished jobs kept across restarts (oldest removed first).")
+    ] = 50,
+    history_mb: Annotated[
+        float, typer.Option(help="Largest total size of the kept jobs, in MB.")
+    ] = 500,
     max_body_mb: Annotated[float, typer.Option(help="Largest request body, in MB.")] = 20,
     max_pixels: Annotated[
         int, typer.Option(help="Most decoded pixels of one uploaded image.")
@@ -80,6 +88,10 @@ def serve(
         _check_settings(port, workers, max_waiting, max_size, max_iterations, job_ttl)
         if not 0 < max_body_mb <= 1024:
             raise ConfigError(f"max-body-mb must be > 0 and at most 1024 (got {max_body_mb:g})")
+        if not 0 <= history_jobs <= 100_000:
+            raise ConfigError(f"history-jobs must be between 0 and 100000 (got {history_jobs})")
+        if not 0 <= history_mb <= 1_000_000:
+            raise ConfigError(f"history-mb must be between 0 and 1000000 (got {history_mb:g})")
         if not 1 <= max_pixels <= 400_000_000:
             raise ConfigError(f"max-pixels must be between 1 and 400000000 (got {max_pixels})")
         folder = data_dir or default_data_dir()
@@ -97,10 +109,24 @@ def serve(
         max_size=max_size, max_iterations=max_iterations, job_ttl=job_ttl,
         allowed_hosts=tuple(allowed_host or ()), max_body=int(max_body_mb * 2**20),
         max_pixels=max_pixels, max_request_pixels=max(max_pixels, 60_000_000),
+        history_jobs=history_jobs, history_mb=history_mb,
     )  # fmt: skip
     shown = f"[{host}]" if ":" in host else host
     say(f"serving http://{shown}:{port}/ (jobs in {folder}); Ctrl-C stops")
-    uvicorn.run(
-        create_app(settings), host=host, port=port, log_level="warning",
-        http=timed_protocol(settings.header_timeout),
+    app = create_app(settings)
+
+    class Server(uvicorn.Server):
+        """Ctrl-C or SIGTERM: end the event streams and cancel the jobs at once, so the
+        server exits within seconds even while pages watch jobs."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.state.manager.begin_stop()
+            super().handle_exit(sig, frame)
+
+    server = Server(
+        uvicorn.Config(
+            app, host=host, port=port, log_level="warning",
+            http=timed_protocol(settings.header_timeout), timeout_graceful_shutdown=3,
+        )
     )  # fmt: skip
+    server.run()

@@ -4,163 +4,530 @@
 const state = {
   contentBuiltin: "builtin:chelsea",
   contentFile: null,
-  styleBuiltins: new Set(["builtin:swirls"]),
+  styleBuiltins: ["builtin:swirls"],
   styleFiles: [],
+  weights: new Map(),        // style key -> blend weight (0..1)
   initJob: null,
   fields: [],
+  limits: {},
   cards: new Map(),
   streams: new Map(),
+  online: true,
+  mask: { painted: false, brush: 1 },
 };
+const STORE = "nst-form-v1";
+const PALETTE = ["#ff0000", "#0000ff", "#ffff00", "#ff00ff", "#00ffff"];
+const KEEP = "#00ff00";
 
 function ratioText(value) {
   return `α/β = ${Math.pow(10, Number(value)).toExponential(1)}`;
 }
 
+function say(text) { $("#announce").textContent = text; }
+function message(text) { $("#message").textContent = text || ""; }
+function builtinUrl(name) { return `/api/builtins/${name.split(":")[1]}.png`; }
+
 // -- inputs ---------------------------------------------------------------------------------
+// Styles are sent uploads first, then built-ins: the blend weights follow that order.
+function styleList() {
+  return [
+    ...state.styleFiles.map((f, i) => ({ key: `file:${i}:${f.name}`, label: f.name, file: f })),
+    ...state.styleBuiltins.map((n) => ({ key: n, label: n.split(":")[1], builtin: n })),
+  ];
+}
+
+function thumb(src, alt) {
+  const img = document.createElement("img");
+  img.src = src;
+  img.alt = alt;
+  return img;
+}
+
 function renderChosen() {
   const content = $("#content-chosen");
   content.replaceChildren();
-  const cimg = document.createElement("img");
-  if (state.contentFile) cimg.src = URL.createObjectURL(state.contentFile);
-  else cimg.src = `/api/builtins/${state.contentBuiltin.split(":")[1]}.png`;
-  content.append(cimg);
+  const src = state.contentFile ? URL.createObjectURL(state.contentFile) : builtinUrl(state.contentBuiltin);
+  const label = state.contentFile ? state.contentFile.name : state.contentBuiltin.split(":")[1];
+  const img = thumb(src, `content: ${label}`);
+  img.addEventListener("load", () => { state.contentAspect = img.naturalHeight / img.naturalWidth; estimate(); });
+  content.append(img);
+  if (state.contentFile) {
+    const clear = document.createElement("button");
+    clear.type = "button";
+    clear.className = "remove-input";
+    clear.textContent = "×";
+    clear.setAttribute("aria-label", `remove ${label}`);
+    clear.addEventListener("click", () => { state.contentFile = null; $("#content-file").value = ""; renderChosen(); });
+    content.append(clear);
+  }
+  if ($("#mask-photo").dataset.src !== src) { $("#mask-photo").dataset.src = src; $("#mask-photo").src = src; }
   const styles = $("#style-chosen");
   styles.replaceChildren();
-  for (const f of state.styleFiles) {
-    const img = document.createElement("img");
-    img.src = URL.createObjectURL(f);
-    styles.append(img);
+  const list = styleList();
+  list.forEach((s, i) => {
+    const li = document.createElement("li");
+    li.dataset.key = s.key;
+    li.append(thumb(s.file ? URL.createObjectURL(s.file) : builtinUrl(s.builtin), `style ${i + 1}: ${s.label}`));
+    const name = document.createElement("span");
+    name.textContent = `${i + 1}. ${s.label}`;
+    li.append(name);
+    if (list.length > 1) {
+      const w = document.createElement("input");
+      w.type = "range"; w.min = "0"; w.max = "1"; w.step = "0.05";
+      w.className = "style-weight";
+      w.value = String(state.weights.get(s.key) ?? 1);
+      w.setAttribute("aria-label", `weight of style ${i + 1} (${s.label})`);
+      w.addEventListener("input", () => { state.weights.set(s.key, Number(w.value)); save(); });
+      li.append(w);
+    }
+    const rm = document.createElement("button");
+    rm.type = "button";
+    rm.className = "remove-input";
+    rm.textContent = "×";
+    rm.setAttribute("aria-label", `remove style ${s.label}`);
+    rm.addEventListener("click", () => {
+      if (s.file) state.styleFiles = state.styleFiles.filter((f) => f !== s.file);
+      else state.styleBuiltins = state.styleBuiltins.filter((n) => n !== s.builtin);
+      state.weights.delete(s.key);
+      renderChosen();
+    });
+    li.append(rm);
+    styles.append(li);
+  });
+  for (const b of document.querySelectorAll("#content-gallery .thumb")) {
+    b.setAttribute("aria-pressed", String(!state.contentFile && b.dataset.name === state.contentBuiltin));
   }
-  for (const name of state.styleBuiltins) {
-    const img = document.createElement("img");
-    img.src = `/api/builtins/${name.split(":")[1]}.png`;
-    styles.append(img);
+  for (const b of document.querySelectorAll("#style-gallery .thumb")) {
+    b.setAttribute("aria-pressed", String(state.styleBuiltins.includes(b.dataset.name)));
   }
-  for (const img of document.querySelectorAll("#content-gallery img")) {
-    img.classList.toggle("selected", !state.contentFile && img.dataset.name === state.contentBuiltin);
-  }
-  for (const img of document.querySelectorAll("#style-gallery img")) {
-    img.classList.toggle("selected", state.styleBuiltins.has(img.dataset.name));
-  }
+  renderBrushes();
+  save();
 }
 
 async function loadBuiltins() {
   const items = await api("/api/builtins");
   for (const item of items) {
     // photos are offered as content, paintings as styles
-    for (const gallery of [item.kind === "photo" ? $("#content-gallery") : $("#style-gallery")]) {
-      const img = document.createElement("img");
-      img.src = item.url;
-      img.alt = item.name;
-      img.title = item.name;
-      img.dataset.name = item.name;
-      img.addEventListener("click", () => {
-        if (gallery.id === "content-gallery") {
-          state.contentBuiltin = item.name;
-          state.contentFile = null;
-          $("#content-file").value = "";
-        } else if (state.styleBuiltins.has(item.name)) {
-          state.styleBuiltins.delete(item.name);
-        } else {
-          state.styleBuiltins.add(item.name);
-        }
-        renderChosen();
-      });
-      gallery.append(img);
-    }
+    const gallery = item.kind === "photo" ? $("#content-gallery") : $("#style-gallery");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "thumb";
+    b.dataset.name = item.name;
+    b.setAttribute("aria-pressed", "false");
+    b.setAttribute("aria-label", `${item.kind}: ${item.title || item.name.split(":")[1]}`);
+    b.title = item.title || item.name;
+    b.append(thumb(item.url, ""));
+    b.addEventListener("click", () => {
+      if (gallery.id === "content-gallery") {
+        state.contentBuiltin = item.name;
+        state.contentFile = null;
+        $("#content-file").value = "";
+      } else if (state.styleBuiltins.includes(item.name)) {
+        state.styleBuiltins = state.styleBuiltins.filter((n) => n !== item.name);
+      } else {
+        state.styleBuiltins.push(item.name);
+      }
+      renderChosen();
+    });
+    gallery.append(b);
   }
   renderChosen();
 }
 
+function images(files, role) {
+  const ok = [];
+  for (const f of files) {
+    if (f.type && f.type.startsWith("image/")) ok.push(f);
+    else message(`${f.name} is not an image (${f.type || "unknown type"}); pick a PNG, JPEG or WebP`);
+  }
+  if (ok.length) message("");
+  return role === "content" ? ok.slice(0, 1) : ok;
+}
+
+function setContent(files) {
+  const [f] = images(files, "content");
+  if (f) { state.contentFile = f; clearMask(); renderChosen(); }
+}
+
+function addStyles(files) {
+  // uploaded paintings replace the built-in ones chosen (click those again to blend them in)
+  const ok = images(files, "style");
+  if (ok.length) { state.styleFiles.push(...ok); state.styleBuiltins = []; renderChosen(); }
+}
+
+// Drag and drop: onto the content or the style section; a file dropped anywhere else is
+// ignored instead of replacing the page.
+function setupDrop() {
+  for (const type of ["dragover", "drop"]) window.addEventListener(type, (e) => e.preventDefault());
+  for (const zone of document.querySelectorAll("[data-drop]")) {
+    zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+    zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+    zone.addEventListener("drop", (e) => {
+      e.preventDefault();
+      zone.classList.remove("over");
+      const files = Array.from(e.dataTransfer ? e.dataTransfer.files : []);
+      if (zone.dataset.drop === "content") setContent(files); else addStyles(files);
+    });
+  }
+}
+
 // -- the settings form, built from the option declarations (/api/config) ----------------------
-// content_weight and style_weight are set by the balance slider (alpha/beta); every other
-// option the server lets a page set gets a control by its kind, range and choices.
-const SLIDER = new Set(["content_weight", "style_weight"]);
+// content_weight and style_weight are set by the balance slider (alpha/beta); style_blend by
+// the per-style sliders; every other option a page may set gets a control by its kind,
+// range and choices.
+const SLIDER = new Set(["content_weight", "style_weight", "style_blend"]);
 const FORM_DEFAULTS = { size: 256, iterations: 300 };  // smaller than the CLI's for a first try
+const PRESETS = {
+  subtle: { ratio: -2, iterations: 200, size: 256 },
+  balanced: { ratio: -3, iterations: 300, size: 384 },
+  strong: { ratio: -4, iterations: 500, size: 512 },
+};
 
 async function loadConfig() {
   const schema = await api("/api/config");
   state.fields = schema.fields;
+  state.limits = schema.limits;
   buildForm(schema.fields, { skip: SLIDER, defaults: FORM_DEFAULTS });
+  for (const f of schema.fields) {
+    const input = document.getElementById(f.name);
+    if (input) input.addEventListener("change", () => { save(); estimate(); markPreset(); });
+  }
+}
+
+function setValue(name, value) {
+  const input = document.getElementById(name);
+  if (!input) return;
+  if (input.type === "checkbox") input.checked = Boolean(value);
+  else input.value = value == null ? "" : String(value);
+}
+
+function applyPreset(name) {
+  const p = PRESETS[name];
+  $("#ratio").value = p.ratio;
+  $("#ratio-label").textContent = ratioText(p.ratio);
+  setValue("iterations", Math.min(p.iterations, state.limits.max_iterations || p.iterations));
+  setValue("size", Math.min(p.size, state.limits.max_size || p.size));
+  markPreset();
+  save();
+  estimate();
+}
+
+function markPreset() {
+  for (const b of document.querySelectorAll("[data-preset]")) {
+    const p = PRESETS[b.dataset.preset];
+    const on = Number($("#ratio").value) === p.ratio && Number($("#iterations").value) === p.iterations &&
+      Number($("#size").value) === p.size;
+    b.setAttribute("aria-pressed", String(on));
+  }
 }
 
 function params() {
   const ratio = Math.pow(10, Number($("#ratio").value));
-  return {
+  const p = {
     content_weight: 1,
     style_weight: Number((1 / ratio).toPrecision(4)),
     ...formValues(state.fields, SLIDER),
   };
+  const list = styleList();
+  if (list.length > 1) {
+    const w = list.map((s) => state.weights.get(s.key) ?? 1);
+    if (w.some((x) => x !== w[0])) p.style_blend = w.map((x) => Math.max(x, 0.001)).join(",");
+  }
+  if (state.mask.painted) p.regions = regions();
+  return p;
+}
+
+// The page checks each value against the schema's range first (the server checks again).
+function validate() {
+  for (const f of state.fields) {
+    const input = document.getElementById(f.name);
+    if (!input || SLIDER.has(f.name) || input.disabled) continue;
+    if (!input.checkValidity()) {
+      const range = f.min != null && f.max != null ? ` (between ${f.min} and ${f.max})` : "";
+      const what = input.value === "" ? "needs a value" : `${input.value} is out of range${range}`;
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return `${f.label}: ${what}`;
+    }
+    input.removeAttribute("aria-invalid");
+  }
+  if (!styleList().length) return "pick or upload at least one style image";
+  if (styleList().length > (state.limits.max_styles || 4)) return `at most ${state.limits.max_styles} style images`;
+  return null;
 }
 
 async function submit(event) {
   event.preventDefault();
-  $("#message").textContent = "";
+  message("");
+  const problem = validate();
+  if (problem) { message(problem); return; }
   const form = new FormData();
   if (state.contentFile) form.append("content", state.contentFile);
   else form.append("content_builtin", state.contentBuiltin);
   for (const f of state.styleFiles) form.append("style", f);
   for (const name of state.styleBuiltins) form.append("style_builtin", name);
   if (state.initJob) form.append("init_job", state.initJob);
+  if (state.mask.painted) form.append("mask", await maskBlob(), "mask.png");
   form.append("params", JSON.stringify(params()));
   $("#start").disabled = true;
   try {
     const job = await api("/api/jobs", { method: "POST", body: form });
-    showJob(job);
+    const node = showJob(job);
     follow(job.id);
+    node.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    node.focus({ preventScroll: true });
+    say(job.position > 1 ? `Run queued, place ${job.position}` : "Run started");
   } catch (err) {
-    $("#message").textContent = err.message;
+    message(err.message);
   } finally {
     $("#start").disabled = false;
   }
 }
 
+// -- the run time estimate (the server's measured speed) -------------------------------------
+let estimateTimer = null;
+function estimate() {
+  clearTimeout(estimateTimer);
+  estimateTimer = setTimeout(async () => {
+    const size = Number($("#size") && $("#size").value), its = Number($("#iterations") && $("#iterations").value);
+    if (!size || !Number.isFinite(its)) { $("#estimate").textContent = ""; return; }
+    const aspect = state.contentAspect || 0.75;
+    try {
+      const e = await api(`/api/estimate?size=${size}&iterations=${its}&aspect=${aspect.toFixed(3)}`);
+      $("#estimate").textContent = e.seconds == null
+        ? "time estimate after the first run"
+        : `about ${fmtTime(e.seconds)} on this server`;
+    } catch (err) { $("#estimate").textContent = ""; }
+  }, 250);
+}
+
+// -- painted regions ---------------------------------------------------------------------
+function renderBrushes() {
+  const box = $("#brushes");
+  if (!box) return;
+  box.replaceChildren();
+  const list = styleList();
+  const brushes = list.map((s, i) => ({ value: i + 1, label: `Style ${i + 1}`, colour: PALETTE[i % PALETTE.length] }));
+  brushes.push({ value: "keep", label: "Keep photo", colour: KEEP });
+  if (!brushes.some((b) => b.value === state.mask.brush)) state.mask.brush = 1;
+  for (const b of brushes) {
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.dataset.brush = String(b.value);
+    btn.setAttribute("aria-pressed", String(b.value === state.mask.brush));
+    btn.innerHTML = `<span class="swatch" style="background:${b.colour}"></span>`;
+    btn.append(b.label);
+    btn.addEventListener("click", () => { state.mask.brush = b.value; renderBrushes(); });
+    box.append(btn);
+  }
+}
+
+function brushColour() {
+  return state.mask.brush === "keep" ? KEEP : PALETTE[(state.mask.brush - 1) % PALETTE.length];
+}
+
+function setupPainter() {
+  const canvas = $("#mask-canvas");
+  const photo = $("#mask-photo");
+  const ctx = canvas.getContext("2d");
+  photo.addEventListener("load", () => {  // a new photo: a new, empty painting
+    if (canvas.width === photo.naturalWidth && canvas.height === photo.naturalHeight) return;
+    canvas.width = photo.naturalWidth;
+    canvas.height = photo.naturalHeight;
+    state.mask.painted = false;
+  });
+  let drawing = false;
+  let last = null;
+  const at = (e) => {
+    const r = canvas.getBoundingClientRect();
+    return [(e.clientX - r.left) * canvas.width / r.width, (e.clientY - r.top) * canvas.height / r.height];
+  };
+  const paint = (e) => {  // a round brush, joined from the last point
+    const [x, y] = at(e);
+    const scale = canvas.width / canvas.getBoundingClientRect().width;
+    ctx.strokeStyle = ctx.fillStyle = brushColour();
+    ctx.lineWidth = Number($("#brush-size").value) * scale;
+    ctx.lineCap = "round";
+    ctx.beginPath();
+    const [x0, y0] = last || [x, y];
+    ctx.moveTo(x0, y0);
+    ctx.lineTo(x + 0.01, y);
+    ctx.stroke();
+    last = [x, y];
+    state.mask.painted = true;
+  };
+  canvas.addEventListener("pointerdown", (e) => { drawing = true; last = null; canvas.setPointerCapture(e.pointerId); paint(e); });
+  canvas.addEventListener("pointermove", (e) => { if (drawing) paint(e); });
+  canvas.addEventListener("pointerup", () => { drawing = false; last = null; });
+  $("#mask-clear").addEventListener("click", clearMask);
+}
+
+function clearMask() {
+  const canvas = $("#mask-canvas");
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  state.mask.painted = false;
+}
+
+function regions() {
+  const n = styleList().length;
+  const parts = [];
+  for (let i = 0; i < n; i++) parts.push(`${PALETTE[i % PALETTE.length]}=${i + 1}`);
+  parts.push(`${KEEP}=content`);
+  return parts.join(",");
+}
+
+// The painting as a mask: unpainted pixels take style 1, painted ones their brush's colour
+// (hard edges: no antialiasing colours between two labels).
+function maskBlob() {
+  const src = $("#mask-canvas");
+  const out = document.createElement("canvas");
+  out.width = src.width;
+  out.height = src.height;
+  const octx = out.getContext("2d");
+  const data = src.getContext("2d").getImageData(0, 0, src.width, src.height);
+  const colours = [...styleList().map((_, i) => PALETTE[i % PALETTE.length]), KEEP].map((c) =>
+    [1, 3, 5].map((k) => parseInt(c.slice(k, k + 2), 16)));
+  const d = data.data;
+  for (let p = 0; p < d.length; p += 4) {
+    let best = colours[0];
+    if (d[p + 3] >= 128) {
+      let bestDist = Infinity;
+      for (const c of colours) {
+        const dist = (d[p] - c[0]) ** 2 + (d[p + 1] - c[1]) ** 2 + (d[p + 2] - c[2]) ** 2;
+        if (dist < bestDist) { bestDist = dist; best = c; }
+      }
+    }
+    d[p] = best[0]; d[p + 1] = best[1]; d[p + 2] = best[2]; d[p + 3] = 255;
+  }
+  octx.putImageData(data, 0, 0);
+  return new Promise((resolve) => out.toBlob(resolve, "image/png"));
+}
+
+// -- the form survives a reload ---------------------------------------------------------------
+function save() {
+  if (!state.fields.length) return;
+  const data = {
+    values: formValues(state.fields, SLIDER),
+    ratio: $("#ratio").value,
+    contentBuiltin: state.contentBuiltin,
+    styleBuiltins: state.styleBuiltins,
+    weights: [...state.weights].filter(([k]) => k.startsWith("builtin:")),
+  };
+  try { localStorage.setItem(STORE, JSON.stringify(data)); } catch (e) { /* private mode */ }
+}
+
+function restore() {
+  let data = null;
+  try { data = JSON.parse(localStorage.getItem(STORE) || "null"); } catch (e) { data = null; }
+  if (!data) return;
+  for (const [name, value] of Object.entries(data.values || {})) setValue(name, value);
+  if (data.ratio) { $("#ratio").value = data.ratio; $("#ratio-label").textContent = ratioText(data.ratio); }
+  if (data.contentBuiltin) state.contentBuiltin = data.contentBuiltin;
+  if (Array.isArray(data.styleBuiltins)) state.styleBuiltins = data.styleBuiltins;
+  for (const [k, v] of data.weights || []) state.weights.set(k, v);
+}
+
 // -- jobs -----------------------------------------------------------------------------------
+function setInit(job) {
+  state.initJob = job ? job.id : null;
+  $("#init-job-badge").hidden = !job;
+  const init = document.getElementById("init");
+  if (init) init.disabled = Boolean(job);
+  if (job) {
+    $("#init-job-id").textContent = job.id.slice(0, 8);
+    $("#init-job-thumb").src = job.result + "?t=" + Date.now();
+  }
+}
+
 function card(id) {
   if (state.cards.has(id)) return state.cards.get(id);
   const node = $("#job-template").content.firstElementChild.cloneNode(true);
   node.dataset.id = id;
   node.losses = [];
+  node.setAttribute("aria-label", `run ${id.slice(0, 8)}`);
   $(".cancel", node).addEventListener("click", () => api(`/api/jobs/${id}/cancel`, { method: "POST" })
-    .catch((e) => { $("#message").textContent = e.message; }));
-  $(".reuse", node).addEventListener("click", () => {
-    state.initJob = id;
-    $("#init-job-id").textContent = id.slice(0, 8);
-    $("#init-job-badge").hidden = false;
-  });
+    .catch((e) => message(e.message)));
+  $(".reuse", node).addEventListener("click", () => setInit(node.job));
+  $(".again", node).addEventListener("click", () => runAgain(node.job));
   $(".remove", node).addEventListener("click", async () => {
     await api(`/api/jobs/${id}`, { method: "DELETE" }).catch(() => null);
-    closeStream(id);
-    node.remove();
-    state.cards.delete(id);
-    $("#no-jobs").hidden = state.cards.size > 0;
+    dropCard(id);
   });
-  $("#job-list").append(node);
+  $(".format", node).addEventListener("change", () => downloadLink(node));
+  const slider = $(".compare-slider", node);
+  slider.addEventListener("input", () => { $(".compare", node).style.setProperty("--reveal", `${slider.value}%`); });
+  $(".preview", node).addEventListener("click", () => {
+    if (!node.job || !node.job.result) return;
+    $("#enlarge-img").src = node.job.result;
+    $("#enlarge").showModal();
+  });
+  // newest first, so the tab order follows what the eye sees
+  $("#job-list").prepend(node);
   $("#no-jobs").hidden = true;
   state.cards.set(id, node);
   return node;
 }
 
+function dropCard(id) {
+  closeStream(id);
+  const node = state.cards.get(id);
+  if (node) node.remove();
+  state.cards.delete(id);
+  if (state.initJob === id) setInit(null);
+  $("#no-jobs").hidden = state.cards.size > 0;
+}
+
+function downloadLink(node) {
+  const job = node.job;
+  if (!job || !job.result) return;
+  const ext = $(".format", node).value;
+  $(".download", node).href = ext === "png" ? job.result + "?download=1" : job.result.replace(/\.png$/, `.${ext}`);
+  $(".download", node).textContent = `Download ${ext === "jpg" ? "JPEG" : ext.toUpperCase().replace("WEBP", "WebP")}`;
+}
+
+function stateText(job) {
+  if (job.state === "queued" && job.position) return `queued · place ${job.position}`;
+  return job.state;
+}
+
 function showJob(job) {
   const node = card(job.id);
+  node.job = job;
   node.dataset.state = job.state;
-  $(".state", node).textContent = job.state;
+  $(".state", node).textContent = stateText(job);
   const p = job.params;
+  const blend = p.style_blend ? ` · blend ${p.style_blend}` : "";
   $(".params", node).textContent =
     `${p.size} px · α/β ${(p.content_weight / p.style_weight).toExponential(1)} · ` +
     `${p.iterations} iterations · ${p.pooling} pooling · init ${p.init}` +
     (job.progress && job.progress.seed != null ? ` · seed ${job.progress.seed}` : "") +
-    (p.preserve_colors !== "none" ? ` · colours ${p.preserve_colors}` : "");
-  if (job.error) $(".error", node).textContent = job.error;
-  if (job.result) {
+    (p.preserve_colors !== "none" ? ` · colours ${p.preserve_colors}` : "") + blend +
+    (p.regions && p.regions.length ? " · painted regions" : "");
+  $(".error", node).textContent = job.error || "";
+  const inputs = $(".inputs", node);
+  if (!inputs.childElementCount && job.inputs) {
+    if (job.inputs.content) inputs.append(thumb(job.inputs.content, "content used"));
+    job.inputs.styles.forEach((u, i) => inputs.append(thumb(u, `style ${i + 1} used`)));
+    if (job.inputs.content) $(".before", node).src = job.inputs.content;
+  }
+  if (job.result && node.dataset.hasResult !== "1") {
     node.dataset.hasResult = "1";
     $(".preview", node).src = job.result + "?t=" + Date.now();
     $(".preview", node).classList.add("result");
-    $(".download", node).href = job.result + "?download=1";
-  } else if (job.preview) {
+    $(".preview", node).alt = "the result (click to enlarge)";
+    downloadLink(node);
+  } else if (job.preview && !job.result) {
     $(".preview", node).src = job.preview;
   }
-  if (job.progress && job.progress.total) progress(node, job.progress);
+  if (job.losses && job.losses.length > node.losses.length) { node.losses = job.losses.slice(); plot(node); }
+  if (["done", "cancelled", "failed"].includes(job.state)) {
+    $(".bar", node).value = job.state === "done" ? 1 : $(".bar", node).value;
+    const it = job.progress && job.progress.done != null ? `iteration ${job.progress.done}/${job.progress.total} · ` : "";
+    $(".progress-text", node).textContent = `${it}took ${fmtTime(job.elapsed)}`;
+  } else if (job.progress && job.progress.total) {
+    progress(node, job.progress);
+  }
+  return node;
 }
 
 function progress(node, step) {
@@ -170,25 +537,40 @@ function progress(node, step) {
     `iteration ${step.done}/${step.total} · loss ${Number(step.loss).toPrecision(4)}${eta}`;
 }
 
+// The loss curve on log axes: decades on the left, iterations along the bottom.
 function plot(node) {
   const canvas = $(".plot", node);
   const ctx = canvas.getContext("2d");
+  const dark = matchMedia("(prefers-color-scheme: dark)").matches;
+  const ink = dark ? "#dfe4f0" : "#1c2230";
   const values = node.losses.filter((v) => v > 0).map(Math.log10);
   ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const L = 40, R = 8, T = 18, B = 22;
+  const w = canvas.width - L - R, h = canvas.height - T - B;
+  ctx.strokeStyle = ink; ctx.fillStyle = ink; ctx.lineWidth = 1;
+  ctx.font = "10px system-ui, sans-serif";
+  ctx.beginPath(); ctx.moveTo(L, T); ctx.lineTo(L, T + h); ctx.lineTo(L + w, T + h); ctx.stroke();
+  ctx.fillText("loss (log)", 4, 11);
+  ctx.fillText("iteration", L + w - 44, canvas.height - 4);
   if (values.length < 2) return;
-  const lo = Math.min(...values), hi = Math.max(...values);
-  ctx.strokeStyle = "#3056d3";
+  let lo = Math.min(...values), hi = Math.max(...values);
+  if (hi - lo < 1e-6) { lo -= 0.5; hi += 0.5; }
+  const y = (v) => T + h - ((v - lo) / (hi - lo)) * h;
+  for (let d = Math.ceil(lo); d <= Math.floor(hi); d++) {
+    ctx.fillText(`1e${d}`, 4, y(d) + 3);
+    ctx.beginPath(); ctx.moveTo(L - 3, y(d)); ctx.lineTo(L, y(d)); ctx.stroke();
+  }
+  ctx.fillText("0", L - 3, T + h + 12);
+  ctx.fillText(String(values.length - 1), L + w - 16, T + h + 12);
+  ctx.strokeStyle = dark ? "#8fb0ff" : "#3056d3";
   ctx.lineWidth = 1.5;
   ctx.beginPath();
   values.forEach((v, i) => {
-    const x = 4 + (i / (values.length - 1)) * (canvas.width - 8);
-    const y = canvas.height - 4 - ((v - lo) / (hi - lo || 1)) * (canvas.height - 8);
-    if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+    const px = L + (i / (values.length - 1)) * w;
+    if (i === 0) ctx.moveTo(px, y(v)); else ctx.lineTo(px, y(v));
   });
   ctx.stroke();
-  ctx.fillStyle = "#1c2230";
-  ctx.font = "10px sans-serif";
-  ctx.fillText(`loss ${Math.pow(10, values[values.length - 1]).toPrecision(3)}`, 6, 12);
+  node.dataset.points = String(values.length);
 }
 
 function closeStream(id) {
@@ -202,61 +584,111 @@ function follow(id) {
   const node = card(id);
   const source = new EventSource(`/api/jobs/${id}/events`);
   state.streams.set(id, source);
+  let replayed = false;
+  source.addEventListener("open", () => { connection(true); });
   source.addEventListener("step", (e) => {
     const step = JSON.parse(e.data);
+    if (!replayed) { node.losses = []; replayed = true; }
     node.losses.push(step.loss);
     progress(node, step);
     plot(node);
   });
-  source.addEventListener("preview", (e) => {
-    const p = JSON.parse(e.data);
-    $(".preview", node).src = p.url;
-  });
+  source.addEventListener("preview", (e) => { $(".preview", node).src = JSON.parse(e.data).url; });
   source.addEventListener("state", (e) => {
-    const s = JSON.parse(e.data).state;
-    node.dataset.state = s;
-    $(".state", node).textContent = s;
+    const s = JSON.parse(e.data);
+    node.dataset.state = s.state;
+    $(".state", node).textContent = stateText(s);
+    if (s.state === "running") say("Run started");
   });
-  source.addEventListener("failed", (e) => {
-    $(".error", node).textContent = JSON.parse(e.data).error;
-  });
+  source.addEventListener("failed", (e) => { $(".error", node).textContent = JSON.parse(e.data).error; });
   source.addEventListener("end", async () => {
     closeStream(id);
-    try { showJob(await api(`/api/jobs/${id}`)); } catch (err) { /* removed meanwhile */ }
+    try {
+      const job = await api(`/api/jobs/${id}`);
+      showJob(job);
+      say(`Run ${job.state}${job.error ? ": " + job.error : ""}`);
+      estimate();
+    } catch (err) { /* removed meanwhile */ }
   });
   source.onerror = () => {
-    // the server went away or the job expired: stop retrying if it is gone
-    api(`/api/jobs/${id}`).catch(() => closeStream(id));
+    // the server went away (the browser retries by itself) or the job is gone
+    if (source.readyState === EventSource.CLOSED) {
+      closeStream(id);
+      api(`/api/jobs/${id}`).then((job) => { showJob(job); if (!["done", "cancelled", "failed"].includes(job.state)) follow(id); })
+        .catch(() => null);
+    }
+    checkServer();
   };
 }
 
-async function reattach() {
-  const jobs = await api("/api/jobs");
+// -- the connection, and other tabs --------------------------------------------------------------
+function connection(up) {
+  if (up === state.online) return;
+  state.online = up;
+  $("#connection").hidden = up;
+  for (const node of state.cards.values()) node.classList.toggle("offline", !up);
+  if (up) sync();
+}
+
+async function checkServer() {
+  try {
+    await api("/api/jobs");
+    connection(true);
+  } catch (err) {
+    connection(false);
+  }
+}
+
+// Every few seconds: jobs removed in another tab go, new ones come, and a lost server is noticed.
+async function sync() {
+  let jobs;
+  try { jobs = await api("/api/jobs"); } catch (err) { connection(false); return; }
+  connection(true);
+  const seen = new Set();
   for (const job of jobs.filter((j) => j.kind === "stylize")) {
-    showJob(job);
+    seen.add(job.id);
+    const node = state.cards.get(job.id);
+    if (!node || !state.streams.has(job.id)) showJob(job);
     if (!["done", "cancelled", "failed"].includes(job.state)) follow(job.id);
   }
+  for (const id of [...state.cards.keys()]) if (!seen.has(id)) dropCard(id);
+}
+
+async function runAgain(job) {
+  if (!job) return;
+  for (const [name, value] of Object.entries(job.params)) {
+    if (!SLIDER.has(name) && name !== "init" && name !== "seed") setValue(name, Array.isArray(value) ? value.join(",") : value);
+  }
+  if (job.progress && job.progress.seed != null) setValue("seed", job.progress.seed);
+  const ratio = Math.log10(job.params.content_weight / job.params.style_weight);
+  $("#ratio").value = ratio.toFixed(1);
+  $("#ratio-label").textContent = ratioText(ratio);
+  try {
+    const blob = async (u) => new File([await (await fetch(u)).blob()], u.split("/").pop(), { type: "image/png" });
+    state.contentFile = await blob(job.inputs.content);
+    state.styleFiles = await Promise.all(job.inputs.styles.map(blob));
+    state.styleBuiltins = [];
+    renderChosen();
+    message("");
+    say("Settings and images of that run are in the form; press Start");
+    $("#start").focus();
+  } catch (err) { message("could not fetch that run's images"); }
 }
 
 function init() {
   $("#ratio-label").textContent = ratioText($("#ratio").value);
-  $("#ratio").addEventListener("input", (e) => { $("#ratio-label").textContent = ratioText(e.target.value); });
-  $("#content-file").addEventListener("change", (e) => {
-    state.contentFile = e.target.files[0] || null;
-    renderChosen();
-  });
-  $("#style-file").addEventListener("change", (e) => {
-    state.styleFiles = Array.from(e.target.files);
-    if (state.styleFiles.length) state.styleBuiltins.clear();
-    renderChosen();
-  });
-  $("#init-job-clear").addEventListener("click", () => {
-    state.initJob = null;
-    $("#init-job-badge").hidden = true;
-  });
+  $("#ratio").addEventListener("input", (e) => { $("#ratio-label").textContent = ratioText(e.target.value); markPreset(); save(); });
+  $("#content-file").addEventListener("change", (e) => setContent(Array.from(e.target.files)));
+  $("#style-file").addEventListener("change", (e) => { addStyles(Array.from(e.target.files)); e.target.value = ""; });
+  $("#init-job-clear").addEventListener("click", () => setInit(null));
+  for (const b of document.querySelectorAll("[data-preset]")) b.addEventListener("click", () => applyPreset(b.dataset.preset));
   $("#job-form").addEventListener("submit", submit);
-  Promise.all([loadBuiltins(), loadConfig()]).then(reattach)
-    .catch((err) => { $("#message").textContent = err.message; });
+  setupDrop();
+  setupPainter();
+  loadConfig().then(() => { restore(); return loadBuiltins(); })
+    .then(() => { markPreset(); estimate(); return sync(); })
+    .catch((err) => message(err.message));
+  setInterval(sync, 4000);
 }
 
 init();

@@ -1,0 +1,296 @@
+"""The Stylize page in headless Chromium: drag and drop, keyboard only, per-style weights,
+painted regions, the history across a restart, Ctrl-C with a page open, axe-core.
+
+Jobs run on the tiny random network (the server runs in this process), except the
+Ctrl-C test, which runs ``nst serve`` as a real process on the real weights.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from PIL import Image
+
+from tests.conftest import requires_weights
+from tests.web.browser import ARGS, CHROMIUM, browser_or_skip, free_port, serving, tab_to
+from tests.web.helpers import png
+
+pytestmark = pytest.mark.browser
+DONE = ".job[data-state='done']"
+
+
+@pytest.fixture
+def chromium():
+    browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def job_of(url: str, page) -> dict:
+    job_id = page.locator(".job").first.get_attribute("data-id")
+    with urllib.request.urlopen(f"{url}/api/jobs/{job_id}") as r:
+        return json.loads(r.read())
+
+
+def open_page(chromium, url: str, width: int = 1366, height: int = 768):
+    page = chromium.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors
+    page.goto(url)
+    page.wait_for_selector("#content-gallery .thumb")
+    page.wait_for_selector("#iterations")
+    return page
+
+
+def small_run(page, iterations: int = 4) -> None:
+    page.fill("#size", "48")
+    page.fill("#iterations", str(iterations))
+    page.fill("#seed", "0")
+
+
+def drop(page, zone: str, name: str, data: bytes, mime: str = "image/png") -> None:
+    """Drop a file onto ``[data-drop=zone]`` the way a browser does (a DataTransfer)."""
+    page.evaluate(
+        """([zone, name, b64, mime]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], name, { type: mime }));
+            const target = document.querySelector(`[data-drop="${zone}"]`);
+            for (const type of ["dragenter", "dragover", "drop"]) {
+                const init = { dataTransfer: dt, bubbles: true, cancelable: true };
+                target.dispatchEvent(new DragEvent(type, init));
+            }
+        }""",
+        [zone, name, base64.b64encode(data).decode(), mime],
+    )
+
+
+def test_drag_and_drop_content_and_style(chromium, tmp_path, tiny_network):
+    from playwright.sync_api import expect
+
+    with serving(tmp_path / "data") as url:
+        page = open_page(chromium, url)
+        drop(page, "content", "mine.png", png(60, 40, 3))
+        drop(page, "style", "paint.png", png(40, 40, 4))
+        expect(page.locator("#content-chosen img")).to_have_attribute("alt", "content: mine.png")
+        expect(page.locator("#style-chosen li")).to_have_count(1)  # replaces the built-in one
+        page.click("#style-gallery .thumb[data-name='builtin:mosaic']")  # and blends with it
+        expect(page.locator("#style-chosen li")).to_have_count(2)
+        drop(page, "style", "notes.txt", b"hello", "text/plain")
+        expect(page.locator("#message")).to_contain_text("notes.txt is not an image")
+        # a file dropped elsewhere does not replace the page
+        page.evaluate("""() => {
+            const dt = new DataTransfer();
+            dt.items.add(new File(["x"], "x.png", { type: "image/png" }));
+            const ev = new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true });
+            document.querySelector("header").dispatchEvent(ev);
+            window.__dropPrevented = ev.defaultPrevented;
+        }""")
+        assert page.evaluate("window.__dropPrevented") is True
+        small_run(page)
+        page.click("#start")
+        expect(page.locator(DONE)).to_have_count(1, timeout=60_000)
+        job = job_of(url, page)
+        assert len(job["inputs"]["styles"]) == 2
+        with urllib.request.urlopen(url + job["inputs"]["content"]) as r:
+            assert Image.open(r).size == (60, 40)  # the dropped photo was the content
+        assert not page.errors
+
+
+def test_keyboard_only_job_from_builtins(chromium, tmp_path, tiny_network):
+    from playwright.sync_api import expect
+
+    with serving(tmp_path / "data") as url:
+        page = open_page(chromium, url)
+        tab_to(page, "#content-gallery .thumb[data-name='builtin:coffee']")
+        page.keyboard.press("Enter")
+        tab_to(page, "#style-gallery .thumb[data-name='builtin:mosaic']")
+        page.keyboard.press("Space")
+        expect(page.locator("#style-gallery .thumb[aria-pressed='true']")).to_have_count(2)
+        tab_to(page, "#style-chosen li:first-child .remove-input")  # drop swirls again
+        page.keyboard.press("Enter")
+        for field, value in (("#size", "48"), ("#iterations", "3"), ("#seed", "1")):
+            tab_to(page, field)
+            page.keyboard.press("Control+A")
+            page.keyboard.type(value)
+        tab_to(page, "#start")
+        page.keyboard.press("Enter")
+        expect(page.locator(DONE)).to_have_count(1, timeout=60_000)
+        expect(page.locator("#announce")).to_contain_text("Run done")
+        job = job_of(url, page)
+        assert job["params"]["size"] == 48 and job["params"]["iterations"] == 3
+        assert len(job["inputs"]["styles"]) == 1
+        with urllib.request.urlopen(url + job["inputs"]["styles"][0]) as r:
+            style = Image.open(r).convert("RGB")
+        with urllib.request.urlopen(url + "/api/builtins/mosaic.png") as r:
+            assert style.size == Image.open(r).size  # the one painting chosen by keyboard
+
+
+def test_per_style_weights_and_validation_reach_the_server(chromium, tmp_path, tiny_network):
+    from playwright.sync_api import expect
+
+    with serving(tmp_path / "data") as url:
+        page = open_page(chromium, url)
+        page.click("#style-gallery .thumb[data-name='builtin:mosaic']")
+        sliders = page.locator("#style-chosen .style-weight")
+        expect(sliders).to_have_count(2)
+        sliders.nth(1).fill("0.25")
+        small_run(page)
+        page.fill("#iterations", "")
+        page.click("#start")
+        expect(page.locator("#message")).to_have_text("Iterations: needs a value")
+        page.fill("#iterations", "99999999")
+        page.click("#start")
+        expect(page.locator("#message")).to_contain_text("Iterations: 99999999 is out of range")
+        page.fill("#iterations", "3")
+        page.fill("#tv_weight", "1e30")
+        page.click("#start")
+        expect(page.locator("#message")).to_contain_text("is out of range (between 0 and 10000)")
+        page.fill("#tv_weight", "0")
+        page.click("#start")
+        expect(page.locator(DONE)).to_have_count(1, timeout=60_000)
+        assert job_of(url, page)["params"]["style_blend"] == [1, 0.25]
+
+
+def test_a_painted_mask_reaches_the_job(chromium, tmp_path, tiny_network):
+    from playwright.sync_api import expect
+
+    with serving(tmp_path / "data") as url:
+        page = open_page(chromium, url)
+        page.click("#style-gallery .thumb[data-name='builtin:mosaic']")
+        page.click("#mask-panel summary")
+        page.wait_for_function("document.querySelector('#mask-photo').naturalWidth > 0")
+        page.locator("#mask-canvas").scroll_into_view_if_needed()
+        box = page.locator("#mask-canvas").bounding_box()
+        page.click("#brushes [data-brush='2']")
+        page.mouse.move(box["x"] + 5, box["y"] + box["height"] * 0.3)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.3, steps=8)
+        page.mouse.up()
+        page.click("#brushes [data-brush='keep']")
+        page.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.1)
+        small_run(page)
+        page.click("#start")
+        expect(page.locator(DONE)).to_have_count(1, timeout=60_000)
+        job = job_of(url, page)
+        assert job["params"]["regions"] == "#ff0000=1,#0000ff=2,#00ff00=content"
+        with urllib.request.urlopen(url + job["inputs"]["mask"]) as r:
+            colours = {c for _, c in Image.open(r).convert("RGB").getcolors(1 << 20)}
+        assert colours == {(255, 0, 0), (0, 0, 255), (0, 255, 0)}  # labels only, no blends
+
+
+def test_history_survives_a_restart(chromium, tmp_path, tiny_network):
+    from playwright.sync_api import expect
+
+    data = tmp_path / "data"
+    with serving(data) as url:
+        page = open_page(chromium, url)
+        small_run(page, iterations=6)
+        page.click("#start")
+        expect(page.locator(DONE)).to_have_count(1, timeout=60_000)
+        first = page.locator(".job").first.get_attribute("data-id")
+        page.close()
+    with serving(data) as url:  # a new server on the same data folder
+        page = open_page(chromium, url)
+        card = page.locator(f".job[data-id='{first}']")
+        expect(card).to_have_attribute("data-state", "done")
+        expect(card.locator("img.result")).to_be_visible()
+        expect(card).to_have_attribute("data-points", "7")  # the loss curve came back too
+        expect(card.locator(".progress-text")).to_contain_text("took")
+        page.once("dialog", lambda d: d.accept())
+        card.locator(".remove").click()
+        expect(page.locator(".job")).to_have_count(0)
+        assert not (data / first).exists()
+
+
+def test_a_job_removed_in_another_tab_goes_here_too(chromium, tmp_path, tiny_network):
+    from playwright.sync_api import expect
+
+    with serving(tmp_path / "data") as url:
+        one, two = open_page(chromium, url), open_page(chromium, url)
+        small_run(one)
+        one.click("#start")
+        expect(one.locator(DONE)).to_have_count(1, timeout=60_000)
+        expect(two.locator(DONE)).to_have_count(1, timeout=15_000)  # shown in the other tab
+        two.locator(".job .remove").click()
+        expect(one.locator(".job")).to_have_count(0, timeout=15_000)
+
+
+def test_axe_finds_nothing_empty_running_and_done(chromium, tmp_path, tiny_network):
+    from axe_playwright_python.sync_playwright import Axe
+    from playwright.sync_api import expect
+
+    axe = Axe()
+
+    def violations(page) -> list[str]:
+        found = axe.run(page).response["violations"]
+        return [f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}" for v in found]
+
+    with serving(tmp_path / "data", preview_every=1) as url:
+        for width, height in ((1366, 768), (390, 844)):
+            page = open_page(chromium, url, width, height)
+            assert violations(page) == [], "empty page"
+        page = open_page(chromium, url)
+        small_run(page, iterations=2000)
+        page.click("#start")
+        expect(page.locator(".job[data-state='running'] .progress-text")).to_contain_text(
+            "iteration", timeout=30_000
+        )
+        assert violations(page) == [], "running job"
+        page.locator(".job .cancel").click()
+        expect(page.locator(".job[data-state='cancelled']")).to_have_count(1, timeout=30_000)
+        small_run(page)
+        page.click("#start")
+        expect(page.locator(DONE)).to_have_count(1, timeout=60_000)
+        assert violations(page) == [], "finished jobs"
+
+
+@requires_weights
+def test_ctrl_c_with_a_page_watching_exits_within_5_seconds(chromium, tmp_path):
+    from playwright.sync_api import expect
+
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nst", "serve", "--port", str(port), "--data-dir",
+         str(tmp_path / "data")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(url + "/api/jobs").close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        page = open_page(chromium, url)
+        page.fill("#size", "128")
+        page.fill("#iterations", "2000")
+        page.click("#start")
+        expect(page.locator(".job .progress-text")).to_contain_text("iteration", timeout=60_000)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - start
+        assert took < 5, f"took {took:.1f} s to stop"
+        for bad in ("Traceback", "CancelledError", "terminate called"):
+            assert bad not in err, err
+        expect(page.locator("#connection")).to_be_visible(timeout=15_000)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
