@@ -1,7 +1,9 @@
 """Run the benchmarks: `python benchmarks/run.py [--quick] [SUITE ...]`.
 
 --quick (what `make bench` runs): the iteration benchmark at 256 and 512 px in fp32
-and bf16, and the scaling benchmark up to 512 px: a few minutes on 2 cores.
+and bf16 (iteration / bare network pass), and seconds per iteration against pastiche
+1.6.0 at 256 px: a few minutes on 2 cores (the first time also makes pastiche's
+virtualenv under benchmarks/.peers/).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import batch
 import explain
 import iteration
+import memory
 import peers
 import scaling
 import time_to_quality
@@ -27,6 +30,7 @@ SUITES = {
     "quality": time_to_quality.main,
     "explain": explain.main,
     "batch": batch.main,
+    "memory": memory.main,
     "video": video.main,
 }
 
@@ -42,7 +46,7 @@ def main() -> None:
     if args.quick or not args.suites:
         iteration.main([])
         print()
-        scaling.main(["--sizes", "128,256,512"])
+        peers.main(["--sizes", "256", "--steps", "12"])
         return
     for name in args.suites:
         SUITES[name]([])

@@ -127,3 +127,19 @@ def test_input_is_not_modified():
     x0 = torch.zeros(1, 3, 4, 4)
     minimize(quadratic, x0, iterations=5)
     assert torch.equal(x0, torch.zeros(1, 3, 4, 4))
+
+
+def test_history_is_capped_in_bytes():
+    from nst import optimize
+
+    class Run:
+        def __init__(self, n: int) -> None:
+            self.x = torch.zeros(1, 3, n, n)
+
+    small = optimize.LBFGS(Run(64), lr=1.0, history=50)  # type: ignore[arg-type]
+    assert small.memory.s.maxlen == 50
+    side = 1024
+    big = optimize.LBFGS(Run(side), lr=1.0, history=50)  # type: ignore[arg-type]
+    pair = 2 * 3 * side * side * 4
+    assert big.memory.s.maxlen == optimize.HISTORY_BYTES // pair
+    assert big.memory.s.maxlen * pair <= 384 * 2**20

@@ -28,8 +28,10 @@ from .errors import Diverged, Interrupted
 Objective = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 StepCallback = Callable[["StepState"], None]
 
-#: L-BFGS history is capped so that it never takes more than this many bytes
-HISTORY_BYTES = 1 << 30
+#: L-BFGS history is capped so that it never takes more than this many bytes: 50 pairs
+#: up to 512x384 px in fp32, 20 at 1024x768 (where coarse to fine runs its last stage
+#: from an already good image); with 1 GiB a 1024 px run peaked above 2 GB
+HISTORY_BYTES = 384 << 20
 #: the first L-BFGS trial step moves the pixel with the steepest gradient this far (0..255)
 FIRST_STEP = 1.0
 #: what the line search sees where the loss is not finite

@@ -8,7 +8,7 @@ from ..options import BOOL, FLOAT, INT, TEXT, Declared, declare, option
 from .flow import METHODS
 
 #: the temporal weight used when none is given (measured: see docs/VIDEO.md)
-DEFAULT_TEMPORAL_WEIGHT = 0.05
+DEFAULT_TEMPORAL_WEIGHT = 0.02
 
 
 @declare

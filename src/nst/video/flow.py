@@ -57,16 +57,17 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
-def warp(image: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """``out(p) = image(p + f(p))``, bilinear, edges repeated (HxW or HxWxC, any float or
-    uint8 array; the result is float32)."""
+def warp(image: np.ndarray, f: np.ndarray, cubic: bool = False) -> np.ndarray:
+    """``out(p) = image(p + f(p))``, bilinear (``cubic``: bicubic, for pictures carried
+    from frame to frame, which bilinear sampling would blur a little more each frame),
+    edges repeated (HxW or HxWxC, any float or uint8 array; the result is float32)."""
     cv2 = import_cv2()
     h, w = f.shape[:2]
     xs, ys = _grid(h, w)
     src = np.ascontiguousarray(image, dtype=np.float32)
-    return cv2.remap(
-        src, xs + f[..., 0], ys + f[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
+    how = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
+    out = cv2.remap(src, xs + f[..., 0], ys + f[..., 1], how, borderMode=cv2.BORDER_REPLICATE)
+    return np.clip(out, 0, 255) if cubic else out
 
 
 def reliability(backward: np.ndarray, forward: np.ndarray, blur: bool = True) -> np.ndarray:

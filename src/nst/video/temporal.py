@@ -69,7 +69,7 @@ def warp_earlier(frame: np.ndarray, earlier: Sequence[Earlier], method: str) -> 
     covered = np.zeros(frame.shape[:2], np.float32)
     for e in sorted(earlier, key=lambda e: e.offset):
         backward, c = flowlib.flows(frame, e.frame, method)
-        image = flowlib.warp(e.result, backward)
+        image = flowlib.warp(e.result, backward, cubic=True)
         weights = np.clip(c - covered, 0.0, 1.0)
         covered = np.clip(covered + weights, 0.0, 1.0)
         out.append(Warped(e.offset, image, weights))
