@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
                 "style loss / indep.": r["style"] / base["style"],
                 "reached 1st loss": f"{len(reached)}/{len(r['reach'])}",
                 "median it. to reach": float(np.median(reached)) if reached else float("nan"),
-            "next final / 1st final": r["final/1st"],
+                "next final / 1st final": r["final/1st"],
                 "s/frame 1st": r["s/frame 1"],
                 "s/frame next": r["s/frame next"],
                 "s/frame indep.": base["s/frame next"],
