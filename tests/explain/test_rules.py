@@ -7,7 +7,7 @@ from torch.autograd import gradcheck
 from nst.explain import rules
 from nst.layers import receptive_box
 from nst.model.vgg import build_extractor
-from tests.conftest import gen, tiny_weights
+from tests.conftest import tiny_weights
 
 FORWARD = torch.tensor([[1.0, -1, 5], [2, -5, -7], [-3, 2, 4]])
 UPSTREAM = torch.tensor([[-2.0, 3, -1], [6, -3, 1], [2, -1, 3]])
@@ -32,7 +32,10 @@ def test_the_ordinary_rule_passes_gradcheck_through_the_network():
     ex.in_scale.data = ex.in_scale.double()
     ex.in_shift.data = ex.in_shift.double()
     relu = rules.relu("gradient")
-    x = (torch.rand(1, 3, 8, 8, generator=gen(1), dtype=torch.float64) * 255).requires_grad_(True)
+    x = (
+        torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        * 255
+    ).requires_grad_(True)
 
     def value(img):
         return ex(img, ["conv3_1"], relu=relu)["conv3_1"][0, 2].sum()
@@ -50,7 +53,10 @@ def test_a_neurons_gradient_is_zero_outside_its_receptive_field(pooling, method,
                          dtype=torch.float64)  # fmt: skip
     ex.in_scale.data = ex.in_scale.double()
     ex.in_shift.data = ex.in_shift.double()
-    x = (torch.rand(1, 3, *size, generator=gen(2), dtype=torch.float64) * 255).requires_grad_(True)
+    x = (
+        torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+        * 255
+    ).requires_grad_(True)
     feats = ex(x, [layer], relu=rules.relu(method))[layer]
     channel = int(torch.argmax(feats[0, :, row, col]))  # one that fires there
     (grad,) = torch.autograd.grad(feats[0, channel, row, col], x)

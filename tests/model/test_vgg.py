@@ -4,7 +4,7 @@ import torch
 from nst.errors import ConfigError
 from nst.model.vgg import VGG19Features, build_extractor
 from nst.model.weights import CAFFE, TORCHVISION, VGGWeights
-from tests.conftest import assert_close, gen, tiny_weights
+from tests.conftest import assert_close, tiny_weights
 
 
 def test_truncated_after_the_deepest_layer_in_use():
@@ -12,14 +12,15 @@ def test_truncated_after_the_deepest_layer_in_use():
     assert ex.plan[-1] == "conv3_1"
     assert set(ex.convs) == {"conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1"}
     with pytest.raises(ConfigError) as exc:
-        ex(torch.rand(1, 3, 16, 16, generator=gen(7)), ["conv4_1"])
+        ex(torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(7)), ["conv4_1"])
     assert str(exc.value) == "layer conv4_1 lies beyond this extractor (last: conv3_1)"
 
 
 def test_named_outputs_are_rectified_and_pools_halve():
     ex = build_extractor(tiny_weights(), ["pool2"])
     out = ex(
-        torch.rand(1, 3, 32, 24, generator=gen(6)) * 255, ["conv1_1", "pool1", "conv2_2", "pool2"]
+        torch.rand(1, 3, 32, 24, generator=torch.Generator().manual_seed(6)) * 255,
+        ["conv1_1", "pool1", "conv2_2", "pool2"],
     )
     assert out["conv1_1"].shape == (1, 4, 32, 24)
     assert out["pool1"].shape == (1, 4, 16, 12)
@@ -49,7 +50,7 @@ def test_torchvision_input_convention_is_rgb_01_standardized():
 
 
 def test_channels_last_gives_the_same_features():
-    x = torch.rand(1, 3, 20, 28, generator=gen(3)) * 255
+    x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(3)) * 255
     a = build_extractor(tiny_weights(), ["conv3_1"], channels_last=True)(x, ["conv3_1"])
     b = build_extractor(tiny_weights(), ["conv3_1"], channels_last=False)(x, ["conv3_1"])
     # the two layouts sum in another order: equal up to float32 rounding of the values' scale
@@ -62,14 +63,14 @@ def test_truncated_shares_the_weights_and_stops_early():
     assert cut.last_layer == "conv2_1" and full.last_layer == "pool5"
     assert cut.convs["conv1_1"].weight is full.convs["conv1_1"].weight
     assert "conv2_2" not in cut.convs and "conv5_4" in full.convs
-    x = torch.rand(1, 3, 16, 16, generator=gen(4)) * 255
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(4)) * 255
     assert torch.equal(cut(x, ["conv2_1"])["conv2_1"], full(x, ["conv2_1"])["conv2_1"])
     with pytest.raises(ConfigError, match="conv3_1 lies beyond this network"):
         cut.truncated("conv3_1")
 
 
 def test_max_and_average_pooling_differ():
-    x = torch.rand(1, 3, 16, 16, generator=gen(5)) * 255
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(5)) * 255
     avg = build_extractor(tiny_weights(), ["conv2_1"], pooling="avg")(x, ["conv2_1"])["conv2_1"]
     mx = build_extractor(tiny_weights(), ["conv2_1"], pooling="max")(x, ["conv2_1"])["conv2_1"]
     assert not torch.allclose(avg, mx)

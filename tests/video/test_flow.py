@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import assert_close, gen, picture
+from tests.conftest import assert_close, picture
 
 pytest.importorskip("cv2", reason="make test installs nst[video]")
 
@@ -71,7 +71,7 @@ def test_reliability_thresholds_by_hand():
 
 
 def test_temporal_loss_value_and_gradient():
-    g = gen(1)
+    g = torch.Generator().manual_seed(1)
     target = torch.rand(1, 3, 5, 6, generator=g, dtype=torch.float64) * 255
     weights = torch.rand(1, 1, 5, 6, generator=g, dtype=torch.float64)
     x = (torch.rand(1, 3, 5, 6, generator=g, dtype=torch.float64) * 255).requires_grad_()
