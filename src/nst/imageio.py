@@ -18,6 +18,7 @@ import os
 import stat
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -285,27 +286,8 @@ def save_image(
     pil = image if isinstance(image, Image.Image) else to_pil(image)
     if fmt == "JPEG" and pil.mode != "RGB":
         pil = pil.convert("RGB")
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise ImageError(str(target), f"folder {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-            pil.save(f, format=fmt, **options)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise ImageError(str(target), f"cannot write ({exc.strerror or exc})") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return target
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    return atomic_write(target, lambda f: pil.save(f, format=fmt, **options), mode)
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
@@ -321,15 +303,23 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 def save_array(array: np.ndarray, path: str | os.PathLike[str]) -> Path:
     """Write a NumPy array as ``.npy`` atomically (temporary file + rename)."""
-    target = Path(path)
+    return atomic_write(Path(path), lambda f: np.save(f, array))
+
+
+def atomic_write(target: Path, write: Callable[[BinaryIO], object], mode: int = 0o644) -> Path:
+    """Write ``target`` through ``write(file)`` into a temporary file in the same folder,
+    synced, then renamed over it: readers see the old file or the whole new one. Any
+    OSError becomes one :class:`ImageError` naming ``target``; nothing is left behind."""
     directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise ImageError(str(target), f"folder {directory} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except OSError as exc:
         with contextlib.suppress(OSError):

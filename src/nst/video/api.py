@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..config import Config
 from ..errors import ConfigError, ImageError, Interrupted, NstError
 from ..events import Event, Finished, FrameDone
 from ..execution import StopSignal, _stop_fn
-from ..imageio import fit_size, load_image, save_image
+from ..imageio import atomic_write, fit_size, load_image, save_image
 from ..planning import ImageLike, _as_list, load
 from . import io as vio
 from .config import VideoConfig
@@ -131,12 +132,11 @@ class _Work:
             raise ConfigError(f"{self.folder} exists and is not a work folder of nst video")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            seed = seed if seed is not None else secrets.randbelow(2**31)
-            tmp = meta.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"settings": settings, "seed": seed}, indent=1))
-            os.replace(tmp, meta)
         except OSError as exc:
             raise ImageError(str(self.folder), f"cannot write ({exc.strerror})") from None
+        seed = seed if seed is not None else secrets.randbelow(2**31)
+        data = json.dumps({"settings": settings, "seed": seed}, indent=1).encode()
+        atomic_write(meta, lambda f: f.write(data))
         return 0, seed
 
     def read(self, index: int) -> np.ndarray:
@@ -191,7 +191,8 @@ def stylize_video(
     if not video.temporal and video.iterations_next is None:
         later = first  # independent frames: each one as the first
     keep = max(video.offsets, default=1)
-    history: deque[Earlier] = deque(maxlen=keep)  # offset 1 = the previous frame
+    # (input frame, result) of the frames before, the previous one first
+    history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=keep)
     started = time.perf_counter()
     made = 0
     index = 0
@@ -211,14 +212,14 @@ def stylize_video(
         for index, frame in enumerate(vio.read_frames(name, (h, w)), start=1):
             if index <= done:
                 if index > done - keep:
-                    history.appendleft(Earlier(0, frame, work.read(index)))
+                    history.appendleft((frame, work.read(index)))
                 emit(FrameDone(index, info.frames, 0, 0.0, 0.0, resumed=True))
                 continue
             if should_stop():
                 raise KeyboardInterrupt
             earlier = [
-                Earlier(k, e.frame, e.result)
-                for k, e in enumerate(history, start=1)
+                Earlier(k, before, result)
+                for k, (before, result) in enumerate(history, start=1)
                 if k in video.offsets
             ]
             t0 = time.perf_counter()
@@ -233,16 +234,16 @@ def stylize_video(
                 frame,
                 style_t,
                 first if index == 1 else later,
-                earlier if index > 1 else (),
+                earlier,
                 temporal_weight=video.temporal_weight if video.temporal else 0.0,
                 flow_method=video.flow,
                 on_event=relay,
                 stop=stop,
             )
             result = _as_array(image)
-            save_image(torch.from_numpy(result).permute(2, 0, 1).float() / 255, work.frame(index))
+            save_image(Image.fromarray(result), work.frame(index))
             made += 1
-            history.appendleft(Earlier(0, frame, result))
+            history.appendleft((frame, result))
             fin = finished[-1] if finished else None
             emit(
                 FrameDone(

@@ -31,7 +31,7 @@ from ..errors import ConfigError, ImageError, NstError, RunStopped, one_line
 from ..events import Event, Progress, Started, Step
 from ..explain.ascent import VisualizeConfig
 from ..explain.targets import Target
-from ..imageio import save_image
+from ..imageio import atomic_write, save_image
 from ..planning import Plan
 
 log = logging.getLogger("nst.web")
@@ -183,12 +183,10 @@ class Job:
             "progress": self.progress, "losses": self.curve(), "has_result": self.has_result,
             "styles": [p.name for p in self.styles], "speed": self.speed(),
         }  # fmt: skip
-        tmp = self.folder / ".job.json.tmp"
+        data = json.dumps(record).encode()
         try:
-            tmp.write_text(json.dumps(record))
-            os.chmod(tmp, FILE_MODE)
-            os.replace(tmp, self.folder / "job.json")
-        except OSError:
+            atomic_write(self.folder / "job.json", lambda f: f.write(data), FILE_MODE)
+        except ImageError:
             log.warning("job %s: could not write its record", self.id)
 
     def speed(self) -> float | None:
