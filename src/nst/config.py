@@ -26,6 +26,10 @@ from .options import (
     option,
 )
 
+#: the modes of each kind of run (:data:`nst.options.MODES`)
+ONE_IMAGE = ("stylize", "video", "metrics")  # a content and style(s): stylize, frames, scoring
+NOT_METRICS = ("stylize", "video", "content", "texture")
+
 PAPER_STYLE_LAYERS: LayerWeights = tuple((f"conv{b}_1", 0.2) for b in range(1, 6))
 PAPER_CONTENT_LAYERS: LayerWeights = (("conv4_2", 1.0),)
 
@@ -61,16 +65,17 @@ class Config(Declared):
     # geometry
     size: int = option(
         512, "Longest side of the output in pixels.", INT, lo=16, hi=MAX_SIDE,
-        panel="Output", web="main", label="Size (longest side)",
+        panel="Output", web="main", label="Size (longest side)", cap="max_size", unit="px",
     )  # fmt: skip
     style_size: int | None = option(
         None, "Longest side of the style image(s) in pixels (default: size * style-scale).",
         INT, lo=16, hi=MAX_SIDE, nullable=True, panel="Output", label="Style size",
+        cap="max_size", unit="px", modes=(*ONE_IMAGE, "texture"),
     )  # fmt: skip
     style_scale: float = option(
         1.0, "Style image size relative to the output (0.5: half, 2: twice).", FLOAT,
         lo=0, lo_open=True, hi=MAX_STYLE_SCALE, panel="Output", web="main",
-        label="Style scale",
+        label="Style scale", modes=ONE_IMAGE,
     )  # fmt: skip
     # optimisation
     iterations: int = option(
@@ -79,6 +84,7 @@ class Config(Declared):
         "both are reported). With coarse-to-fine, the first stage's; later stages get half "
         "as many each.",
         INT, lo=0, hi=1_000_000, panel="Optimization", web="main", label="Iterations",
+        cap="max_iterations",
     )  # fmt: skip
     optimizer: str = option(
         "lbfgs", "lbfgs (default, as the paper) or adam.", TEXT, choices=OPTIMIZERS,
@@ -95,19 +101,20 @@ class Config(Declared):
     # objective
     content_weight: float = option(
         1.0, "alpha, the weight of the content loss.", FLOAT, lo=0, hi=1e12,
-        web="main", label="Content weight (α)",
+        web="main", label="Content weight (α)", modes=ONE_IMAGE,
     )  # fmt: skip
     style_weight: float = option(
         1e3, "beta, the weight of the style loss (default alpha/beta = 1e-3).", FLOAT,
-        lo=0, hi=1e12, web="main", label="Style weight (β)",
+        lo=0, hi=1e12, web="main", label="Style weight (β)", modes=ONE_IMAGE,
     )  # fmt: skip
     content_layers: LayerWeights = option(
         PAPER_CONTENT_LAYERS, "Content layers with weights, e.g. conv4_2 or "
         "conv2_2:0.5,conv4_2:0.5.", LAYERS, label="Content layers",
+        modes=(*ONE_IMAGE, "content"),
     )  # fmt: skip
     style_layers: LayerWeights = option(
         PAPER_STYLE_LAYERS, "Style layers with weights w_l (default conv1_1 … conv5_1 at 1/5).",
-        LAYERS, label="Style layers",
+        LAYERS, label="Style layers", modes=(*ONE_IMAGE, "texture"),
     )  # fmt: skip
     weighting: str = option(
         "calibrated",
@@ -134,32 +141,35 @@ class Config(Declared):
     )  # fmt: skip
     style_blend: tuple[float, ...] | None = option(
         None, "Blend weights of several style images, e.g. 0.7,0.3 (default: equal).", FLOATS,
-        lo=0, hi=1e6, nullable=True, label="Style blend",
+        lo=0, hi=1e6, nullable=True, label="Style blend", modes=ONE_IMAGE,
     )  # fmt: skip
     preserve_colors: str = option(
         "none",
         "Keep the content's colours: luminance (transfer on luminance only) or histogram "
         "(match the style's colour statistics to the content first).",
         TEXT, choices=COLOR_MODES, panel="Colour and regions", web="main",
-        label="Keep content colours",
+        label="Keep content colours", modes=ONE_IMAGE,
     )  # fmt: skip
     mask: str | None = option(
         None,
         "Region label image (same framing as the content); its colours select a style per "
         "region (see --regions).",
         TEXT, nullable=True, panel="Colour and regions", web="server", label="Mask",
+        path=True, modes=("stylize",),
     )  # fmt: skip
     regions: tuple[tuple[str, str], ...] = option(
         (),
         "Style of each mask colour: '#ff0000=1,#0000ff=2,#00ff00=content' (style numbers "
         "count from 1; content keeps the photo there).",
         REGIONS, panel="Colour and regions", web="server", label="Regions",
+        modes=("stylize",),
     )  # fmt: skip
     scales: tuple[int, ...] = option(
         (),
         "Coarse-to-fine stage sizes, e.g. 256,512,1024 (default: automatic above 512 px; "
         "give the output size alone for a single stage).",
         INTS, lo=16, hi=MAX_SIDE, panel="Optimization", label="Coarse-to-fine sizes",
+        cap="max_size", unit="px",
     )  # fmt: skip
     # network
     pooling: str = option(
@@ -172,21 +182,23 @@ class Config(Declared):
     )  # fmt: skip
     weights: str | None = option(
         None, "A torchvision VGG19 state_dict file (default: the original Caffe VGG19).",
-        TEXT, nullable=True, panel="Model", web="server", label="Weights file",
+        TEXT, nullable=True, panel="Model", web="server", label="Weights file", path=True,
     )  # fmt: skip
     # start and randomness
     init: str = option(
         "noise", "Start image: noise, content, style or an image path.", TEXT,
-        panel="Optimization", web="main", label="Start from",
+        panel="Optimization", web="main", label="Start from", path=True,
+        keywords=INIT_KEYWORDS, modes=NOT_METRICS,
     )  # fmt: skip
     seed: int | None = option(
         None, "Random seed (noise init); the same seed repeats a run.", INT, lo=0,
         hi=2**63 - 1, nullable=True, panel="Optimization", web="main", label="Seed",
+        modes=NOT_METRICS,
     )  # fmt: skip
     # hardware
     device: str = option(
         "auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps.", TEXT, panel="Model",
-        web="server", label="Device",
+        web="server", label="Device", identity=False,
     )  # fmt: skip
     precision: str = option(
         "auto",

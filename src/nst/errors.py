@@ -24,6 +24,10 @@ class ConfigError(NstError, ValueError):
     exit_code = 2
 
 
+class TermError(NstError, ValueError):
+    """A loss term that cannot be part of an objective (its name, module, layer or value)."""
+
+
 class ImageError(NstError):
     """An input image cannot be used; the message names the file and the reason."""
 

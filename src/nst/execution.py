@@ -20,21 +20,23 @@ from .errors import ConfigError, ResourceError, RunStopped
 from .events import EventHandler, Finished, Started, Step
 from .imageio import resize_longest, resize_to
 from .model.vgg import VGG19Features
-from .objective import Objective, StyleSource
+from .model.weights import IMAGENET_MEAN_RGB
+from .objective import Objective, StageTargets, StyleSource, build_terms
 from .optimize import StepState, minimize
 from .planning import Plan
 
 StopSignal = Union[Callable[[], bool], threading.Event, None]
 
-#: mean pixel of ImageNet (RGB, 0..255): the centre of the noise initialisation
-NOISE_MEAN = (123.68, 116.779, 103.939)
+#: the centre of the noise initialisation: the mean pixel of ImageNet (RGB, 0..255)
+NOISE_MEAN = IMAGENET_MEAN_RGB
 #: standard deviation of the noise initialisation (0..255 units): with it L-BFGS converged
 #: steadily, where smaller amplitudes stalled (measured on these weights before the code
 #: was written)
 NOISE_STD = 50.0
 
 
-def _stop_fn(stop: StopSignal) -> Callable[[], bool] | None:
+def stop_function(stop: StopSignal) -> Callable[[], bool] | None:
+    """A stop signal (an event, a callable or None) as a callable (or None)."""
     if stop is None:
         return None
     if isinstance(stop, threading.Event):
@@ -73,29 +75,19 @@ def finish_image(plan: Plan, x: torch.Tensor) -> torch.Tensor:
 
 
 def build_objective(plan: Plan, stage: int, extractor: VGG19Features) -> Objective:
-    """The objective of one stage, its targets encoded at the stage's size."""
-    config = plan.config
+    """The objective of one stage: every term spec in use (:mod:`nst.objective.terms`), its
+    targets encoded at the stage's size."""
     s = plan.stages[stage]
     size = (s.height, s.width)
     device = extractor.in_scale.device
-    objective = Objective(
-        extractor,
-        config.content_layers,
-        config.style_layers,
-        config.content_weight,
-        config.style_weight,
-        tv_weight=config.tv_weight,
-        weighting=config.weighting,
-        tv_beta=config.tv_beta,
-        alpha_weight=config.alpha_weight,
-        alpha_norm=config.alpha_norm,
-    ).to(device)
+    objective = Objective(extractor, plan.config.weighting).to(device)
+    content = None
     if plan.content is not None:
-        objective.set_content(resize_to(plan.content, size).unsqueeze(0).mul(255).to(device))
+        content = resize_to(plan.content, size).unsqueeze(0).mul(255).to(device)
+    sources: list[StyleSource] = []
     if plan.styles:
         longest = plan.style_longest(stage)
         guides: dict[int, torch.Tensor] = {}
-        sources = []
         for img, weight, guide in zip(plan.styles, plan.blend, plan.guides):
             g = None
             if guide is not None:
@@ -106,10 +98,7 @@ def build_objective(plan: Plan, stage: int, extractor: VGG19Features) -> Objecti
                 g = guides[id(guide)]
             s_img = resize_longest(img, longest).unsqueeze(0).mul(255).to(device)
             sources.append(StyleSource(s_img, weight, g))
-        objective.set_style(sources, size)
-    for hook in plan.terms:
-        hook(objective, size)
-    return objective
+    return build_terms(objective, plan, StageTargets(size, content, tuple(sources)), plan.added)
 
 
 def execute(
@@ -128,7 +117,7 @@ def execute(
         config.weights, config.pooling, config.normalize, plan.layers, device, dtype
     )
     emit = on_event or (lambda event: None)
-    should_stop = _stop_fn(stop)
+    should_stop = stop_function(stop)
     x: torch.Tensor | None = None
     iterations = evaluations = 0
     loss = float("nan")
@@ -213,7 +202,7 @@ class _Reporter:
                 iteration=state.iteration,
                 evaluations=self.evaluations_before + state.evaluations,
                 loss=state.loss,
-                terms=dict(zip(self.names, state.terms.tolist())),
+                terms=state.terms.floats(),
                 weights=self.weights,
                 factors=self.factors,
                 elapsed=self.elapsed_before + state.elapsed,

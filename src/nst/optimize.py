@@ -24,8 +24,10 @@ from dataclasses import dataclass
 import torch
 
 from .errors import Diverged, Interrupted
+from .objective.objective import TermValues
 
-Objective = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+#: x -> (the total with grad, the term values by name), as nst.objective.Objective
+Objective = Callable[[torch.Tensor], tuple[torch.Tensor, TermValues]]
 StepCallback = Callable[["StepState"], None]
 
 #: L-BFGS history is capped so that it never takes more than this many bytes: 50 pairs
@@ -60,7 +62,7 @@ class StepState:
     iteration: int
     evaluations: int
     loss: float
-    terms: torch.Tensor  # detached per-term values (Objective.term_names order)
+    terms: TermValues  # detached term values by name
     x: torch.Tensor
     elapsed: float
 
@@ -83,7 +85,7 @@ class _Point:
     f: float
     g: torch.Tensor
     gtd: float
-    terms: torch.Tensor | None
+    terms: TermValues | None
 
 
 class _Evaluator:
@@ -94,7 +96,7 @@ class _Evaluator:
         self.shape = shape
         self.count = 0
 
-    def __call__(self, flat: torch.Tensor) -> tuple[float, torch.Tensor, torch.Tensor]:
+    def __call__(self, flat: torch.Tensor) -> tuple[float, torch.Tensor, TermValues]:
         x = flat.detach().view(self.shape).requires_grad_(True)
         loss, terms = self.objective(x)
         (grad,) = torch.autograd.grad(loss, x)
@@ -123,7 +125,7 @@ class _Run:
         self.iteration = 0
         self.start = time.perf_counter()
 
-    def report(self, iteration: int, loss: float, terms: torch.Tensor) -> None:
+    def report(self, iteration: int, loss: float, terms: TermValues) -> None:
         self.iteration = iteration
         if self.on_step is not None:
             elapsed = time.perf_counter() - self.start

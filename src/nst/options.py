@@ -39,6 +39,10 @@ class Kind:
     from_json: Callable[[Any, str], Any]
     to_json: Callable[[Any], Any] = lambda v: v
     to_text: Callable[[Any], str] = str
+    #: checks a typed value against the option's declaration (range, choices)
+    check: Callable[[Option, Any], None] = lambda opt, value: None
+    #: a typed value in its canonical container (lists -> tuples, ints -> floats)
+    canonical: Callable[[Option, Any], Any] = lambda opt, value: value
 
 
 def _int_text(text: str, what: str) -> int:
@@ -212,22 +216,81 @@ def _join(values: Sequence[Any]) -> str:
     return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
-INT = Kind("int", "an integer", _int_text, _int_json)
-FLOAT = Kind("float", "a number", _float_text, _float_json, to_text=lambda v: f"{v:g}")
-BOOL = Kind("bool", "true or false", _bool_text, _bool_json, to_text=lambda v: str(v).lower())
-TEXT = Kind("str", "text", lambda t, w: t, _str_json)
-FLOATS = Kind("floats", "a list of numbers", _floats_text, _floats_json, list, _join)
-INTS = Kind("ints", "a list of integers", _ints_text, _ints_json, list, _join)
+def _check_int(opt: Option, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{opt.what} must be an integer (got {_show(value)})")
+    lo, hi = opt.lo, opt.hi
+    if lo is not None and hi is not None and not lo <= value <= hi:
+        raise ConfigError(f"{opt.what} must be between {int(lo)} and {int(hi)} (got {value})")
+    if lo is not None and hi is None and value < lo:
+        raise ConfigError(f"{opt.what} must be >= {int(lo)} (got {value})")
+
+
+def _check_float(opt: Option, value: Any) -> None:
+    if not _number(value) or not math.isfinite(value):
+        raise ConfigError(f"{opt.what} must be a finite number (got {_show(value)})")
+    lo, hi = opt.lo, opt.hi
+    low_ok = lo is None or (value > lo if opt.lo_open else value >= lo)
+    high_ok = hi is None or value <= hi
+    if low_ok and high_ok:
+        return
+    low = f"> {lo:g}" if opt.lo_open else f">= {lo:g}"
+    if hi is None:
+        raise ConfigError(f"{opt.what} must be {low} (got {value:g})")
+    if lo is None:
+        raise ConfigError(f"{opt.what} must be at most {hi:g} (got {value:g})")
+    if opt.lo_open:
+        raise ConfigError(f"{opt.what} must be {low} and at most {hi:g} (got {value:g})")
+    raise ConfigError(f"{opt.what} must be between {lo:g} and {hi:g} (got {value:g})")
+
+
+def _check_bool(opt: Option, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{opt.what} must be true or false (got {_show(value)})")
+
+
+def _check_text(opt: Option, value: Any) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"{opt.what} must be text (got {_show(value)})")
+    if opt.choices is not None and value not in opt.choices:
+        raise ConfigError(f"{opt.what} must be one of {', '.join(opt.choices)} (got {value!r})")
+
+
+def _each(check: Callable[[Option, Any], None]) -> Callable[[Option, Any], None]:
+    def check_all(opt: Option, values: Any) -> None:
+        for v in values:
+            check(opt, v)
+
+    return check_all
+
+
+def _float_value(opt: Option, value: Any) -> Any:
+    return float(value) if _number(value) else value
+
+
+def _via_json(kind_json: Callable[[Any, str], Any]) -> Callable[[Option, Any], Any]:
+    return lambda opt, value: kind_json(value, opt.what)
+
+
+def _regions_out(v: Any) -> str:
+    return ",".join(f"{c}={t}" for c, t in v)
+
+
+INT = Kind("int", "an integer", _int_text, _int_json, check=_check_int)
+FLOAT = Kind("float", "a number", _float_text, _float_json, to_text=lambda v: f"{v:g}",
+             check=_check_float, canonical=_float_value)  # fmt: skip
+BOOL = Kind("bool", "true or false", _bool_text, _bool_json, to_text=lambda v: str(v).lower(),
+            check=_check_bool)  # fmt: skip
+TEXT = Kind("str", "text", lambda t, w: t, _str_json, check=_check_text)
+FLOATS = Kind("floats", "a list of numbers", _floats_text, _floats_json, list, _join,
+              check=_each(_check_float), canonical=_via_json(_floats_json))  # fmt: skip
+INTS = Kind("ints", "a list of integers", _ints_text, _ints_json, list, _join,
+            check=_each(_check_int), canonical=_via_json(_ints_json))  # fmt: skip
 LAYERS = Kind("layers", "layer weights", _layers_text, _layers_json,
-              format_layer_weights, format_layer_weights)  # fmt: skip
-REGIONS = Kind(
-    "regions",
-    "colour=style pairs",
-    _regions_text,
-    _regions_json,
-    lambda v: ",".join(f"{c}={t}" for c, t in v),
-    lambda v: ",".join(f"{c}={t}" for c, t in v),
-)
+              format_layer_weights, format_layer_weights,
+              canonical=_via_json(_layers_json))  # fmt: skip
+REGIONS = Kind("regions", "colour=style pairs", _regions_text, _regions_json, _regions_out,
+               _regions_out, canonical=_via_json(_regions_json))  # fmt: skip
 
 
 def _show(value: Any) -> str:
@@ -239,6 +302,10 @@ def _show(value: Any) -> str:
 # -- declarations ------------------------------------------------------------------------------
 #: where the web form shows an option: the main form, "Advanced", or nowhere (server only)
 WEB_PLACES = ("main", "advanced", "server")
+#: what a run does with its options: stylize (also the web, batch, demo), video (one frame's
+#: stylization inside a video), content (feature inversion), texture (texture synthesis),
+#: metrics (scoring a finished video). An option applies to the modes it declares.
+MODES = ("stylize", "video", "content", "texture", "metrics")
 
 
 @dataclass(frozen=True)
@@ -257,6 +324,33 @@ class Option:
     nullable: bool = False
     web: str = "advanced"
     label: str = ""
+    #: the value names an input file (read before work, shipped to batch workers, checked
+    #: against outputs); ``keywords`` are the values that name no file
+    path: bool = False
+    keywords: tuple[str, ...] = ()
+    #: the server limit (a field of the web app's settings) that bounds this option
+    cap: str | None = None
+    unit: str = ""  # of its numbers, in messages ("px")
+    #: the modes (:data:`MODES`) it applies to; a command shows only its mode's options
+    modes: tuple[str, ...] = MODES
+    #: part of a result's identity (batch output names); False for where a run happens
+    identity: bool = True
+
+    @property
+    def server_only(self) -> bool:
+        """Set only by whoever runs the server (paths, hardware): refused from a browser."""
+        return self.web == "server"
+
+    def names_file(self, value: Any) -> bool:
+        """Whether ``value`` of this option names an input file."""
+        return self.path and isinstance(value, str) and value.strip() not in ("", *self.keywords)
+
+    def over_cap(self, value: Any, limit: float) -> bool:
+        """Whether a typed value passes a server limit (lists: any element)."""
+        if value is None:
+            return False
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        return any(_number(v) and v > limit for v in values)
 
     @property
     def what(self) -> str:
@@ -286,16 +380,12 @@ class Option:
         """A typed value in its canonical container (lists -> tuples, ints -> floats)."""
         if value is None:
             return None
-        if isinstance(value, str) and self.kind not in (TEXT,):
+        if isinstance(value, str) and self.kind is not TEXT:
             raise ConfigError(
                 f"{self.what}: {_show(value)} is text; Config takes typed values "
                 f"(parse text with Config.from_dict or nst.options.OPTIONS['{self.name}'].parse)"
             )
-        if self.kind is FLOAT and _number(value):
-            return float(value)
-        if self.kind in (FLOATS, INTS, LAYERS, REGIONS):
-            return self.kind.from_json(value, self.what)
-        return value
+        return self.kind.canonical(self, value)
 
     def check(self, value: Any) -> None:
         """Raise a one-line ConfigError if ``value`` (typed) is not allowed."""
@@ -303,53 +393,7 @@ class Option:
             if not self.nullable:
                 raise ConfigError(f"{self.what}: a value is needed")
             return
-        kind = self.kind
-        if kind is INT:
-            self._check_int(value)
-        elif kind is FLOAT:
-            self._check_float(value)
-        elif kind is BOOL:
-            if not isinstance(value, bool):
-                raise ConfigError(f"{self.what} must be true or false (got {_show(value)})")
-        elif kind is TEXT:
-            if not isinstance(value, str):
-                raise ConfigError(f"{self.what} must be text (got {_show(value)})")
-            if self.choices is not None and value not in self.choices:
-                raise ConfigError(
-                    f"{self.what} must be one of {', '.join(self.choices)} (got {value!r})"
-                )
-        elif kind is INTS:
-            for v in value:
-                self._check_int(v)
-        elif kind is FLOATS:
-            for v in value:
-                self._check_float(v)
-
-    def _check_int(self, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{self.what} must be an integer (got {_show(value)})")
-        lo, hi = self.lo, self.hi
-        if lo is not None and hi is not None and not lo <= value <= hi:
-            raise ConfigError(f"{self.what} must be between {int(lo)} and {int(hi)} (got {value})")
-        if lo is not None and hi is None and value < lo:
-            raise ConfigError(f"{self.what} must be >= {int(lo)} (got {value})")
-
-    def _check_float(self, value: Any) -> None:
-        if not _number(value) or not math.isfinite(value):
-            raise ConfigError(f"{self.what} must be a finite number (got {_show(value)})")
-        lo, hi = self.lo, self.hi
-        low_ok = lo is None or (value > lo if self.lo_open else value >= lo)
-        high_ok = hi is None or value <= hi
-        if low_ok and high_ok:
-            return
-        low = f"> {lo:g}" if self.lo_open else f">= {lo:g}"
-        if hi is None:
-            raise ConfigError(f"{self.what} must be {low} (got {value:g})")
-        if lo is None:
-            raise ConfigError(f"{self.what} must be at most {hi:g} (got {value:g})")
-        if self.lo_open:
-            raise ConfigError(f"{self.what} must be {low} and at most {hi:g} (got {value:g})")
-        raise ConfigError(f"{self.what} must be between {lo:g} and {hi:g} (got {value:g})")
+        self.kind.check(self, value)
 
     # -- schema --------------------------------------------------------------------------------
     def to_text(self, value: Any) -> str:
@@ -384,9 +428,96 @@ def option(default: Any, help: str, kind: Kind, **spec: Any) -> Any:
 class Declared:
     """Base of the frozen option dataclasses (:class:`nst.config.Config`, the explain tools'
     settings): typed values checked on construction, text and JSON parsed by
-    :meth:`from_dict`, written back by :meth:`to_dict`. Subclasses call :func:`declare`."""
+    :meth:`from_dict`, written back by :meth:`to_dict`. Subclasses call :func:`declare`.
+
+    Every role an option plays beyond its value is read off its declaration here: which
+    options name files (:meth:`input_paths`, :meth:`with_paths`), which a browser may not
+    set (:meth:`refuse_from_browser`), the server's caps (:meth:`check_caps`,
+    :meth:`web_schema`), the modes a command shows (:meth:`options_for`) and what makes two
+    results the same (:meth:`identity`)."""
 
     OPTIONS: ClassVar[dict[str, Option]]
+
+    # -- roles derived from the declarations ---------------------------------------------------
+    @classmethod
+    def options_for(cls, mode: str) -> dict[str, Option]:
+        """The options that apply in ``mode`` (one of :data:`MODES`)."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}")
+        return {n: o for n, o in cls.OPTIONS.items() if mode in o.modes}
+
+    @classmethod
+    def path_options(cls) -> dict[str, Option]:
+        return {n: o for n, o in cls.OPTIONS.items() if o.path}
+
+    @classmethod
+    def server_only(cls) -> frozenset[str]:
+        """Options only the server's owner sets (refused in a request, hidden in the form)."""
+        return frozenset(n for n, o in cls.OPTIONS.items() if o.server_only)
+
+    def input_paths(self) -> dict[str, str]:
+        """The files this configuration names, by option (keywords such as ``noise`` are
+        not files; built-in images are left to the caller)."""
+        out = {}
+        for name, opt in self.path_options().items():
+            value = getattr(self, name)
+            if opt.names_file(value):
+                out[name] = value
+        return out
+
+    def with_paths(self: D, mapping: Callable[[str], str]) -> D:
+        """A copy with every file-naming option's value mapped (e.g. to a worker's copy)."""
+        changes = {name: mapping(value) for name, value in self.input_paths().items()}
+        return self.replace(**changes) if changes else self
+
+    @classmethod
+    def refuse_from_browser(cls, params: Mapping[str, Any]) -> None:
+        """Refuse, in one line, values a request may not carry: server-only options, and
+        a file name in a path option (only its keywords are allowed)."""
+        forbidden = sorted(n for n in params if n in cls.OPTIONS and cls.OPTIONS[n].server_only)
+        if forbidden:
+            raise ConfigError(f"parameter(s) not settable here: {', '.join(forbidden)}")
+        for name, value in params.items():
+            opt = cls.OPTIONS.get(name)
+            if opt is not None and opt.names_file(value):
+                raise ConfigError(f"{opt.what} must be one of {', '.join(opt.keywords)}")
+
+    def check_caps(self, limits: Mapping[str, float]) -> None:
+        """Refuse values over a server limit (``limits``: the settings' fields by name)."""
+        for name, opt in self.OPTIONS.items():
+            if opt.cap is None or opt.cap not in limits:
+                continue
+            limit = limits[opt.cap]
+            if opt.over_cap(getattr(self, name), limit):
+                unit = f" {opt.unit}" if opt.unit else ""
+                raise ConfigError(f"{opt.what}: at most {limit:g}{unit} on this server")
+
+    @classmethod
+    def web_schema(cls, limits: Mapping[str, float]) -> list[dict[str, Any]]:
+        """The fields a web form shows: no server-only option, caps as maxima, a path
+        option's keywords as its choices."""
+        fields = []
+        for opt in cls.OPTIONS.values():
+            if opt.server_only:
+                continue
+            f = opt.schema()
+            if opt.cap is not None and opt.cap in limits:
+                f["max"] = limits[opt.cap] if f["max"] is None else min(f["max"], limits[opt.cap])
+            if opt.path:
+                f["choices"] = list(opt.keywords)
+            fields.append(f)
+        return fields
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two results the same: the JSON values of the options that take part
+        in identity and differ from their defaults. An option added later with a default
+        leaves it unchanged; a changed setting changes it."""
+        out = {}
+        for name, opt in self.OPTIONS.items():
+            value = getattr(self, name)
+            if opt.identity and value != opt.normalize(opt.default):
+                out[name] = opt.to_json(value)
+        return out
 
     def __post_init__(self) -> None:
         for name, opt in self.OPTIONS.items():

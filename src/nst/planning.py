@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Union
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -25,11 +25,9 @@ from .errors import ConfigError
 from .events import Stage
 from .imageio import fit_size, load_image, resize_to, to_tensor
 from .layers import deepest, min_side
-from .objective import Objective
+from .objective import TermSpec, layers_for
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
-#: adds terms to a stage's objective (e.g. a video's temporal loss); gets the stage's (h, w)
-TermHook = Callable[[Objective, tuple[int, int]], None]
 
 
 def load(image: ImageLike, role: str = "image") -> torch.Tensor:
@@ -51,7 +49,8 @@ class Plan:
     ``content`` is the image whose representation is matched (None for texture
     synthesis); ``styles`` the style images with their ``blend`` weights; ``stages``
     the coarse-to-fine stages, the last at ``out_size`` (h, w); ``init`` the start
-    image (None: seeded noise).
+    image (None: seeded noise); ``added`` loss-term specs beyond the registered ones
+    (:mod:`nst.objective.terms`) and ``term_data`` what they read, by spec name.
     """
 
     config: Config
@@ -66,19 +65,22 @@ class Plan:
     guides: tuple[torch.Tensor | None, ...] = ()  # per style: (1, h, w) region guide or None
     keep: torch.Tensor | None = None  # (1, h, w) region that keeps the content's pixels
     original: torch.Tensor | None = None  # the content at out_size, in its own colours
-    terms: tuple[TermHook, ...] = ()  # extra loss terms for every stage
+    added: tuple[TermSpec, ...] = ()
+    term_data: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def layers(self) -> list[str]:
-        """The layers the run reads."""
-        c = self.config
-        names = [n for n, _ in c.content_layers] if self.content is not None else []
-        names += [n for n, _ in c.style_layers] if self.styles else []
-        return list(dict.fromkeys(names))
+        """The layers the run reads: every term's, added ones included."""
+        return layers_for(self, self.added)
 
-    def with_terms(self, *hooks: TermHook) -> Plan:
-        """This plan with extra loss terms added to every stage's objective."""
-        return replace(self, terms=(*self.terms, *hooks))
+    def with_term(self, spec: TermSpec, data: Any = None) -> Plan:
+        """This plan with one more kind of loss term in every stage; ``data`` is what its
+        spec reads (``plan.term_data[spec.name]``)."""
+        plan = replace(
+            self, added=(*self.added, spec), term_data={**self.term_data, spec.name: data}
+        )
+        layers_for(plan, plan.added)  # refuses a name taken twice, now
+        return plan
 
     def style_longest(self, stage: int) -> int:
         """Longest side of the style image(s) in ``stage``."""
@@ -105,9 +107,8 @@ def _check_side(what: str, size: tuple[int, int], layers: Sequence[str], hint: s
 def _check_sizes(plan: Plan, names: Sequence[str], content: str | None = None) -> Plan:
     """Every stage and every style image at every stage has room for the layers in use."""
     c = plan.config
-    content_layers = [n for n, _ in c.content_layers] if plan.content is not None else []
     style_layers = [n for n, _ in c.style_layers] if plan.styles else []
-    used = content_layers + style_layers
+    used = plan.layers
     for k, stage in enumerate(plan.stages):
         where = f"content image {content}" if content else "output"
         if k < len(plan.stages) - 1:
@@ -191,7 +192,7 @@ def plan_stylize(
     """
     check_weights(config)
     content_t = load(content, "content")
-    styles = [load(s, "style") for s in _as_list(style)]
+    styles = [load(s, "style") for s in as_list(style)]
     if not styles:
         raise ConfigError("give at least one style image")
     blend = _blend(config, len(styles))
@@ -221,7 +222,7 @@ def plan_stylize(
         init, color_reference, tuple(g), keep, original,
     )  # fmt: skip
     if labels is None:
-        labels = (_name(content), [_name(s) for s in _as_list(style)])
+        labels = (_name(content), [_name(s) for s in as_list(style)])
     return _check_sizes(plan, list(labels[1]), labels[0])
 
 
@@ -262,7 +263,8 @@ def _name(image: ImageLike) -> str:
     return f"({type(image).__name__})"
 
 
-def _as_list(style: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+def as_list(style: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+    """One image or several as a list."""
     if isinstance(style, (list, tuple)):
         return list(style)
     return [style]  # type: ignore[list-item]

@@ -6,16 +6,12 @@ import json
 from nst import execution, planning
 from nst.cli.run import run_job
 from nst.config import Config
-from nst.objective import TVLoss
-
-
-def add_sharpness(objective, size):
-    objective.add_term("sharpness", TVLoss(), factor=0.25)
+from tests.conftest import sharpness_spec
 
 
 def test_an_added_term_reaches_the_json_log(images, tmp_path, tiny_network):
     plan = planning.plan_stylize(images["content"], images["style"], Config(size=32, iterations=3))
-    plan = plan.with_terms(add_sharpness)
+    plan = plan.with_term(sharpness_spec(0.25))
     log = tmp_path / "run.jsonl"
     run_job(
         lambda on_event, every: execution.execute(plan, on_event, preview_every=every),

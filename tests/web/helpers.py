@@ -98,9 +98,10 @@ def wait_state(client, job_id, states=("done", "cancelled", "failed"), timeout=6
 def client_factory(tmp_path, clients):
     """make(runner=None, **settings) -> a started TestClient of a fresh app."""
 
-    def make(runner=None, **overrides) -> TestClient:
+    def make(runner=None, config_class=None, **overrides) -> TestClient:
         settings = WebSettings(data_dir=tmp_path / "data", preview_every=2, **overrides)
-        app = create_app(settings, runner or fake_runner())
+        extra = {"config_class": config_class} if config_class is not None else {}
+        app = create_app(settings, runner or fake_runner(), **extra)
         client = TestClient(app, base_url=BASE)
         client.__enter__()
         clients.append(client)

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from nst.web.jobs import MARKER
-from tests.conftest import requires_weights
+from tests.conftest import requires_weights, sharpness_spec
 from tests.web.helpers import BASE, fake_runner, noise_png, png, submit, wait_state
 
 
@@ -283,17 +283,12 @@ def test_the_eta_of_a_two_stage_run_weights_each_stage_by_its_pixels(make_client
     assert abs(mid["eta"] - true_left) <= 0.2 * true_left, (mid["eta"], true_left)
 
 
-def add_sharpness(objective, size):
-    from nst.objective import TVLoss
-
-    objective.add_term("sharpness", TVLoss(), factor=0.25)
-
-
 def test_an_added_term_reaches_the_event_stream(images, tiny_network, make_client):
     def runner(job, on_event, stop, preview_every):
         from nst import execution
 
-        return execution.execute(job.plan.with_terms(add_sharpness), on_event, stop, preview_every)
+        plan = job.plan.with_term(sharpness_spec(0.25))
+        return execution.execute(plan, on_event, stop, preview_every)
 
     client = make_client(runner=runner)
     job = submit(client, params={"size": 32, "iterations": 2, "seed": 0}).json()

@@ -141,14 +141,18 @@ class Painter:
 
         try:
             with tempfile.TemporaryDirectory(prefix="nst-batch-") as tmp:
-                options = dict(spec["config"])
-                for key in ("mask", "init"):  # files a config names travel as bytes too
-                    if options.get(key) in data:
-                        local = os.path.join(tmp, os.path.basename(options[key]))
-                        with open(local, "wb") as f:
-                            f.write(data[options[key]])
-                        options[key] = local
-                config = Config.from_dict(options)
+
+                def local(path: str) -> str:
+                    """A file a config names: in place where this node has it (the
+                    network cache keys on it), else its bytes written here."""
+                    if path not in data or os.path.isfile(path):
+                        return path
+                    copy = os.path.join(tmp, f"{len(os.listdir(tmp))}_{os.path.basename(path)}")
+                    with open(copy, "wb") as f:
+                        f.write(data[path])
+                    return copy
+
+                config = Config.from_dict(spec["config"]).with_paths(local)
 
                 def image(name: str) -> Any:
                     if name in data:

@@ -48,9 +48,8 @@ class BatchJob:
     @property
     def inputs(self) -> list[str]:
         """Every file the job reads (built-ins are made on the worker)."""
-        files = [self.content, *self.styles, self.config.mask, self.config.init]
-        known = ("noise", "content", "style")
-        return [f for f in files if f and f not in known and not builtins.is_builtin(f)]
+        files = [self.content, *self.styles, *self.config.input_paths().values()]
+        return [f for f in files if not builtins.is_builtin(f)]
 
 
 def expand(specs: Iterable[str], what: str) -> list[str]:
@@ -84,13 +83,18 @@ def _stem(name: str) -> str:
 
 
 def output_name(content: str, styles: tuple[str, ...], config: Config) -> str:
-    """``CONTENT_STYLE_HASH.png``: the hash covers the inputs and every option, so the same
-    job always gets the same name and another job another name."""
+    """``CONTENT_STYLE_HASH.png``: the hash covers the inputs and every option that differs
+    from its default (:meth:`~nst.options.Declared.identity`), so the same job always gets
+    the same name, another job another name, and an option added in a later release (at its
+    default) renames nothing."""
+    settings = config.identity()
+    for name in config.input_paths():  # files by where they are
+        settings[name] = _identity(settings[name])
     identity = json.dumps(
         {
             "content": _identity(content),
             "styles": [_identity(s) for s in styles],
-            "config": config.to_dict(),
+            "config": settings,
         },
         sort_keys=True,
     )
@@ -120,9 +124,10 @@ def _job(
     defaults: Mapping[str, Any],
     outdir: Path,
     output: str | None = None,
+    config_class: type[Config] = Config,
 ) -> BatchJob:
     try:
-        config = Config.from_dict({**defaults, **options})
+        config = config_class.from_dict({**defaults, **options})
     except NstError as exc:
         raise ConfigError(f"{row}: {exc}") from None
     if not styles:
@@ -130,9 +135,8 @@ def _job(
     _check_file(row, "content", content)
     for s in styles:
         _check_file(row, "style", s)
-    for role, value in (("mask", config.mask), ("init", config.init)):
-        if value and value not in ("noise", "content", "style"):
-            _check_file(row, role, value)
+    for role, value in config.input_paths().items():
+        _check_file(row, role.replace("_", "-"), value)
     if output:
         if Path(output).name != output or output.startswith("."):
             raise ConfigError(f"{row}: output '{one_line(output)}' must be a plain file name")
@@ -146,14 +150,18 @@ def _job(
 
 
 def cross(
-    contents: list[str], styles: list[str], defaults: Mapping[str, Any], outdir: Path
+    contents: list[str],
+    styles: list[str],
+    defaults: Mapping[str, Any],
+    outdir: Path,
+    config_class: type[Config] = Config,
 ) -> list[BatchJob]:
     """Every content in every style, one style per job."""
     jobs = []
     for c in contents:
         for s in styles:
             row = f"{one_line(Path(c).name)} x {one_line(Path(s).name)}"
-            jobs.append(_job(row, c, (s,), {}, defaults, outdir))
+            jobs.append(_job(row, c, (s,), {}, defaults, outdir, config_class=config_class))
     return check_unique(jobs)
 
 
@@ -163,7 +171,9 @@ def _split_styles(value: Any) -> tuple[str, ...]:
     return tuple(p.strip() for p in str(value or "").replace("|", ";").split(";") if p.strip())
 
 
-def manifest(path: Path, defaults: Mapping[str, Any], outdir: Path) -> list[BatchJob]:
+def manifest(
+    path: Path, defaults: Mapping[str, Any], outdir: Path, config_class: type[Config] = Config
+) -> list[BatchJob]:
     """One job per row of a CSV (header: content, style or styles, output, any option) or a
     JSON-lines file (objects with those keys). Relative paths are relative to the
     manifest's folder; several styles are separated by ``;`` (or a JSON list)."""
@@ -217,12 +227,8 @@ def manifest(path: Path, defaults: Mapping[str, Any], outdir: Path) -> list[Batc
             return p if builtins.is_builtin(p) or Path(p).is_absolute() else str(base / p)
 
         options = {str(k): v for k, v in values.items()}
-        for key in ("mask", "init"):
-            if isinstance(options.get(key), str) and options[key] not in (
-                "noise",
-                "content",
-                "style",
-            ):
+        for key, opt in config_class.path_options().items():
+            if opt.names_file(options.get(key)):
                 options[key] = resolve(options[key])
         jobs.append(
             _job(
@@ -233,6 +239,7 @@ def manifest(path: Path, defaults: Mapping[str, Any], outdir: Path) -> list[Batc
                 defaults,
                 outdir,
                 output,
+                config_class,
             )
         )
     return check_unique(jobs)

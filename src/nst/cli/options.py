@@ -31,12 +31,14 @@ def _help(opt: Option) -> str:
 
 
 def config_parameters(
-    exclude: tuple[str, ...] = (), cls: type[Declared] = Config
+    replaced: tuple[str, ...] = (), cls: type[Declared] = Config, mode: str | None = None
 ) -> list[inspect.Parameter]:
-    """One keyword parameter with a typer Option per option declared by ``cls``."""
+    """One keyword parameter with a typer Option per option declared by ``cls`` that applies
+    to ``mode`` (all with None), less those the command ``replaced`` by its own flags."""
     params = []
-    for name, opt in cls.OPTIONS.items():
-        if name in exclude:
+    declared = cls.OPTIONS if mode is None else cls.options_for(mode)
+    for name, opt in declared.items():
+        if name in replaced:
             continue
         if opt.kind is BOOL:
             decl = typer.Option(
@@ -59,15 +61,18 @@ def config_parameters(
 
 
 def with_config(
-    exclude: tuple[str, ...] = (),
+    mode: str | None = None,
+    replaced: tuple[str, ...] = (),
     cls: type[Declared] = Config,
     raw: bool = False,
     name: str = "config",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a command every option ``cls`` declares; it receives them parsed as ``name=``
-    (``config=`` by default; the others keep their defaults), or with ``raw`` the given
-    options as text (``options=``, checked), for front ends that merge them with others
-    first. Decorators for several classes stack (each with its own ``name``)."""
+    """Give a command every option ``cls`` declares for ``mode`` (see
+    :data:`nst.options.MODES`; all with None) except those it ``replaced`` with flags of its
+    own; it receives them parsed as ``name=`` (``config=`` by default; the others keep their
+    defaults), or with ``raw`` the given options as text (``options=``, checked), for front
+    ends that merge them with others first. Decorators for several classes stack (each with
+    its own ``name``)."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         own = [
@@ -75,7 +80,7 @@ def with_config(
             for p in inspect.signature(func, eval_str=True).parameters.values()
             if p.name not in ("config", "options", name)
         ]
-        cfg_params = config_parameters(exclude, cls)
+        cfg_params = config_parameters(replaced, cls, mode)
         names = {p.name for p in cfg_params}
 
         @functools.wraps(func)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..errors import Interrupted
 from ..events import EventHandler, Finished, Stage, Started, Step
-from ..execution import NOISE_MEAN, StopSignal, _stop_fn
+from ..execution import NOISE_MEAN, StopSignal, stop_function
 from ..objective.losses import tv_loss
 from ..options import FLOAT, INT, TEXT, Declared, declare, option
 from . import rules
@@ -46,6 +46,8 @@ class VisualizeConfig(Declared):
         panel="Output",
         web="main",
         label="Size",
+        cap="max_size",
+        unit="px",
     )
     iterations: int = option(
         200,
@@ -56,6 +58,7 @@ class VisualizeConfig(Declared):
         panel="Optimization",
         web="main",
         label="Iterations",
+        cap="max_iterations",
     )
     lr: float = option(
         4.0,
@@ -216,7 +219,7 @@ def visualize(
     size = (cfg.size, cfg.size)
     net.check(t, size)
     emit = on_event or (lambda e: None)
-    should_stop = _stop_fn(stop) or (lambda: False)
+    should_stop = stop_function(stop) or (lambda: False)
     dev = net.device
     gen = torch.Generator().manual_seed(cfg.seed)
     mean = torch.tensor(NOISE_MEAN, device=dev).view(1, 3, 1, 1)
@@ -264,15 +267,15 @@ def visualize(
                 preview = finish(img)
             emit(
                 Step(
-                    k,
-                    k + 1,
-                    -float(objective.detach()),
-                    terms,
-                    weights_,
-                    factors,
-                    time.perf_counter() - start,
-                    0,
-                    preview,
+                    iteration=k,
+                    evaluations=k + 1,
+                    loss=-float(objective.detach()),
+                    terms=terms,
+                    weights=weights_,
+                    factors=factors,
+                    elapsed=time.perf_counter() - start,
+                    stage=0,
+                    preview=preview,
                 )
             )
             if k == cfg.iterations or should_stop():

@@ -45,7 +45,15 @@ class InputSpace:
     std: tuple[float, float, float]
 
 
-CAFFE = InputSpace(bgr=True, scale=1.0, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0))
+#: the mean pixel of ImageNet (RGB, 0..255) as the Caffe VGG models subtract it: the one copy
+#: (the networks' input, the noise initialisation, the alpha-norm prior's centre)
+IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
+CAFFE = InputSpace(
+    bgr=True,
+    scale=1.0,
+    mean=(IMAGENET_MEAN_RGB[2], IMAGENET_MEAN_RGB[1], IMAGENET_MEAN_RGB[0]),
+    std=(1.0, 1.0, 1.0),
+)
 TORCHVISION = InputSpace(
     bgr=False, scale=1.0 / 255.0, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
 )

@@ -1,4 +1,4 @@
-"""The paper's losses and the objective that combines them."""
+"""The paper's losses, the objective that combines named terms, and the term specs."""
 
 from .losses import (
     AlphaNormLoss,
@@ -12,20 +12,41 @@ from .losses import (
     style_layer_loss,
     tv_loss,
 )
-from .objective import Objective, StyleSource, Term
+from .objective import Objective, StyleSource, Term, TermValues
+from .terms import (
+    TERMS,
+    StageTargets,
+    TermSpec,
+    add_content,
+    add_style,
+    build_terms,
+    layers_for,
+    register,
+    specs_for,
+)
 
 __all__ = [
+    "TERMS",
     "AlphaNormLoss",
     "ContentTarget",
     "Objective",
+    "StageTargets",
     "StyleSource",
     "StyleTarget",
     "TVLoss",
     "Term",
+    "TermSpec",
+    "TermValues",
+    "add_content",
+    "add_style",
     "alpha_norm_loss",
+    "build_terms",
     "content_loss",
     "gram_matrix",
     "guided_gram_matrix",
+    "layers_for",
+    "register",
+    "specs_for",
     "style_layer_loss",
     "tv_loss",
 ]

@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..model.weights import IMAGENET_MEAN_RGB
+
 
 def _as_matrix(features: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, M, C) without a copy for channels_last tensors."""
@@ -93,7 +95,6 @@ def style_layer_loss(gram: torch.Tensor, target_gram: torch.Tensor) -> torch.Ten
 TV_EPS = 1e-8
 #: the pixel bound B of the alpha-norm prior (0..255 units, around the mean pixel)
 ALPHA_BOUND = 128.0
-_MEAN_PIXEL = (123.68, 116.779, 103.939)
 
 
 def tv_loss(image: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
@@ -119,7 +120,7 @@ def alpha_norm_loss(image: torch.Tensor, alpha: float = 6.0) -> torch.Tensor:
     (|x - mean pixel| / B)^alpha, |.| over the colour channels, B = 128: nothing for a
     natural image's range, fast-growing for pixels pushed past it."""
     x = image if image.dtype == torch.float64 else image.float()
-    mean = torch.tensor(_MEAN_PIXEL, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN_RGB, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     norm = (x - mean).pow(2).sum(dim=1).add(1e-12).sqrt() / ALPHA_BOUND
     return norm.pow(alpha).mean()
 

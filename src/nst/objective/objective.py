@@ -28,29 +28,34 @@ Three weightings (``Config.weighting``) say in which units the terms enter the s
     (Figure 4), 1e-4 the look of its Figure 3. Measured on Tuebingen x Starry Night
     at 256 and 512 px, 300 L-BFGS iterations from noise.
 
-Every term has a name (``content:conv4_2``, ``style:conv1_1``, ``tv``; extra terms
-such as a video's ``temporal`` are added with :meth:`Objective.add_term`), a weight
-within its group (w_l) and a factor, what its value is multiplied by in the total:
-``total = sum(factor * value)``. The values reported are always the paper's exact
-L_c and E_l.
+Every term has a name (``content:conv4_2``, ``style:conv1_1``, ``tv``, a video's
+``temporal``), a weight within its group (w_l) and a factor, what its value is
+multiplied by in the total: ``total = sum(factor * value)``. The values reported are
+always the paper's exact L_c and E_l. This module holds the terms and evaluates them;
+which terms a run has, and their targets, come from the term specs in
+:mod:`nst.objective.terms`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..layers import LayerWeights
+from ..errors import TermError
 from ..model.vgg import VGG19Features
-from .losses import AlphaNormLoss, ContentTarget, StyleTarget, TVLoss, gram_matrix
 
 #: reference weighting of style layer l: 4 (MSE of Gram vs E_l) * 5 (1/N^2 replaces w_l = 1/5)
 REFERENCE_STYLE_FACTOR = 20.0
 #: calibrated = reference with the style term this much stronger (see the module docstring)
 CALIBRATION = 10.0
+WEIGHTINGS = ("calibrated", "reference", "paper")
+#: ``group`` or ``group:key``: letters, digits, ``_`` and ``-``
+TERM_NAME = re.compile(r"[A-Za-z][\w-]*(:[\w-]+)?")
 
 
 @dataclass(frozen=True)
@@ -66,20 +71,6 @@ class StyleSource:
     guide: torch.Tensor | None = None
 
 
-def _resize_guide(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(guide.shape[-2:]) == size:
-        return guide
-    return nn.functional.interpolate(guide, size=size, mode="area")
-
-
-class SumOfTargets(nn.ModuleList):
-    """Several targets on one layer (style regions) as one term: the sum of their losses."""
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        values = [t(features) for t in self]
-        return values[0] if len(values) == 1 else torch.stack(values).sum()
-
-
 @dataclass
 class Term:
     """One named loss term: ``module`` reads the features of ``layer`` (or, with no
@@ -92,75 +83,65 @@ class Term:
     factor: float
 
 
+class TermValues(Mapping[str, torch.Tensor]):
+    """The detached values of one evaluation by term name, held as one float32 tensor (so
+    reading them all costs one host sync: :meth:`floats`)."""
+
+    def __init__(self, names: tuple[str, ...], stacked: torch.Tensor) -> None:
+        self.names = names
+        self.stacked = stacked
+        self._index = {n: i for i, n in enumerate(names)}
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.stacked[self._index[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def floats(self) -> dict[str, float]:
+        """Every value as a Python float, by name."""
+        return dict(zip(self.names, self.stacked.tolist()))
+
+
 class Objective(nn.Module):
-    """Callable on an image x (1, 3, H, W, RGB 0..255): returns (total, term values).
+    """Callable on an image x (1, 3, H, W, RGB 0..255): returns (total, term values by
+    name). Terms are added with :meth:`add_term` (the specs of
+    :mod:`nst.objective.terms` add a run's terms); ``weighting`` says in which units the
+    content and style terms enter the total (see the module docstring)."""
 
-    The values come back as one detached float32 tensor in :attr:`term_names` order
-    (one host sync per evaluation).
-    """
-
-    def __init__(
-        self,
-        extractor: VGG19Features,
-        content_layers: LayerWeights,
-        style_layers: LayerWeights,
-        content_weight: float,
-        style_weight: float,
-        tv_weight: float = 0.0,
-        weighting: str = "calibrated",
-        tv_beta: float = 2.0,
-        alpha_weight: float = 0.0,
-        alpha_norm: float = 6.0,
-    ) -> None:
+    def __init__(self, extractor: VGG19Features, weighting: str = "calibrated") -> None:
         super().__init__()
+        if weighting not in WEIGHTINGS:
+            raise TermError(f"weighting must be one of {', '.join(WEIGHTINGS)}")
         self.extractor = extractor
-        self.content_layers = tuple(n for n, _ in content_layers)
-        self.content_w = dict(content_layers)
-        self.style_layers = tuple(n for n, _ in style_layers)
-        self.style_w = dict(style_layers)
-        self.alpha = float(content_weight)
-        self.beta = float(style_weight)
         self.weighting = weighting
-        self._content: list[Term] = []
-        self._style: list[Term] = []
-        self._tv = Term("tv", TVLoss(tv_beta), None, 1.0, float(tv_weight))
-        self._extra: list[Term] = []
-        if alpha_weight > 0:
-            self._extra.append(Term("alpha", AlphaNormLoss(alpha_norm), None, 1.0, alpha_weight))
+        self._terms: list[Term] = []
         self.modules_ = nn.ModuleDict()  # registers the term modules (device moves)
-        self._register([self._tv, *self._extra])
 
     # -- the terms ---------------------------------------------------------------------------
     @property
     def terms(self) -> list[Term]:
-        return [*self._content, *self._style, self._tv, *self._extra]
+        return list(self._terms)
 
     @property
     def term_names(self) -> tuple[str, ...]:
-        return tuple(t.name for t in self.terms)
+        return tuple(t.name for t in self._terms)
 
     @property
     def term_weights(self) -> dict[str, float]:
-        return {t.name: t.weight for t in self.terms}
+        return {t.name: t.weight for t in self._terms}
 
     @property
     def term_factors(self) -> dict[str, float]:
-        return {t.name: t.factor for t in self.terms}
+        return {t.name: t.factor for t in self._terms}
 
     @property
     def layers(self) -> tuple[str, ...]:
         """The layers the current terms read."""
-        return tuple(dict.fromkeys(t.layer for t in self.terms if t.layer is not None))
-
-    def _register(self, terms: Sequence[Term]) -> None:
-        for t in terms:
-            self.modules_[t.name.replace(":", "__")] = t.module
-
-    def _unregister(self, terms: Sequence[Term]) -> None:
-        for t in terms:
-            key = t.name.replace(":", "__")
-            if key in self.modules_:
-                del self.modules_[key]
+        return tuple(dict.fromkeys(t.layer for t in self._terms if t.layer is not None))
 
     def add_term(
         self,
@@ -170,98 +151,52 @@ class Objective(nn.Module):
         layer: str | None = None,
         weight: float = 1.0,
         factor: float = 1.0,
-    ) -> None:
-        """Add a term (e.g. a video's temporal loss); it is reported under ``name``."""
+    ) -> Term:
+        """Add a term; it is reported under ``name`` in every front end. Refuses, with a
+        :class:`~nst.errors.TermError`, a malformed or taken name, a module that is not an
+        ``nn.Module``, a layer the network does not reach, and a weight or factor that is
+        not a finite number. Each evaluation checks that the module returned a scalar."""
+        if not isinstance(name, str) or not TERM_NAME.fullmatch(name):
+            raise TermError(f"loss term name {name!r}: use group or group:key (letters, digits)")
         if name in self.term_names:
-            raise ValueError(f"a term named {name!r} exists already")
+            raise TermError(f"a loss term named {name!r} exists already")
+        if not isinstance(module, nn.Module):
+            raise TermError(f"loss term {name!r}: the module must be a torch.nn.Module")
+        if layer is not None and layer not in self.extractor.plan:
+            raise TermError(
+                f"loss term {name!r} reads {layer}, beyond the network in use (last: "
+                f"{self.extractor.last_layer}); declare the layer in the term's spec"
+            )
+        for what, value in (("weight", weight), ("factor", factor)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TermError(f"loss term {name!r}: {what} must be a number")
+            if not math.isfinite(value):
+                raise TermError(f"loss term {name!r}: {what} must be finite (got {value})")
         term = Term(name, module, layer, float(weight), float(factor))
-        self._extra.append(term)
-        self._register([term])
+        self._terms.append(term)
+        self.modules_[name.replace(":", "__")] = module
+        return term
 
-    # -- encoding the targets once ----------------------------------------------------------
-    def features(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    def remove_terms(self, group: str) -> None:
+        """Drop every term of ``group`` (``style`` drops ``style:conv1_1`` ...)."""
+        gone = [t for t in self._terms if t.name.partition(":")[0] == group]
+        for t in gone:
+            del self.modules_[t.name.replace(":", "__")]
+        self._terms = [t for t in self._terms if t not in gone]
+
+    def features(
+        self, x: torch.Tensor, layers: tuple[str, ...] | list[str]
+    ) -> dict[str, torch.Tensor]:
         return self.extractor(x, layers)
 
-    @torch.no_grad()
-    def set_content(self, content: torch.Tensor | None) -> None:
-        """Encode P for every content layer (None: no content term, e.g. texture synthesis)."""
-        self._unregister(self._content)
-        self._content = []
-        if content is None:
-            return
-        feats = self.features(content, self.content_layers)
-        paper = self.weighting == "paper"
-        for name in self.content_layers:
-            f = feats[name].float()
-            n, m = f.shape[1], f.shape[2] * f.shape[3]
-            units = 1.0 if paper else 2.0 / (n * m)  # MSE = 2 L_c / (N M)
-            w = self.content_w[name]
-            self._content.append(
-                Term(f"content:{name}", ContentTarget(f), name, w, self.alpha * w * units)
-            )
-        self._register(self._content)
-
-    @torch.no_grad()
-    def set_style(self, sources: Sequence[StyleSource], out_size: tuple[int, int]) -> None:
-        """Encode the Gram targets A: a weighted blend per guide (region).
-
-        Sources sharing a guide (``None`` or the same tensor) are blended into one
-        target; each distinct guide gets its own guided target, summed into the layer's
-        term.
-        """
-        self._unregister(self._style)
-        self._style = []
-        groups: dict[int, list[StyleSource]] = {}
-        for src in sources:
-            groups.setdefault(id(src.guide) if src.guide is not None else 0, []).append(src)
-        per_layer: dict[str, SumOfTargets] = {n: SumOfTargets() for n in self.style_layers}
-        channels: dict[str, int] = {}
-        # probe the feature-map sizes of the generated image for the guides
-        sizes = self._layer_sizes(out_size) if any(s.guide is not None for s in sources) else {}
-        for members in groups.values():
-            total = sum(s.weight for s in members)
-            if total <= 0:
-                continue
-            blended: dict[str, torch.Tensor] = {}
-            for src in members:
-                feats = self.features(src.image, self.style_layers)
-                for name in self.style_layers:
-                    g = gram_matrix(feats[name])[0] * (src.weight / total)
-                    blended[name] = blended[name] + g if name in blended else g
-            guide = members[0].guide
-            for name in self.style_layers:
-                channels[name] = blended[name].shape[-1]
-                layer_guide = None if guide is None else _resize_guide(guide, sizes[name])
-                per_layer[name].append(StyleTarget(blended[name].unsqueeze(0), layer_guide))
-        for name, targets in per_layer.items():
-            if not len(targets):
-                continue
-            n = channels[name]
-            if self.weighting == "paper":
-                units = 1.0
-            else:
-                calibration = CALIBRATION if self.weighting == "calibrated" else 1.0
-                units = calibration * REFERENCE_STYLE_FACTOR / (n * n)
-            w = self.style_w[name]
-            self._style.append(Term(f"style:{name}", targets, name, w, self.beta * w * units))
-        self._register(self._style)
-
-    def _layer_sizes(self, out_size: tuple[int, int]) -> dict[str, tuple[int, int]]:
-        h, w = out_size
-        device = self.extractor.in_scale.device
-        probe = torch.zeros(1, 3, h, w, device=device)
-        with torch.no_grad():
-            feats = self.extractor(probe, self.style_layers)
-        return {n: (f.shape[2], f.shape[3]) for n, f in feats.items()}
-
     # -- evaluation -------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The total (a scalar with grad) and the detached term values (term_names order).
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, TermValues]:
+        """The total (a scalar with grad) and the detached term values by name.
 
         Terms with factor 0 are evaluated without gradient, for the record only. The
         network may run in bf16/fp16; every term's math runs in float32.
         """
-        terms = self.terms
+        terms = self._terms
         feats = self.features(x, self.layers) if self.layers else {}
         total = x.new_zeros((), dtype=torch.float32)
         values: list[torch.Tensor] = []
@@ -272,6 +207,11 @@ class Objective(nn.Module):
                     value = t.module(source)
             else:
                 value = t.module(source)
+            if not isinstance(value, torch.Tensor) or value.dim() != 0:
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value)
+                raise TermError(f"loss term {t.name!r} returned {shape}, not a scalar tensor")
+            if t.factor != 0.0:
                 total = total + t.factor * value
             values.append(value.detach().float())
-        return total, torch.stack(values)
+        stacked = torch.stack(values) if values else x.new_zeros((0,), dtype=torch.float32)
+        return total, TermValues(self.term_names, stacked)

@@ -28,9 +28,9 @@ from PIL import Image
 from ..config import Config
 from ..errors import ConfigError, ImageError, Interrupted, NstError
 from ..events import Event, Finished, FrameDone
-from ..execution import StopSignal, _stop_fn
+from ..execution import StopSignal, stop_function
 from ..imageio import atomic_write, fit_size, load_image, save_image
-from ..planning import ImageLike, _as_list, load
+from ..planning import ImageLike, as_list, load
 from . import io as vio
 from .config import VideoConfig
 from .temporal import Earlier, stylize_frame
@@ -172,13 +172,13 @@ def stylize_video(
     config = config or Config()
     video = video or VideoConfig()
     emit = on_event or (lambda e: None)
-    should_stop = _stop_fn(stop) or (lambda: False)
+    should_stop = stop_function(stop) or (lambda: False)
     name = os.fspath(source)
     out = Path(output)
     vio.check_output(out)
     if config.mask:
         raise ConfigError("mask: not available for videos (a mask fits one image)")
-    styles = _as_list(style)
+    styles = as_list(style)
     if not styles:
         raise ConfigError("give at least one style image")
     info = vio.probe(name)
@@ -310,7 +310,7 @@ def video_metrics(
     errors = warping_errors(vio.read_frames(out_name, size), vio.read_frames(ref_name, size), flow)
     losses: list[float] = []
     if style is not None:
-        styles = _as_list(style)
+        styles = as_list(style)
         style_t = [load(s, "style") for s in styles]
         losses = style_losses(vio.read_frames(out_name, size), style_t, config or Config())
     frames = len(errors) + 1

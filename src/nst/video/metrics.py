@@ -61,10 +61,6 @@ def style_losses(
         with torch.no_grad():
             _, values = objective(image.unsqueeze(0).mul(255).to(device))
         factors = objective.term_factors
-        total = sum(
-            factors[n] * v
-            for n, v in zip(objective.term_names, values.tolist())
-            if n.startswith("style:")
-        )
+        total = sum(factors[n] * v for n, v in values.floats().items() if n.startswith("style:"))
         losses.append(total)
     return losses

@@ -23,8 +23,9 @@ from .. import controls
 from ..config import Config
 from ..events import EventHandler
 from ..execution import StopSignal, execute
-from ..objective import Objective
-from ..planning import TermHook, plan_stylize
+from ..objective import Objective, StageTargets, TermSpec
+from ..objective.terms import RunInputs
+from ..planning import plan_stylize
 from . import flow as flowlib
 
 
@@ -88,21 +89,34 @@ def _tensor(image: np.ndarray, luminance: bool) -> torch.Tensor:
     return controls.luminance_image(t) if luminance else t
 
 
-def temporal_hook(warped: Sequence[Warped], weight: float, luminance: bool) -> TermHook:
-    """A plan hook adding one term per earlier frame (``temporal``, ``temporal:t-2``, ...)."""
+@dataclass(frozen=True)
+class TemporalData:
+    """What the temporal spec reads of a frame's plan: the earlier results warped into it,
+    the weight (the video's ``temporal_weight`` option) and whether the run is on
+    luminance only."""
 
-    def add(objective: Objective, size: tuple[int, int]) -> None:
-        device = objective.extractor.in_scale.device
-        for w in warped:
-            target = _tensor(w.image, luminance).unsqueeze(0) * 255.0
-            c = torch.from_numpy(w.weights)[None, None]
-            if target.shape[-2:] != size:
-                target = F.interpolate(target, size=size, mode="bilinear", align_corners=False)
-                c = F.interpolate(c, size=size, mode="bilinear", align_corners=False)
-            name = "temporal" if w.offset == 1 else f"temporal:t-{w.offset}"
-            objective.add_term(name, TemporalLoss(target, c).to(device), factor=weight)
+    warped: tuple[Warped, ...]
+    weight: float
+    luminance: bool
 
-    return add
+
+def _build_temporal(objective: Objective, run: RunInputs, stage: StageTargets, _: float) -> None:
+    """One term per earlier frame (``temporal``, ``temporal:t-2``, ...) at the stage's size."""
+    data: TemporalData = run.term_data["temporal"]
+    size = stage.size
+    device = objective.extractor.in_scale.device
+    for w in data.warped:
+        target = _tensor(w.image, data.luminance).unsqueeze(0) * 255.0
+        c = torch.from_numpy(w.weights)[None, None]
+        if target.shape[-2:] != size:
+            target = F.interpolate(target, size=size, mode="bilinear", align_corners=False)
+            c = F.interpolate(c, size=size, mode="bilinear", align_corners=False)
+        name = "temporal" if w.offset == 1 else f"temporal:t-{w.offset}"
+        objective.add_term(name, TemporalLoss(target, c).to(device), factor=data.weight)
+
+
+#: the temporal loss as a term spec; a frame's plan adds it with its data (``with_term``)
+TEMPORAL = TermSpec("temporal", _build_temporal, active=lambda run: "temporal" in run.term_data)
 
 
 def stylize_frame(
@@ -132,5 +146,6 @@ def stylize_frame(
         plan = replace(plan, init=start)
         if temporal_weight > 0:
             luminance = config.preserve_colors == "luminance"
-            plan = plan.with_terms(temporal_hook(warped, temporal_weight, luminance))
+            data = TemporalData(tuple(warped), temporal_weight, luminance)
+            plan = plan.with_term(TEMPORAL, data)
     return execute(plan, on_event, stop=stop)

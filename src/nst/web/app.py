@@ -27,11 +27,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from .. import builtins
-from ..config import INIT_KEYWORDS, OPTIONS
+from ..config import INIT_KEYWORDS, Config
 from .explore import add_explore_routes
 from .guard import Guard
 from .jobs import TERMINAL, Job, JobManager, QueueFull, Runner, WebSettings, api_runner, safe_child
-from .uploads import SERVER_ONLY, Preparer, Refusal, Submission, Upload
+from .uploads import Preparer, Refusal, Submission, Upload
 
 LAST_EVENT_ID = re.compile(r"[0-9]{1,12}")
 
@@ -40,9 +40,11 @@ def _static_dir() -> Path:
     return Path(str(importlib.resources.files("nst.web") / "static"))
 
 
-def create_app(settings: WebSettings, runner: Runner = api_runner) -> FastAPI:
+def create_app(
+    settings: WebSettings, runner: Runner = api_runner, config_class: type[Config] = Config
+) -> FastAPI:
     manager = JobManager(settings, runner)
-    preparer = Preparer(settings)
+    preparer = Preparer(settings, config_class)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,14 +109,7 @@ def create_app(settings: WebSettings, runner: Runner = api_runner) -> FastAPI:
     def config_schema() -> dict[str, Any]:
         """Every option a job may set (kind, default, range, choices, help) and this
         server's limits: the page builds its form and checks from this."""
-        fields = [opt.schema() for opt in OPTIONS.values() if opt.web != "server"]
-        for f in fields:
-            if f["name"] in ("size", "style_size"):
-                f["max"] = settings.max_size
-            elif f["name"] == "iterations":
-                f["max"] = settings.max_iterations
-            elif f["name"] == "init":
-                f["choices"] = list(INIT_KEYWORDS)
+        fields = config_class.web_schema(settings.limits())
         limits = {
             "max_size": settings.max_size,
             "max_iterations": settings.max_iterations,
@@ -166,7 +161,8 @@ def create_app(settings: WebSettings, runner: Runner = api_runner) -> FastAPI:
                 plan, style_paths = await run_in_threadpool(preparer.prepare, folder, submission)
             except Refusal as exc:
                 raise HTTPException(exc.status, exc.detail) from None
-            shown = {k: v for k, v in plan.config.to_dict().items() if k not in SERVER_ONLY}
+            hidden = config_class.server_only()
+            shown = {k: v for k, v in plan.config.to_dict().items() if k not in hidden}
             shown["init"] = "previous result" if init_job else plan.config.init
             shown["seed"] = plan.seed
             job = Job(job_id, folder, plan, folder / "content.png", style_paths, shown)

@@ -41,6 +41,7 @@ def _png(image: Any) -> str:
 def add_explore_routes(app: FastAPI, settings: WebSettings, manager: JobManager) -> None:
     busy = asyncio.Semaphore(1)
     saliency_max = min(settings.max_size, MAX_SALIENCY_SIDE)
+    limits = {**settings.limits(), "max_size": saliency_max}  # every run here is a saliency size
 
     @app.get("/api/explain/layers")
     def layers() -> dict[str, Any]:
@@ -56,13 +57,7 @@ def add_explore_routes(app: FastAPI, settings: WebSettings, manager: JobManager)
     @app.get("/api/explain/config")
     def ascent_schema() -> dict[str, Any]:
         """The options of a gradient-ascent run (the Explore page's form)."""
-        fields = [opt.schema() for opt in VisualizeConfig.OPTIONS.values()]
-        for f in fields:
-            if f["name"] == "size":
-                f["max"] = min(settings.max_size, MAX_SALIENCY_SIDE)
-            elif f["name"] == "iterations":
-                f["max"] = settings.max_iterations
-        return {"fields": fields}
+        return {"fields": VisualizeConfig.web_schema(limits)}
 
     def _compute(data: bytes | None, filename: str, builtin: str | None, target: str,
                  size: int) -> dict[str, Any]:  # fmt: skip
@@ -129,11 +124,7 @@ def add_explore_routes(app: FastAPI, settings: WebSettings, manager: JobManager)
         try:
             t = parse(body["target"])
             config = VisualizeConfig.from_dict(body.get("params") or {})
-            limit = min(settings.max_size, MAX_SALIENCY_SIDE)
-            if config.size > limit:
-                raise ConfigError(f"size: at most {limit} px on this server")
-            if config.iterations > settings.max_iterations:
-                raise ConfigError(f"iterations: at most {settings.max_iterations} on this server")
+            config.check_caps(limits)
             from ..explain.network import network
 
             network().check(t, (config.size, config.size))

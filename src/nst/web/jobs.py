@@ -11,6 +11,7 @@ after ``job_ttl`` seconds. Folders of unfinished jobs are swept at start-up.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -84,6 +85,15 @@ class WebSettings:
     history_jobs: int = 50  # finished jobs kept (across restarts), oldest removed first
     history_mb: float = 500.0  # and their folders' total size
     allowed_hosts: tuple[str, ...] = ()
+
+    def limits(self) -> dict[str, float]:
+        """The numeric limits by name: what options declare as their ``cap``."""
+        out: dict[str, float] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[f.name] = value
+        return out
 
 
 @dataclass(frozen=True)

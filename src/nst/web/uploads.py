@@ -17,14 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import builtins
-from ..config import INIT_KEYWORDS, MAX_SIDE, Config
+from ..config import MAX_SIDE, Config
 from ..errors import ConfigError, ImageError, NstError, one_line
 from ..imageio import image_size, load_image, save_image, to_tensor
 from ..planning import Plan, plan_stylize
 from .jobs import FILE_MODE, WebSettings
-
-#: parameters a browser may not set (server paths and hardware)
-SERVER_ONLY = {"weights", "device", "mask", "init"}
 
 
 class Refusal(Exception):
@@ -73,37 +70,39 @@ def parse_params(text: str) -> dict[str, Any]:
     return values
 
 
-def make_config(settings: WebSettings, params: dict[str, Any], extra: dict[str, Any]) -> Config:
-    """The job's config: the page's parameters within this server's limits."""
-    forbidden = sorted(set(params) & (SERVER_ONLY - {"init"}))
-    if forbidden:
-        raise Refusal(422, f"parameter(s) not settable here: {', '.join(forbidden)}")
-    init = params.pop("init", "noise") or "noise"
-    if init not in INIT_KEYWORDS:
-        raise Refusal(422, f"init must be one of {', '.join(INIT_KEYWORDS)}")
+def make_config(
+    settings: WebSettings,
+    params: dict[str, Any],
+    extra: dict[str, Any],
+    config_class: type[Config] = Config,
+) -> Config:
+    """The job's config: the page's parameters within this server's limits. What a browser
+    may not set (server-only options, files in path options) and the caps come from the
+    options' declarations; ``extra`` holds the values the server sets itself (the uploaded
+    mask's and start image's places)."""
     try:
-        config = Config.from_dict({**params, **extra, "init": extra.get("init", init)})
+        config_class.refuse_from_browser(params)
+        paths = config_class.path_options()
+        given = {k: v for k, v in params.items() if not (k in paths and v in ("", None))}
+        config = config_class.from_dict({**given, **extra})
+        config.check_caps(settings.limits())
     except ConfigError as exc:
         raise Refusal(422, str(exc)) from None
-    biggest = max(config.size, config.style_size or 0, *config.scales)
-    if biggest > settings.max_size:
-        raise Refusal(422, f"size: at most {settings.max_size} px on this server")
     if config.style_longest > min(settings.max_size, MAX_SIDE):
         raise Refusal(
             422,
             f"style-scale: the style image would be {config.style_longest} px, over this "
             f"server's {settings.max_size} px",
         )
-    if config.iterations > settings.max_iterations:
-        raise Refusal(422, f"iterations: at most {settings.max_iterations} on this server")
     return config
 
 
 class Preparer:
     """Writes a submission's inputs into a job folder and plans its run."""
 
-    def __init__(self, settings: WebSettings) -> None:
+    def __init__(self, settings: WebSettings, config_class: type[Config] = Config) -> None:
         self.settings = settings
+        self.config_class = config_class
 
     def check_pixels(self, uploads: list[Upload]) -> None:
         """Refuse, before decoding any, uploads whose pixels together pass the cap."""
@@ -169,7 +168,7 @@ class Preparer:
             extra["mask"] = str(folder / "mask.png")
         if sub.init_from is not None:
             extra["init"] = str(folder / "init.png")
-        config = make_config(self.settings, dict(values), extra)  # cheap checks first
+        config = make_config(self.settings, dict(values), extra, self.config_class)
         uploads = [u for u in (sub.content, *sub.styles, sub.mask) if u is not None]
         self.check_pixels(uploads)
         content_path = folder / "content.png"

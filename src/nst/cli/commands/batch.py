@@ -106,7 +106,7 @@ class BatchProgress:
 
 
 @app.command()
-@with_config(exclude=("seed",), raw=True)
+@with_config(mode="stylize", replaced=("seed",), raw=True)  # --seed defaults to 0
 def batch(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the results.")],
     contents: Annotated[

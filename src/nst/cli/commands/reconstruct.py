@@ -20,15 +20,9 @@ reconstruct_app = typer.Typer(
 )
 app.add_typer(reconstruct_app, name="reconstruct")
 
-_NOT_FOR_CONTENT = ("content_layers", "style_layers", "style_size", "style_scale",
-                    "style_blend", "preserve_colors", "mask", "regions", "content_weight",
-                    "style_weight")  # fmt: skip
-_NOT_FOR_STYLE = ("size", "content_layers", "style_layers", "style_blend", "preserve_colors",
-                  "mask", "regions", "content_weight", "style_weight", "style_scale")  # fmt: skip
-
 
 @reconstruct_app.command("content")
-@with_config(exclude=_NOT_FOR_CONTENT)
+@with_config(mode="content", replaced=("content_layers",))  # --layer
 def reconstruct_content_cmd(
     image: Annotated[str, typer.Argument(help="The image whose content is reconstructed.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output image.")],
@@ -46,7 +40,8 @@ def reconstruct_content_cmd(
 
     try:
         config = Config.from_dict({"content_layers": layer}, base=config)
-        check_paths(output, [image, config.init, config.weights], log, previews=save_every > 0)
+        inputs = [image, *config.input_paths().values()]
+        check_paths(output, inputs, log, previews=save_every > 0)
         plan = planning.plan_content(image, config)
     except NstError as exc:
         fail(exc)
@@ -69,7 +64,7 @@ def parse_size(text: str) -> tuple[int, int] | int:
 
 
 @reconstruct_app.command("style")
-@with_config(exclude=_NOT_FOR_STYLE)
+@with_config(mode="texture", replaced=("size", "style_layers"))  # --size WxH, --layers
 def reconstruct_style_cmd(
     image: Annotated[str, typer.Argument(help="The texture (style) image.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output image.")],
@@ -103,7 +98,8 @@ def reconstruct_style_cmd(
         else:
             out_size = parsed
         config = Config.from_dict({"style_layers": layers, "size": max(out_size)}, base=config)
-        check_paths(output, [image, config.init, config.weights], log, previews=save_every > 0)
+        inputs = [image, *config.input_paths().values()]
+        check_paths(output, inputs, log, previews=save_every > 0)
         plan = planning.plan_texture(image, config, out_size)
     except NstError as exc:
         fail(exc)

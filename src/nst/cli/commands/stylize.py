@@ -33,7 +33,7 @@ def doubling_scales(start: int, size: int) -> tuple[int, ...]:
 
 
 @app.command()
-@with_config()
+@with_config(mode="stylize")
 def stylize(
     content: Annotated[str, typer.Argument(help="Content image (or builtin:NAME).")],
     style: Annotated[list[str], typer.Argument(help="Style image(s) (or builtin:NAME).")],
@@ -66,7 +66,7 @@ def stylize(
             raise ConfigError(f"save-every must be >= 0 (got {save_every})")
         if start_size is not None:
             config = config.replace(scales=doubling_scales(start_size, config.size))
-        inputs = [content, *style, config.init, config.mask, config.weights]
+        inputs = [content, *style, *config.input_paths().values()]
         check_paths(out, inputs, log, previews=save_every > 0)
         plan = planning.plan_stylize(content, style, config)
     except NstError as exc:

@@ -74,7 +74,7 @@ class VideoProgress:
 
 
 @app.command()
-@with_config(exclude=("mask", "regions"))
+@with_config(mode="video")
 @with_config(cls=VideoConfig, name="video")
 def video(
     source: Annotated[str, typer.Argument(help="Input video (any format PyAV reads).")],
@@ -106,7 +106,10 @@ def video(
     handlers: list[Any] = [] if quiet else [VideoProgress()]
     try:
         check_paths(
-            output, [source, *style, config.init, config.weights], log, check_format=check_output
+            output,
+            [source, *style, *config.input_paths().values()],
+            log,
+            check_format=check_output,
         )
         json_log = JsonLog(log) if log is not None else None
     except NstError as exc:
@@ -153,7 +156,7 @@ def video(
 
 
 @app.command("video-metrics")
-@with_config(exclude=("mask", "regions", "seed", "init"))
+@with_config(mode="metrics")
 def video_metrics(
     output: Annotated[str, typer.Argument(help="The stylized video.")],
     reference: Annotated[

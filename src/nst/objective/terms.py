@@ -1,0 +1,269 @@
+"""Loss terms as specs: what a run's objective is built from.
+
+A :class:`TermSpec` names a kind of term and says, for a run, whether it is in use, which
+layers it reads (the run's network is cut after the deepest of every term's layers), its
+weight (an option of the run's config, read by name) and how it encodes its targets for
+one coarse-to-fine stage (``build``: it adds named terms to the objective with
+:meth:`~nst.objective.Objective.add_term`). The paper's terms (content, style, TV) and
+the Mahendran & Vedaldi alpha-norm prior are the registered specs, :data:`TERMS`; a run
+adds its own (the video's temporal term) with :meth:`nst.planning.Plan.with_term`.
+
+A new kind of term is one spec: a module that encodes its target once and returns a
+scalar, a ``build`` that adds it, ``layers`` and ``weight_option``; :func:`register` it
+(a built-in) or put it on a plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from ..errors import TermError
+from ..layers import LayerWeights
+from .losses import AlphaNormLoss, ContentTarget, StyleTarget, TVLoss, gram_matrix
+from .objective import CALIBRATION, REFERENCE_STYLE_FACTOR, Objective, StyleSource
+
+
+class RunInputs(Protocol):
+    """What a spec reads of a run (a :class:`~nst.planning.Plan` is one)."""
+
+    @property
+    def config(self) -> Any: ...
+
+    @property
+    def content(self) -> torch.Tensor | None: ...
+
+    @property
+    def styles(self) -> tuple[torch.Tensor, ...]: ...
+
+    @property
+    def term_data(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class StageTargets:
+    """The targets of one stage, at its size, on the network's device (RGB 0..255)."""
+
+    size: tuple[int, int]  # (h, w) of the generated image
+    content: torch.Tensor | None  # (1, 3, h, w)
+    styles: tuple[StyleSource, ...]
+
+
+Build = Callable[[Objective, RunInputs, StageTargets, float], None]
+
+
+def _no_layers(run: RunInputs) -> tuple[str, ...]:
+    return ()
+
+
+def _always(run: RunInputs) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class TermSpec:
+    """One kind of loss term (see the module docstring)."""
+
+    name: str
+    build: Build  # (objective, run, stage targets, weight) -> adds the terms
+    layers: Callable[[RunInputs], tuple[str, ...]] = field(default=_no_layers)
+    weight_option: str | None = None  # the config option that weights it, if any
+    active: Callable[[RunInputs], bool] = field(default=_always)
+
+    def weight(self, run: RunInputs) -> float:
+        """The term's weight in this run: its option's value (1 without an option)."""
+        if self.weight_option is None:
+            return 1.0
+        return float(getattr(run.config, self.weight_option))
+
+
+#: the registered specs, in the order their terms are reported
+TERMS: dict[str, TermSpec] = {}
+
+
+def register(spec: TermSpec) -> TermSpec:
+    if spec.name in TERMS:
+        raise TermError(f"a term spec named {spec.name!r} is registered already")
+    TERMS[spec.name] = spec
+    return spec
+
+
+def specs_for(run: RunInputs, added: Sequence[TermSpec] = ()) -> list[TermSpec]:
+    """The specs in use for ``run``: the registered ones, then ``added`` (a plan's)."""
+    names = set(TERMS)
+    for spec in added:
+        if spec.name in names:
+            raise TermError(f"two term specs are named {spec.name!r}")
+        names.add(spec.name)
+    return [s for s in (*TERMS.values(), *added) if s.active(run)]
+
+
+def layers_for(run: RunInputs, added: Sequence[TermSpec] = ()) -> list[str]:
+    """Every layer the run's terms read, in first-use order."""
+    out: list[str] = []
+    for spec in specs_for(run, added):
+        out.extend(spec.layers(run))
+    return list(dict.fromkeys(out))
+
+
+def build_terms(
+    objective: Objective, run: RunInputs, stage: StageTargets, added: Sequence[TermSpec] = ()
+) -> Objective:
+    """Add every term in use, its targets encoded at the stage's size."""
+    for spec in specs_for(run, added):
+        spec.build(objective, run, stage, spec.weight(run))
+    return objective
+
+
+# -- the paper's terms ------------------------------------------------------------------------
+@torch.no_grad()
+def add_content(
+    objective: Objective, content: torch.Tensor, layers: LayerWeights, alpha: float
+) -> None:
+    """``content:LAYER`` terms: P of every content layer encoded once; factor alpha * w
+    (times 2/(N M), the MSE, unless the weighting is ``paper``)."""
+    names = tuple(n for n, _ in layers)
+    feats = objective.features(content, names)
+    for name, w in layers:
+        f = feats[name].float()
+        n, m = f.shape[1], f.shape[2] * f.shape[3]
+        units = 1.0 if objective.weighting == "paper" else 2.0 / (n * m)  # MSE = 2 L_c / (N M)
+        objective.add_term(
+            f"content:{name}", ContentTarget(f), layer=name, weight=w, factor=alpha * w * units
+        )
+
+
+class SumOfTargets(nn.ModuleList):
+    """Several targets on one layer (style regions) as one term: the sum of their losses."""
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        values = [t(features) for t in self]
+        return values[0] if len(values) == 1 else torch.stack(values).sum()
+
+
+def style_units(objective: Objective, channels: int) -> float:
+    """What E_l of a layer with ``channels`` filters is multiplied by, before beta * w_l."""
+    if objective.weighting == "paper":
+        return 1.0
+    calibration = CALIBRATION if objective.weighting == "calibrated" else 1.0
+    return calibration * REFERENCE_STYLE_FACTOR / (channels * channels)
+
+
+def _resize_guide(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(guide.shape[-2:]) == size:
+        return guide
+    return nn.functional.interpolate(guide, size=size, mode="area")
+
+
+def _layer_sizes(
+    objective: Objective, names: tuple[str, ...], out_size: tuple[int, int]
+) -> dict[str, tuple[int, int]]:
+    h, w = out_size
+    probe = torch.zeros(1, 3, h, w, device=objective.extractor.in_scale.device)
+    with torch.no_grad():
+        feats = objective.features(probe, names)
+    return {n: (f.shape[2], f.shape[3]) for n, f in feats.items()}
+
+
+@torch.no_grad()
+def add_style(
+    objective: Objective,
+    sources: Sequence[StyleSource],
+    layers: LayerWeights,
+    beta: float,
+    out_size: tuple[int, int],
+) -> None:
+    """``style:LAYER`` terms: the Gram targets A, a weighted blend per guide (region).
+
+    Sources sharing a guide (``None`` or the same tensor) are blended into one target;
+    each distinct guide gets its own guided target, summed into the layer's term.
+    """
+    names = tuple(n for n, _ in layers)
+    groups: dict[int, list[StyleSource]] = {}
+    for src in sources:
+        groups.setdefault(id(src.guide) if src.guide is not None else 0, []).append(src)
+    per_layer: dict[str, SumOfTargets] = {n: SumOfTargets() for n in names}
+    channels: dict[str, int] = {}
+    guided = any(s.guide is not None for s in sources)
+    sizes = _layer_sizes(objective, names, out_size) if guided else {}
+    for members in groups.values():
+        total = sum(s.weight for s in members)
+        if total <= 0:
+            continue
+        blended: dict[str, torch.Tensor] = {}
+        for src in members:
+            feats = objective.features(src.image, names)
+            for name in names:
+                g = gram_matrix(feats[name])[0] * (src.weight / total)
+                blended[name] = blended[name] + g if name in blended else g
+        guide = members[0].guide
+        for name in names:
+            channels[name] = blended[name].shape[-1]
+            layer_guide = None if guide is None else _resize_guide(guide, sizes[name])
+            per_layer[name].append(StyleTarget(blended[name].unsqueeze(0), layer_guide))
+    weights = dict(layers)
+    for name, targets in per_layer.items():
+        if not len(targets):
+            continue
+        w = weights[name]
+        factor = beta * w * style_units(objective, channels[name])
+        objective.add_term(f"style:{name}", targets, layer=name, weight=w, factor=factor)
+
+
+def _content_layers(run: RunInputs) -> tuple[str, ...]:
+    return tuple(n for n, _ in run.config.content_layers)
+
+
+def _style_layers(run: RunInputs) -> tuple[str, ...]:
+    return tuple(n for n, _ in run.config.style_layers)
+
+
+def _build_content(objective: Objective, run: RunInputs, stage: StageTargets, w: float) -> None:
+    assert stage.content is not None
+    add_content(objective, stage.content, run.config.content_layers, w)
+
+
+def _build_style(objective: Objective, run: RunInputs, stage: StageTargets, w: float) -> None:
+    add_style(objective, stage.styles, run.config.style_layers, w, stage.size)
+
+
+def _build_tv(objective: Objective, run: RunInputs, stage: StageTargets, w: float) -> None:
+    # always present: with weight 0 it is evaluated for the record only
+    objective.add_term("tv", TVLoss(run.config.tv_beta), factor=w)
+
+
+def _build_alpha(objective: Objective, run: RunInputs, stage: StageTargets, w: float) -> None:
+    objective.add_term("alpha", AlphaNormLoss(run.config.alpha_norm), factor=w)
+
+
+CONTENT = register(
+    TermSpec(
+        "content",
+        _build_content,
+        layers=_content_layers,
+        weight_option="content_weight",
+        active=lambda run: run.content is not None,
+    )
+)
+STYLE = register(
+    TermSpec(
+        "style",
+        _build_style,
+        layers=_style_layers,
+        weight_option="style_weight",
+        active=lambda run: bool(run.styles),
+    )
+)
+TV = register(TermSpec("tv", _build_tv, weight_option="tv_weight"))
+ALPHA = register(
+    TermSpec(
+        "alpha",
+        _build_alpha,
+        weight_option="alpha_weight",
+        active=lambda run: run.config.alpha_weight > 0,
+    )
+)
