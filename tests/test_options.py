@@ -42,7 +42,7 @@ def _png(path: Path, seed: int = 0) -> Path:
 
 def test_the_declarations_say_which_options_name_files_and_which_are_server_only():
     assert set(Config.path_options()) == {"mask", "weights", "init"}
-    assert Config.server_only() == {"mask", "regions", "weights", "device"}
+    assert Config.server_only() == {"mask", "weights", "device"}
     assert set(Extended.path_options()) == {"mask", "weights", "init", "guide"}
     assert "secret_dir" in Extended.server_only() and "guide" not in Extended.server_only()
     c = Extended(guide="g.png", init="content", mask="m.png", regions=(("#ff0000", "1"),))
@@ -113,4 +113,5 @@ def test_the_web_refuses_and_hides_what_the_declarations_say(make_client):
     assert "secret_dir" not in r.json()["params"] and r.json()["params"]["strokes"] == 4
     fields = {f["name"]: f for f in client.get("/api/config").json()["fields"]}
     assert "secret_dir" not in fields and fields["guide"]["choices"] == ["none"]
+    assert "regions" not in fields  # the page paints them: settable, not in the form
     assert fields["size"]["max"] == 1024 and fields["scales"]["max"] == 1024

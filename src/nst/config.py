@@ -161,7 +161,7 @@ class Config(Declared):
         (),
         "Style of each mask colour: '#ff0000=1,#0000ff=2,#00ff00=content' (style numbers "
         "count from 1; content keeps the photo there).",
-        REGIONS, panel="Colour and regions", web="server", label="Regions",
+        REGIONS, panel="Colour and regions", web="hidden", label="Regions",
         modes=("stylize",),
     )  # fmt: skip
     scales: tuple[int, ...] = option(

@@ -186,6 +186,16 @@ Event = Union[Started, Step, Finished]
 EventHandler = Callable[[Event], None]
 
 
+def with_progress(record: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """A step's record with the run's progress (done, total, fraction, eta) added; a field
+    both would set is refused rather than silently overwritten."""
+    extra = progress.to_record()
+    clash = sorted(set(record) & set(extra))
+    if clash:
+        raise ValueError(f"event field(s) {', '.join(clash)} set by both a step and its progress")
+    return {**record, **extra}
+
+
 class Progress:
     """Done, total and ETA of a whole run, from its events.
 

@@ -300,8 +300,10 @@ def _show(value: Any) -> str:
 
 
 # -- declarations ------------------------------------------------------------------------------
-#: where the web form shows an option: the main form, "Advanced", or nowhere (server only)
-WEB_PLACES = ("main", "advanced", "server")
+#: where the web form shows an option: the main form, "Advanced", nowhere but settable by a
+#: request (``hidden``: a page's own control sets it), or nowhere (``server``: only whoever
+#: runs the server sets it; refused in a request)
+WEB_PLACES = ("main", "advanced", "hidden", "server")
 #: what a run does with its options: stylize (also the web, batch, demo), video (one frame's
 #: stylization inside a video), content (feature inversion), texture (texture synthesis),
 #: metrics (scoring a finished video). An option applies to the modes it declares.
@@ -498,7 +500,7 @@ class Declared:
         option's keywords as its choices."""
         fields = []
         for opt in cls.OPTIONS.values():
-            if opt.server_only:
+            if opt.web in ("server", "hidden"):
                 continue
             f = opt.schema()
             if opt.cap is not None and opt.cap in limits:
@@ -568,6 +570,9 @@ def declare(cls: type[D]) -> type[D]:
     out: dict[str, Option] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         kind, help_text, spec = f.metadata["option"]
-        out[f.name] = Option(f.name, kind, f.default, help_text, **spec)
+        opt = Option(f.name, kind, f.default, help_text, **spec)
+        if opt.web not in WEB_PLACES or not set(opt.modes) <= set(MODES):
+            raise ValueError(f"option {f.name}: web must be one of {WEB_PLACES}, modes of {MODES}")
+        out[f.name] = opt
     cls.OPTIONS = out
     return cls

@@ -4,6 +4,7 @@ import torch
 
 from nst.config import Config
 from nst.figures import FIGURES, Roles, make_figures, plan_sheets, sheet_layout
+from nst.figures.lecture import SaliencySpec
 from tests.figures.test_paper import fake_engine, paper_dir  # noqa: F401 (fixture)
 
 
@@ -46,4 +47,8 @@ def test_the_lecture_sheet_follows_the_lecture(paper_dir, tmp_path):  # noqa: F8
     assert kinds == {"saliency", "ascent", "patch", "content", "texture"}
     assert (tmp_path / "figs" / "lecture.png").exists()
     assert "lecture" in FIGURES and "inversion" in FIGURES
-    assert isinstance(calls[0].extra, tuple) and torch.is_tensor(base(calls[0]))
+    assert calls[0].spec == SaliencySpec("conv5_1", 0, "gradient", 36)
+    assert torch.is_tensor(base(calls[0]))
+    from nst.figures.sheets import RUNNERS
+
+    assert set(RUNNERS) == {"stylize", "content", "texture", "saliency", "ascent", "patch"}

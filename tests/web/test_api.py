@@ -196,7 +196,7 @@ def test_result_as_next_init_and_delete(make_client):
     second = submit(client, init_job=first["id"]).json()
     assert second["params"]["init"] == "previous result"
     job = client.app.state.manager.get(second["id"])
-    assert job.plan.config.init == str(job.folder / "init.png")
+    assert job.config.init == str(job.folder / "init.png")
     assert submit(client, init_job="f" * 32).json()["detail"] == "init_job: no such job"
     wait_state(client, second["id"])
     assert client.delete(f"/api/jobs/{first['id']}", headers={"Origin": BASE}).status_code == 204

@@ -1,7 +1,7 @@
 """The ``nst`` command line: option reflection (``options``), progress rendering
-(``progress``), running a job (``run``) and the commands (``commands``)."""
+(``progress``), the run scaffold (``run``), the commands (``commands``) and the
+composition root that registers them (``app``)."""
 
-from . import commands as _commands  # noqa: F401  (registers the commands on the app)
 from .app import app, main
 
 __all__ = ["app", "main"]

@@ -1,4 +1,5 @@
-"""The ``nst`` typer application; commands register themselves on it."""
+"""The composition root of the ``nst`` command: the typer app, its commands registered in
+one place (:data:`nst.cli.commands.MODULES`), and the console script."""
 
 from __future__ import annotations
 
@@ -8,19 +9,27 @@ import sys
 import typer
 
 from ..errors import one_line
+from .commands import MODULES
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    help="Neural style transfer after Gatys, Ecker & Bethge (CVPR 2016).",
-)
+
+def build_app() -> typer.Typer:
+    """A new ``nst`` app with every command."""
+    app = typer.Typer(
+        add_completion=False,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        help="Neural style transfer after Gatys, Ecker & Bethge (CVPR 2016).",
+    )
+    for module in MODULES:
+        module.register(app)
+    return app
+
+
+app = build_app()
 
 
 def main() -> None:
     """The console script: no traceback reaches the user unless NST_DEBUG=1 asks for it."""
-    from . import commands  # noqa: F401  (registers the commands)
-
     try:
         app()
     except KeyboardInterrupt:  # outside a run (e.g. while loading)

@@ -1,5 +1,9 @@
-"""Running one job from the command line: checks first, then progress, log, previews,
-signals and an atomic save that never loses the result.
+"""Running jobs from the command line: the one scaffold every painting command shares.
+
+``Output``, ``Log``, ``SaveEvery`` and ``Quiet`` declare the options of a command that
+writes one image; :func:`paint` is its whole run (checks, plan, progress, save);
+:func:`guarded` is the signal and error handling that the commands with a loop of their
+own (batch, video) share with it.
 
 * Before any work: every output location (result, previews, log) is checked: its
   folder can be made and written, its name is allowed, and it names no input (by
@@ -18,8 +22,9 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
@@ -30,7 +35,31 @@ from ..imageio import output_format, save_image
 from .output import fail, say
 from .progress import JsonLog, ProgressBar
 
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..planning import Plan
+
 Runner = Callable[[Callable[[Event], None], int], Any]
+
+# -- the options of a command that writes one image (declared once) ------------------------
+Output = Annotated[Path, typer.Option("-o", "--output", help="Output image (.png, .jpg, ...).")]
+Log = Annotated[
+    Path | None, typer.Option(help="Write the losses of every iteration as JSON lines.")
+]
+SaveEvery = Annotated[
+    int, typer.Option(help="Also write the image every N iterations (OUT_00050.png).")
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a painting command writes: the image, the log, intermediate images, output."""
+
+    image: Path
+    log: Path | None = None
+    save_every: int = 0
+    quiet: bool = False
 
 
 # -- paths -----------------------------------------------------------------------------------
@@ -227,25 +256,69 @@ def run_job(
                 say(f"warning: {exc}; no more intermediate images are written")
                 previews_ok[0] = False
 
-    with signals_as_interrupts() as signals:
+    closing = [json_log] if json_log is not None else []
+    with guarded(lambda: "interrupted before the first iteration; nothing written", closing) as sig:
         try:
             image = run(on_event, save_every)
         except RunStopped as exc:
             if json_log is not None:
                 json_log.close()
-            code = signals.exit_code if isinstance(exc, Interrupted) else exc.exit_code
+            code = sig.exit_code if isinstance(exc, Interrupted) else exc.exit_code
             save_or_rescue(exc.image, output)
             what = "interrupted" if isinstance(exc, Interrupted) else "stopped"
             say(f"{what}: {exc}; wrote the last image to {output}")
             raise typer.Exit(code) from None
+    save_or_rescue(image, output)
+    if not quiet:
+        typer.echo(f"wrote {output}", err=True)
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+@contextlib.contextmanager
+def guarded(
+    interrupted: Callable[[], str], closing: Sequence[_Closable] = ()
+) -> Iterator[_Signals]:
+    """The body runs with SIGTERM and SIGHUP raised as Ctrl-C. Ctrl-C (or those) says
+    ``interrupted()`` and exits 130 (143, 129); an NstError is one line and exit 2; the
+    logs in ``closing`` are closed either way."""
+    with signals_as_interrupts() as signals:
+        try:
+            yield signals
         except KeyboardInterrupt:
-            say("interrupted before the first iteration; nothing written")
+            say(interrupted())
             raise typer.Exit(signals.exit_code) from None
         except NstError as exc:
             fail(exc)
         finally:
-            if json_log is not None:
-                json_log.close()
-    save_or_rescue(image, output)
-    if not quiet:
-        typer.echo(f"wrote {output}", err=True)
+            for log in closing:
+                log.close()
+
+
+def paint(
+    outputs: Outputs,
+    images: Sequence[str],
+    config: Config | Callable[[], Config],
+    plan: Callable[[Config], Plan],
+) -> None:
+    """The run of a command that paints one image (stylize, demo, reconstruct): the
+    config (or its making), then every output place checked against the ``images`` read
+    and the files the config names, then the plan, then :func:`run_job`. Any refusal is
+    one line before work starts."""
+    from ..execution import execute
+
+    try:
+        if outputs.save_every < 0:
+            raise ConfigError(f"save-every must be >= 0 (got {outputs.save_every})")
+        final = config() if callable(config) else config
+        inputs = [*images, *final.input_paths().values()]
+        check_paths(outputs.image, inputs, outputs.log, previews=outputs.save_every > 0)
+        ready = plan(final)
+    except NstError as exc:
+        fail(exc)
+    run_job(
+        lambda on_event, every: execute(ready, on_event, preview_every=every),
+        outputs.image, quiet=outputs.quiet, log=outputs.log, save_every=outputs.save_every,
+    )  # fmt: skip

@@ -11,6 +11,7 @@ one sheet following "Visualizing and Understanding" from saliency to textures.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import torch
 
@@ -18,7 +19,7 @@ from ..explain.targets import Target
 from ..layers import parse_layer_weights
 from .paper import up_to
 from .registry import Context, Roles, figure
-from .sheets import Cell, Job, Sheet
+from .sheets import Cell, Job, Sheet, runner
 
 LAYERS = tuple(f"conv{b}_1" for b in range(1, 6))
 #: the prior of the inversion sheets (weights in the calibrated units; measured to clean
@@ -31,6 +32,33 @@ PATCHES = 5
 SALIENCY_LAYER = "conv5_1"
 SALIENCY_NEURONS = 2
 LECTURE_PHOTO = "builtin:chelsea"
+
+
+@dataclass(frozen=True)
+class SaliencySpec:
+    """The saliency of the ``rank``-th strongest neuron of ``layer`` on the job's source."""
+
+    layer: str
+    rank: int
+    method: str  # gradient | deconvnet | guided
+    size: int
+
+
+@dataclass(frozen=True)
+class AscentSpec:
+    """Gradient ascent to ``target`` from zeros at ``size`` px."""
+
+    target: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PatchSpec:
+    """The ``rank``-th of the ``k`` top patches of ``target``."""
+
+    target: str
+    rank: int
+    k: int
 
 
 def _inversion_row(source: str, ctx: Context, prior: bool) -> list[Cell]:
@@ -78,24 +106,16 @@ def lecture(roles: Roles, ctx: Context) -> Sheet | str:
         row = [Cell("photo", source=photo)]
         for method in ("gradient", "deconvnet", "guided"):
             job = Job(
-                "saliency",
-                photo,
-                None,
-                ctx.base,
-                extra=(
-                    ("layer", SALIENCY_LAYER),
-                    ("rank", rank),
-                    ("method", method),
-                    ("size", size),
-                ),
-            )
+                "saliency", photo, None, ctx.base,
+                spec=SaliencySpec(SALIENCY_LAYER, rank, method, size),
+            )  # fmt: skip
             row.append(Cell(method, job))
         rows.append(row)
         labels.append(f"saliency, neuron {rank + 1}")
     ascent = ctx.base.replace(seed=0)
     rows.append(
         [
-            Cell(t, Job("ascent", photo, None, ascent, extra=(("target", t), ("size", size))))
+            Cell(t, Job("ascent", photo, None, ascent, spec=AscentSpec(t, size)))
             for t in ASCENT_CHANNELS
         ]
     )
@@ -104,13 +124,7 @@ def lecture(roles: Roles, ctx: Context) -> Sheet | str:
         [
             Cell(
                 f"{PATCH_TARGET} #{k + 1}",
-                Job(
-                    "patch",
-                    photo,
-                    None,
-                    ctx.base,
-                    extra=(("target", PATCH_TARGET), ("rank", k), ("k", PATCHES)),
-                ),
+                Job("patch", photo, None, ctx.base, spec=PatchSpec(PATCH_TARGET, k, PATCHES)),
             )
             for k in range(PATCHES)
         ]
@@ -178,22 +192,29 @@ def _patches(target: str, k: int) -> tuple[torch.Tensor, ...]:
     return tuple(p.image for p in top_patches(target, k=k))
 
 
-def run_tool(job: Job) -> torch.Tensor | tuple[torch.Tensor, str]:
-    """The real engine's runs of the lecture's tools."""
-    from ..explain.ascent import VisualizeConfig, visualize
+@runner("saliency")
+def run_saliency(job: Job) -> tuple[torch.Tensor, str]:
     from ..explain.saliency import display, saliency
 
-    if job.kind == "saliency":
-        size = int(job.get("size", 256))
-        target = _strongest(job.source, str(job.get("layer")), int(job.get("rank", 0)), size)
-        method = str(job.get("method"))
-        s = saliency(job.source, target, method, size=size)
-        return display(s.gradient, "magnitude" if method == "gradient" else "rgb"), target.label
-    if job.kind == "ascent":
-        cfg = VisualizeConfig(size=int(job.get("size", 128)), seed=0)
-        return visualize(str(job.get("target")), cfg).image
-    if job.kind == "patch":
-        patches = _patches(str(job.get("target")), int(job.get("k", 5)))
-        rank = int(job.get("rank", 0))
-        return patches[rank] if rank < len(patches) else torch.zeros(3, 16, 16)
-    raise ValueError(f"unknown tool {job.kind!r}")
+    spec = job.spec
+    assert isinstance(spec, SaliencySpec)
+    target = _strongest(job.source, spec.layer, spec.rank, spec.size)
+    s = saliency(job.source, target, spec.method, size=spec.size)
+    return display(s.gradient, "magnitude" if spec.method == "gradient" else "rgb"), target.label
+
+
+@runner("ascent")
+def run_ascent(job: Job) -> torch.Tensor:
+    from ..explain.ascent import VisualizeConfig, visualize
+
+    spec = job.spec
+    assert isinstance(spec, AscentSpec)
+    return visualize(spec.target, VisualizeConfig(size=spec.size, seed=0)).image
+
+
+@runner("patch")
+def run_patch(job: Job) -> torch.Tensor:
+    spec = job.spec
+    assert isinstance(spec, PatchSpec)
+    patches = _patches(spec.target, spec.k)
+    return patches[spec.rank] if spec.rank < len(patches) else torch.zeros(3, 16, 16)

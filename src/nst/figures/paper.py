@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
+import torch
+
 from ..layers import parse_layer_weights
-from .registry import DEFAULT_RATIO, Context, Roles, figure, missing
-from .sheets import Cell, Job, Result, Sheet
+from .registry import DEFAULT_RATIO, Context, Roles, figure
+from .sheets import Cell, Job, Result, Sheet, runner
 
 
 def _ratio(ratio: float) -> dict[str, float]:
@@ -31,22 +33,14 @@ def short(ratio: float) -> str:
     return f"{ratio:.0e}".replace("e-0", "e-")
 
 
-def _seed(ctx: Context) -> int:
-    return ctx.base.seed if ctx.base.seed is not None else 0
-
-
 @figure("fig1", "content reconstructions from conv1_2 … conv5_2; style reconstructions from "
-        "{conv1_1} … {conv1_1 … conv5_1}")  # fmt: skip
+        "{conv1_1} … {conv1_1 … conv5_1}", needs=("content", "style"))  # fmt: skip
 def fig1(roles: Roles, ctx: Context) -> Sheet | str:
-    main = roles.main_style()
-    skip = missing("fig1", content=roles.content, style=main)
-    if skip or not roles.content or not main:
-        return skip or ""
-    cfg = ctx.base.replace(seed=_seed(ctx))
-    content_row = [Cell("content photo", source=roles.content)]
+    content, main, cfg = roles.photo(), roles.style(), ctx.seeded
+    content_row = [Cell("content photo", source=content)]
     for b in range(1, 6):
         layer = f"conv{b}_2"
-        job = Job("content", roles.content, None, cfg.replace(content_layers=((layer, 1.0),)))
+        job = Job("content", content, None, cfg.replace(content_layers=((layer, 1.0),)))
         content_row.append(Cell(layer, job))
     style_row = [Cell(f"style: {main[0]}", source=main[1])]
     for k in range(1, 6):
@@ -58,36 +52,31 @@ def fig1(roles: Roles, ctx: Context) -> Sheet | str:
 
 
 @figure("fig3", "the content photo in each style at the paper's α/β: Shipwreck 1e-3, "
-        "Starry Night 8e-4, Scream 5e-3, Femme nue assise 5e-4")  # fmt: skip
+        "Starry Night 8e-4, Scream 5e-3, Femme nue assise 5e-4",
+        needs=("content", "styles"))  # fmt: skip
 def fig3(roles: Roles, ctx: Context) -> Sheet | str:
-    skip = missing("fig3", content=roles.content, style=roles.styles)
-    if skip or not roles.content:
-        return skip or ""
-    cfg = ctx.base.replace(seed=_seed(ctx))
+    content, cfg = roles.photo(), ctx.seeded
     top = [Cell("", source=None)]
-    bottom = [Cell("content photo", source=roles.content)]
+    bottom = [Cell("content photo", source=content)]
     for name, (path, ratio) in roles.styles.items():
         top.append(Cell(name, source=path))
-        job = Job("stylize", roles.content, path, cfg.replace(**_ratio(ratio)))
+        job = Job("stylize", content, path, cfg.replace(**_ratio(ratio)))
         bottom.append(Cell(f"alpha/beta {short(ratio)}", job))
     return Sheet("fig3", "Style transfer at the paper's alpha/beta (paper Fig. 3)",
                  [top, bottom], ["style", "result"], f"init noise, seed {cfg.seed}")  # fmt: skip
 
 
-@figure("fig4", "α/β 1e-5 … 1e-2 × style layers up to conv1_1 … conv5_1")
+@figure("fig4", "α/β 1e-5 … 1e-2 × style layers up to conv1_1 … conv5_1",
+        needs=("content", "style"))  # fmt: skip
 def fig4(roles: Roles, ctx: Context) -> Sheet | str:
-    main = roles.main_style()
-    skip = missing("fig4", content=roles.content, style=main)
-    if skip or not roles.content or not main:
-        return skip or ""
-    cfg = ctx.base.replace(seed=_seed(ctx))
+    content, main, cfg = roles.photo(), roles.style(), ctx.seeded
     rows, labels = [], []
     for ratio in (1e-5, 1e-4, 1e-3, 1e-2):
         row = []
         for k in range(1, 6):
             c = cfg.replace(style_layers=up_to(k), **_ratio(ratio))
             label = "conv1_1" if k == 1 else f"… conv{k}_1"
-            row.append(Cell(label, Job("stylize", roles.content, main[1], c)))
+            row.append(Cell(label, Job("stylize", content, main[1], c)))
         rows.append(row)
         labels.append(f"alpha/beta {short(ratio)}")
     return Sheet("fig4", f"alpha/beta x style layers, style {main[0]} (paper Fig. 4)", rows,
@@ -95,17 +84,13 @@ def fig4(roles: Roles, ctx: Context) -> Sheet | str:
                  f"seed {cfg.seed}")  # fmt: skip
 
 
-@figure("fig5", "content matched on conv2_2 vs conv4_2")
+@figure("fig5", "content matched on conv2_2 vs conv4_2", needs=("content", "style"))
 def fig5(roles: Roles, ctx: Context) -> Sheet | str:
-    main = roles.main_style()
-    skip = missing("fig5", content=roles.content, style=main)
-    if skip or not roles.content or not main:
-        return skip or ""
-    cfg = ctx.base.replace(seed=_seed(ctx))
-    row = [Cell("content photo", source=roles.content), Cell(main[0], source=main[1])]
+    content, main, cfg = roles.photo(), roles.style(), ctx.seeded
+    row = [Cell("content photo", source=content), Cell(main[0], source=main[1])]
     for layer in ("conv2_2", "conv4_2"):
         c = cfg.replace(content_layers=((layer, 1.0),), **_ratio(main[2]))
-        row.append(Cell(f"content {layer}", Job("stylize", roles.content, main[1], c)))
+        row.append(Cell(f"content {layer}", Job("stylize", content, main[1], c)))
     return Sheet("fig5", "Content matched on conv2_2 vs conv4_2 (paper Fig. 5)", [row], [],
                  f"alpha/beta {short(main[2])}, init noise, seed {cfg.seed}")  # fmt: skip
 
@@ -128,37 +113,55 @@ def note_differences(sheet: Sheet, results: dict[int, Result]) -> None:
 
 
 @figure("fig6", "init from content, from style (each twice: identical), from noise with three "
-        "seeds (different)")  # fmt: skip
+        "seeds (different)", needs=("content", "style"))  # fmt: skip
 def fig6(roles: Roles, ctx: Context) -> Sheet | str:
-    main = roles.main_style()
-    skip = missing("fig6", content=roles.content, style=main)
-    if skip or not roles.content or not main:
-        return skip or ""
+    content, main = roles.photo(), roles.style()
     c = ctx.base.replace(**_ratio(main[2]))
     row = []
     for init in ("content", "style"):
         for s in (1, 2):
-            job = Job("stylize", roles.content, main[1], c.replace(init=init, seed=s))
+            job = Job("stylize", content, main[1], c.replace(init=init, seed=s))
             row.append(Cell(f"init {init}, seed {s}" + (" (again)" if s == 2 else ""), job))
     for s in (1, 2, 3):
-        job = Job("stylize", roles.content, main[1], c.replace(init="noise", seed=s))
+        job = Job("stylize", content, main[1], c.replace(init="noise", seed=s))
         row.append(Cell(f"init noise, seed {s}", job))
     return Sheet("fig6", "Initialisation: content, style, noise (paper Fig. 6)", [row], [],
                  f"alpha/beta {short(main[2])}; differences to the first of each kind below "
                  "the images", after=note_differences)  # fmt: skip
 
 
-@figure("fig7", "photorealistic transfer: a night photo as the style of a day photo")
+@figure("fig7", "photorealistic transfer: a night photo as the style of a day photo",
+        needs=("photo_content", "photo_style"))  # fmt: skip
 def fig7(roles: Roles, ctx: Context) -> Sheet | str:
-    skip = missing("fig7", photo_content=roles.photo_content, photo_style=roles.photo_style)
-    if skip or not roles.photo_content or not roles.photo_style:
-        return skip or ""
-    cfg = ctx.base.replace(seed=_seed(ctx), **_ratio(DEFAULT_RATIO))
+    content, style = roles.photo_pair()
+    cfg = ctx.seeded.replace(**_ratio(DEFAULT_RATIO))
     row = [
-        Cell("content photo", source=roles.photo_content),
-        Cell("style photo", source=roles.photo_style),
-        Cell(f"alpha/beta {short(DEFAULT_RATIO)}",
-             Job("stylize", roles.photo_content, roles.photo_style, cfg)),
-    ]  # fmt: skip
+        Cell("content photo", source=content),
+        Cell("style photo", source=style),
+        Cell(f"alpha/beta {short(DEFAULT_RATIO)}", Job("stylize", content, style, cfg)),
+    ]
     return Sheet("fig7", "Photorealistic style transfer (paper Fig. 7)", [row], [],
                  f"init noise, seed {cfg.seed}")  # fmt: skip
+
+
+# -- the runners of the paper's jobs ----------------------------------------------------------
+@runner("stylize")
+def run_stylize(job: Job) -> torch.Tensor:
+    from .. import api
+
+    assert job.style is not None
+    return api.stylize(job.source, job.style, job.config)
+
+
+@runner("content")
+def run_content(job: Job) -> torch.Tensor:
+    from .. import api
+
+    return api.reconstruct_content(job.source, job.config)
+
+
+@runner("texture")
+def run_texture(job: Job) -> torch.Tensor:
+    from .. import api
+
+    return api.synthesize_texture(job.source, job.config, job.size)

@@ -88,6 +88,27 @@ class Roles:
         path, ratio = self.styles[name]
         return name, path, ratio
 
+    # -- for builders that declared what they need (present, so typed as present) ------------
+    def photo(self) -> str:
+        assert self.content is not None, "declare needs=('content',)"
+        return self.content
+
+    def style(self) -> tuple[str, str, float]:
+        main = self.main_style()
+        assert main is not None, "declare needs=('style',)"
+        return main
+
+    def photo_pair(self) -> tuple[str, str]:
+        assert self.photo_content and self.photo_style, "declare needs=('photo_content', ...)"
+        return self.photo_content, self.photo_style
+
+    def present(self, role: str) -> object:
+        """What ``needs`` names: content, style (the main one), styles, photo_content,
+        photo_style."""
+        if role == "style":
+            return self.main_style()
+        return getattr(self, role)
+
 
 @dataclass(frozen=True)
 class Context:
@@ -95,6 +116,11 @@ class Context:
 
     base: Config  # size, iterations, seed, precision, ... of every run
     texture_size: tuple[int, int]  # (h, w) of synthesized textures (the sheet's cell)
+
+    @property
+    def seeded(self) -> Config:
+        """The base with its seed fixed (0 when none was given): sheets repeat exactly."""
+        return self.base.replace(seed=self.base.seed if self.base.seed is not None else 0)
 
 
 #: a builder returns its sheet, or the message saying why it is skipped
@@ -111,11 +137,18 @@ class Figure:
 FIGURES: dict[str, Figure] = {}
 
 
-def figure(name: str, summary: str) -> Callable[[Builder], Builder]:
-    """Register a builder under ``name`` (``fig3``: the paper's Figure 3)."""
+def figure(name: str, summary: str, needs: tuple[str, ...] = ()) -> Callable[[Builder], Builder]:
+    """Register a builder under ``name`` (``fig3``: the paper's Figure 3). ``needs`` names
+    the images it needs (see :meth:`Roles.present`): without one of them the figure is
+    skipped with a message, and the builder is not called."""
 
     def register(build: Builder) -> Builder:
-        FIGURES[name] = Figure(name, summary, build)
+        def checked(roles: Roles, ctx: Context) -> Sheet | str:
+            given = {role.removesuffix("s"): roles.present(role) for role in needs}
+            skip = missing(name, **given)
+            return skip if skip else build(roles, ctx)
+
+        FIGURES[name] = Figure(name, summary, checked)
         return build
 
     return register

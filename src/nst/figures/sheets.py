@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,20 +19,18 @@ from ..imageio import fit_size, to_pil
 
 @dataclass(frozen=True)
 class Job:
-    """One run: ``stylize`` (source = content), ``content`` (feature inversion of source),
-    ``texture`` (synthesis from source, output ``size`` (h, w)); the lecture's tools:
-    ``saliency`` (of source), ``ascent`` (gradient ascent), ``patch`` (one of the top
-    patches). ``extra`` holds a tool's settings as (name, value) pairs."""
+    """One run, by the runner registered for its ``kind`` (:func:`runner`): the paper's
+    ``stylize`` (source = content), ``content`` (feature inversion of source), ``texture``
+    (synthesis from source, output ``size`` (h, w)); the lecture's tools ``saliency``,
+    ``ascent``, ``patch``, whose settings are their typed ``spec``
+    (:mod:`nst.figures.lecture`)."""
 
     kind: str
     source: str
     style: str | None
     config: Config
     size: tuple[int, int] | None = None
-    extra: tuple[tuple[str, object], ...] = ()
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return dict(self.extra).get(name, default)
+    spec: Hashable | None = None  # a kind's own settings: a frozen dataclass
 
 
 @dataclass
@@ -64,24 +62,27 @@ class Sheet:
 
 #: runs a job; returns its image, or (image, a note to show under it)
 Engine = Callable[[Job], "torch.Tensor | tuple[torch.Tensor, str]"]
+#: the real runner of each kind of job, filled by the modules that make such jobs
+RUNNERS: dict[str, Engine] = {}
+
+
+def runner(kind: str) -> Callable[[Engine], Engine]:
+    """Register the real runner of ``kind`` (a decorator)."""
+
+    def register(run: Engine) -> Engine:
+        if kind in RUNNERS:
+            raise ValueError(f"a runner of {kind!r} jobs exists already")
+        RUNNERS[kind] = run
+        return run
+
+    return register
 
 
 def api_engine(job: Job) -> torch.Tensor | tuple[torch.Tensor, str]:
-    """Runs a job through the real API."""
-    from .. import api
-
-    if job.kind == "stylize":
-        assert job.style is not None
-        return api.stylize(job.source, job.style, job.config)
-    if job.kind == "content":
-        return api.reconstruct_content(job.source, job.config)
-    if job.kind == "texture":
-        return api.synthesize_texture(job.source, job.config, job.size)
-    if job.kind in ("saliency", "ascent", "patch"):
-        from .lecture import run_tool
-
-        return run_tool(job)
-    raise ValueError(f"unknown job kind {job.kind!r}")
+    """Runs a job by the runner registered for its kind."""
+    if job.kind not in RUNNERS:
+        raise ValueError(f"unknown job kind {job.kind!r}")
+    return RUNNERS[job.kind](job)
 
 
 def run_sheet(sheet: Sheet, engine: Engine, log: Callable[[str], None]) -> dict[int, Result]:

@@ -21,7 +21,7 @@ from ..config import MAX_SIDE, Config
 from ..errors import ConfigError, ImageError, NstError, one_line
 from ..imageio import image_size, load_image, save_image, to_tensor
 from ..planning import Plan, plan_stylize
-from .jobs import FILE_MODE, WebSettings
+from .settings import FILE_MODE, WebSettings
 
 
 class Refusal(Exception):

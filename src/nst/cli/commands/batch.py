@@ -11,10 +11,9 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from ...errors import ConfigError, NstError, one_line
-from ..app import app
 from ..options import with_config
 from ..output import fail, format_time, say
-from ..run import check_writable, signals_as_interrupts
+from ..run import check_writable, guarded
 
 
 class BatchProgress:
@@ -105,7 +104,6 @@ class BatchProgress:
             self.last_line = time.monotonic()
 
 
-@app.command()
 @with_config(mode="stylize", replaced=("seed",), raw=True)  # --seed defaults to 0
 def batch(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the results.")],
@@ -218,23 +216,16 @@ def batch(
     progress = BatchProgress(len(jobs), verbose, quiet, log_file)
     cluster = Cluster(address, workers, threads_per_worker, gpus_per_worker, retries)
     start = time.monotonic()
-    with signals_as_interrupts() as signals:
-        try:
-            every = 1.0 if log_file is not None else None  # events only when logged
-            counts = run_batch(run, records, cluster, progress, skipped=skip, drain_every=every)
-        except KeyboardInterrupt:
-            progress.draw(final=True)
-            c = progress.counts
-            say(
-                f"interrupted: {c['ok']} done, {len(jobs) - sum(c.values())} left; the same "
-                "command finishes the rest"
-            )
-            raise typer.Exit(signals.exit_code) from None
-        except NstError as exc:
-            fail(exc)
-        finally:
-            if log_file is not None:
-                log_file.close()
+
+    def interrupted() -> str:
+        progress.draw(final=True)
+        c = progress.counts
+        left = len(jobs) - sum(c.values())
+        return f"interrupted: {c['ok']} done, {left} left; the same command finishes the rest"
+
+    with guarded(interrupted, [log_file] if log_file is not None else []):
+        every = 1.0 if log_file is not None else None  # events only when logged
+        counts = run_batch(run, records, cluster, progress, skipped=skip, drain_every=every)
     progress.draw(final=True)
     took = format_time(time.monotonic() - start)
     summary = (
@@ -244,3 +235,7 @@ def batch(
     if counts["failed"]:
         fail(ConfigError(f"{counts['failed']} of {len(jobs)} jobs failed: {one_line(summary)}"), 1)
     typer.echo(f"batch: {summary}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(batch)

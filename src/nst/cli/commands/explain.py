@@ -14,7 +14,6 @@ from ...explain.ascent import VisualizeConfig
 from ...explain.network import Network
 from ...explain.rules import METHODS
 from ...explain.targets import Target
-from ..app import app
 from ..options import with_config
 from ..output import fail, say
 from ..run import Runner, check_paths, run_job
@@ -46,7 +45,6 @@ def _network(weights: str | None, pooling: str, device: str) -> Network:
     return network(weights, pooling, device)
 
 
-@app.command()
 def saliency(
     image: Annotated[str, typer.Argument(help="The image (or builtin:NAME).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The picture (.png, ...).")],
@@ -134,7 +132,6 @@ def _ascent_runner(target: str, config: VisualizeConfig, net: Network) -> Runner
     return run
 
 
-@app.command()
 @with_config(cls=VisualizeConfig)
 def visualize(
     target: Annotated[
@@ -245,7 +242,6 @@ def _gather(images: list[str]) -> list[str]:
     return out
 
 
-@app.command("top-patches")
 def top_patches(
     target: Annotated[str, typer.Argument(help="A channel, e.g. conv5_1:30.")],
     images: Annotated[
@@ -297,3 +293,9 @@ def top_patches(
     )
     save_or_rescue(render(sheet, results, (min(side, 160), min(side, 160))), output)
     say(f"{len(patches)} patches; wrote {output}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(saliency)
+    app.command()(visualize)
+    app.command("top-patches")(top_patches)

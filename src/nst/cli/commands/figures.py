@@ -10,12 +10,10 @@ import typer
 
 from ...config import Config
 from ...errors import ConfigError, NstError
-from ..app import app
 from ..output import fail, format_time, say
 from ..run import check_writable
 
 
-@app.command()
 def figures(
     images: Annotated[
         Path | None, typer.Option(help="Folder with the paper's images (tubingen.jpg, ...).")
@@ -69,3 +67,7 @@ def figures(
     typer.echo(
         f"{len(made)} sheet(s), {len(skipped)} skipped, {format_time(took)}: {out / 'index.html'}"
     )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(figures)

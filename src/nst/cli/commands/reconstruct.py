@@ -2,53 +2,38 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ...config import Config
-from ...errors import ConfigError, NstError
-from ..app import app
+from ...errors import ConfigError
 from ..options import with_config
-from ..output import fail
-from ..run import check_paths, run_job
-
-reconstruct_app = typer.Typer(
-    no_args_is_help=True,
-    help="The paper's representations alone: feature inversion and texture synthesis.",
-)
-app.add_typer(reconstruct_app, name="reconstruct")
+from ..run import Log, Output, Outputs, Quiet, SaveEvery, paint
 
 
-@reconstruct_app.command("content")
-@with_config(mode="content", replaced=("content_layers",))  # --layer
-def reconstruct_content_cmd(
+@with_config(mode="content", replaced=("content_layers",))  # by --layer
+def content(
     image: Annotated[str, typer.Argument(help="The image whose content is reconstructed.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output image.")],
+    output: Output,
     layer: Annotated[
         str, typer.Option(help="Layer(s) to match, e.g. conv4_2 or conv1_2,conv2_2.")
     ] = "conv4_2",
-    log: Annotated[Path | None, typer.Option(help="Loss log (JSON lines).")] = None,
-    save_every: Annotated[int, typer.Option(help="Also write every N iterations.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    log: Log = None,
+    save_every: SaveEvery = 0,
+    quiet: Quiet = False,
     *,
     config: Config,
 ) -> None:
     """Feature inversion: from white noise, match one layer's content representation."""
-    from ... import execution, planning
+    from ... import planning
 
-    try:
-        config = Config.from_dict({"content_layers": layer}, base=config)
-        inputs = [image, *config.input_paths().values()]
-        check_paths(output, inputs, log, previews=save_every > 0)
-        plan = planning.plan_content(image, config)
-    except NstError as exc:
-        fail(exc)
-    run_job(
-        lambda on_event, every: execution.execute(plan, on_event, preview_every=every),
-        output, quiet=quiet, log=log, save_every=save_every,
-    )  # fmt: skip
+    paint(
+        Outputs(output, log, save_every, quiet),
+        [image],
+        lambda: Config.from_dict({"content_layers": layer}, base=config),
+        lambda c: planning.plan_content(image, c),
+    )
 
 
 def parse_size(text: str) -> tuple[int, int] | int:
@@ -63,20 +48,19 @@ def parse_size(text: str) -> tuple[int, int] | int:
         raise ConfigError(f"size: '{text}' is neither N nor WxH (e.g. 512 or 640x480)") from None
 
 
-@reconstruct_app.command("style")
-@with_config(mode="texture", replaced=("size", "style_layers"))  # --size WxH, --layers
-def reconstruct_style_cmd(
+@with_config(mode="texture", replaced=("size", "style_layers"))  # by --size WxH and --layers
+def style(
     image: Annotated[str, typer.Argument(help="The texture (style) image.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output image.")],
+    output: Output,
     layers: Annotated[
         str, typer.Option(help="Style layers (equal weights unless given).")
     ] = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
     size: Annotated[
         str, typer.Option(help="Output size, WxH or the longest side N (default 512).")
     ] = "512",
-    log: Annotated[Path | None, typer.Option(help="Loss log (JSON lines).")] = None,
-    save_every: Annotated[int, typer.Option(help="Also write every N iterations.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    log: Log = None,
+    save_every: SaveEvery = 0,
+    quiet: Quiet = False,
     *,
     config: Config,
 ) -> None:
@@ -85,25 +69,36 @@ def reconstruct_style_cmd(
     The source is scaled to --style-size (default: the output's longest side); the
     output may have any size and aspect.
     """
-    from ... import execution, planning
+    from ... import planning
     from ...imageio import fit_size
 
-    try:
+    out_size: list[tuple[int, int]] = []
+
+    def final() -> Config:
         parsed = parse_size(size)
+        base = config
         if isinstance(parsed, int):
-            config = Config.from_dict({"size": parsed}, base=config)
+            base = Config.from_dict({"size": parsed}, base=config)
             src = planning.load(image, "image")
             w, h = fit_size(src.shape[2], src.shape[1], parsed)
-            out_size = (h, w)
+            out_size.append((h, w))
         else:
-            out_size = parsed
-        config = Config.from_dict({"style_layers": layers, "size": max(out_size)}, base=config)
-        inputs = [image, *config.input_paths().values()]
-        check_paths(output, inputs, log, previews=save_every > 0)
-        plan = planning.plan_texture(image, config, out_size)
-    except NstError as exc:
-        fail(exc)
-    run_job(
-        lambda on_event, every: execution.execute(plan, on_event, preview_every=every),
-        output, quiet=quiet, log=log, save_every=save_every,
-    )  # fmt: skip
+            out_size.append(parsed)
+        return Config.from_dict({"style_layers": layers, "size": max(out_size[0])}, base=base)
+
+    paint(
+        Outputs(output, log, save_every, quiet),
+        [image],
+        final,
+        lambda c: planning.plan_texture(image, c, out_size[0]),
+    )
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(
+        no_args_is_help=True,
+        help="The paper's representations alone: feature inversion and texture synthesis.",
+    )
+    group.command("content")(content)
+    group.command("style")(style)
+    app.add_typer(group, name="reconstruct")

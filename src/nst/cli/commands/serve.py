@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 
 from ...errors import ConfigError
-from ..app import app
 from ..output import fail, say
 
 
@@ -42,7 +41,6 @@ def _check_port(host: str, port: int) -> None:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
 
 
-@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
@@ -79,7 +77,7 @@ def serve(
 
     from ...web import WebSettings, create_app
     from ...web.guard import timed_protocol
-    from ...web.jobs import default_data_dir, make_private_dir
+    from ...web.settings import default_data_dir, make_private_dir
 
     local = host in ("127.0.0.1", "localhost", "::1")
     try:
@@ -130,3 +128,7 @@ def serve(
         )
     )  # fmt: skip
     server.run()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)

@@ -15,11 +15,10 @@ from ...errors import NstError
 from ...events import FrameDone, Started, Step
 from ...video.config import VideoConfig
 from ...video.io import check_output
-from ..app import app
 from ..options import with_config
 from ..output import fail, format_time, say
 from ..progress import JsonLog
-from ..run import check_paths, signals_as_interrupts
+from ..run import check_paths, guarded
 
 
 class VideoProgress:
@@ -73,7 +72,6 @@ class VideoProgress:
         self.stream.flush()
 
 
-@app.command()
 @with_config(mode="video")
 @with_config(cls=VideoConfig, name="video")
 def video(
@@ -127,7 +125,8 @@ def video(
                 json_log.write({"frame": frame[0], **event.to_record()})
 
     start = time.monotonic()
-    with signals_as_interrupts() as signals:
+    closing = [json_log] if json_log is not None else []
+    with guarded(lambda: "interrupted before the first frame; nothing written", closing) as sig:
         try:
             result = stylize_video(
                 source,
@@ -142,12 +141,7 @@ def video(
         except VideoStopped as exc:
             where = f"wrote {exc.done} frames to {output}" if exc.written else "no video written"
             say(f"{exc}; {where}; the frames are kept in {exc.work}; the same command continues")
-            raise typer.Exit(signals.exit_code if exc.interrupted else 2) from None
-        except NstError as exc:
-            fail(exc)
-        finally:
-            if json_log is not None:
-                json_log.close()
+            raise typer.Exit(sig.exit_code if exc.interrupted else 2) from None
     if result.warning:
         say(f"warning: {result.warning}")
     if not quiet:
@@ -155,7 +149,6 @@ def video(
         typer.echo(f"wrote {output}: {result.frames} frames ({per:.1f} s per frame)", err=True)
 
 
-@app.command("video-metrics")
 @with_config(mode="metrics")
 def video_metrics(
     output: Annotated[str, typer.Argument(help="The stylized video.")],
@@ -189,3 +182,8 @@ def video_metrics(
     typer.echo(f"warping error: {m.warping_error:.6g}")
     if m.style_loss is not None:
         typer.echo(f"style loss:    {m.style_loss:.6g} (mean per frame)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(video)
+    app.command("video-metrics")(video_metrics)

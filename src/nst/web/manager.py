@@ -1,0 +1,387 @@
+"""The job manager of one server: the one owner of every job's state.
+
+Jobs run outside the request handlers, on worker threads fed by a bounded queue. Every
+change of a job (its state, progress, event records, queue place, result) happens here,
+under the manager's one lock, so a cancel racing a start, two workers and the request
+threads always see one consistent job:
+
+* ``queued`` → ``running`` → ``done`` | ``cancelled`` | ``failed``, or ``queued`` →
+  ``cancelled``; a terminal state is never left, and ``running`` never follows a cancel;
+* event records get consecutive sequence numbers; a running job keeps at most
+  ``max_events``, a finished one a tail of ``event_tail`` (its loss curve is kept whole);
+* a finished job drops its plan (the run's tensors) at once.
+
+Event streams do not poll: :meth:`JobManager.watch` gives an ``asyncio.Event`` that a new
+record (or the server stopping) sets from whichever thread made it. A finished job's
+record (``job.json``) is written into its folder, so the history survives a restart; it
+is capped (``history_jobs``, ``history_mb``, oldest first) and finished jobs expire after
+``job_ttl`` seconds. Folders of unfinished jobs are swept at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import queue
+import secrets
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ImageError, NstError, RunStopped, one_line
+from ..events import Event, Progress, Started, Step, with_progress
+from ..imageio import atomic_write, save_image
+from .jobs import JOB_ID, Job, Runner, api_runner
+from .settings import DIR_MODE, FILE_MODE, MARKER, WebSettings, make_private_dir
+
+log = logging.getLogger("nst.web")
+
+
+class QueueFull(Exception):
+    pass
+
+
+class JobManager:
+    """The queue, the workers and the job table of one server."""
+
+    def __init__(self, settings: WebSettings, runner: Runner = api_runner) -> None:
+        self.settings = settings
+        self.runner = runner
+        self.jobs: dict[str, Job] = {}
+        self.lock = threading.Lock()
+        self.waiting: queue.Queue[Job] = queue.Queue(maxsize=settings.max_waiting)
+        self.threads: list[threading.Thread] = []
+        self.closing = threading.Event()
+        self._watchers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+
+    # -- life cycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        make_private_dir(self.settings.data_dir)
+        self.restore_history()
+        for i in range(self.settings.workers):
+            t = threading.Thread(target=self._work, name=f"nst-worker-{i}", daemon=True)
+            t.start()
+            self.threads.append(t)
+        t = threading.Thread(target=self._expire_loop, name="nst-expiry", daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def begin_stop(self) -> None:
+        """The server is stopping: event streams end, every job is cancelled (no wait)."""
+        self.closing.set()
+        with self.lock:
+            for job in self.jobs.values():
+                job.cancel.set()
+            for job_id in list(self._watchers):
+                self._notify(job_id)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Cancel every job and wait for the workers (a running job ends at its next step)."""
+        self.begin_stop()
+        deadline = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def restore_history(self) -> int:
+        """Load the finished jobs of earlier runs (``job.json``) and remove the folders of
+        unfinished ones (only folders this app made); then apply the history's cap.
+        Returns how many were restored."""
+        restored = []
+        for child in self.settings.data_dir.iterdir():
+            if child.is_dir() and JOB_ID.match(child.name) and (child / MARKER).exists():
+                job = Job.restore(child)
+                if job is None:
+                    shutil.rmtree(child, ignore_errors=True)
+                    continue
+                restored.append(job)
+        with self.lock:
+            for job in restored:
+                self.jobs[job.id] = job
+        self.trim_history()
+        return len(restored)
+
+    def trim_history(self) -> list[str]:
+        """Remove the oldest finished jobs beyond ``history_jobs`` or ``history_mb``."""
+        with self.lock:
+            done = sorted(
+                (j for j in self.jobs.values() if j.ended),
+                key=lambda j: j.finished_at or j.created,
+                reverse=True,
+            )
+        budget = self.settings.history_mb * 2**20
+        used = 0.0
+        gone = []
+        for k, job in enumerate(done):
+            used += _folder_bytes(job.folder)
+            if k >= self.settings.history_jobs or used > budget:
+                gone.append(job)
+        with self.lock:
+            for job in gone:
+                self.jobs.pop(job.id, None)
+        for job in gone:
+            shutil.rmtree(job.folder, ignore_errors=True)
+        return [j.id for j in gone]
+
+    def speed(self) -> float | None:
+        """This machine's measured seconds per iteration per megapixel (recent runs)."""
+        with self.lock:
+            runs = sorted(
+                (j for j in self.jobs.values() if j.state == "done" and j.speed()),
+                key=lambda j: j.finished_at or 0,
+            )[-5:]
+            speeds = sorted(s for j in runs if (s := j.speed()) is not None)
+        return speeds[len(speeds) // 2] if speeds else None
+
+    def expire(self, now: float | None = None) -> list[str]:
+        """Forget finished jobs older than the TTL and delete their folders."""
+        now = time.time() if now is None else now
+        gone = []
+        with self.lock:
+            for job in list(self.jobs.values()):
+                ended = job.finished_at
+                if job.ended and ended and now - ended > self.settings.job_ttl:
+                    del self.jobs[job.id]
+                    gone.append(job)
+        for job in gone:
+            shutil.rmtree(job.folder, ignore_errors=True)
+        return [j.id for j in gone]
+
+    def _expire_loop(self) -> None:
+        while not self.closing.wait(min(60.0, max(1.0, self.settings.job_ttl / 4))):
+            self.expire()
+
+    # -- jobs --------------------------------------------------------------------------------
+    def new_folder(self) -> tuple[str, Path]:
+        job_id = secrets.token_hex(16)
+        folder = self.settings.data_dir / job_id
+        folder.mkdir(mode=DIR_MODE)
+        (folder / MARKER).touch(mode=FILE_MODE)
+        return job_id, folder
+
+    def submit(self, job: Job) -> dict[str, Any]:
+        """Queue a job; returns its view. Raises QueueFull when the line is at its cap."""
+        with self.lock:
+            try:
+                self.waiting.put_nowait(job)
+            except queue.Full:
+                raise QueueFull from None
+            self.jobs[job.id] = job
+            job.position = self.waiting.qsize()
+            self._record(job, {"type": "state", "state": "queued", "position": job.position})
+            return job.view()
+
+    def get(self, job_id: str) -> Job | None:
+        if not JOB_ID.match(job_id):
+            return None
+        with self.lock:
+            return self.jobs.get(job_id)
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every job's view, oldest first."""
+        with self.lock:
+            return [j.view() for j in sorted(self.jobs.values(), key=lambda j: j.created)]
+
+    def view(self, job: Job) -> dict[str, Any]:
+        """One job's view, read under the lock."""
+        with self.lock:
+            return job.view()
+
+    def cancel(self, job: Job) -> dict[str, Any]:
+        """Stop a job: a queued one is cancelled at once, a running one at its next step."""
+        with self.lock:
+            job.cancel.set()
+            finished = job.state == "queued" and self._end(job, "cancelled")
+            view = job.view()
+        if finished:
+            self._after_end(job)
+        return view
+
+    def delete(self, job: Job) -> None:
+        with self.lock:
+            job.cancel.set()
+            self.jobs.pop(job.id, None)
+            self._notify(job.id)
+        shutil.rmtree(job.folder, ignore_errors=True)
+
+    # -- event streams -------------------------------------------------------------------------
+    def events_since(self, job: Job, seq: int) -> tuple[list[dict[str, Any]], int, bool]:
+        """(records from ``seq`` on, the next sequence number, whether the job has ended and
+        every record was given). Records dropped from the tail are skipped."""
+        with self.lock:
+            start = max(0, seq - job.first_seq)
+            batch = job.events[start:]
+            after = job.next_seq
+            return batch, after, job.ended and seq <= after
+
+    def watch(self, job: Job) -> asyncio.Event:
+        """An event set (on the calling loop) whenever ``job`` gets a record or the server
+        stops; give it back with :meth:`unwatch`."""
+        loop = asyncio.get_running_loop()
+        waiter = asyncio.Event()
+        with self.lock:
+            self._watchers.setdefault(job.id, set()).add((loop, waiter))
+        return waiter
+
+    def unwatch(self, job: Job, waiter: asyncio.Event) -> None:
+        with self.lock:
+            entries = self._watchers.get(job.id, set())
+            for entry in [e for e in entries if e[1] is waiter]:
+                entries.discard(entry)
+            if not entries:
+                self._watchers.pop(job.id, None)
+
+    # -- changes, always under the lock -------------------------------------------------------
+    def _record(self, job: Job, record: dict[str, Any]) -> None:
+        record["seq"] = job.next_seq
+        job.events.append(record)
+        excess = len(job.events) - self.settings.max_events
+        if excess > 0:
+            del job.events[:excess]
+            job.first_seq += excess
+        self._notify(job.id)
+
+    def _notify(self, job_id: str) -> None:
+        for loop, waiter in list(self._watchers.get(job_id, ())):
+            with contextlib.suppress(RuntimeError):  # its loop has closed
+                loop.call_soon_threadsafe(waiter.set)
+
+    def _end(self, job: Job, state: str, error: str | None = None) -> bool:
+        """The terminal transition (once): records it, drops the plan, trims the events."""
+        if job.ended:
+            return False
+        job.state = state
+        job.error = error
+        job.finished_at = time.time()
+        job.position = 0
+        if error:
+            self._record(job, {"type": "failed", "error": error})
+        self._record(job, {"type": "state", "state": state, "elapsed": job.elapsed})
+        job.plan = None  # the run's tensors
+        keep = self.settings.event_tail
+        if len(job.events) > keep:
+            drop = len(job.events) - keep
+            del job.events[:drop]
+            job.first_seq += drop
+        return True
+
+    def _after_end(self, job: Job) -> None:
+        """Outside the lock: the history record of a finished stylization, the cap."""
+        with self.lock:
+            if job.kind != "stylize" or job.id not in self.jobs:
+                return
+            data = json.dumps(job.history_record()).encode()
+        try:
+            atomic_write(job.folder / "job.json", lambda f: f.write(data), FILE_MODE)
+        except ImageError:
+            log.warning("job %s: could not write its record", job.id)
+        self.trim_history()
+
+    def _finish(self, job: Job, state: str, error: str | None = None) -> None:
+        with self.lock:
+            finished = self._end(job, state, error)
+        if finished:
+            self._after_end(job)
+
+    # -- the worker --------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self.closing.is_set():
+            try:
+                job = self.waiting.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            with self.lock:  # the others move up the queue
+                for other in self.jobs.values():
+                    if other.state == "queued" and other.position > 1:
+                        other.position -= 1
+                started = self._begin(job)
+            if started:
+                self._run(job)
+            else:
+                self._finish(job, "cancelled")
+
+    def _begin(self, job: Job) -> bool:
+        """queued -> running, unless the job was cancelled or deleted meanwhile (locked)."""
+        if job.state != "queued" or job.cancel.is_set() or job.id not in self.jobs:
+            return False
+        job.state = "running"
+        job.position = 0
+        job.started_at = time.time()
+        self._record(job, {"type": "state", "state": "running"})
+        return True
+
+    def _run(self, job: Job) -> None:
+        progress = Progress()
+
+        def on_event(event: Event) -> None:
+            progress.update(event)
+            record = event.to_record()
+            if isinstance(event, Step):
+                record = with_progress(record, progress)
+            with self.lock:
+                if isinstance(event, Started):
+                    work = sum(s.iterations * s.pixels for s in event.plan) / 1e6
+                    job.progress.update(seed=event.seed, total=progress.total, work=work)
+                elif isinstance(event, Step):
+                    job.losses.append(float(event.loss))
+                    job.progress.update({k: v for k, v in record.items() if k != "type"})
+                self._record(job, record)
+            if isinstance(event, Step) and event.preview is not None:
+                try:
+                    save_image(event.preview, job.folder / "preview.png", mode=FILE_MODE)
+                except ImageError:
+                    return  # a preview that cannot be written (full disk) is skipped
+                with self.lock:
+                    job.preview_version += 1
+                    url = job.preview_url()
+                    self._record(job, {"type": "preview", "iteration": event.iteration, "url": url})
+
+        try:
+            image = self.runner(job, on_event, job.cancel, self.settings.preview_every)
+        except RunStopped as exc:
+            self._save_result(job, exc.image)
+            self._finish(job, "failed", self._public(job, str(exc)))
+            return
+        except NstError as exc:
+            self._finish(job, "failed", self._public(job, str(exc)))
+            return
+        except Exception:  # a bug must not kill the worker; the server log gets the details
+            log.exception("job %s failed", job.id)
+            self._finish(job, "failed", "internal error (the server's log has the details)")
+            return
+        if not self._save_result(job, image):
+            self._finish(job, "failed", "the result could not be saved on the server")
+            return
+        self._finish(job, "cancelled" if job.cancel.is_set() else "done")
+
+    def _public(self, job: Job, message: str) -> str:
+        """A message without the server's paths."""
+        for place in (job.folder, self.settings.data_dir):
+            message = message.replace(str(place) + os.sep, "").replace(str(place), "(data)")
+        return one_line(message)
+
+    def _save_result(self, job: Job, image: torch.Tensor) -> bool:
+        with self.lock:
+            if job.id not in self.jobs:
+                return True  # deleted while running
+        try:
+            save_image(image, job.folder / "result.png", mode=FILE_MODE)
+        except ImageError:
+            log.exception("job %s: saving the result failed", job.id)
+            return False
+        with self.lock:
+            job.has_result = True
+        return True
+
+
+def _folder_bytes(folder: Path) -> int:
+    try:
+        return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    except OSError:
+        return 0

@@ -1,0 +1,76 @@
+"""What the pages ask of the server before a job: its options and limits, the built-in
+images, and how long a run would take here."""
+
+from __future__ import annotations
+
+import io
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import Response
+
+from ... import builtins
+from ...config import INIT_KEYWORDS
+from ...errors import NstError
+from ..schemas import BuiltinView, ConfigView, Estimate
+from ..state import AppState, state
+
+router = APIRouter(prefix="/api")
+Shared = Annotated[AppState, Depends(state)]
+
+
+@router.get("/builtins")
+def builtin_list() -> list[BuiltinView]:
+    """The built-in example images: photos (content) and generated paintings (styles)."""
+    return [
+        BuiltinView(name=b.ref, kind=b.kind, title=b.title, url=f"/api/builtins/{n}.png")
+        for n, b in builtins.BUILTINS.items()
+    ]
+
+
+@router.get("/builtins/{name}.png", response_class=Response)
+def builtin_image(name: str, shared: Shared) -> Response:
+    if name not in builtins.BUILTINS:
+        raise HTTPException(404, "no such built-in image")
+    cache = shared.builtin_png
+    if name not in cache:
+        buf = io.BytesIO()
+        builtins.image(name).save(buf, format="PNG")
+        cache[name] = buf.getvalue()
+    return Response(cache[name], media_type="image/png")
+
+
+@router.get("/config")
+def config_schema(shared: Shared) -> ConfigView:
+    """Every option a job may set (kind, default, range, choices, help) and this
+    server's limits: the page builds its form and checks from this."""
+    settings = shared.settings
+    limits = {
+        "max_size": settings.max_size,
+        "max_iterations": settings.max_iterations,
+        "max_styles": settings.max_styles,
+        "max_body": settings.max_body,
+        "max_pixels": settings.max_pixels,
+    }
+    fields = shared.config_class.web_schema(settings.limits())
+    return ConfigView.model_validate(
+        {"fields": fields, "limits": limits, "init": list(INIT_KEYWORDS)}
+    )
+
+
+@router.get("/estimate")
+def estimate(shared: Shared, size: int, iterations: int, aspect: float = 0.75) -> Estimate:
+    """Seconds a run would take on this server, from the measured seconds per
+    iteration per megapixel of its recent runs (null before the first run)."""
+    try:
+        config = shared.config_class.from_dict({"size": size, "iterations": iterations})
+        if not 0.05 <= aspect <= 20:
+            raise HTTPException(422, "aspect must be between 0.05 and 20")
+    except NstError as exc:
+        raise HTTPException(422, str(exc)) from None
+    speed = shared.manager.speed()
+    short = min(aspect, 1 / aspect)  # the short side over the long one
+    work = sum(n * s * s * short / 1e6 for s, n in zip(config.stage_sizes, config.stage_iterations))
+    return Estimate(
+        seconds=None if speed is None else speed * work, seconds_per_iteration_megapixel=speed
+    )

@@ -1,0 +1,112 @@
+"""The typed responses of the JSON API: what ``app.js`` and ``explore.js`` rely on.
+
+Every route declares one of these as its response model, so the OpenAPI document
+(``/api/openapi.json``) describes the API exactly and a field that changes shape fails
+on the server, not in a page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+Number = int | float
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobInputs(_Model):
+    content: str | None
+    styles: list[str]
+    mask: str | None
+
+
+class JobView(_Model):
+    """One job as the pages show it."""
+
+    id: str
+    kind: str  # stylize | visualize
+    state: str  # queued | running | done | cancelled | failed
+    created: float
+    started_at: float | None
+    finished_at: float | None
+    elapsed: float | None
+    position: int  # place in the queue (1 = next), 0 when not queued
+    error: str | None
+    losses: list[float]  # the loss curve, thinned to at most 300 points
+    params: dict[str, Any]  # the job's settings as shown (no server-only option)
+    progress: dict[str, Any]  # done, total, fraction, eta, seed, ... of the last step
+    inputs: JobInputs
+    result: str | None  # URL of the result
+    preview: str | None  # URL of the latest preview
+
+
+class OptionSchema(_Model):
+    """One option of a form (from its declaration; caps are this server's)."""
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    label: str
+    panel: str
+    web: str
+    choices: list[str] | None
+    min: Number | None
+    max: Number | None
+    min_exclusive: bool
+    nullable: bool
+
+
+class Limits(_Model):
+    max_size: int
+    max_iterations: int
+    max_styles: int
+    max_body: int
+    max_pixels: int
+
+
+class ConfigView(_Model):
+    fields: list[OptionSchema]
+    limits: Limits
+    init: list[str]
+
+
+class FormView(_Model):
+    fields: list[OptionSchema]
+
+
+class BuiltinView(_Model):
+    name: str  # builtin:NAME
+    kind: str  # photo | painting
+    title: str
+    url: str
+
+
+class Estimate(_Model):
+    seconds: float | None  # null before this server has measured a run
+    seconds_per_iteration_megapixel: float | None
+
+
+class LayerView(_Model):
+    name: str
+    channels: int
+    stride: int
+
+
+class LayersView(_Model):
+    layers: list[LayerView]
+    methods: list[str]
+    max_size: int
+
+
+class SaliencyView(_Model):
+    target: str
+    value: float
+    working_size: list[int]
+    map_size: list[int]
+    image_size: list[int]
+    maps: dict[str, str]  # method -> PNG data URL
