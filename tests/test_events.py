@@ -58,3 +58,15 @@ def test_progress_weights_each_stage_by_its_pixels():
     p.update(Finished(20, 22, 1.0, 60.0, "completed"))
     assert p.done == p.total == 20 and p.fraction == 1.0 and p.eta == 0.0
     assert p.to_record() == {"done": 20, "total": 20, "fraction": 1.0, "eta": 0.0}
+
+
+def test_a_step_record_and_its_progress_never_overwrite_each_other():
+    from nst.events import Progress, Stage, Started, with_progress
+
+    progress = Progress()
+    progress.update(Started(0, (Stage(8, 8, 4),), "cpu", "fp32", 1))
+    merged = with_progress({"type": "step", "loss": 1.0}, progress)
+    assert merged == {"type": "step", "loss": 1.0, "done": 0, "total": 4, "fraction": 0.0,
+                      "eta": None}  # fmt: skip
+    with pytest.raises(ValueError, match="event field.s. done, eta set by both"):
+        with_progress({"type": "step", "done": 3, "eta": 1.0}, progress)

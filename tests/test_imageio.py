@@ -138,3 +138,36 @@ def test_same_file_sees_through_spellings(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert same_file("a.png", f) and same_file("./a.png", tmp_path / "." / "a.png")
     assert not same_file("b.png", f)
+
+
+def test_resizing_is_in_float_so_16_bit_values_keep_their_precision():
+    from nst.imageio import resize_to
+
+    flat = torch.full((3, 40, 30), 0.123456)
+    out = resize_to(flat, (20, 15))
+    assert out.shape == (3, 20, 15)
+    assert torch.allclose(out, flat[:, :20, :15], atol=1e-6)  # 8 bits would give 31/255
+    ramp = torch.linspace(0, 1, 64 * 64).view(1, 64, 64).repeat(2, 1, 1)  # any channel count
+    small = resize_to(ramp, (32, 32))
+    assert small.shape == (2, 32, 32) and small.min() >= 0 and small.max() <= 1
+    assert (small * 255 - (small * 255).round()).abs().max() > 0.1  # off the 8-bit grid
+
+
+def test_image_files_expands_folders_by_their_own_images_or_recursively(tmp_path):
+    from nst.errors import ConfigError
+    from nst.imageio import image_files
+
+    (tmp_path / "sub").mkdir()
+    for name in ("b.png", "a.JPG", "notes.txt", "sub/c.png"):
+        (tmp_path / name).write_bytes(b"x")
+    top = [str(tmp_path / "a.JPG"), str(tmp_path / "b.png")]
+    assert image_files([str(tmp_path)], "contents") == top
+    assert image_files([str(tmp_path)], "images", recursive=True) == [
+        *top,
+        str(tmp_path / "sub/c.png"),
+    ]
+    assert image_files(["builtin:chelsea", str(tmp_path / "*.png")], "x") == [
+        "builtin:chelsea", str(tmp_path / "b.png")]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"styles: .*empty: no images in this folder"):
+        (tmp_path / "empty").mkdir()
+        image_files([str(tmp_path / "empty")], "styles")

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import io
 import logging
 import os
 import stat
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, one_line
+from .errors import ConfigError, ImageError, one_line
 
 #: decoded pixels allowed per image (width * height); NST_MAX_PIXELS overrides
 MAX_PIXELS = int(os.environ.get("NST_MAX_PIXELS", 80_000_000))
@@ -258,12 +259,54 @@ def resize_longest(t: torch.Tensor, longest: int) -> torch.Tensor:
 
 
 def resize_to(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize a (3, H, W) image to (h, w) with Lanczos (PIL); no-op at the same size."""
+    """Resize a (C, H, W) image in [0, 1] to (h, w) with Lanczos, in float (PIL's 32-bit
+    float mode, a channel at a time: 16-bit inputs keep their precision); no-op at the
+    same size. The filter's overshoot is clipped to [0, 1]."""
     if tuple(t.shape[-2:]) == tuple(size):
         return t
     h, w = size
-    pil = to_pil(t).resize((w, h), Image.Resampling.LANCZOS)
-    return to_tensor(pil)
+    planes = t.detach().float().cpu().numpy()
+    out = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(p)).resize((w, h), Image.Resampling.LANCZOS)
+        )
+        for p in planes
+    ]
+    return torch.from_numpy(np.stack(out)).clamp_(0.0, 1.0)
+
+
+#: the extensions a folder's images are found by
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+
+
+def image_files(specs: Iterable[str], what: str, recursive: bool = False) -> list[str]:
+    """Files from a list of files, folders (their images, sorted; with ``recursive`` those
+    of their subfolders too) and globs; built-in names pass through. A folder without
+    images or a glob matching nothing is refused in one line naming ``what``."""
+    from . import builtins
+
+    out: list[str] = []
+    for spec in specs:
+        if builtins.is_builtin(spec):
+            out.append(spec)
+            continue
+        p = Path(spec)
+        if p.is_dir():
+            walk = p.rglob("*") if recursive else p.iterdir()
+            found = sorted(
+                str(f) for f in walk if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+            )
+            if not found:
+                raise ConfigError(f"{what}: {one_line(spec)}: no images in this folder")
+            out.extend(found)
+        elif any(ch in spec for ch in "*?["):
+            found = sorted(f for f in glob.glob(spec, recursive=True) if Path(f).is_file())
+            if not found:
+                raise ConfigError(f"{what}: {one_line(spec)}: the pattern matches no file")
+            out.extend(found)
+        else:
+            out.append(spec)
+    return out
 
 
 # -- saving ----------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ jobs write the same output. A problem is one line naming the row.
 from __future__ import annotations
 
 import csv
-import glob
 import hashlib
 import json
 import os
@@ -22,9 +21,8 @@ from typing import Any
 from .. import builtins
 from ..config import Config
 from ..errors import ConfigError, NstError, one_line
-from ..imageio import SAVE_FORMATS, file_problem, output_format
+from ..imageio import SAVE_FORMATS, file_problem, image_files, output_format
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 #: manifest columns that are not stylize options
 COLUMNS = ("content", "style", "styles", "output")
 RECORDS = "batch.jsonl"
@@ -53,28 +51,9 @@ class BatchJob:
 
 
 def expand(specs: Iterable[str], what: str) -> list[str]:
-    """Files from a list of files, folders (their images, sorted) and globs."""
-    out: list[str] = []
-    for spec in specs:
-        if builtins.is_builtin(spec):
-            out.append(spec)
-            continue
-        p = Path(spec)
-        if p.is_dir():
-            found = sorted(
-                str(f) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
-            )
-            if not found:
-                raise ConfigError(f"{what}: {one_line(spec)}: no images in this folder")
-            out.extend(found)
-        elif any(ch in spec for ch in "*?["):
-            found = sorted(f for f in glob.glob(spec, recursive=True) if Path(f).is_file())
-            if not found:
-                raise ConfigError(f"{what}: {one_line(spec)}: the pattern matches no file")
-            out.extend(found)
-        else:
-            out.append(spec)
-    return out
+    """Files from files, folders (their own images, not their subfolders': an output folder
+    inside an input folder adds nothing) and globs."""
+    return image_files(specs, what, recursive=False)
 
 
 def _stem(name: str) -> str:

@@ -18,8 +18,6 @@ from ..options import with_config
 from ..output import fail, say
 from ..run import Runner, check_paths, run_job
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-
 Weights = Annotated[
     str | None,
     typer.Option(
@@ -226,22 +224,6 @@ def _grid(
         raise typer.Exit(130)
 
 
-def _gather(images: list[str]) -> list[str]:
-    out: list[str] = []
-    for item in images:
-        p = Path(item)
-        if not item.startswith("builtin:") and p.is_dir():
-            found = sorted(
-                str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
-            )
-            if not found:
-                raise ConfigError(f"{item}: no images in this folder")
-            out.extend(found)
-        else:
-            out.append(item)
-    return out
-
-
 def top_patches(
     target: Annotated[str, typer.Argument(help="A channel, e.g. conv5_1:30.")],
     images: Annotated[
@@ -270,7 +252,9 @@ def top_patches(
             raise ConfigError(f"size must be between 16 and 2048 (got {size})")
         if not 1 <= per_image <= 64:
             raise ConfigError(f"per-image must be between 1 and 64 (got {per_image})")
-        sources = _gather(images) if images else None
+        from ...imageio import image_files
+
+        sources = image_files(images, "images", recursive=True) if images else None
         check_paths(output, [*(sources or []), weights])
         net = _network(weights, pooling, device)
         patches = find(target, sources, k, size=size, per_image=per_image, net=net)
