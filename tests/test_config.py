@@ -114,7 +114,7 @@ def test_from_dict_keeps_a_base_and_round_trips():
 def test_every_option_is_declared_once_with_help_and_a_panel():
     assert set(OPTIONS) == {f.name for f in dataclasses.fields(Config)}
     for opt in OPTIONS.values():
-        assert opt.help and opt.panel and opt.web in ("main", "advanced", "server")
+        assert opt.help and opt.panel and opt.web in ("main", "advanced", "hidden", "server")
         schema = opt.schema()
         assert schema["name"] == opt.name and "kind" in schema
     assert OPTIONS["pooling"].schema()["choices"] == ["avg", "max"]
