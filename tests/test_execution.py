@@ -183,3 +183,36 @@ def test_a_term_on_a_deeper_layer_than_the_configs_runs(images, tiny_network):
     assert step.factors["sharpness"] == 2.0 and step.terms["sharpness"] > 0
     with pytest.raises(TermError, match="two term specs are named 'sharpness'"):
         plan.with_term(sharpness_spec(1.0))
+
+
+def test_iterate_average_is_the_bias_corrected_ema():
+    from nst.execution import IterateAverage
+
+    avg = IterateAverage(0.5)
+    assert avg.value() is None
+    avg.update(torch.tensor([1.0]))
+    assert avg.value().item() == 1.0  # the first update is the iterate itself
+    avg.update(torch.tensor([3.0]))
+    assert avg.value().item() == pytest.approx((0.5 * 0.5 * 1 + 0.5 * 3) / (1 - 0.25))
+
+
+def test_with_average_the_saved_and_shown_image_is_the_average(images, tiny_network):
+    config = Config(**FAST)
+    plain_events, avg_events = [], []
+    plan = planning.plan_stylize(images["content"], images["style"], config)
+    plain = nst.execute(plan, plain_events.append, preview_every=1)
+    plan = planning.plan_stylize(images["content"], images["style"], config.replace(average=0.9))
+    averaged = nst.execute(plan, avg_events.append, preview_every=1)
+    a, b = steps_of(plain_events), steps_of(avg_events)
+    assert [s.loss for s in a] == [s.loss for s in b]  # the same optimization
+    assert torch.equal(averaged, b[-1].preview)  # shown = saved = the average
+    assert torch.equal(plain, a[-1].preview) and not torch.allclose(plain, averaged, atol=1e-3)
+    shown = [s.preview for s in b[1:]]  # iterations 1..: the average of the iterates so far
+    iterates = [s.preview for s in a[1:]]
+    inside = torch.stack([(x > 0) & (x < 1) for x in iterates]).all(0)  # never clamped
+    assert inside.float().mean() > 0.5
+    ema = torch.zeros_like(iterates[0])
+    for t, x in enumerate(iterates, 1):
+        ema = 0.9 * ema + 0.1 * x
+        expected = ema / (1 - 0.9**t)
+        assert torch.allclose(shown[t - 1][inside], expected[inside], atol=1e-5)

@@ -38,6 +38,9 @@ POOLINGS = ("avg", "max")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 WEIGHTINGS = ("calibrated", "reference", "paper")
 COLOR_MODES = ("none", "luminance", "histogram")
+#: the style statistics (nst.objective.statistics): the paper's Gram matrices, the
+#: 2-Wasserstein distance of Gaussians (mean and covariance), the sliced Wasserstein distance
+STYLE_LOSSES = ("gram", "w2", "swd")
 INIT_KEYWORDS = ("noise", "content", "style")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 5.0}
 #: sizes above this get coarse-to-fine stages by default
@@ -98,6 +101,13 @@ class Config(Declared):
         50, "L-BFGS memory (pairs kept; capped at 1 GiB).", INT, lo=1, hi=1000,
         panel="Optimization", label="L-BFGS history",
     )  # fmt: skip
+    average: float = option(
+        0.0,
+        "Average the iterates: an exponential moving average with this decay (e.g. 0.99; "
+        "bias-corrected, per coarse-to-fine stage) is what is saved, shown and carried to "
+        "the next stage; 0: the last iterate.",
+        FLOAT, lo=0, hi=0.9999, panel="Optimization", label="Iterate averaging",
+    )  # fmt: skip
     # objective
     content_weight: float = option(
         1.0, "alpha, the weight of the content loss.", FLOAT, lo=0, hi=1e12,
@@ -115,6 +125,13 @@ class Config(Declared):
     style_layers: LayerWeights = option(
         PAPER_STYLE_LAYERS, "Style layers with weights w_l (default conv1_1 … conv5_1 at 1/5).",
         LAYERS, label="Style layers", modes=(*ONE_IMAGE, "texture"),
+    )  # fmt: skip
+    style_loss: str = option(
+        "gram",
+        "What the style term matches per layer: gram (the paper's Gram matrices), w2 (mean "
+        "and covariance, 2-Wasserstein) or swd (the whole distribution, sliced "
+        "Wasserstein). See docs/QUALITY.md.",
+        TEXT, choices=STYLE_LOSSES, label="Style loss", modes=(*ONE_IMAGE, "texture"),
     )  # fmt: skip
     weighting: str = option(
         "calibrated",
@@ -218,6 +235,8 @@ class Config(Declared):
             raise ConfigError("scales: give the stage sizes from small to large, e.g. 256,512")
         if self.regions and not self.mask:
             raise ConfigError("regions: give a --mask image whose colours they refer to")
+        if self.mask and self.style_loss == "swd":
+            raise ConfigError("style-loss swd: masks are not supported; use gram or w2")
         if self.mask and not self.regions:
             raise ConfigError("mask: say which style goes where with --regions, e.g. #ff0000=1")
         if not self.init.strip():

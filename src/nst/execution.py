@@ -125,11 +125,14 @@ def execute(
     reason = "completed"
     for stage, s in enumerate(plan.stages):
         size = (s.height, s.width)
+        average = IterateAverage(config.average) if config.average > 0 else None
         try:
             objective = build_objective(plan, stage, extractor)
             x0 = start_image(plan, size).to(device) if x is None else _upsample(x, size)
             emit(Started(stage, plan.stages, str(device), precision, plan.seed))
-            reporter = _Reporter(plan, objective, emit, stage, preview_every, evaluations, elapsed)
+            reporter = _Reporter(
+                plan, objective, emit, stage, preview_every, evaluations, elapsed, average
+            )
             result = minimize(
                 objective,
                 x0,
@@ -141,7 +144,9 @@ def execute(
                 should_stop=should_stop,
             )
         except RunStopped as exc:
-            image = finish_image(plan, exc.image)
+            kept = average.value() if average is not None else None
+            last = kept if kept is not None and bool(torch.isfinite(kept).all()) else exc.image
+            image = finish_image(plan, last)
             raise type(exc)(str(exc), image=image, iteration=exc.iteration) from None
         except (MemoryError, RuntimeError) as exc:
             if not _out_of_memory(exc):
@@ -150,7 +155,8 @@ def execute(
                 f"not enough memory for a {s.width}x{s.height} px image on {device}; try a "
                 "smaller --size" + (" or --precision bf16" if dtype is None else "")
             ) from None
-        x = result.x
+        averaged = average.value() if average is not None else None
+        x = result.x if averaged is None else averaged.to(result.x.dtype)
         iterations += result.iterations
         evaluations += result.evaluations
         elapsed += result.elapsed
@@ -168,6 +174,29 @@ def _out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or "out of memory" in text or "allocate" in text
 
 
+class IterateAverage:
+    """An exponential moving average of the iterates with bias correction (Adam's): after
+    t updates, sum_k (1 - d) d^(t-k) x_k / (1 - d^t), so the first update is x_1 itself."""
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+        self.count = 0
+        self._sum: torch.Tensor | None = None
+
+    def update(self, x: torch.Tensor) -> None:
+        x = x.detach().float()
+        if self._sum is None:
+            self._sum = torch.zeros_like(x)
+        self._sum.mul_(self.decay).add_(x, alpha=1 - self.decay)
+        self.count += 1
+
+    def value(self) -> torch.Tensor | None:
+        """The bias-corrected average (None before the first update)."""
+        if self._sum is None:
+            return None
+        return self._sum / (1 - self.decay**self.count)
+
+
 class _Reporter:
     """Turns the optimizer's per-iteration state into :class:`Step` events for one stage."""
 
@@ -180,6 +209,7 @@ class _Reporter:
         preview_every: int,
         evaluations_before: int,
         elapsed_before: float,
+        average: IterateAverage | None = None,
     ) -> None:
         self.plan = plan
         self.names = objective.term_names
@@ -191,12 +221,16 @@ class _Reporter:
         self.preview_every = preview_every
         self.evaluations_before = evaluations_before
         self.elapsed_before = elapsed_before
+        self.average = average
 
     def __call__(self, state: StepState) -> None:
+        if self.average is not None and state.iteration > 0:
+            self.average.update(state.x)
         preview = None
         every = self.preview_every
         if every and (state.iteration % every == 0 or state.iteration == self.last):
-            preview = finish_image(self.plan, state.x)
+            shown = self.average.value() if self.average is not None else None
+            preview = finish_image(self.plan, state.x if shown is None else shown)
         self.emit(
             Step(
                 iteration=state.iteration,

@@ -1,5 +1,6 @@
 """The paper's losses, the objective that combines named terms, and the term specs."""
 
+from . import swd, w2  # noqa: F401  (register their statistics)
 from .losses import (
     AlphaNormLoss,
     ContentTarget,
@@ -13,6 +14,7 @@ from .losses import (
     tv_loss,
 )
 from .objective import Objective, StyleSource, Term, TermValues
+from .statistics import STATISTICS
 from .terms import (
     TERMS,
     StageTargets,
@@ -26,6 +28,7 @@ from .terms import (
 )
 
 __all__ = [
+    "STATISTICS",
     "TERMS",
     "AlphaNormLoss",
     "ContentTarget",

@@ -22,10 +22,11 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from ..errors import TermError
+from ..errors import ConfigError, TermError
 from ..layers import LayerWeights
-from .losses import AlphaNormLoss, ContentTarget, StyleTarget, TVLoss, gram_matrix
-from .objective import CALIBRATION, REFERENCE_STYLE_FACTOR, Objective, StyleSource
+from .losses import AlphaNormLoss, ContentTarget, TVLoss
+from .objective import Objective, StyleSource
+from .statistics import gram_units, statistic
 
 
 class RunInputs(Protocol):
@@ -42,6 +43,9 @@ class RunInputs(Protocol):
 
     @property
     def term_data(self) -> Mapping[str, Any]: ...
+
+    @property
+    def seed(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -146,11 +150,8 @@ class SumOfTargets(nn.ModuleList):
 
 
 def style_units(objective: Objective, channels: int) -> float:
-    """What E_l of a layer with ``channels`` filters is multiplied by, before beta * w_l."""
-    if objective.weighting == "paper":
-        return 1.0
-    calibration = CALIBRATION if objective.weighting == "calibrated" else 1.0
-    return calibration * REFERENCE_STYLE_FACTOR / (channels * channels)
+    """What E_l of a layer with ``channels`` filters is multiplied by (the Gram's units)."""
+    return gram_units(objective, channels)
 
 
 def _resize_guide(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -176,41 +177,44 @@ def add_style(
     layers: LayerWeights,
     beta: float,
     out_size: tuple[int, int],
+    loss: str = "gram",
+    seed: int = 0,
 ) -> None:
-    """``style:LAYER`` terms: the Gram targets A, a weighted blend per guide (region).
+    """``style:LAYER`` terms: each layer's target under the statistic ``loss`` (gram, w2,
+    swd; :mod:`nst.objective.statistics`), from a weighted blend of the sources per
+    guide (region).
 
     Sources sharing a guide (``None`` or the same tensor) are blended into one target;
     each distinct guide gets its own guided target, summed into the layer's term.
     """
+    stat = statistic(loss)
     names = tuple(n for n, _ in layers)
     groups: dict[int, list[StyleSource]] = {}
     for src in sources:
         groups.setdefault(id(src.guide) if src.guide is not None else 0, []).append(src)
+    guided = any(s.guide is not None for s in sources)
+    if guided and not stat.guides:
+        raise ConfigError(f"style-loss {loss}: masks are not supported; use gram or w2")
     per_layer: dict[str, SumOfTargets] = {n: SumOfTargets() for n in names}
     channels: dict[str, int] = {}
-    guided = any(s.guide is not None for s in sources)
     sizes = _layer_sizes(objective, names, out_size) if guided else {}
     for members in groups.values():
-        total = sum(s.weight for s in members)
-        if total <= 0:
+        members = [s for s in members if s.weight > 0]
+        if not members:
             continue
-        blended: dict[str, torch.Tensor] = {}
-        for src in members:
-            feats = objective.features(src.image, names)
-            for name in names:
-                g = gram_matrix(feats[name])[0] * (src.weight / total)
-                blended[name] = blended[name] + g if name in blended else g
+        feats = [objective.features(src.image, names) for src in members]
         guide = members[0].guide
-        for name in names:
-            channels[name] = blended[name].shape[-1]
+        for k, name in enumerate(names):
+            channels[name] = feats[0][name].shape[1]
+            samples = [(f[name], src.weight) for f, src in zip(feats, members)]
             layer_guide = None if guide is None else _resize_guide(guide, sizes[name])
-            per_layer[name].append(StyleTarget(blended[name].unsqueeze(0), layer_guide))
+            per_layer[name].append(stat.encode(samples, layer_guide, seed, k))
     weights = dict(layers)
     for name, targets in per_layer.items():
         if not len(targets):
             continue
         w = weights[name]
-        factor = beta * w * style_units(objective, channels[name])
+        factor = beta * w * stat.units(objective, channels[name])
         objective.add_term(f"style:{name}", targets, layer=name, weight=w, factor=factor)
 
 
@@ -228,7 +232,9 @@ def _build_content(objective: Objective, run: RunInputs, stage: StageTargets, w:
 
 
 def _build_style(objective: Objective, run: RunInputs, stage: StageTargets, w: float) -> None:
-    add_style(objective, stage.styles, run.config.style_layers, w, stage.size)
+    config = run.config
+    loss = getattr(config, "style_loss", "gram")
+    add_style(objective, stage.styles, config.style_layers, w, stage.size, loss, run.seed)
 
 
 def _build_tv(objective: Objective, run: RunInputs, stage: StageTargets, w: float) -> None:

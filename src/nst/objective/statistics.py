@@ -1,0 +1,76 @@
+"""Style statistics: what a style term matches of a layer's features (``--style-loss``).
+
+Each statistic encodes the target of one layer once, from one or several style images
+(a blend, with weights) and an optional region guide on the generated image, and says
+in which units its value enters the total. The style term spec
+(:mod:`nst.objective.terms`) builds ``style:LAYER`` terms with the run's statistic; a new
+statistic is one module that :func:`register` s itself (``w2.py``, ``swd.py``) and its
+name in :data:`nst.config.STYLE_LOSSES`.
+
+``gram`` (the paper's): the Gram matrix, E_l in the paper's units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .losses import StyleTarget, gram_matrix
+from .objective import CALIBRATION, REFERENCE_STYLE_FACTOR, Objective
+
+#: one style image's features at a layer (1, C, H, W) and its weight in the blend
+Sample = tuple[torch.Tensor, float]
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """How one kind of style loss encodes a layer's target and weighs its value."""
+
+    name: str
+    #: (the style images' features with their blend weights, the layer's guide or None,
+    #: the run's seed, the layer's index) -> the term's module
+    encode: Callable[[Sequence[Sample], torch.Tensor | None, int, int], nn.Module]
+    #: (objective, channels) -> what the value is multiplied by, before beta * w_l
+    units: Callable[[Objective, int], float]
+    guides: bool = True  # supports region guides (masks)
+
+
+STATISTICS: dict[str, Statistic] = {}
+
+
+def register(statistic: Statistic) -> Statistic:
+    STATISTICS[statistic.name] = statistic
+    return statistic
+
+
+def statistic(name: str) -> Statistic:
+    if name not in STATISTICS:
+        raise ConfigError(f"style-loss must be one of {', '.join(STATISTICS)} (got {name!r})")
+    return STATISTICS[name]
+
+
+def gram_units(objective: Objective, channels: int) -> float:
+    """What E_l of a layer with ``channels`` filters is multiplied by, before beta * w_l."""
+    if objective.weighting == "paper":
+        return 1.0
+    calibration = CALIBRATION if objective.weighting == "calibrated" else 1.0
+    return calibration * REFERENCE_STYLE_FACTOR / (channels * channels)
+
+
+def _gram_target(
+    samples: Sequence[Sample], guide: torch.Tensor | None, seed: int, layer: int
+) -> nn.Module:
+    total = sum(w for _, w in samples)
+    blended: torch.Tensor | None = None
+    for features, weight in samples:
+        g = gram_matrix(features)[0] * (weight / total)
+        blended = g if blended is None else blended + g
+    assert blended is not None
+    return StyleTarget(blended.unsqueeze(0), guide)
+
+
+GRAM = register(Statistic("gram", _gram_target, gram_units))

@@ -1,0 +1,126 @@
+"""``--style-loss w2``: each layer's features matched in mean and covariance, as the
+squared 2-Wasserstein distance between the Gaussians they define (as in crowsonkb's
+style-transfer-pytorch):
+
+    W2^2 = |mu - mu_s|^2 + tr(S + S_s - 2 (S_s^1/2 S S_s^1/2)^1/2)
+
+The target (mu_s, S_s^1/2, tr S_s) is encoded once; a blend of style images is the
+mixture's mean and covariance; a region guide weighs the generated image's positions.
+The trace of the matrix square root is the sum of the square roots of the eigenvalues of
+the symmetric PSD matrix S_s^1/2 S S_s^1/2: ``eigvalsh``'s backward, U diag(g) U^T, is
+exact and stable even for repeated eigenvalues; eigenvalues below ``EIG_FLOOR`` are
+clamped (no infinite derivative at 0), and S gets a ridge of ``RIDGE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .objective import Objective
+from .statistics import Sample, Statistic, register
+
+#: added to the diagonal of the generated image's covariance (feature units squared)
+RIDGE = 1e-5
+#: eigenvalues of S_s^1/2 S S_s^1/2 below this count as this (their root's slope is finite)
+EIG_FLOOR = 1e-8
+#: the w2 value per channel enters the total times this (calibrated weighting), chosen so
+#: that the default alpha/beta gives a stylization as strong as the Gram's (docs/QUALITY.md)
+W2_CALIBRATION = 1.0
+
+
+def _positions(features: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) -> (M, C) in float32 (float64 stays float64)."""
+    f = features[0].flatten(1).transpose(0, 1)
+    return f if f.dtype in (torch.float32, torch.float64) else f.float()
+
+
+def moments(
+    features: torch.Tensor, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (C,) and covariance (C, C) over positions, weighted by a (1, 1, H, W) guide."""
+    f = _positions(features)
+    if weights is None:
+        mu = f.mean(0)
+        centred = f - mu
+        return mu, centred.T @ centred / f.shape[0]
+    w = weights.to(f.dtype).flatten()[:, None]  # (M, 1)
+    mass = w.sum().clamp_min(1e-8)
+    mu = (w * f).sum(0) / mass
+    centred = f - mu
+    return mu, (w * centred).T @ centred / mass
+
+
+def sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
+    """The square root of a symmetric PSD matrix (no gradient needed: targets only)."""
+    vals, vecs = torch.linalg.eigh((matrix + matrix.T) / 2)
+    return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
+
+
+def w2_squared(
+    mu: torch.Tensor,
+    cov: torch.Tensor,
+    mu_s: torch.Tensor,
+    cov_s_sqrt: torch.Tensor,
+    trace_s: torch.Tensor,
+) -> torch.Tensor:
+    """W2^2 between N(mu, cov) and N(mu_s, cov_s) given cov_s^1/2 and tr(cov_s)."""
+    inner = cov_s_sqrt @ cov @ cov_s_sqrt
+    eig = torch.linalg.eigvalsh((inner + inner.T) / 2)
+    cross = eig.clamp_min(EIG_FLOOR).sqrt().sum()
+    return (mu - mu_s).pow(2).sum() + torch.trace(cov) + trace_s - 2 * cross
+
+
+class W2Target(nn.Module):
+    """One layer's style target (mean and covariance of a blend) for the w2 loss."""
+
+    mu: torch.Tensor
+    cov_sqrt: torch.Tensor
+    trace: torch.Tensor
+    guide: torch.Tensor | None
+
+    def __init__(
+        self, mu: torch.Tensor, cov: torch.Tensor, guide: torch.Tensor | None = None
+    ) -> None:
+        super().__init__()
+        self.register_buffer("mu", mu.detach().clone())
+        self.register_buffer("cov_sqrt", sqrtm_psd(cov.detach()))
+        self.register_buffer("trace", torch.trace(cov.detach()).clone())
+        self.register_buffer("guide", None if guide is None else guide.detach().float().clone())
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        mu, cov = moments(features, self.guide)
+        dtype = mu.dtype
+        eye = torch.eye(cov.shape[0], dtype=dtype, device=cov.device)
+        cov = cov + RIDGE * eye
+        return w2_squared(mu, cov, self.mu.to(dtype), self.cov_sqrt.to(dtype), self.trace.to(dtype))
+
+
+def blend_moments(samples: Sequence[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and covariance of the mixture of the samples' distributions (in float64)."""
+    total = sum(w for _, w in samples)
+    mu = torch.zeros(())
+    second = torch.zeros(())
+    for features, weight in samples:
+        m, c = moments(features.double())
+        b = weight / total
+        mu = mu + b * m
+        second = second + b * (c + torch.outer(m, m))
+    return mu, second - torch.outer(mu, mu)
+
+
+def _encode(samples: Sequence[Sample], guide: torch.Tensor | None, seed: int, k: int) -> nn.Module:
+    mu, cov = blend_moments(samples)
+    return W2Target(mu.float(), cov.float(), guide)
+
+
+def w2_units(objective: Objective, channels: int) -> float:
+    """W2^2 per channel: ``paper`` takes it as it is."""
+    if objective.weighting == "paper":
+        return 1.0
+    return W2_CALIBRATION / channels
+
+
+W2 = register(Statistic("w2", _encode, w2_units))

@@ -1,0 +1,144 @@
+"""The style statistics beyond the Gram matrix: w2 and swd against hand computations,
+gradcheck, blends, guides, and their use in a run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.linalg import sqrtm
+
+from nst.config import STYLE_LOSSES, Config
+from nst.errors import ConfigError
+from nst.objective import STATISTICS
+from nst.objective.swd import SWDTarget, sliced_wasserstein, weighted_quantiles
+from nst.objective.w2 import W2Target, blend_moments, moments, w2_squared
+from tests.conftest import gen
+
+
+def feats(c: int, h: int, w: int, seed: int, scale: float = 1.0) -> torch.Tensor:
+    return torch.rand(1, c, h, w, generator=gen(seed), dtype=torch.float64) * scale
+
+
+def test_every_declared_style_loss_has_a_statistic():
+    assert set(STYLE_LOSSES) == set(STATISTICS)
+
+
+def test_w2_equals_the_closed_form_with_scipy_square_roots():
+    x, s = feats(4, 6, 5, 1), feats(4, 7, 3, 2, scale=2.0)
+    mu, cov = moments(x)
+    mu_s, cov_s = moments(s)
+    f = x[0].flatten(1).numpy()
+    assert np.allclose(cov.numpy(), np.cov(f, bias=True)) and np.allclose(mu, f.mean(1))
+    c, cs = cov.numpy(), cov_s.numpy()
+    root = sqrtm(cs)
+    expected = ((mu - mu_s).numpy() ** 2).sum() + np.trace(c + cs - 2 * sqrtm(root @ c @ root))
+    target = W2Target(mu_s, cov_s)
+    value = w2_squared(mu, cov, target.mu, target.cov_sqrt, target.trace)
+    assert value.item() == pytest.approx(float(np.real(expected)), rel=1e-6)
+    assert target(x).item() == pytest.approx(float(np.real(expected)), rel=1e-3)  # the ridge
+
+
+def test_w2_of_one_dimensional_gaussians_and_of_a_distribution_with_itself():
+    # N(1, 4) against N(3, 1): (1 - 3)^2 + (2 - 1)^2 = 5
+    x = torch.tensor([-1.0, 3.0], dtype=torch.float64).view(1, 1, 1, 2)
+    s = torch.tensor([2.0, 4.0], dtype=torch.float64).view(1, 1, 1, 2)
+    mu_s, cov_s = moments(s)
+    mu, cov = moments(x)
+    assert cov.item() == 4.0 and cov_s.item() == 1.0
+    value = w2_squared(mu, cov, mu_s, W2Target(mu_s, cov_s).cov_sqrt, torch.trace(cov_s))
+    assert value.item() == pytest.approx(5.0, rel=1e-9)
+    same = feats(5, 4, 4, 3)
+    assert W2Target(*moments(same))(same).item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_w2_gradient_is_right():
+    s = feats(3, 4, 4, 4)
+    target = W2Target(*moments(s))
+    x = feats(3, 4, 5, 5).requires_grad_(True)
+    assert torch.autograd.gradcheck(target, (x,), eps=1e-6, atol=1e-5)
+
+
+def test_w2_blend_is_the_mixture_and_a_guide_weighs_positions():
+    a, b = feats(3, 4, 4, 6), feats(3, 2, 8, 7, scale=3.0)
+    mu, cov = blend_moments([(a, 0.25), (b, 0.75)])
+    pooled = torch.cat([a[0].flatten(1)] + [b[0].flatten(1)] * 3, dim=1)  # same size: 1:3
+    assert torch.allclose(mu, pooled.mean(1)) and torch.allclose(
+        cov, torch.cov(pooled, correction=0)
+    )
+    guide = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+    guide[..., :2] = 1.0
+    left = a[..., :2]
+    gm, gc = moments(a, guide)
+    assert torch.allclose(gm, moments(left)[0]) and torch.allclose(gc, moments(left)[1])
+
+
+def test_weighted_quantiles_are_the_sorted_samples_or_interpolate_them():
+    values = torch.tensor([[3.0], [1.0], [2.0], [4.0]], dtype=torch.float64)
+    weights = torch.full((4,), 0.25, dtype=torch.float64)
+    levels = (torch.arange(4, dtype=torch.float64) + 0.5) / 4
+    assert weighted_quantiles(values, weights, levels).flatten().tolist() == [1, 2, 3, 4]
+    two = (torch.arange(2, dtype=torch.float64) + 0.5) / 2  # halfway between the samples
+    assert weighted_quantiles(values, weights, two).flatten().tolist() == [1.5, 3.5]
+    uneven = torch.tensor([0.1, 0.1, 0.1, 0.7], dtype=torch.float64)  # most on 4.0
+    # centres on the cumulative scale: 1 at 0.05, 2 at 0.15, 3 at 0.25, 4 at 0.65
+    levels = torch.tensor([0.6, 0.9, 0.01], dtype=torch.float64)
+    out = weighted_quantiles(values, uneven, levels).flatten().tolist()
+    assert out == pytest.approx([3 + 0.35 / 0.4, 4.0, 1.0])
+
+
+def test_swd_in_one_channel_is_the_distance_of_sorted_values():
+    x = torch.tensor([[0.5], [3.0], [1.0]], dtype=torch.float64)
+    s = torch.tensor([[2.0], [0.0], [7.0]], dtype=torch.float64)
+    w = torch.full((3,), 1 / 3, dtype=torch.float64)
+    for sign in (1.0, -1.0):
+        d = torch.tensor([[sign]], dtype=torch.float64)
+        expected = ((0.5 - 0) ** 2 + (1 - 2) ** 2 + (3 - 7) ** 2) / 3
+        assert sliced_wasserstein(x, s, w, d).item() == pytest.approx(expected)
+    doubled = s.repeat_interleave(2, dim=0)  # another size, the same distribution
+    w2 = torch.full((6,), 1 / 6, dtype=torch.float64)
+    one = torch.tensor([[1.0]], dtype=torch.float64)
+    assert sliced_wasserstein(x, doubled, w2, one).item() == pytest.approx(expected)
+
+
+def test_swd_draws_new_seeded_directions_each_evaluation_and_its_gradient_is_right():
+    s = feats(3, 5, 5, 8)
+    x = feats(3, 4, 4, 9)
+    a = SWDTarget(s[0].flatten(1).T, torch.full((25,), 1 / 25), seed=3)
+    b = SWDTarget(s[0].flatten(1).T, torch.full((25,), 1 / 25), seed=3)
+    first, second = a(x).item(), a(x).item()
+    assert first != second  # new directions
+    assert [b(x).item(), b(x).item()] == [first, second]  # the seed repeats them
+    assert SWDTarget(s[0].flatten(1).T, torch.full((25,), 1 / 25), 3)(s).item() < 1e-12
+
+    class Fixed(torch.nn.Module):  # one draw of directions, for gradcheck
+        def forward(self, f):
+            g = torch.Generator().manual_seed(0)
+            d = torch.randn(3, 3, generator=g, dtype=torch.float64)
+            w = torch.full((25,), 1 / 25, dtype=torch.float64)
+            return sliced_wasserstein(f[0].flatten(1).T, s[0].flatten(1).T, w, d / d.norm(dim=0))
+
+    assert torch.autograd.gradcheck(Fixed(), (x.clone().requires_grad_(True),), eps=1e-6)
+
+
+def test_swd_refuses_masks_in_one_line():
+    with pytest.raises(
+        ConfigError, match="style-loss swd: masks are not supported; use gram or w2"
+    ):
+        Config(style_loss="swd", mask="m.png", regions=(("#ff0000", "1"),))
+
+
+@pytest.mark.parametrize("loss", ["w2", "swd"])
+def test_a_run_with_each_style_loss_lowers_it(images, tiny_network, loss):
+    import nst
+    from nst import planning
+    from nst.events import Step
+
+    config = Config(size=32, iterations=6, seed=0, style_loss=loss, style_blend=(0.6, 0.4))
+    plan = planning.plan_stylize(images["content"], [images["style"], images["style"]], config)
+    events = []
+    image = nst.execute(plan, events.append)
+    steps = [e for e in events if isinstance(e, Step)]
+    style = [s.style_loss for s in steps]
+    assert image.shape[0] == 3 and torch.isfinite(image).all()
+    assert style[-1] < 0.9 * style[0] and "style:conv1_1" in steps[-1].terms
