@@ -21,6 +21,7 @@ from .errors import ConfigError, Diverged, ImageError, Interrupted, NstError, We
 from .events import Event, Finished, Progress, Stage, Started, Step
 from .explain import VisualizeConfig, saliency, top_patches, visualize
 from .imageio import save_image
+from .score import Score, score
 
 __version__ = "0.1.0"
 
@@ -35,6 +36,7 @@ __all__ = [
     "NstError",
     "Plan",
     "Progress",
+    "Score",
     "Stage",
     "Started",
     "Step",
@@ -48,6 +50,7 @@ __all__ = [
     "reconstruct_content",
     "saliency",
     "save_image",
+    "score",
     "stylize",
     "synthesize_texture",
     "top_patches",

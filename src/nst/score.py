@@ -1,0 +1,138 @@
+"""``nst score`` / :func:`score`: what can be measured of a result offline.
+
+* content: the conv4_2 feature distance to the content image, relative to the content's
+  own energy (|F - P|^2 / |P|^2), and SSIM of the luminance (structure);
+* style: the distance to the style image(s) under all three statistics (Gram E_l, W2 per
+  channel, sliced Wasserstein), per layer (conv1_1 ... conv5_1) and summed with the
+  paper's weights 1/5; a blend of styles is scored against the blend;
+* noise: the high-frequency energy of the luminance (mean square of the image minus its
+  Gaussian blur, sigma 1 px) of the result, and the same of the content.
+
+These use the same VGG19 as the optimizer (in float32, whatever precision made the
+result), so a mode that optimizes one statistic looks best under it: judge each mode under
+the statistics it did not optimize as well. The content is scored at the result's size,
+the style at the same longest side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import controls, runtime
+from .config import PAPER_STYLE_LAYERS, Config
+from .imageio import resize_longest, resize_to
+from .objective.losses import gram_matrix, style_layer_loss
+from .objective.swd import SWDTarget
+from .objective.w2 import W2Target, blend_moments
+from .planning import ImageLike, as_list, load
+
+CONTENT_LAYER = "conv4_2"
+STYLE_LAYERS = tuple(n for n, _ in PAPER_STYLE_LAYERS)
+#: draws of random directions averaged in the sliced Wasserstein score
+SWD_DRAWS = 4
+STATISTICS = ("gram", "w2", "swd")
+
+
+@dataclass(frozen=True)
+class Score:
+    """The figures of one result (see the module docstring)."""
+
+    content: float
+    ssim: float
+    style: dict[str, dict[str, float]] = field(default_factory=dict)  # statistic -> layer
+    noise: float = 0.0
+    content_noise: float = 0.0
+
+    def style_total(self, statistic: str) -> float:
+        """The sum over layers with the paper's weights (1/5 each)."""
+        layers = self.style[statistic]
+        return sum(layers.values()) / len(layers)
+
+    @property
+    def noise_ratio(self) -> float:
+        return self.noise / self.content_noise if self.content_noise > 0 else float("inf")
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "content": self.content,
+            "ssim": self.ssim,
+            "style": {s: self.style_total(s) for s in self.style},
+            "style_layers": self.style,
+            "noise": self.noise,
+            "content_noise": self.content_noise,
+            "noise_ratio": self.noise_ratio,
+        }
+
+
+def high_frequency(image: torch.Tensor) -> float:
+    """Mean square of the luminance minus its Gaussian blur (sigma 1 px), 0..1 units."""
+    from skimage.filters import gaussian
+
+    lum = controls.luminance_image(image)[0].numpy().astype(np.float64)
+    return float(np.mean((lum - gaussian(lum, sigma=1.0)) ** 2))
+
+
+def ssim_luminance(a: torch.Tensor, b: torch.Tensor) -> float:
+    from skimage.metrics import structural_similarity
+
+    la = controls.luminance_image(a)[0].numpy().astype(np.float64)
+    lb = controls.luminance_image(b)[0].numpy().astype(np.float64)
+    side = min(7, *la.shape) // 2 * 2 + 1 if min(la.shape) < 7 else 7
+    return float(structural_similarity(la, lb, data_range=1.0, win_size=side))
+
+
+@torch.no_grad()
+def score(
+    output: ImageLike,
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
+    config: Config | None = None,
+    blend: Sequence[float] | None = None,
+) -> Score:
+    """Score ``output`` against its content and style image(s) (``blend``: their weights,
+    default equal). ``config`` chooses the network (weights, pooling, normalization,
+    device); the precision is always float32."""
+    config = config or Config()
+    out = load(output, "output")
+    photo = resize_to(load(content, "content"), (out.shape[1], out.shape[2]))
+    styles = [resize_longest(load(s, "style"), max(out.shape[1:])) for s in as_list(style)]
+    weights = list(blend) if blend is not None else [1.0] * len(styles)
+    device = runtime.resolve_device(config.device)
+    layers = [CONTENT_LAYER, *STYLE_LAYERS]
+    net = runtime.network(config.weights, config.pooling, config.normalize, layers, device, None)
+
+    def features(image: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: v.float() for k, v in net(image[None].mul(255).to(device), layers).items()}
+
+    fo, fc = features(out), features(photo)
+    fs = [features(s) for s in styles]
+    p = fc[CONTENT_LAYER]
+    content_distance = float((fo[CONTENT_LAYER] - p).pow(2).sum() / p.pow(2).sum().clamp_min(1e-12))
+    total = sum(weights)
+    per: dict[str, dict[str, float]] = {s: {} for s in STATISTICS}
+    for k, name in enumerate(STYLE_LAYERS):
+        f = fo[name]
+        target = torch.stack([gram_matrix(x[name])[0] * (w / total) for x, w in zip(fs, weights)])
+        per["gram"][name] = float(style_layer_loss(gram_matrix(f)[0], target.sum(0)))
+        samples = [(x[name], w) for x, w in zip(fs, weights)]
+        mu, cov = blend_moments(samples)
+        per["w2"][name] = float(W2Target(mu, cov)(f.double())) / f.shape[1]  # in float64
+        positions = torch.cat([x[name][0].flatten(1).T for x in fs])
+        sample_w = torch.cat(
+            [torch.full((x[name][0, 0].numel(),), w / total / x[name][0, 0].numel()) for x, w in
+             zip(fs, weights)]
+        )  # fmt: skip
+        swd = SWDTarget(positions, sample_w, seed=k)
+        per["swd"][name] = float(sum(float(swd(f)) for _ in range(SWD_DRAWS)) / SWD_DRAWS)
+    return Score(
+        content=content_distance,
+        ssim=ssim_luminance(out, photo),
+        style=per,
+        noise=high_frequency(out),
+        content_noise=high_frequency(photo),
+    )

@@ -1,0 +1,52 @@
+"""``nst score`` and nst.score: each figure at its known value."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+import nst
+from nst.cli import app
+from tests.conftest import gen
+
+
+def test_a_content_scored_against_itself_and_a_style_against_itself(images, tiny_network):
+    s = nst.score(images["content"], images["content"], images["style"])
+    assert s.content == 0.0 and s.ssim == pytest.approx(1.0)
+    assert s.noise == pytest.approx(s.content_noise) and s.noise_ratio == pytest.approx(1.0)
+    same = nst.score(images["style"], images["style"], images["style"])
+    assert all(v == pytest.approx(0.0, abs=1e-9) for v in same.style["gram"].values())
+    assert all(abs(v) < 1e-3 for v in same.style["w2"].values())
+    assert all(v < 1e-6 for v in same.style["swd"].values())
+    assert s.style_total("gram") > 0 and s.style_total("w2") > 0 and s.style_total("swd") > 0
+    assert list(s.style["gram"]) == [f"conv{b}_1" for b in range(1, 6)]
+    assert s.style_total("gram") == pytest.approx(sum(s.style["gram"].values()) / 5)
+
+
+def test_noise_shows_in_the_high_frequency_energy_and_lowers_ssim(images, tmp_path, tiny_network):
+    clean = np.asarray(Image.open(images["content"]).convert("RGB"), dtype=np.float64)
+    noise = torch.randn(clean.shape, generator=gen(3), dtype=torch.float64).numpy() * 25
+    noisy = tmp_path / "noisy.png"
+    Image.fromarray(np.clip(clean + noise, 0, 255).astype(np.uint8)).save(noisy)
+    s = nst.score(noisy, images["content"], images["style"])
+    assert s.noise_ratio > 3 and s.ssim < 0.9 and s.content > 0
+
+
+def test_the_command_prints_every_figure_and_json(images, tiny_network):
+    runner = CliRunner()
+    args = ["score", str(images["content"]), "--content", str(images["content"])]
+    args += ["--style", str(images["style"]), "--style", str(images["style2"])]
+    r = runner.invoke(app, [*args, "--json", "--style-blend", "0.7,0.3"])
+    assert r.exit_code == 0, r.output
+    record = json.loads(r.output)
+    assert record["content"] == 0.0 and set(record["style"]) == {"gram", "w2", "swd"}
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and "style, Gram E_l" in r.output and "ratio 1" in r.output
+    r = runner.invoke(app, [*args, "--style-blend", "1"])
+    assert r.exit_code == 2
+    assert "style-blend has 1 weights for 2 style image(s)" in r.output
