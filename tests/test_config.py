@@ -135,3 +135,32 @@ def test_learning_rate_defaults_by_optimizer():
     assert Config().learning_rate == 1.0
     assert Config(optimizer="adam").learning_rate == 5.0
     assert Config(optimizer="adam", lr=2.0).learning_rate == 2.0
+
+
+def test_start_size_climbs_by_the_scale_step_to_the_size():
+    assert Config(size=256, start_size=128).stage_sizes == (128, 256)
+    assert Config(size=256, start_size=128, scale_step=1.414).stage_sizes == (128, 181, 256)
+    assert Config(size=1000, start_size=250).stage_sizes == (250, 500, 1000)
+    assert Config(size=200, start_size=256).stage_sizes == (200,)
+    c = Config(size=256, start_size=128, scale_step=1.414, iterations=100)
+    assert c.stage_iterations == (100, 50, 25)
+
+
+def test_a_preset_applies_beneath_the_options_given_with_it():
+    from nst.config import PRESETS
+
+    fast = Config.from_dict({"preset": "fast"})
+    for name, value in PRESETS["fast"].items():
+        assert fast.to_dict()[name] == value
+    assert fast.preset == "fast"
+    mine = Config.from_dict({"preset": "fast", "iterations": "7", "init": "noise"})
+    assert mine.iterations == 7 and mine.init == "noise"  # explicit wins
+    assert mine.style_loss == PRESETS["fast"]["style_loss"]
+    paper = Config.from_dict({"preset": "paper"})
+    assert paper.replace(preset=None) == Config()  # the paper's method is the default
+    base = Config.from_dict({"size": 300})
+    assert Config.from_dict({"preset": "quality"}, base=base).size == 300
+    with pytest.raises(ConfigError, match="preset must be one of paper, quality, fast"):
+        Config.from_dict({"preset": "best"})
+    assert all(set(b) <= set(OPTIONS) for b in PRESETS.values())
+    assert Config().identity() == Config.from_dict({"preset": "paper"}).identity()

@@ -43,6 +43,27 @@ COLOR_MODES = ("none", "luminance", "histogram")
 STYLE_LOSSES = ("gram", "w2", "swd")
 INIT_KEYWORDS = ("noise", "content", "style")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 5.0}
+#: named bundles of options (``--preset``); the options given with one win. Chosen by
+#: measurement (benchmarks/quality.py, docs/QUALITY.md).
+PRESETS: dict[str, dict[str, object]] = {
+    "paper": {"style_loss": "gram", "init": "noise", "optimizer": "lbfgs", "average": 0.0,
+              "tv_weight": 0.0},
+    "quality": {"style_loss": "w2", "init": "content"},
+    "fast": {"style_loss": "w2", "init": "content", "iterations": 100},
+}  # fmt: skip
+
+
+def _preset_help() -> str:
+    def show(v: object) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    parts = [
+        f"{name} ({', '.join(f'{k.replace(chr(95), chr(45))} {show(v)}' for k, v in b.items())})"
+        for name, b in PRESETS.items()
+    ]
+    return "A named bundle of options; options given explicitly win: " + "; ".join(parts) + "."
+
+
 #: sizes above this get coarse-to-fine stages by default
 AUTO_SCALES_ABOVE = 512
 #: the largest side of any image nst works on (output, style, stages)
@@ -65,6 +86,10 @@ class Config(Declared):
     The loss log always reports the paper's exact terms.
     """
 
+    preset: str | None = option(
+        None, _preset_help(), TEXT, choices=tuple(PRESETS), nullable=True, panel="Output",
+        web="main", label="Preset", identity=False, web_default="fast",
+    )  # fmt: skip
     # geometry
     size: int = option(
         512, "Longest side of the output in pixels.", INT, lo=16, hi=MAX_SIDE,
@@ -181,6 +206,17 @@ class Config(Declared):
         REGIONS, panel="Colour and regions", web="hidden", label="Regions",
         modes=("stylize",),
     )  # fmt: skip
+    start_size: int | None = option(
+        None,
+        "Coarse to fine from this size up to --size, each stage --scale-step times the last "
+        "(default: automatic above 512 px).",
+        INT, lo=16, hi=MAX_SIDE, nullable=True, panel="Optimization",
+        label="Coarse-to-fine start", cap="max_size", unit="px",
+    )  # fmt: skip
+    scale_step: float = option(
+        2.0, "Size ratio between coarse-to-fine stages (with --start-size; 1.414: crowsonkb's "
+        "sqrt 2).", FLOAT, lo=1.1, hi=4.0, panel="Optimization", label="Coarse-to-fine step",
+    )  # fmt: skip
     scales: tuple[int, ...] = option(
         (),
         "Coarse-to-fine stage sizes, e.g. 256,512,1024 (default: automatic above 512 px; "
@@ -269,6 +305,14 @@ class Config(Declared):
         if self.scales:
             stages = tuple(s for s in self.scales if s < self.size)
             return (*stages, self.size)
+        if self.start_size is not None:
+            steps: list[int] = []
+            side = float(self.start_size)
+            while round(side) < self.size:
+                if not steps or round(side) > steps[-1]:
+                    steps.append(round(side))
+                side *= self.scale_step
+            return (*steps, self.size)
         sizes = [self.size]
         while sizes[0] > AUTO_SCALES_ABOVE:
             sizes.insert(0, (sizes[0] + 1) // 2)
@@ -284,4 +328,6 @@ class Config(Declared):
         return tuple(max(1, self.iterations >> k) if self.iterations else 0 for k in range(n))
 
 
+Config.PRESETS = {name: dict(bundle) for name, bundle in PRESETS.items()}
+Config.PRESET_OPTION = "preset"
 OPTIONS = Config.OPTIONS

@@ -337,6 +337,8 @@ class Option:
     modes: tuple[str, ...] = MODES
     #: part of a result's identity (batch output names); False for where a run happens
     identity: bool = True
+    #: the value a web form starts from, where it differs from ``default`` (a first visit)
+    web_default: Any = None
 
     @property
     def server_only(self) -> bool:
@@ -439,6 +441,10 @@ class Declared:
     results the same (:meth:`identity`)."""
 
     OPTIONS: ClassVar[dict[str, Option]]
+    #: named bundles of option values (as text or JSON) and the option that names one:
+    #: :meth:`from_dict` applies a bundle beneath the options given with it
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    PRESET_OPTION: ClassVar[str | None] = None
 
     # -- roles derived from the declarations ---------------------------------------------------
     @classmethod
@@ -507,6 +513,8 @@ class Declared:
                 f["max"] = limits[opt.cap] if f["max"] is None else min(f["max"], limits[opt.cap])
             if opt.path:
                 f["choices"] = list(opt.keywords)
+            if opt.web_default is not None:
+                f["default"] = opt.to_json(opt.web_default)
             fields.append(f)
         return fields
 
@@ -544,8 +552,8 @@ class Declared:
         """The boundary parser: text or JSON values by option name.
 
         Used by every front end (CLI strings, web JSON, manifest cells). Unknown names are
-        refused with their name; options not given keep the value in ``base`` (default:
-        the defaults).
+        refused with their name; a preset's options apply beneath the options given; options
+        not given keep the value in ``base`` (default: the defaults).
         """
         if not isinstance(data, dict):
             raise ConfigError("parameters: expected an object of option names and values")
@@ -553,6 +561,10 @@ class Declared:
         if unknown:
             shown = ", ".join(u if len(u) <= 40 else u[:37] + "..." for u in unknown[:5])
             raise ConfigError(f"unknown parameter(s): {one_line(shown)}")
+        preset = cls.PRESET_OPTION
+        if preset is not None and data.get(preset) not in (None, ""):
+            bundle = cls.PRESETS[cls.OPTIONS[preset].parse(data[preset])]
+            data = {**bundle, **data}  # what is given explicitly wins
         values = {key: cls.OPTIONS[key].parse(value) for key, value in data.items()}
         try:
             if base is not None:

@@ -242,7 +242,7 @@ CASES: dict[str, Case] = {
     "save-every negative": Case([*BASE, "--save-every", "-3", "-o", "{out}/o.png"], 2,
                                 ("save-every must be >= 0",)),
     "start-size 4": Case([*BASE, "--start-size", "4", "-o", "{out}/o.png"], 2,
-                         ("start-size must be at least 16",)),
+                         ("start-size must be between 16 and 16384 (got 4)",)),
     "precision fp16 on the CPU": Case([*BASE, "--precision", "fp16", "-o", "{out}/o.png"], 2,
                                       ("fp16 needs a GPU",)),
     "unknown device": Case([*BASE, "--device", "tpu", "-o", "{out}/o.png"], 2, ("device",)),

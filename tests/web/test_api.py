@@ -299,3 +299,16 @@ def test_an_added_term_reaches_the_event_stream(images, tiny_network, make_clien
              if line.startswith("data: ") and '"type": "step"' in line]  # fmt: skip
     assert [s["iteration"] for s in steps] == [0, 1, 2]
     assert all("sharpness_loss" in s and s["factors"]["sharpness"] == 0.25 for s in steps)
+
+
+def test_the_config_lists_the_presets_and_the_page_starts_from_fast(make_client):
+    from nst.config import PRESETS
+
+    schema = make_client().get("/api/config").json()
+    assert schema["presets"] == PRESETS
+    preset = next(f for f in schema["fields"] if f["name"] == "preset")
+    assert preset["default"] == "fast" and preset["choices"] == list(PRESETS)
+    r = submit(make_client(), params={"size": 32, "preset": "fast", "iterations": 3})
+    assert r.status_code == 201
+    assert r.json()["params"]["iterations"] == 3  # given explicitly: wins
+    assert r.json()["params"]["style_loss"] == PRESETS["fast"]["style_loss"]

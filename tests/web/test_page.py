@@ -294,3 +294,23 @@ def test_ctrl_c_with_a_page_watching_exits_within_5_seconds(chromium, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_first_visit_starts_from_the_fast_preset_and_a_preset_sets_the_form(
+    chromium, tmp_path, tiny_network
+):
+    from nst.config import PRESETS
+
+    with serving(tmp_path / "data") as url:
+        page = open_page(chromium, url)
+        assert page.input_value("#preset") == "fast"
+        for name, value in PRESETS["fast"].items():
+            assert page.input_value(f"#{name}") == str(value), name
+        page.select_option("#preset", "paper")
+        for name, value in PRESETS["paper"].items():
+            shown = page.input_value(f"#{name}")
+            assert shown == (f"{value:g}" if isinstance(value, float) else str(value)), name
+        page.reload()  # the choice is kept
+        page.wait_for_selector("#iterations")
+        assert page.input_value("#preset") == "paper" and page.input_value("#style_loss") == "gram"
+        assert not page.errors

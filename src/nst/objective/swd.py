@@ -24,7 +24,7 @@ from .statistics import Sample, Statistic, register
 
 #: the swd value enters the total times this (calibrated weighting), chosen so that the
 #: default alpha/beta gives a stylization as strong as the Gram's (docs/QUALITY.md)
-SWD_CALIBRATION = 1.0
+SWD_CALIBRATION = 0.1
 
 
 def _positions(features: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ RIDGE = 1e-5
 EIG_FLOOR = 1e-8
 #: the w2 value per channel enters the total times this (calibrated weighting), chosen so
 #: that the default alpha/beta gives a stylization as strong as the Gram's (docs/QUALITY.md)
-W2_CALIBRATION = 1.0
+W2_CALIBRATION = 0.06
 
 
 def _positions(features: torch.Tensor) -> torch.Tensor:

@@ -73,6 +73,7 @@ class ConfigView(_Model):
     fields: list[OptionSchema]
     limits: Limits
     init: list[str]
+    presets: dict[str, dict[str, Any]]  # preset -> option -> value (what a choice sets)
 
 
 class FormView(_Model):

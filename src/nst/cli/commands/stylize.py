@@ -9,25 +9,12 @@ import typer
 
 from ... import builtins
 from ...config import Config
-from ...errors import ConfigError
 from ..options import with_config
 from ..run import Log, Outputs, Quiet, SaveEvery, paint
 
 
 def default_output(content: str, styles: list[str]) -> Path:
     return Path(f"{builtins.stem(content)}_{builtins.stem(styles[0])}.png")
-
-
-def doubling_scales(start: int, size: int) -> tuple[int, ...]:
-    """start, 2*start, ... up to size (inclusive)."""
-    if start < 16:
-        raise ConfigError(f"start-size must be at least 16 (got {start})")
-    scales = []
-    s = start
-    while s < size:
-        scales.append(s)
-        s *= 2
-    return (*scales, size)
 
 
 @with_config(mode="stylize")
@@ -40,13 +27,6 @@ def stylize(
             "-o", "--output", help="Output image (.png, .jpg, ...) [default: CONTENT_STYLE.png]."
         ),
     ] = None,
-    start_size: Annotated[
-        int | None,
-        typer.Option(
-            help="Coarse-to-fine from this size, doubling up to --size.",
-            rich_help_panel="Optimization",
-        ),
-    ] = None,
     save_every: SaveEvery = 0,
     log: Log = None,
     quiet: Quiet = False,
@@ -56,13 +36,8 @@ def stylize(
     """Paint CONTENT in the style of STYLE (several styles are blended)."""
     from ... import planning
 
-    def final() -> Config:
-        if start_size is None:
-            return config
-        return config.replace(scales=doubling_scales(start_size, config.size))
-
     out = Outputs(output or default_output(content, style), log, save_every, quiet)
-    paint(out, [content, *style], final, lambda c: planning.plan_stylize(content, style, c))
+    paint(out, [content, *style], config, lambda c: planning.plan_stylize(content, style, c))
 
 
 def demo(

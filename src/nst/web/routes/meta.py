@@ -53,8 +53,9 @@ def config_schema(shared: Shared) -> ConfigView:
         "max_pixels": settings.max_pixels,
     }
     fields = shared.config_class.web_schema(settings.limits())
+    presets = shared.config_class.PRESETS
     return ConfigView.model_validate(
-        {"fields": fields, "limits": limits, "init": list(INIT_KEYWORDS)}
+        {"fields": fields, "limits": limits, "init": list(INIT_KEYWORDS), "presets": presets}
     )
 
 

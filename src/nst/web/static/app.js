@@ -10,6 +10,7 @@ const state = {
   initJob: null,
   fields: [],
   limits: {},
+  bundles: {},               // preset name -> its options (from /api/config)
   cards: new Map(),
   streams: new Map(),
   online: true,
@@ -187,11 +188,32 @@ async function loadConfig() {
   const schema = await api("/api/config");
   state.fields = schema.fields;
   state.limits = schema.limits;
+  state.bundles = schema.presets || {};
   buildForm(schema.fields, { skip: SLIDER, defaults: FORM_DEFAULTS });
   for (const f of schema.fields) {
     const input = document.getElementById(f.name);
     if (input) input.addEventListener("change", () => { save(); estimate(); markPreset(); });
   }
+  const preset = document.getElementById("preset");
+  if (preset) preset.addEventListener("change", () => { applyBundle(preset.value); save(); estimate(); });
+}
+
+// A preset (the server's named bundle of options) sets the form's controls to its values;
+// the first visit starts from the page's default preset.
+function applyBundle(name) {
+  const bundle = state.bundles[name];
+  if (!bundle) return;
+  for (const [option, value] of Object.entries(bundle)) {
+    if (option === "iterations") setValue(option, Math.min(value, state.limits.max_iterations || value));
+    else if (option === "size") setValue(option, Math.min(value, state.limits.max_size || value));
+    else setValue(option, value);
+  }
+  if ("content_weight" in bundle || "style_weight" in bundle) {
+    const ratio = Math.log10((bundle.content_weight ?? 1) / (bundle.style_weight ?? 1000));
+    $("#ratio").value = Math.round(ratio * 2) / 2;
+    $("#ratio-label").textContent = ratioText($("#ratio").value);
+  }
+  markPreset();
 }
 
 function setValue(name, value) {
@@ -419,7 +441,11 @@ function save() {
 function restore() {
   let data = null;
   try { data = JSON.parse(localStorage.getItem(STORE) || "null"); } catch (e) { data = null; }
-  if (!data) return;
+  if (!data) {
+    const preset = document.getElementById("preset");
+    if (preset && preset.value) applyBundle(preset.value);  // a first visit
+    return;
+  }
   for (const [name, value] of Object.entries(data.values || {})) setValue(name, value);
   if (data.ratio) { $("#ratio").value = data.ratio; $("#ratio-label").textContent = ratioText(data.ratio); }
   if (data.contentBuiltin) state.contentBuiltin = data.contentBuiltin;

@@ -26,6 +26,7 @@ function control(field, defaults = {}) {
   let input;
   if (field.choices) {
     input = document.createElement("select");
+    if (field.nullable) input.append(new Option("none", ""));
     for (const choice of field.choices) input.append(new Option(choice, choice));
   } else if (field.kind === "bool") {
     input = document.createElement("input");
