@@ -1,9 +1,10 @@
 """Picture quality at an equal time budget: style losses, presets and settings compared by
 ``nst score`` over the built-in photos x paintings.
 
-For every pair and every configuration: two short probe runs measure the configuration's
-set-up seconds and seconds per unit of ``iterations`` on this machine, then the run gets
-as many iterations as fit the budget (stages keep their ratios), is scored (content
+For every pair and every configuration: a single-stage run is stopped when the budget has
+passed (set-up included); for a coarse-to-fine one, two short probe runs measure its set-up
+seconds and seconds per unit of ``iterations`` and it gets as many iterations as fit
+(stages keep their ratios). Each result is scored (content
 distance and SSIM, style distance under Gram, W2 and sliced Wasserstein, high-frequency
 noise) and drawn into one side-by-side sheet per pair. The table gives, per
 configuration, the mean content distance and SSIM, each style distance and the noise as
@@ -38,45 +39,65 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "paper": {"preset": "paper"},
     "gram-content": {"init": "content"},
     "w2": {"style_loss": "w2", "init": "content"},
-    "swd": {"style_loss": "swd", "init": "content"},
-    "swd-adam": {"style_loss": "swd", "init": "content", "optimizer": "adam"},
-    "w2-avg": {"style_loss": "w2", "init": "content", "average": 0.9},
     "w2-sqrt2": {"style_loss": "w2", "init": "content", "start_size": 128, "scale_step": 1.414},
-    "w2-tv": {"style_loss": "w2", "init": "content", "tv_weight": 1.0},
-    "w2-c5": {"style_loss": "w2", "init": "content", "content_weight": 5},
-    "w2-c10": {"style_loss": "w2", "init": "content", "content_weight": 10},
-    "w2-c20": {"style_loss": "w2", "init": "content", "content_weight": 20},
-    "w2-c10-sqrt2": {
+    "w2-adam": {"style_loss": "w2", "init": "content", "optimizer": "adam"},
+    "w2-adam-avg": {"style_loss": "w2", "init": "content", "optimizer": "adam", "average": 0.99},
+    "w2-avg": {"style_loss": "w2", "init": "content", "average": 0.9},
+    "swd-adam": {"style_loss": "swd", "init": "content", "optimizer": "adam"},
+    "fast-100": {"style_loss": "w2", "init": "content", "iterations": 100},
+    "fast-sqrt2": {
         "style_loss": "w2",
         "init": "content",
-        "content_weight": 10,
         "start_size": 128,
         "scale_step": 1.414,
+        "iterations": 100,
     },
-    "w2-c10-avg": {"style_loss": "w2", "init": "content", "content_weight": 10, "average": 0.9},
     "quality": {"preset": "quality"},
     "fast": {"preset": "fast"},
 }
 PROBE = 6  # iterations of the shorter probe run (the longer has three times as many)
 
 
-def run(content: str, style: str, options: dict[str, Any], iterations: int) -> tuple[Any, float]:
+def run(
+    content: str, style: str, options: dict[str, Any], iterations: int, seconds: float = 0.0
+) -> tuple[Any, float]:
+    """(image, seconds) of one run; with ``seconds``, stopped when they have passed."""
     config = Config.from_dict({**options, "iterations": iterations})
     start = time.perf_counter()
-    image = nst.stylize(content, style, config)
+    plan = nst.plan_stylize(content, style, config)
+    stop = (lambda: time.perf_counter() - start >= seconds) if seconds else None
+    image = nst.execute(plan, stop=stop)
     return image, time.perf_counter() - start
 
 
 def budgeted(
     content: str, style: str, options: dict[str, Any], budget: float
 ) -> tuple[Any, float, int]:
-    """The run that fits ``budget`` seconds: (image, seconds, iterations)."""
+    """The run that fits ``budget`` seconds: (image, seconds, iterations). A single-stage
+    run is stopped when the budget has passed (set-up included); a coarse-to-fine run gets
+    the iterations that two probes say fit; a configuration (or preset) that sets its own
+    iterations runs those."""
+    own = {**Config.PRESETS.get(options.get("preset") or "", {}), **options}
+    if "iterations" in own:
+        n = int(own["iterations"])
+        image, seconds = run(content, style, options, n)
+        return image, seconds, n
+    stages = len(Config.from_dict({**options, "iterations": 100}).stage_sizes)
+    if stages == 1:
+        steps: list[int] = []
+        config = Config.from_dict({**options, "iterations": 100_000})
+        start = time.perf_counter()
+        plan = nst.plan_stylize(content, style, config)
+
+        def stop() -> bool:
+            return time.perf_counter() - start >= budget
+
+        image = nst.execute(plan, lambda e: steps.append(getattr(e, "iteration", 0)), stop)
+        return image, time.perf_counter() - start, max(steps)
     _, short = run(content, style, options, PROBE)
     _, long = run(content, style, options, 3 * PROBE)
     per = max(1e-3, (long - short) / (2 * PROBE))  # seconds per iteration, set-up apart
     n = max(PROBE, int((budget - max(0.0, short - PROBE * per)) / per))
-    if "iterations" in options:  # a preset's own count is part of it
-        n = min(n, int(options["iterations"]))
     image, seconds = run(content, style, options, n)
     return image, seconds, n
 

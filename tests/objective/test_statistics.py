@@ -95,6 +95,17 @@ def test_swd_in_one_channel_is_the_distance_of_sorted_values():
         d = torch.tensor([[sign]], dtype=torch.float64)
         expected = ((0.5 - 0) ** 2 + (1 - 2) ** 2 + (3 - 7) ** 2) / 3
         assert sliced_wasserstein(x, s, w, d).item() == pytest.approx(expected)
+    assert sliced_wasserstein(x, s, None, torch.ones(1, 1, dtype=torch.float64)).item() == (
+        pytest.approx(expected)
+    )  # the equal-weights path
+    many = torch.rand(50, 3, generator=gen(21), dtype=torch.float64)
+    style = torch.rand(70, 3, generator=gen(22), dtype=torch.float64)
+    d = torch.randn(3, 3, generator=gen(23), dtype=torch.float64)
+    d = d / d.norm(dim=0)
+    equal = torch.full((70,), 1 / 70, dtype=torch.float64)
+    assert sliced_wasserstein(many, style, None, d).item() == pytest.approx(
+        sliced_wasserstein(many, style, equal, d).item(), rel=1e-12
+    )
     doubled = s.repeat_interleave(2, dim=0)  # another size, the same distribution
     w2 = torch.full((6,), 1 / 6, dtype=torch.float64)
     one = torch.tensor([[1.0]], dtype=torch.float64)
@@ -142,3 +153,23 @@ def test_a_run_with_each_style_loss_lowers_it(images, tiny_network, loss):
     style = [s.style_loss for s in steps]
     assert image.shape[0] == 3 and torch.isfinite(image).all()
     assert style[-1] < 0.9 * style[0] and "style:conv1_1" in steps[-1].terms
+
+
+def test_w2_with_regions_gives_each_region_its_style(images, tiny_network, tmp_path):
+    import nst
+    from nst import planning
+    from nst.events import Step
+    from tests.test_planning import two_region_mask
+
+    mask = two_region_mask(tmp_path / "mask.png")
+    config = Config(size=48, iterations=4, seed=0, style_loss="w2", mask=str(mask),
+                    regions=(("#ff0000", "1"), ("#0000ff", "2")))  # fmt: skip
+    plan = planning.plan_stylize(images["content"], [images["style"], images["style2"]], config)
+    events: list = []
+    nst.execute(plan, events.append)
+    steps = [e for e in events if isinstance(e, Step)]
+    assert steps[-1].style_loss < steps[0].style_loss
+    objective = nst.execution.build_objective(plan, 0, nst.runtime.network(
+        None, "avg", True, plan.layers, torch.device("cpu"), None))  # fmt: skip
+    term = objective.modules_["style__conv1_1"]
+    assert len(term) == 2 and all(t.guide is not None for t in term)  # one target per region

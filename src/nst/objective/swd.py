@@ -22,8 +22,9 @@ from torch import nn
 from .objective import Objective
 from .statistics import Sample, Statistic, register
 
-#: the swd value enters the total times this (calibrated weighting), chosen so that the
-#: default alpha/beta gives a stylization as strong as the Gram's (docs/QUALITY.md)
+#: the swd value enters the total times this (calibrated weighting): at the start from the
+#: content, the style term is then, in geometric mean over the built-in pairs, the Gram's
+#: (docs/QUALITY.md)
 SWD_CALIBRATION = 0.1
 
 
@@ -57,29 +58,54 @@ def weighted_quantiles(
     return v_lo + t * (v_hi - v_lo)
 
 
+def uniform_quantiles(sorted_rows: torch.Tensor, m: int) -> torch.Tensor:
+    """Quantiles at the levels (i + 1/2)/m of equally weighted samples, per row: the rows
+    of ``sorted_rows`` (K, S) sorted; the quantile function is linear between the samples
+    (each at the middle of its 1/S share) and constant beyond the ends -> (K, m)."""
+    s = sorted_rows.shape[1]
+    levels = (torch.arange(m, dtype=sorted_rows.dtype, device=sorted_rows.device) + 0.5) / m
+    pos = (levels * s - 0.5).clamp(0, s - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp_max(s - 1)
+    t = pos - lo.to(pos.dtype)
+    a, b = sorted_rows[:, lo], sorted_rows[:, hi]
+    return a + t * (b - a)
+
+
 def sliced_wasserstein(
-    f: torch.Tensor, style: torch.Tensor, weights: torch.Tensor, directions: torch.Tensor
+    f: torch.Tensor,
+    style: torch.Tensor,
+    weights: torch.Tensor | None,
+    directions: torch.Tensor,
 ) -> torch.Tensor:
-    """SWD between positions ``f`` (M, C) and weighted style positions (S, C) along
-    ``directions`` (C, K) of unit length."""
-    projected = (f @ directions).sort(dim=0).values  # (M, K)
+    """SWD between positions ``f`` (M, C) and style positions (S, C), equally weighted
+    (``weights`` None) or weighted (S,), along ``directions`` (C, K) of unit length.
+    Projections are sorted along rows of (K, M) (contiguous, the fast layout)."""
+    projected = (directions.T @ f.T).sort(dim=1).values  # (K, M)
     m = f.shape[0]
-    levels = (torch.arange(m, dtype=f.dtype, device=f.device) + 0.5) / m
-    target = weighted_quantiles(style @ directions, weights, levels)
+    if weights is None:
+        target = uniform_quantiles((directions.T @ style.T).sort(dim=1).values, m)
+    else:
+        levels = (torch.arange(m, dtype=f.dtype, device=f.device) + 0.5) / m
+        target = weighted_quantiles(style @ directions, weights, levels).T
     return (projected - target).pow(2).mean()
 
 
 class SWDTarget(nn.Module):
     """One layer's style target for the sliced Wasserstein loss: the (blended) style
-    positions and their weights; new seeded directions every evaluation."""
+    positions and their weights (None: all equal); new seeded directions every
+    evaluation."""
 
     style: torch.Tensor
-    weights: torch.Tensor
+    weights: torch.Tensor | None
 
-    def __init__(self, style: torch.Tensor, weights: torch.Tensor, seed: int) -> None:
+    def __init__(self, style: torch.Tensor, weights: torch.Tensor | None, seed: int) -> None:
         super().__init__()
         self.register_buffer("style", style.detach().float().clone())
-        self.register_buffer("weights", weights.detach().float().clone())
+        w = None if weights is None else weights.detach().float().clone()
+        if w is not None and bool((w == w[0]).all()):
+            w = None  # equal weights: the fast path
+        self.register_buffer("weights", w)
         self.generator = torch.Generator().manual_seed(seed)
 
     def directions(self, channels: int, dtype: torch.dtype) -> torch.Tensor:
@@ -89,8 +115,8 @@ class SWDTarget(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         f = _positions(features)
         directions = self.directions(f.shape[1], f.dtype).to(f.device)
-        style = self.style.to(f.dtype)
-        return sliced_wasserstein(f, style, self.weights.to(f.dtype), directions)
+        weights = None if self.weights is None else self.weights.to(f.dtype)
+        return sliced_wasserstein(f, self.style.to(f.dtype), weights, directions)
 
 
 def _encode(samples: Sequence[Sample], guide: torch.Tensor | None, seed: int, k: int) -> nn.Module:

@@ -26,9 +26,10 @@ from .statistics import Sample, Statistic, register
 RIDGE = 1e-5
 #: eigenvalues of S_s^1/2 S S_s^1/2 below this count as this (their root's slope is finite)
 EIG_FLOOR = 1e-8
-#: the w2 value per channel enters the total times this (calibrated weighting), chosen so
-#: that the default alpha/beta gives a stylization as strong as the Gram's (docs/QUALITY.md)
-W2_CALIBRATION = 0.06
+#: the w2 value per channel enters the total times this (calibrated weighting): at the
+#: default alpha/beta the result's conv4_2 distance to the content is then about the Gram's
+#: (measured with benchmarks/quality.py: docs/QUALITY.md)
+W2_CALIBRATION = 0.003
 
 
 def _positions(features: torch.Tensor) -> torch.Tensor:
