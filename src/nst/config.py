@@ -48,8 +48,8 @@ DEFAULT_LR = {"lbfgs": 1.0, "adam": 5.0}
 PRESETS: dict[str, dict[str, object]] = {
     "paper": {"style_loss": "gram", "init": "noise", "optimizer": "lbfgs", "average": 0.0,
               "tv_weight": 0.0},
-    "quality": {"style_loss": "w2", "init": "content"},
-    "fast": {"style_loss": "w2", "init": "content", "iterations": 100},
+    "quality": {"style_loss": "w2", "init": "content", "start_size": 128, "scale_step": 1.414},
+    "fast": {"style_loss": "w2", "init": "content", "iterations": 60},
 }  # fmt: skip
 
 

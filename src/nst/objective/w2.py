@@ -68,9 +68,9 @@ def w2_squared(
     trace_s: torch.Tensor,
 ) -> torch.Tensor:
     """W2^2 between N(mu, cov) and N(mu_s, cov_s) given cov_s^1/2 and tr(cov_s)."""
-    inner = cov_s_sqrt @ cov @ cov_s_sqrt
+    inner = (cov_s_sqrt @ cov @ cov_s_sqrt).double()  # eigenvalues in float64
     eig = torch.linalg.eigvalsh((inner + inner.T) / 2)
-    cross = eig.clamp_min(EIG_FLOOR).sqrt().sum()
+    cross = eig.clamp_min(EIG_FLOOR).sqrt().sum().to(cov.dtype)
     return (mu - mu_s).pow(2).sum() + torch.trace(cov) + trace_s - 2 * cross
 
 
