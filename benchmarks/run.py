@@ -19,6 +19,7 @@ import explain
 import iteration
 import memory
 import peers
+import quality
 import scaling
 import time_to_quality
 import video
@@ -27,7 +28,8 @@ SUITES = {
     "iteration": iteration.main,
     "peers": peers.main,
     "scaling": scaling.main,
-    "quality": time_to_quality.main,
+    "time_to_quality": time_to_quality.main,
+    "quality": quality.main,
     "explain": explain.main,
     "batch": batch.main,
     "memory": memory.main,
