@@ -60,14 +60,21 @@ PROBE = 6  # iterations of the shorter probe run (the longer has three times as 
 
 def run(
     content: str, style: str, options: dict[str, Any], iterations: int, seconds: float = 0.0
-) -> tuple[Any, float]:
-    """(image, seconds) of one run; with ``seconds``, stopped when they have passed."""
+) -> tuple[Any, float, int]:
+    """(image, seconds, iterations done) of one run; with ``seconds``, stopped when they
+    have passed (set-up included)."""
     config = Config.from_dict({**options, "iterations": iterations})
     start = time.perf_counter()
     plan = nst.plan_stylize(content, style, config)
+    done: list[int] = [0]
+
+    def count(event: Any) -> None:
+        if isinstance(event, nst.Finished):
+            done[0] = event.iterations
+
     stop = (lambda: time.perf_counter() - start >= seconds) if seconds else None
-    image = nst.execute(plan, stop=stop)
-    return image, time.perf_counter() - start
+    image = nst.execute(plan, count, stop)
+    return image, time.perf_counter() - start, done[0]
 
 
 def budgeted(
@@ -79,27 +86,14 @@ def budgeted(
     iterations runs those."""
     own = {**Config.PRESETS.get(options.get("preset") or "", {}), **options}
     if "iterations" in own:
-        n = int(own["iterations"])
-        image, seconds = run(content, style, options, n)
-        return image, seconds, n
-    stages = len(Config.from_dict({**options, "iterations": 100}).stage_sizes)
-    if stages == 1:
-        steps: list[int] = []
-        config = Config.from_dict({**options, "iterations": 100_000})
-        start = time.perf_counter()
-        plan = nst.plan_stylize(content, style, config)
-
-        def stop() -> bool:
-            return time.perf_counter() - start >= budget
-
-        image = nst.execute(plan, lambda e: steps.append(getattr(e, "iteration", 0)), stop)
-        return image, time.perf_counter() - start, max(steps)
-    _, short = run(content, style, options, PROBE)
-    _, long = run(content, style, options, 3 * PROBE)
+        return run(content, style, options, int(own["iterations"]))
+    if len(Config.from_dict({**options, "iterations": 100}).stage_sizes) == 1:
+        return run(content, style, options, 100_000, seconds=budget)
+    _, short, _ = run(content, style, options, PROBE)
+    _, long, _ = run(content, style, options, 3 * PROBE)
     per = max(1e-3, (long - short) / (2 * PROBE))  # seconds per iteration, set-up apart
     n = max(PROBE, int((budget - max(0.0, short - PROBE * per)) / per))
-    image, seconds = run(content, style, options, n)
-    return image, seconds, n
+    return run(content, style, options, n)
 
 
 def geomean(values: list[float]) -> float:

@@ -27,7 +27,7 @@ from . import controls, runtime
 from .config import PAPER_STYLE_LAYERS, Config
 from .imageio import resize_longest, resize_to
 from .objective.losses import gram_matrix, style_layer_loss
-from .objective.swd import SWDTarget
+from .objective.statistics import statistic
 from .objective.w2 import W2Target, blend_moments
 from .planning import ImageLike, as_list, load
 
@@ -122,12 +122,7 @@ def score(
         samples = [(x[name], w) for x, w in zip(fs, weights)]
         mu, cov = blend_moments(samples)
         per["w2"][name] = float(W2Target(mu, cov)(f.double())) / f.shape[1]  # in float64
-        positions = torch.cat([x[name][0].flatten(1).T for x in fs])
-        sample_w = torch.cat(
-            [torch.full((x[name][0, 0].numel(),), w / total / x[name][0, 0].numel()) for x, w in
-             zip(fs, weights)]
-        )  # fmt: skip
-        swd = SWDTarget(positions, sample_w, seed=k)
+        swd = statistic("swd").encode(samples, None, 0, k)  # seeded by the layer
         per["swd"][name] = float(sum(float(swd(f)) for _ in range(SWD_DRAWS)) / SWD_DRAWS)
     return Score(
         content=content_distance,

@@ -6,7 +6,7 @@ import torch
 from nst.config import PAPER_STYLE_LAYERS
 from nst.model.vgg import build_extractor
 from nst.objective import Objective, StyleSource, TVLoss, add_content, add_style
-from nst.objective.terms import style_units
+from nst.objective.statistics import gram_units as style_units
 from tests.conftest import gen, tiny_weights
 
 STYLE = PAPER_STYLE_LAYERS

@@ -42,6 +42,12 @@ class Statistic:
 STATISTICS: dict[str, Statistic] = {}
 
 
+def positions(features: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) features as (M, C) positions, in float32 (float64 stays float64)."""
+    f = features[0].flatten(1).transpose(0, 1)
+    return f if f.dtype in (torch.float32, torch.float64) else f.float()
+
+
 def register(statistic: Statistic) -> Statistic:
     STATISTICS[statistic.name] = statistic
     return statistic

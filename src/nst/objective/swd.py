@@ -20,17 +20,12 @@ import torch
 from torch import nn
 
 from .objective import Objective
-from .statistics import Sample, Statistic, register
+from .statistics import Sample, Statistic, positions, register
 
 #: the swd value enters the total times this (calibrated weighting): at the start from the
 #: content, the style term is then, in geometric mean over the built-in pairs, the Gram's
 #: (docs/QUALITY.md)
 SWD_CALIBRATION = 0.1
-
-
-def _positions(features: torch.Tensor) -> torch.Tensor:
-    f = features[0].flatten(1).transpose(0, 1)
-    return f if f.dtype in (torch.float32, torch.float64) else f.float()
 
 
 def weighted_quantiles(
@@ -113,7 +108,7 @@ class SWDTarget(nn.Module):
         return (d / d.norm(dim=0, keepdim=True)).to(dtype)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        f = _positions(features)
+        f = positions(features)
         directions = self.directions(f.shape[1], f.dtype).to(f.device)
         weights = None if self.weights is None else self.weights.to(f.dtype)
         return sliced_wasserstein(f, self.style.to(f.dtype), weights, directions)
@@ -121,12 +116,12 @@ class SWDTarget(nn.Module):
 
 def _encode(samples: Sequence[Sample], guide: torch.Tensor | None, seed: int, k: int) -> nn.Module:
     total = sum(w for _, w in samples)
-    positions, weights = [], []
+    points, weights = [], []
     for features, weight in samples:
-        p = _positions(features)
-        positions.append(p)
+        p = positions(features)
+        points.append(p)
         weights.append(torch.full((p.shape[0],), weight / total / p.shape[0], dtype=p.dtype))
-    return SWDTarget(torch.cat(positions), torch.cat(weights), seed * 1009 + k)
+    return SWDTarget(torch.cat(points), torch.cat(weights), seed * 1009 + k)
 
 
 def swd_units(objective: Objective, channels: int) -> float:

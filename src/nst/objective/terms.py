@@ -26,7 +26,7 @@ from ..errors import ConfigError, TermError
 from ..layers import LayerWeights
 from .losses import AlphaNormLoss, ContentTarget, TVLoss
 from .objective import Objective, StyleSource
-from .statistics import gram_units, statistic
+from .statistics import statistic
 
 
 class RunInputs(Protocol):
@@ -147,11 +147,6 @@ class SumOfTargets(nn.ModuleList):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         values = [t(features) for t in self]
         return values[0] if len(values) == 1 else torch.stack(values).sum()
-
-
-def style_units(objective: Objective, channels: int) -> float:
-    """What E_l of a layer with ``channels`` filters is multiplied by (the Gram's units)."""
-    return gram_units(objective, channels)
 
 
 def _resize_guide(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .objective import Objective
-from .statistics import Sample, Statistic, register
+from .statistics import Sample, Statistic, positions, register
 
 #: added to the diagonal of the generated image's covariance (feature units squared)
 RIDGE = 1e-5
@@ -32,17 +32,11 @@ EIG_FLOOR = 1e-8
 W2_CALIBRATION = 0.003
 
 
-def _positions(features: torch.Tensor) -> torch.Tensor:
-    """(1, C, H, W) -> (M, C) in float32 (float64 stays float64)."""
-    f = features[0].flatten(1).transpose(0, 1)
-    return f if f.dtype in (torch.float32, torch.float64) else f.float()
-
-
 def moments(
     features: torch.Tensor, weights: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean (C,) and covariance (C, C) over positions, weighted by a (1, 1, H, W) guide."""
-    f = _positions(features)
+    f = positions(features)
     if weights is None:
         mu = f.mean(0)
         centred = f - mu

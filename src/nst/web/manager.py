@@ -193,6 +193,10 @@ class JobManager:
         with self.lock:
             return job.view()
 
+    def has_result(self, job: Job) -> bool:
+        with self.lock:
+            return job.has_result
+
     def cancel(self, job: Job) -> dict[str, Any]:
         """Stop a job: a queued one is cancelled at once, a running one at its next step."""
         with self.lock:

@@ -51,7 +51,7 @@ async def create_job(
         source = manager.get(init_job)
         if source is None:
             raise HTTPException(422, "init_job: no such job")
-        if not manager.view(source)["result"]:
+        if not manager.has_result(source):
             raise HTTPException(422, "init_job: that job has no result yet")
         init_from = source.folder / "result.png"
 
@@ -165,7 +165,7 @@ def _file(job: Job, name: str, download: bool = False) -> FileResponse:
 
 def _result(shared: AppState, job_id: str) -> Job:
     job = job_or_404(shared, job_id)
-    if not shared.manager.view(job)["result"]:
+    if not shared.manager.has_result(job):
         raise HTTPException(404, "no result yet")
     return job
 
