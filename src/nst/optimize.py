@@ -97,9 +97,14 @@ class _Evaluator:
         self.count = 0
 
     def __call__(self, flat: torch.Tensor) -> tuple[float, torch.Tensor, TermValues]:
-        x = flat.detach().view(self.shape).requires_grad_(True)
-        loss, terms = self.objective(x)
-        (grad,) = torch.autograd.grad(loss, x)
+        x = flat.detach().view(self.shape)
+        value_and_grad = getattr(self.objective, "value_and_grad", None)
+        if value_and_grad is not None:  # an nst Objective (it may evaluate in tiles)
+            loss, grad, terms = value_and_grad(x)
+        else:
+            x = x.requires_grad_(True)
+            loss, terms = self.objective(x)
+            (grad,) = torch.autograd.grad(loss, x)
         self.count += 1
         return float(loss.detach()), grad.reshape(-1), terms
 

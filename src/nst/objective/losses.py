@@ -16,10 +16,16 @@ All loss math runs in float32 even when the network runs in bf16/fp16.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from ..model.weights import IMAGENET_MEAN_RGB
+
+if TYPE_CHECKING:
+    from .tiling import Where
 
 
 def _as_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -126,9 +132,14 @@ def alpha_norm_loss(image: torch.Tensor, alpha: float = 6.0) -> torch.Tensor:
 
 
 class ContentTarget(nn.Module):
-    """Encodes the content representation P of one layer once; compares F to it."""
+    """Encodes the content representation P of one layer once; compares F to it.
+
+    In tiles (:mod:`nst.objective.tiling`) it is a local term: each tile's value is the
+    loss of its positions."""
 
     target: torch.Tensor
+    local = True
+    stats_count = 1
 
     def __init__(self, target_features: torch.Tensor) -> None:
         super().__init__()
@@ -136,6 +147,12 @@ class ContentTarget(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return content_loss(features, self.target)
+
+    def tile_stats(self, features: torch.Tensor, where: Where) -> tuple[torch.Tensor, ...]:
+        return (content_loss(features, where.crop(self.target)),)
+
+    def from_stats(self, stats: Sequence[torch.Tensor]) -> torch.Tensor:
+        return stats[0]
 
 
 class StyleTarget(nn.Module):
@@ -147,6 +164,8 @@ class StyleTarget(nn.Module):
 
     target: torch.Tensor
     guide: torch.Tensor | None
+    local = False
+    stats_count = 2
 
     def __init__(self, target_gram: torch.Tensor, guide: torch.Tensor | None = None) -> None:
         super().__init__()
@@ -159,6 +178,19 @@ class StyleTarget(nn.Module):
         else:
             g = guided_gram_matrix(features, self.guide)
         return style_layer_loss(g, self.target)
+
+    def tile_stats(self, features: torch.Tensor, where: Where) -> tuple[torch.Tensor, ...]:
+        """A tile's unnormalized (guided) Gram matrix and its positions' mass."""
+        f = _as_matrix(features)
+        if self.guide is None:
+            return _Gram.apply(f, 1.0), torch.tensor(float(f.shape[1]), device=f.device)
+        g = _as_matrix(where.crop(self.guide))
+        fg = (f if f.dtype == torch.float64 else f.float()) * g.to(torch.float32)
+        return torch.bmm(fg.transpose(1, 2), fg), g.float().pow(2).sum()
+
+    def from_stats(self, stats: Sequence[torch.Tensor]) -> torch.Tensor:
+        gram, mass = stats
+        return style_layer_loss(gram / mass.clamp_min(1e-8), self.target)
 
 
 class TVLoss(nn.Module):

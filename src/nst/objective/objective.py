@@ -48,6 +48,7 @@ from torch import nn
 
 from ..errors import TermError
 from ..model.vgg import VGG19Features
+from . import tiling as tiles
 
 #: reference weighting of style layer l: 4 (MSE of Gram vs E_l) * 5 (1/N^2 replaces w_l = 1/5)
 REFERENCE_STYLE_FACTOR = 20.0
@@ -120,6 +121,9 @@ class Objective(nn.Module):
         self.weighting = weighting
         self._terms: list[Term] = []
         self.modules_ = nn.ModuleDict()  # registers the term modules (device moves)
+        #: evaluate in tiles (:mod:`nst.objective.tiling`) when set; set it before adding
+        #: terms, so that their targets are encoded in tiles too
+        self.tiling: tiles.Tiling | None = None
 
     # -- the terms ---------------------------------------------------------------------------
     @property
@@ -187,9 +191,30 @@ class Objective(nn.Module):
     def features(
         self, x: torch.Tensor, layers: tuple[str, ...] | list[str]
     ) -> dict[str, torch.Tensor]:
+        """The features of ``layers`` for x (assembled from tiles when tiling is set;
+        without autograd then)."""
+        if self.tiling is not None:
+            return tiles.tiled_features(self, x, layers, self.tiling)
         return self.extractor(x, layers)
 
+    def moments(
+        self, x: torch.Tensor, layers: tuple[str, ...] | list[str]
+    ) -> dict[str, tiles.Moments]:
+        """Per layer, the sums over positions of the features and of their outer
+        products (float64) and the number of positions (in tiles when tiling is set)."""
+        return tiles.tiled_moments(self, x, layers, self.tiling)
+
     # -- evaluation -------------------------------------------------------------------------
+    def value_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, TermValues]:
+        """The total (detached), its gradient with respect to x and the term values: in
+        tiles when ``tiling`` is set (the same numbers, in the memory of one tile)."""
+        if self.tiling is not None:
+            return tiles.value_and_grad(self, x, self.tiling)
+        x = x.detach().requires_grad_(True)
+        total, values = self(x)
+        (grad,) = torch.autograd.grad(total, x)
+        return total.detach(), grad, values
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, TermValues]:
         """The total (a scalar with grad) and the detached term values by name.
 

@@ -24,6 +24,9 @@ from .objective import CALIBRATION, REFERENCE_STYLE_FACTOR, Objective
 
 #: one style image's features at a layer (1, C, H, W) and its weight in the blend
 Sample = tuple[torch.Tensor, float]
+#: one style image's sums over a layer's positions (:data:`nst.objective.tiling.Moments`:
+#: of the features, of their outer products, the count) and its weight in the blend
+MomentSample = tuple[tuple[torch.Tensor, torch.Tensor, int], float]
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,12 @@ class Statistic:
     #: (objective, channels) -> what the value is multiplied by, before beta * w_l
     units: Callable[[Objective, int], float]
     guides: bool = True  # supports region guides (masks)
+    #: the same from each style image's sums over positions (:class:`MomentSample`), which
+    #: can be taken in tiles; None: the statistic needs the features themselves (the style
+    #: image is then encoded untiled and the run's terms cannot be tiled)
+    encode_moments: (
+        Callable[[Sequence[MomentSample], torch.Tensor | None, int, int], nn.Module] | None
+    ) = None
 
 
 STATISTICS: dict[str, Statistic] = {}
@@ -79,4 +88,15 @@ def _gram_target(
     return StyleTarget(blended.unsqueeze(0), guide)
 
 
-GRAM = register(Statistic("gram", _gram_target, gram_units))
+def _gram_from_moments(
+    samples: Sequence[MomentSample], guide: torch.Tensor | None, seed: int, layer: int
+) -> nn.Module:
+    total = sum(w for _, w in samples)
+    blended = sum(outer / count * (w / total) for (_, outer, count), w in samples)
+    assert isinstance(blended, torch.Tensor)
+    return StyleTarget(blended.float().unsqueeze(0), guide)
+
+
+GRAM = register(
+    Statistic("gram", _gram_target, gram_units, encode_moments=_gram_from_moments)
+)

@@ -17,16 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError, TermError
-from ..layers import LayerWeights
+from ..layers import LayerWeights, feature_size
 from .losses import AlphaNormLoss, ContentTarget, TVLoss
 from .objective import Objective, StyleSource
 from .statistics import statistic
+from .tiling import Tileable, Where
 
 
 class RunInputs(Protocol):
@@ -142,10 +143,36 @@ def add_content(
 
 
 class SumOfTargets(nn.ModuleList):
-    """Several targets on one layer (style regions) as one term: the sum of their losses."""
+    """Several targets on one layer (style regions) as one term: the sum of their losses.
+    Tileable (:mod:`nst.objective.tiling`) when every target is."""
+
+    local = False
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         values = [t(features) for t in self]
+        return values[0] if len(values) == 1 else torch.stack(values).sum()
+
+    @property
+    def tileable(self) -> bool:
+        return all(isinstance(t, Tileable) for t in self)
+
+    def _parts(self) -> list[Tileable]:
+        return [cast(Tileable, t) for t in self]
+
+    @property
+    def stats_count(self) -> int:
+        counts = [t.stats_count for t in self._parts()]
+        return sum(counts)
+
+    def tile_stats(self, features: torch.Tensor, where: Where) -> tuple[torch.Tensor, ...]:
+        return tuple(s for t in self._parts() for s in t.tile_stats(features, where))
+
+    def from_stats(self, stats: Sequence[torch.Tensor]) -> torch.Tensor:
+        values = []
+        start = 0
+        for t in self._parts():
+            values.append(t.from_stats(stats[start : start + t.stats_count]))
+            start += t.stats_count
         return values[0] if len(values) == 1 else torch.stack(values).sum()
 
 
@@ -155,14 +182,8 @@ def _resize_guide(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return nn.functional.interpolate(guide, size=size, mode="area")
 
 
-def _layer_sizes(
-    objective: Objective, names: tuple[str, ...], out_size: tuple[int, int]
-) -> dict[str, tuple[int, int]]:
-    h, w = out_size
-    probe = torch.zeros(1, 3, h, w, device=objective.extractor.in_scale.device)
-    with torch.no_grad():
-        feats = objective.features(probe, names)
-    return {n: (f.shape[2], f.shape[3]) for n, f in feats.items()}
+def _layer_sizes(names: tuple[str, ...], out_size: tuple[int, int]) -> dict[str, tuple[int, int]]:
+    return {n: feature_size(n, out_size) for n in names}
 
 
 @torch.no_grad()
@@ -192,18 +213,31 @@ def add_style(
         raise ConfigError(f"style-loss {loss}: masks are not supported; use gram or w2")
     per_layer: dict[str, SumOfTargets] = {n: SumOfTargets() for n in names}
     channels: dict[str, int] = {}
-    sizes = _layer_sizes(objective, names, out_size) if guided else {}
+    if objective.tiling is not None and stat.encode_moments is None:
+        raise ConfigError(
+            f"style-loss {loss} cannot be evaluated in tiles; at this size use gram or w2, "
+            "or raise --memory-limit"
+        )
+    sizes = _layer_sizes(names, out_size) if guided else {}
     for members in groups.values():
         members = [s for s in members if s.weight > 0]
         if not members:
             continue
-        feats = [objective.features(src.image, names) for src in members]
         guide = members[0].guide
+        if stat.encode_moments is not None:
+            sums = [objective.moments(src.image, names) for src in members]
+        else:
+            feats = [objective.features(src.image, names) for src in members]
         for k, name in enumerate(names):
-            channels[name] = feats[0][name].shape[1]
-            samples = [(f[name], src.weight) for f, src in zip(feats, members)]
             layer_guide = None if guide is None else _resize_guide(guide, sizes[name])
-            per_layer[name].append(stat.encode(samples, layer_guide, seed, k))
+            if stat.encode_moments is not None:
+                channels[name] = sums[0][name][1].shape[0]
+                pairs = [(m[name], src.weight) for m, src in zip(sums, members)]
+                per_layer[name].append(stat.encode_moments(pairs, layer_guide, seed, k))
+            else:
+                channels[name] = feats[0][name].shape[1]
+                samples = [(f[name], src.weight) for f, src in zip(feats, members)]
+                per_layer[name].append(stat.encode(samples, layer_guide, seed, k))
     weights = dict(layers)
     for name, targets in per_layer.items():
         if not len(targets):

@@ -15,12 +15,16 @@ clamped (no infinite derivative at 0), and S gets a ridge of ``RIDGE``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .objective import Objective
-from .statistics import Sample, Statistic, positions, register
+from .statistics import MomentSample, Sample, Statistic, positions, register
+
+if TYPE_CHECKING:
+    from .tiling import Where
 
 #: added to the diagonal of the generated image's covariance (feature units squared)
 RIDGE = 1e-5
@@ -75,6 +79,8 @@ class W2Target(nn.Module):
     cov_sqrt: torch.Tensor
     trace: torch.Tensor
     guide: torch.Tensor | None
+    local = False
+    stats_count = 3
 
     def __init__(
         self, mu: torch.Tensor, cov: torch.Tensor, guide: torch.Tensor | None = None
@@ -87,10 +93,30 @@ class W2Target(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         mu, cov = moments(features, self.guide)
+        return self._distance(mu, cov)
+
+    def _distance(self, mu: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
         dtype = mu.dtype
         eye = torch.eye(cov.shape[0], dtype=dtype, device=cov.device)
         cov = cov + RIDGE * eye
         return w2_squared(mu, cov, self.mu.to(dtype), self.cov_sqrt.to(dtype), self.trace.to(dtype))
+
+    def tile_stats(self, features: torch.Tensor, where: Where) -> tuple[torch.Tensor, ...]:
+        """A tile's (guide-weighted) sums of the features and of their outer products, both
+        taken from the target's mean (so the covariance loses no digits), and its mass."""
+        f = positions(features) - self.mu.to(torch.float32)
+        if self.guide is None:
+            return f.sum(0), f.T @ f, torch.tensor(float(f.shape[0]), device=f.device)
+        w = where.crop(self.guide).flatten()[:, None].to(f.dtype)
+        wf = w * f
+        return wf.sum(0), wf.T @ f, w.sum()
+
+    def from_stats(self, stats: Sequence[torch.Tensor]) -> torch.Tensor:
+        first, second, mass = stats
+        mass = mass.clamp_min(1e-8)
+        shift = first / mass
+        cov = second / mass - torch.outer(shift, shift)
+        return self._distance(shift + self.mu.to(shift.dtype), cov)
 
 
 def blend_moments(samples: Sequence[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,6 +137,21 @@ def _encode(samples: Sequence[Sample], guide: torch.Tensor | None, seed: int, k:
     return W2Target(mu.float(), cov.float(), guide)
 
 
+def _encode_moments(
+    samples: Sequence[MomentSample], guide: torch.Tensor | None, seed: int, k: int
+) -> nn.Module:
+    """The target from each style image's sums over positions (tiled encoding): the
+    mixture's mean and covariance, in float64."""
+    total = sum(w for _, w in samples)
+    mu = torch.zeros((), dtype=torch.float64)
+    second = torch.zeros((), dtype=torch.float64)
+    for (first, outer, count), weight in samples:
+        b = weight / total
+        mu = mu + b * first / count
+        second = second + b * outer / count
+    return W2Target(mu.float(), (second - torch.outer(mu, mu)).float(), guide)
+
+
 def w2_units(objective: Objective, channels: int) -> float:
     """W2^2 per channel: ``paper`` takes it as it is."""
     if objective.weighting == "paper":
@@ -118,4 +159,4 @@ def w2_units(objective: Objective, channels: int) -> float:
     return W2_CALIBRATION / channels
 
 
-W2 = register(Statistic("w2", _encode, w2_units))
+W2 = register(Statistic("w2", _encode, w2_units, encode_moments=_encode_moments))

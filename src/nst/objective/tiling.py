@@ -1,0 +1,388 @@
+"""Tiled evaluation of the exact objective: the paper's loss and gradient, in bounded memory.
+
+Every feature term of the objective is a function of sums over positions: the content
+term is such a sum itself, a Gram matrix is the sum of F_p^T F_p over positions p, the
+w2 statistic's mean and covariance are sums of F_p and F_p F_p^T. So a term is
+``value = from_stats(sum over tiles of tile_stats(F on the tile's core))``, and
+
+1. a first pass without autograd sums every term's statistics over the tiles;
+2. the value is computed from the sums, and d(value)/d(statistics) by autograd on them
+   (the statistics are small: a C x C matrix per layer);
+3. a second pass, tile by tile with autograd, backpropagates the surrogate
+   <stop-grad(d value / d statistics), the tile's statistics>, whose gradient at the
+   tile's positions equals the global one, and adds the tile's input gradient into the
+   image's.
+
+A term whose ``from_stats`` is the identity (``local``: the content term) needs no first
+pass. Tiles are cut on the image (the *core*), each grown by a halo of at least the
+receptive-field radius of the deepest layer in use, and every core and halo is a
+multiple of the network's total stride, so each layer's positions inside a core are
+exactly the untiled ones (zero padding only reaches positions within the radius of a
+tile's cut edge). Nothing is blended: the result is the untiled objective and gradient,
+up to the order of floating-point sums. Terms that read the image itself (TV, the
+alpha-norm, the video's temporal term) are cheap and run on the whole image.
+
+A term module is tileable when it has ``tile_stats(features, where)`` -> a tuple of
+tensors (additive over tiles), ``from_stats(stats)`` -> the scalar value, and ``local``
+(True when ``from_stats`` is the identity on one statistic).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import torch
+
+from ..errors import TermError
+from ..layers import INDEX, NAMES, deepest, pools_through, receptive_box
+
+if TYPE_CHECKING:
+    from .objective import Objective, Term, TermValues
+
+
+#: one layer's sums over positions: of the features (C,), of their outer products (C, C),
+#: both float64, and the number of positions
+Moments = tuple[torch.Tensor, torch.Tensor, int]
+
+
+@runtime_checkable
+class Tileable(Protocol):
+    """A term module the tiled evaluation can split (see the module docstring):
+    ``stats_count`` statistics per tile."""
+
+    local: bool
+    stats_count: int
+
+    def tile_stats(self, features: torch.Tensor, where: Where) -> tuple[torch.Tensor, ...]: ...
+
+    def from_stats(self, stats: Sequence[torch.Tensor]) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class Where:
+    """A tile's core at one layer, in that layer's positions of the whole image: rows
+    ``top:bottom`` and columns ``left:right`` (to crop a target or a guide)."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    def crop(self, t: torch.Tensor) -> torch.Tensor:
+        """The core's positions of a (..., H, W) map of the whole image at this layer."""
+        return t[..., self.top : self.bottom, self.left : self.right]
+
+    @property
+    def positions(self) -> int:
+        return max(0, self.bottom - self.top) * max(0, self.right - self.left)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One tile: its core and its padded region (core plus halo, clipped to the image),
+    as (top, bottom, left, right) in input pixels, and the image's size (h, w)."""
+
+    core: tuple[int, int, int, int]
+    padded: tuple[int, int, int, int]
+    size: tuple[int, int]
+
+    def crop(self, x: torch.Tensor) -> torch.Tensor:
+        """The padded region of an image (..., H, W)."""
+        t, b, left, r = self.padded
+        return x[..., t:b, left:r]
+
+    def where(self, layer: str) -> Where:
+        """The core at ``layer``, in the whole image's positions at that layer."""
+        s = 2 ** pools_through(layer)
+        t, b, left, r = self.core
+        h, w = self.size
+        bottom = b // s if b < h else h // s
+        right = r // s if r < w else w // s
+        return Where(t // s, bottom, left // s, right)
+
+    def local(self, features: torch.Tensor, layer: str) -> torch.Tensor:
+        """The core's positions of ``layer``'s features computed on the padded region."""
+        s = 2 ** pools_through(layer)
+        at = self.where(layer)
+        top = at.top - self.padded[0] // s
+        left = at.left - self.padded[2] // s
+        return features[..., top : top + at.bottom - at.top, left : left + at.right - at.left]
+
+
+def halo_for(layers: Sequence[str], plan: Sequence[str] = NAMES) -> int:
+    """The receptive-field radius of the deepest of ``layers`` (input pixels): how far a
+    position's input reaches beyond the pixels its layer's stride maps it to."""
+    name = deepest(list(layers))
+    s = 2 ** pools_through(name)
+    far = 1 << 20  # a position far from every edge, so nothing is clipped
+    top, _, bottom, _ = receptive_box(name, far, far, (1 << 30, 1 << 30), plan)
+    return max(far * s - top, bottom - (far * s + s - 1))
+
+
+def stride_for(layers: Sequence[str]) -> int:
+    """The total stride of the network cut after the deepest of ``layers``."""
+    return 2 ** pools_through(deepest(list(layers)))
+
+
+def _round_up(value: int, step: int) -> int:
+    return -(-value // step) * step
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Tiles of ``tile`` px (core side) with a halo of ``halo`` px, both multiples of
+    ``stride``."""
+
+    tile: int
+    halo: int
+    stride: int
+
+    @classmethod
+    def for_layers(
+        cls, layers: Sequence[str], tile: int, plan: Sequence[str] = NAMES
+    ) -> Tiling:
+        """The tiling for a network reading ``layers``: the tile rounded up and the halo
+        (the deepest layer's receptive radius) rounded up to the total stride."""
+        if not layers:
+            raise TermError("tiling needs the layers in use")
+        stride = stride_for(layers)
+        halo = _round_up(halo_for(layers, plan), stride)
+        return cls(_round_up(max(tile, stride), stride), halo, stride)
+
+    def cuts(self, length: int) -> list[tuple[int, int]]:
+        """A side of ``length`` px cut into cores of at most ``tile`` px (balanced, each a
+        multiple of the stride but the last)."""
+        n = max(1, math.ceil(length / self.tile))
+        step = _round_up(math.ceil(length / n), self.stride)
+        out = []
+        start = 0
+        while start < length:
+            end = min(length, start + step)
+            out.append((start, end))
+            start = end
+        return out
+
+    def windows(self, size: tuple[int, int]) -> list[Window]:
+        h, w = size
+        out = []
+        for t, b in self.cuts(h):
+            for left, r in self.cuts(w):
+                padded = (
+                    max(0, t - self.halo),
+                    min(h, b + self.halo),
+                    max(0, left - self.halo),
+                    min(w, r + self.halo),
+                )
+                out.append(Window((t, b, left, r), padded, size))
+        return out
+
+    def padded_pixels(self, size: tuple[int, int]) -> int:
+        """The largest padded tile's pixels for an image of ``size`` (what one tile's
+        evaluation holds in memory)."""
+        return max((p[1] - p[0]) * (p[3] - p[2]) for p in (w.padded for w in self.windows(size)))
+
+    def overhead(self, size: tuple[int, int]) -> float:
+        """Pixels the network runs over, all tiles together, per pixel of the image."""
+        total = sum((p[1] - p[0]) * (p[3] - p[2]) for p in (w.padded for w in self.windows(size)))
+        return total / (size[0] * size[1])
+
+
+def check_tileable(terms: Sequence[Term]) -> None:
+    """Refuse, in one line, a feature term that cannot be evaluated in tiles."""
+    for t in terms:
+        if t.layer is None:
+            continue
+        if not isinstance(t.module, Tileable) or not getattr(t.module, "tileable", True):
+            raise TermError(
+                f"loss term {t.name!r} cannot be evaluated in tiles (its module has no "
+                "tile_stats/from_stats); at this size raise --memory-limit, or use "
+                "--style-loss gram or w2"
+            )
+
+
+def _scalar(name: str, value: object) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor) or value.dim() != 0:
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value)
+        raise TermError(f"loss term {name!r} returned {shape}, not a scalar tensor")
+    return value
+
+
+@torch.no_grad()
+def tiled_features(
+    objective: Objective, x: torch.Tensor, layers: Sequence[str], tiling: Tiling
+) -> dict[str, torch.Tensor]:
+    """The features of ``layers`` for the whole image x, assembled from the tiles' cores
+    (no autograd): what an untiled pass gives, in the memory of one tile."""
+    size = (x.shape[-2], x.shape[-1])
+    out: dict[str, torch.Tensor] = {}
+    for win in tiling.windows(size):
+        feats = objective.extractor(win.crop(x), layers)
+        for name in layers:
+            f = win.local(feats[name], name)
+            if name not in out:
+                fh, fw = _feature_size(name, size)
+                out[name] = f.new_empty((f.shape[0], f.shape[1], fh, fw))
+            win.where(name).crop(out[name]).copy_(f)
+    return out
+
+
+@torch.no_grad()
+def tiled_moments(
+    objective: Objective, x: torch.Tensor, layers: Sequence[str], tiling: Tiling | None
+) -> dict[str, Moments]:
+    """Per layer, the sum of the feature vectors (C,), the sum of their outer products
+    (C, C), both float64, and the number of positions, over the whole image x (one tile
+    when ``tiling`` is None)."""
+    size = (x.shape[-2], x.shape[-1])
+    out: dict[str, Moments] = {}
+    windows = tiling.windows(size) if tiling is not None else [_whole(size)]
+    for win in windows:
+        feats = objective.extractor(win.crop(x), layers)
+        for name in layers:
+            f = win.local(feats[name], name)[0].flatten(1).transpose(0, 1).double()
+            s1, s2, m = f.sum(0), f.T @ f, f.shape[0]
+            if name in out:
+                a1, a2, am = out[name]
+                s1, s2, m = a1 + s1, a2 + s2, am + m
+            out[name] = (s1, s2, m)
+    return out
+
+
+def _whole(size: tuple[int, int]) -> Window:
+    h, w = size
+    return Window((0, h, 0, w), (0, h, 0, w), size)
+
+
+def _feature_size(name: str, size: tuple[int, int]) -> tuple[int, int]:
+    s = 2 ** pools_through(name)
+    return size[0] // s, size[1] // s
+
+
+@dataclass(frozen=True)
+class _Feature:
+    """A feature term as the tiled evaluation reads it."""
+
+    name: str
+    layer: str
+    module: Tileable
+    factor: float
+
+
+def _feature_terms(terms: Sequence[Term]) -> list[_Feature]:
+    check_tileable(terms)
+    return [
+        _Feature(t.name, t.layer, t.module, t.factor)  # type: ignore[arg-type]
+        for t in terms
+        if t.layer is not None
+    ]
+
+
+def _stats_pass(
+    objective: Objective, x: torch.Tensor, windows: Sequence[Window], terms: Sequence[_Feature]
+) -> dict[str, list[torch.Tensor]]:
+    """Every term's statistics summed over the tiles, in float64 (no autograd): the
+    value computed from them then loses no digits where a statistic is close to its
+    target (a Gram matrix G near A, in E = sum (G - A)^2)."""
+    sums: dict[str, list[torch.Tensor]] = {}
+    if not terms:
+        return sums
+    layers = sorted({t.layer for t in terms}, key=INDEX.__getitem__)
+    with torch.no_grad():
+        for win in windows:
+            feats = objective.extractor(win.crop(x), layers)
+            for t in terms:
+                part = t.module.tile_stats(win.local(feats[t.layer], t.layer), win.where(t.layer))
+                wide = [p.double() for p in part]  # summed and differentiated in float64
+                acc = sums.get(t.name)
+                sums[t.name] = wide if acc is None else [a + p for a, p in zip(acc, wide)]
+    return sums
+
+
+def value_and_grad(
+    objective: Objective, x: torch.Tensor, tiling: Tiling
+) -> tuple[torch.Tensor, torch.Tensor, TermValues]:
+    """The total, its gradient with respect to x and the term values, evaluated in tiles
+    (see the module docstring); the same numbers as the untiled evaluation."""
+    from .objective import TermValues
+
+    terms = objective.terms
+    features = _feature_terms(terms)
+    x = x.detach()
+    windows = tiling.windows((x.shape[-2], x.shape[-1]))
+    global_terms = [t for t in features if not t.module.local]
+    local_terms = [t for t in features if t.module.local]
+    values: dict[str, torch.Tensor] = {}
+    # 1. the global terms' statistics, summed over the tiles
+    sums = _stats_pass(objective, x, windows, global_terms)
+    # 2. their values, and d(factor * value)/d(statistics)
+    coefficients: dict[str, tuple[torch.Tensor, ...]] = {}
+    for t in global_terms:
+        stats = [s.detach().requires_grad_(t.factor != 0.0) for s in sums[t.name]]
+        with torch.enable_grad():
+            value = _scalar(t.name, t.module.from_stats(stats))
+            if t.factor != 0.0:
+                grads = torch.autograd.grad(value * t.factor, stats, allow_unused=True)
+                coefficients[t.name] = tuple(
+                    torch.zeros_like(s) if g is None else g for g, s in zip(grads, stats)
+                )
+        values[t.name] = value.detach()
+    # 3. the surrogate's gradient tile by tile; the local terms' values on the way
+    grad = torch.zeros_like(x)
+    backward = [t for t in global_terms if t.name in coefficients] + local_terms
+    local_sums = {t.name: x.new_zeros(()) for t in local_terms}
+    if backward:
+        layers = sorted({t.layer for t in backward}, key=INDEX.__getitem__)
+        for win in windows:
+            xt = win.crop(x).detach().requires_grad_(True)
+            with torch.enable_grad():
+                feats = objective.extractor(xt, layers)
+                surrogate = xt.new_zeros((), dtype=torch.float32)
+                for t in backward:
+                    f = win.local(feats[t.layer], t.layer)
+                    where = win.where(t.layer)
+                    if t.name in coefficients:
+                        part = t.module.tile_stats(f, where)
+                        for c, p in zip(coefficients[t.name], part):
+                            surrogate = surrogate + (c * p.to(c.dtype)).sum().float()
+                        continue
+                    if t.factor == 0.0:
+                        f = f.detach()
+                    piece = _scalar(t.name, t.module.from_stats(t.module.tile_stats(f, where)))
+                    if t.factor != 0.0:
+                        surrogate = surrogate + t.factor * piece.float()
+                    local_sums[t.name] = local_sums[t.name] + piece.detach()
+                if surrogate.requires_grad:
+                    (g,) = torch.autograd.grad(surrogate, xt)
+                    win.crop(grad).add_(g)
+    values.update(local_sums)
+    # 4. the terms that read the image itself, on the whole image
+    total = x.new_zeros((), dtype=torch.float32)
+    image_terms = [t for t in terms if t.layer is None]
+    if image_terms:
+        xi = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            for term in image_terms:
+                if term.factor == 0.0:
+                    with torch.no_grad():
+                        value = _scalar(term.name, term.module(xi))
+                else:
+                    value = _scalar(term.name, term.module(xi))
+                    total = total + term.factor * value.float()
+                values[term.name] = value.detach()
+            if total.requires_grad:
+                (g,) = torch.autograd.grad(total, xi)
+                grad.add_(g)
+    total = total.detach()
+    for t in features:
+        if t.factor != 0.0:
+            total = total + t.factor * values[t.name]
+    names = tuple(t.name for t in terms)
+    stacked = (
+        torch.stack([values[n].float() for n in names])
+        if names
+        else x.new_zeros((0,), dtype=torch.float32)
+    )
+    return total, grad, TermValues(names, stacked)
