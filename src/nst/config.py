@@ -259,9 +259,27 @@ class Config(Declared):
         "exact loss values), bf16 or fp16 (GPU).",
         TEXT, choices=PRECISIONS, panel="Model", label="Precision",
     )  # fmt: skip
+    memory_limit: str = option(
+        "auto",
+        "Peak memory a run may take (RAM, or GPU memory on CUDA), e.g. 4G or 1500M: a "
+        "stage that would need more is evaluated in tiles, with the same result "
+        "(docs/PRINT.md); auto: 70% of what is available; none: never tile.",
+        TEXT, panel="Model", web="server", label="Memory limit", modes=NOT_METRICS,
+        identity=False,
+    )  # fmt: skip
+    tile: int | None = option(
+        None,
+        "Evaluate every stage above this size in tiles of this many px (rounded up to the "
+        "network's stride); default: only where --memory-limit needs it.",
+        INT, lo=16, hi=MAX_SIDE, nullable=True, panel="Model", web="server", label="Tile",
+        unit="px", modes=NOT_METRICS, identity=False,
+    )  # fmt: skip
 
     def _check_together(self) -> None:
         """Checks that involve more than one option."""
+        from .memory import check_limit  # imports torch: only when a config is checked
+
+        check_limit(self.memory_limit)
         if self.style_blend is not None:
             if not self.style_blend:
                 raise ConfigError("style-blend: give one weight per style image")

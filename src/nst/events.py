@@ -22,18 +22,31 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage of a run: its image size and its number of iterations."""
+    """One stage of a run: its image size and its number of iterations; planned against
+    the memory limit (nst.memory): the tile it is evaluated in (None: untiled), its
+    estimated peak memory in bytes and the L-BFGS pairs it keeps (0: not planned)."""
 
     height: int
     width: int
     iterations: int
+    tile: int | None = None
+    memory: int = 0
+    history: int = 0
 
     @property
     def pixels(self) -> int:
         return self.height * self.width
 
-    def to_record(self) -> dict[str, int]:
-        return {"width": self.width, "height": self.height, "iterations": self.iterations}
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "width": self.width,
+            "height": self.height,
+            "iterations": self.iterations,
+            "tile": self.tile,
+        }
+        if self.memory:
+            record["memory_mb"] = round(self.memory / (1 << 20))
+        return record
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from .imageio import resize_longest, resize_to
 from .model.vgg import VGG19Features
 from .model.weights import IMAGENET_MEAN_RGB
 from .objective import Objective, StageTargets, StyleSource, build_terms
+from .objective.tiling import Tiling
 from .optimize import StepState, minimize
 from .planning import Plan
 
@@ -81,6 +82,8 @@ def build_objective(plan: Plan, stage: int, extractor: VGG19Features) -> Objecti
     size = (s.height, s.width)
     device = extractor.in_scale.device
     objective = Objective(extractor, plan.config.weighting).to(device)
+    if s.tile is not None:  # before the terms: their targets are encoded in tiles too
+        objective.tiling = Tiling.for_layers(plan.layers, s.tile, extractor.plan)
     content = None
     if plan.content is not None:
         content = resize_to(plan.content, size).unsqueeze(0).mul(255).to(device)
@@ -139,7 +142,7 @@ def execute(
                 iterations=s.iterations,
                 method=config.optimizer,
                 lr=config.learning_rate,
-                history=config.lbfgs_history,
+                history=s.history or config.lbfgs_history,
                 on_step=reporter,
                 should_stop=should_stop,
             )

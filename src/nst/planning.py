@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import builtins, controls
+from . import builtins, controls, memory
 from .config import MAX_SIDE, Config
 from .errors import ConfigError
 from .events import Stage
@@ -104,8 +104,47 @@ def _check_side(what: str, size: tuple[int, int], layers: Sequence[str], hint: s
         )
 
 
+def _fit_memory(plan: Plan) -> Plan:
+    """Every stage planned against ``--memory-limit`` (:mod:`nst.memory`): evaluated
+    untiled, or in the largest tiles that fit (``--tile`` forces a size), and how many
+    L-BFGS pairs it keeps. Refuses, before any work, what does not fit even in tiles."""
+    from .runtime import resolve_device, resolve_precision
+
+    c = plan.config
+    device = resolve_device(c.device)
+    _, dtype = resolve_precision(c.precision, device)
+    limit = memory.parse_limit(c.memory_limit, device)
+    style_pixels = 0
+    for style in plan.styles:
+        sw, sh = fit_size(style.shape[2], style.shape[1], plan.style_longest(len(plan.stages) - 1))
+        style_pixels = max(style_pixels, sw * sh)
+    baseline = memory.resident() if device.type == "cpu" else 0
+    work = memory.Workload(
+        layers=tuple(plan.layers),
+        content_layers=tuple(n for n, _ in c.content_layers) if plan.content is not None else (),
+        value_bytes=4 if dtype is None else torch.finfo(dtype).bits // 8,
+        style_pixels=style_pixels,
+        history=c.lbfgs_history if c.optimizer == "lbfgs" else 0,
+        baseline=baseline,
+    )
+    stages = []
+    for s in plan.stages:
+        size = (s.height, s.width)
+        forced = c.tile if c.tile is not None and max(size) > c.tile else None
+        need = memory.fit(work, size, limit, forced)
+        if need.tile is not None and plan.styles and c.style_loss == "swd":
+            raise ConfigError(
+                f"style-loss swd cannot be evaluated in tiles, which a {s.width}x{s.height} px "
+                f"stage needs within --memory-limit {memory.gb(limit or 0)}: use gram or w2, "
+                "or a higher --memory-limit"
+            )
+        stages.append(replace(s, tile=need.tile, memory=need.total, history=need.pairs))
+    return replace(plan, stages=tuple(stages))
+
+
 def _check_sizes(plan: Plan, names: Sequence[str], content: str | None = None) -> Plan:
-    """Every stage and every style image at every stage has room for the layers in use."""
+    """Every stage and every style image at every stage has room for the layers in use;
+    the stages planned against the memory limit."""
     c = plan.config
     style_layers = [n for n, _ in c.style_layers] if plan.styles else []
     used = plan.layers
@@ -120,7 +159,7 @@ def _check_sizes(plan: Plan, names: Sequence[str], content: str | None = None) -
             nw, nh = fit_size(style.shape[2], style.shape[1], longest)
             _check_side(f"style image {name}", (nh, nw), style_layers,
                         "use a larger --style-scale or --style-size")  # fmt: skip
-    return plan
+    return _fit_memory(plan) if used else plan
 
 
 def _stages(config: Config, out_size: tuple[int, int]) -> tuple[Stage, ...]:

@@ -66,7 +66,10 @@ def build(
 
 def close(a: torch.Tensor, b: torch.Tensor, rel: float = 1e-5) -> None:
     scale = float(b.abs().max())
-    assert float((a - b).abs().max()) <= rel * max(scale, 1e-30), (float((a - b).abs().max()), scale)
+    assert float((a - b).abs().max()) <= rel * max(scale, 1e-30), (
+        float((a - b).abs().max()),
+        scale,
+    )
 
 
 CASES = [

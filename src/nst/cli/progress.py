@@ -37,9 +37,12 @@ class ProgressBar:
             if self.tty and event.stage > 0:
                 self.stream.write("\n")
             where = f"stage {event.stage + 1}/{event.stages}: " if event.stages > 1 else ""
+            stage = event.plan[event.stage]
+            tiles = f", in tiles of {stage.tile} px" if stage.tile else ""
+            peak = f", ~{stage.memory / (1 << 30):.1f} GB peak" if stage.memory else ""
             self.stream.write(
                 f"{where}{event.width}x{event.height} px, {event.iterations} iterations on "
-                f"{event.device} ({event.precision}), seed {event.seed}\n"
+                f"{event.device} ({event.precision}){tiles}{peak}, seed {event.seed}\n"
             )
             self.stream.flush()
         elif isinstance(event, Step):

@@ -97,6 +97,4 @@ def _gram_from_moments(
     return StyleTarget(blended.float().unsqueeze(0), guide)
 
 
-GRAM = register(
-    Statistic("gram", _gram_target, gram_units, encode_moments=_gram_from_moments)
-)
+GRAM = register(Statistic("gram", _gram_target, gram_units, encode_moments=_gram_from_moments))

@@ -134,7 +134,7 @@ def add_content(
     names = tuple(n for n, _ in layers)
     feats = objective.features(content, names)
     for name, w in layers:
-        f = feats[name].float()
+        f = feats[name]  # kept in the network's dtype (the loss computes in float32)
         n, m = f.shape[1], f.shape[2] * f.shape[3]
         units = 1.0 if objective.weighting == "paper" else 2.0 / (n * m)  # MSE = 2 L_c / (N M)
         objective.add_term(

@@ -141,9 +141,7 @@ class Tiling:
     stride: int
 
     @classmethod
-    def for_layers(
-        cls, layers: Sequence[str], tile: int, plan: Sequence[str] = NAMES
-    ) -> Tiling:
+    def for_layers(cls, layers: Sequence[str], tile: int, plan: Sequence[str] = NAMES) -> Tiling:
         """The tiling for a network reading ``layers``: the tile rounded up and the halo
         (the deepest layer's receptive radius) rounded up to the total stride."""
         if not layers:

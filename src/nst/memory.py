@@ -1,0 +1,219 @@
+"""Memory: what a stage of a run needs, the budget (``--memory-limit``) and the tile that
+fits it (``--tile``), decided before any work.
+
+A stage holds, besides the process itself and the network (measured: the process's
+resident memory when it plans), the optimizer's image-sized vectors, the L-BFGS history,
+the content targets, and the network's activations for one evaluation: of the whole
+image, or of one padded tile when the stage is evaluated in tiles
+(:mod:`nst.objective.tiling`). The per-pixel factors below were measured with
+``benchmarks/print_size.py`` (docs/PRINT.md); the estimate errs on the high side.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .errors import ConfigError, ResourceError
+from .layers import CHANNELS, INDEX, NAMES, deepest, pools_through
+from .objective.tiling import Tiling
+
+#: ``--memory-limit auto``: this fraction of the memory available when the run is planned
+#: (RAM, or free GPU memory on CUDA)
+AUTO_FRACTION = 0.7
+#: image-sized float32 buffers alive at once besides the history (the iterate, gradient,
+#: direction, line-search point and its gradient, the step, the tiled gradient, the
+#: image terms' temporaries)
+VECTORS = 10
+#: bytes held per activation value of one evaluation with autograd (forward and backward
+#: of the network, the Gram matrices' float32 copies), per byte of the network's dtype
+EVAL_FACTOR = 1.6
+#: the same for a forward pass without autograd (encoding a target; the first tiled pass)
+FORWARD_FACTOR = 0.7
+#: L-BFGS pairs kept at most, whatever the size, within this many bytes (nst.optimize)
+HISTORY_BYTES = 384 << 20
+#: fewest L-BFGS pairs a stage keeps
+MIN_PAIRS = 3
+#: the smallest tile tried (px, before rounding to the network's stride)
+MIN_TILE = 64
+#: what the network's weights take per byte of their dtype (VGG19 to conv5_4: 20M values)
+WEIGHT_VALUES = 20_024_384
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_limit(text: str, device: torch.device | None = None) -> int | None:
+    """``--memory-limit``: ``auto`` -> the default budget, ``none`` -> None (never tile),
+    ``4G``, ``3.5GB``, ``1500M``, ``2GiB`` -> bytes. Raises ConfigError in one line."""
+    t = text.strip().lower()
+    if t == "none":
+        return None
+    if t == "auto":
+        return auto_limit(device)
+    m = _SIZE.fullmatch(t)
+    if m is None:
+        raise ConfigError(f"memory-limit: '{text}' is not a size (e.g. 4G, 1500M, auto or none)")
+    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value < 256 << 20:
+        raise ConfigError(f"memory-limit: {text} is too small (at least 256M)")
+    return value
+
+
+def check_limit(text: str) -> None:
+    """Refuse a malformed ``--memory-limit`` without measuring the machine."""
+    if text.strip().lower() not in ("auto", "none"):
+        parse_limit(text)
+
+
+def available(device: torch.device | None = None) -> int:
+    """Bytes this run may still take: free GPU memory on CUDA; on the CPU, the RAM the
+    kernel says is available (MemAvailable), bounded by a cgroup limit, plus what this
+    process holds already."""
+    if device is not None and device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free) + torch.cuda.memory_allocated(device)
+    free = _meminfo("MemAvailable") or 8 << 30
+    cap = _cgroup_room()
+    if cap is not None:
+        free = min(free, cap)
+    return free + resident()
+
+
+def auto_limit(device: torch.device | None = None) -> int:
+    return int(AUTO_FRACTION * available(device))
+
+
+def resident() -> int:
+    """This process's resident memory in bytes (0 where unknown)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _meminfo(key: str) -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _cgroup_room() -> int | None:
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            text = f.read().strip()
+        if text == "max":
+            return None
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read().strip())
+        return max(0, int(text) - used)
+    except (OSError, ValueError):
+        return None
+
+
+def activation_values(layers: Sequence[str]) -> float:
+    """Values per input pixel that one pass through the network (cut after the deepest of
+    ``layers``) computes: every layer's channels over its pooling area, and the input."""
+    last = INDEX[deepest(list(layers))]
+    return 3.0 + sum(CHANNELS[n] / 4 ** pools_through(n) for n in NAMES[: last + 1])
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a stage needs (bytes): ``fixed`` for the whole image whatever the tiling, and
+    ``evaluation``, the activations of one evaluation (of one padded tile when tiled);
+    ``pairs`` L-BFGS pairs are counted in ``fixed``."""
+
+    fixed: int
+    evaluation: int
+    tile: int | None
+    pairs: int
+
+    @property
+    def total(self) -> int:
+        return self.fixed + self.evaluation
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the estimate reads of a run: the layers, the content layers (targets kept
+    for the whole image), the network's bytes per value, the largest style image's
+    pixels, the L-BFGS history asked for and the process's baseline."""
+
+    layers: tuple[str, ...]
+    content_layers: tuple[str, ...]
+    value_bytes: int
+    style_pixels: int
+    history: int
+    baseline: int
+
+
+def need(work: Workload, size: tuple[int, int], tile: int | None) -> Need:
+    """The estimated peak of a stage of ``size`` (h, w), evaluated untiled or in tiles
+    of ``tile`` px."""
+    h, w = size
+    pixels = h * w
+    values = activation_values(work.layers)
+    if tile is None:
+        eval_pixels = pixels
+        style_pixels = work.style_pixels
+    else:
+        tiling = Tiling.for_layers(work.layers, tile)
+        eval_pixels = tiling.padded_pixels(size)
+        style_pixels = min(work.style_pixels, eval_pixels)
+    evaluation = int(EVAL_FACTOR * values * work.value_bytes * eval_pixels)
+    encoding = int(FORWARD_FACTOR * values * work.value_bytes * max(style_pixels, eval_pixels))
+    pair = 2 * 3 * 4 * pixels
+    pairs = 0 if work.history == 0 else max(MIN_PAIRS, min(work.history, HISTORY_BYTES // pair))
+    content = sum(CHANNELS[n] / 4 ** pools_through(n) for n in work.content_layers)
+    fixed = (
+        work.baseline
+        + WEIGHT_VALUES * work.value_bytes
+        + VECTORS * 3 * 4 * pixels
+        + pairs * pair
+        + int(content * work.value_bytes * pixels)
+    )
+    return Need(fixed, max(evaluation, encoding), tile, pairs)
+
+
+def fit(work: Workload, size: tuple[int, int], limit: int | None, tile: int | None) -> Need:
+    """The stage's plan: untiled if it fits ``limit`` (or there is no limit), else the
+    largest tile that fits; ``tile`` forces a tile size. Raises ResourceError, before any
+    work, when even the smallest tile does not fit."""
+    if tile is not None:
+        return need(work, size, tile)
+    whole = need(work, size, None)
+    if limit is None or whole.total <= limit:
+        return whole
+    stride = Tiling.for_layers(work.layers, MIN_TILE).stride
+    lo = max(MIN_TILE, stride) // stride
+    hi = max(size) // stride
+    smallest = need(work, size, lo * stride)
+    if smallest.total > limit:
+        raise ResourceError(
+            f"a {size[1]}x{size[0]} px image needs about {gb(smallest.total)} even in tiles "
+            f"of {lo * stride} px (the image, the optimizer's state and the targets alone: "
+            f"{gb(smallest.fixed)}), more than --memory-limit {gb(limit)}: use a smaller "
+            "--size, --optimizer adam or a higher --memory-limit"
+        )
+    while lo < hi:  # the largest tile that fits
+        mid = (lo + hi + 1) // 2
+        if need(work, size, mid * stride).total <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return need(work, size, lo * stride)
+
+
+def gb(value: int) -> str:
+    return f"{value / (1 << 30):.1f} GB"
