@@ -36,7 +36,8 @@ def main() -> None:
             steps.append(e)
             rss[e.iteration] = rss_mb()
 
-    api.execute(api.plan_stylize(content, style, config), on_event)
+    plan = api.plan_stylize(content, style, config)
+    api.execute(plan, on_event)
     last = [s for s in steps if s.stage == steps[-1].stage]
     warm = min(2, len(last) - 1)
     span = last[-1].elapsed - last[warm].elapsed
@@ -48,6 +49,10 @@ def main() -> None:
         "rss_first_mb": rss[min(rss)],
         "rss_last_mb": rss[max(rss)],
         "final_loss": steps[-1].loss,
+        "s_per_evaluation": (last[-1].elapsed - last[0].elapsed)
+        / max(1, last[-1].evaluations - last[0].evaluations),
+        "evaluations": last[-1].evaluations - last[0].evaluations,
+        "stage": plan.stages[-1].to_record() | {"history": plan.stages[-1].history},
         "elapsed": steps[-1].elapsed,
         "threads": torch.get_num_threads(),
     }

@@ -19,6 +19,7 @@ import explain
 import iteration
 import memory
 import peers
+import print_size
 import quality
 import scaling
 import time_to_quality
@@ -33,6 +34,7 @@ SUITES = {
     "explain": explain.main,
     "batch": batch.main,
     "memory": memory.main,
+    "print_size": print_size.main,
     "video": video.main,
 }
 

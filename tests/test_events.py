@@ -33,9 +33,12 @@ def test_started_and_finished_records():
     assert (started.width, started.height, started.iterations, started.stages) == (48, 32, 5, 2)
     assert started.to_record() == {
         "type": "started", "stage": 1, "device": "cpu", "precision": "bf16", "seed": 42,
-        "plan": [{"width": 24, "height": 16, "iterations": 10},
-                 {"width": 48, "height": 32, "iterations": 5}],
+        "plan": [{"width": 24, "height": 16, "iterations": 10, "tile": None},
+                 {"width": 48, "height": 32, "iterations": 5, "tile": None}],
     }  # fmt: skip
+    tiled = Stage(32, 48, 5, tile=16, memory=3 << 20, history=7)
+    assert tiled.to_record() == {"width": 48, "height": 32, "iterations": 5, "tile": 16,
+                                 "memory_mb": 3}  # fmt: skip
     assert Finished(15, 17, 0.5, 3.0, "completed").to_record()["reason"] == "completed"
 
 
@@ -58,6 +61,16 @@ def test_progress_weights_each_stage_by_its_pixels():
     p.update(Finished(20, 22, 1.0, 60.0, "completed"))
     assert p.done == p.total == 20 and p.fraction == 1.0 and p.eta == 0.0
     assert p.to_record() == {"done": 20, "total": 20, "fraction": 1.0, "eta": 0.0}
+
+
+def test_a_tiled_stage_weighs_its_cost_per_pixel_in_the_eta():
+    plan = (Stage(10, 10, 10), Stage(20, 20, 10, tile=16, cost=1.5))  # 6x the first's work
+    p = Progress()
+    p.update(Started(0, plan, "cpu", "fp32", 0))
+    p.update(step(0, 0.0))
+    p.update(step(5, 5.0))  # 1 s per iteration at 100 px
+    assert p.eta == pytest.approx(5 * 1.0 + 10 * 6.0)
+    assert p.fraction == pytest.approx(500 / (1000 + 6000))
 
 
 def test_a_step_record_and_its_progress_never_overwrite_each_other():

@@ -140,10 +140,12 @@ def test_coarse_to_fine_runs_each_stage_and_started_carries_the_plan(images, run
     _, events = run(images["content"], images["style"], size=48, scales=(24,), iterations=4)
     starts = [e for e in events if isinstance(e, Started)]
     assert [(s.width, s.height, s.iterations) for s in starts] == [(24, 16, 4), (48, 32, 2)]
-    assert [s.to_record() for s in starts[0].plan] == [
-        {"width": 24, "height": 16, "iterations": 4},
-        {"width": 48, "height": 32, "iterations": 2},
+    records = [s.to_record() for s in starts[0].plan]
+    assert [{k: r[k] for k in ("width", "height", "iterations", "tile")} for r in records] == [
+        {"width": 24, "height": 16, "iterations": 4, "tile": None},
+        {"width": 48, "height": 32, "iterations": 2, "tile": None},
     ]
+    assert all(r["memory_mb"] > 0 for r in records)  # the planned peak
     assert events[-1].iterations == 6
 
 

@@ -32,10 +32,18 @@ class Stage:
     tile: int | None = None
     memory: int = 0
     history: int = 0
+    #: an iteration's cost per pixel relative to an untiled one (the tiles' halos and
+    #: their first pass), so that the ETA of a run with tiled stages stays honest
+    cost: float = 1.0
 
     @property
     def pixels(self) -> int:
         return self.height * self.width
+
+    @property
+    def work(self) -> float:
+        """What an iteration of this stage costs, in untiled pixels."""
+        return self.pixels * self.cost
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -212,8 +220,9 @@ def with_progress(record: dict[str, Any], progress: Progress) -> dict[str, Any]:
 class Progress:
     """Done, total and ETA of a whole run, from its events.
 
-    Work is counted in iterations times pixels, so a later coarse-to-fine stage (four
-    times the pixels) weighs four times as much per iteration. The rate is measured on
+    Work is counted in iterations times pixels (times a tiled stage's cost per pixel), so
+    a later coarse-to-fine stage (four times the pixels) weighs four times as much per
+    iteration. The rate is measured on
     the current stage once it has done an iteration, else carried from the last one.
     """
 
@@ -237,7 +246,7 @@ class Progress:
                 self._stage_start = (event.elapsed, event.iteration)
             t0, i0 = self._stage_start
             if event.iteration > i0 and self.plan:
-                work = (event.iteration - i0) * self.plan[self.stage].pixels
+                work = (event.iteration - i0) * self.plan[self.stage].work
                 self._rate = (event.elapsed - t0) / work
         elif isinstance(event, Finished):
             self.elapsed = event.elapsed
@@ -254,10 +263,10 @@ class Progress:
         return sum(s.iterations for s in self.plan[: self.stage]) + self.iteration
 
     def _work(self) -> tuple[float, float]:
-        total = float(sum(s.iterations * s.pixels for s in self.plan))
-        done = sum(s.iterations * s.pixels for s in self.plan[: self.stage])
+        total = float(sum(s.iterations * s.work for s in self.plan))
+        done = sum(s.iterations * s.work for s in self.plan[: self.stage])
         if self.plan:
-            done += self.iteration * self.plan[self.stage].pixels
+            done += self.iteration * self.plan[self.stage].work
         return float(done), total
 
     @property

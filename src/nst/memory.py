@@ -38,6 +38,12 @@ FORWARD_FACTOR = 0.7
 HISTORY_BYTES = 384 << 20
 #: fewest L-BFGS pairs a stage keeps
 MIN_PAIRS = 3
+#: the first (statistics) pass of a tiled evaluation costs this fraction of the second
+#: (forward and backward): what :func:`cost` adds to the halos' overhead
+FIRST_PASS_SHARE = 0.4
+#: what a run holds beyond the process measured at planning, the weights and the terms
+#: below (torch's allocator caches, the loaded weight file): measured ~300 MB at 1024 px
+RUNTIME_BYTES = 320 << 20
 #: the smallest tile tried (px, before rounding to the network's stride)
 MIN_TILE = 64
 #: what the network's weights take per byte of their dtype (VGG19 to conv5_4: 20M values)
@@ -178,6 +184,7 @@ def need(work: Workload, size: tuple[int, int], tile: int | None) -> Need:
     content = sum(CHANNELS[n] / 4 ** pools_through(n) for n in work.content_layers)
     fixed = (
         work.baseline
+        + RUNTIME_BYTES
         + WEIGHT_VALUES * work.value_bytes
         + VECTORS * 3 * 4 * pixels
         + pairs * pair
@@ -213,6 +220,14 @@ def fit(work: Workload, size: tuple[int, int], limit: int | None, tile: int | No
         else:
             hi = mid - 1
     return need(work, size, lo * stride)
+
+
+def cost(layers: Sequence[str], size: tuple[int, int], tile: int | None) -> float:
+    """An evaluation's cost per pixel relative to an untiled one (for the ETA): the
+    pixels the tiles run over, per pixel, and their first pass."""
+    if tile is None:
+        return 1.0
+    return Tiling.for_layers(layers, tile).overhead(size) * (1.0 + FIRST_PASS_SHARE)
 
 
 def gb(value: int) -> str:

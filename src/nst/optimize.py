@@ -153,6 +153,7 @@ def minimize(
     method: str = "lbfgs",
     lr: float = 1.0,
     history: int = 50,
+    history_dtype: torch.dtype | None = None,
     on_step: StepCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     clamp: tuple[float, float] | None = (0.0, 255.0),
@@ -167,7 +168,7 @@ def minimize(
     run = _Run(objective, x0.detach().clone().contiguous(), on_step, should_stop)
     try:
         if method == "lbfgs":
-            loss, reason = LBFGS(run, lr, history).solve(iterations)
+            loss, reason = LBFGS(run, lr, history, history_dtype).solve(iterations)
         elif method == "adam":
             loss, reason = _adam(run, iterations, lr, clamp)
         else:
@@ -182,9 +183,12 @@ def minimize(
 
 # -- L-BFGS ----------------------------------------------------------------------------------
 class History:
-    """The L-BFGS memory: curvature pairs (s, y) and the two-loop recursion."""
+    """The L-BFGS memory: curvature pairs (s, y) and the two-loop recursion. ``dtype``
+    stores the pairs in a lower precision (bfloat16 halves the memory of a print-size
+    history); the recursion itself runs in the gradient's precision."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, dtype: torch.dtype | None = None) -> None:
+        self.dtype = dtype
         self.s: deque[torch.Tensor] = deque(maxlen=size)
         self.y: deque[torch.Tensor] = deque(maxlen=size)
         self.rho: deque[float] = deque(maxlen=size)
@@ -195,12 +199,14 @@ class History:
 
     def push(self, s: torch.Tensor, y: torch.Tensor) -> None:
         """Keep the pair if it has positive curvature (y.s > CURVATURE_TOL)."""
-        ys = float(y.dot(s))
+        if self.dtype is not None:
+            s, y = s.to(self.dtype), y.to(self.dtype)
+        ys = float(y.float().dot(s.float()))
         if ys > CURVATURE_TOL:
             self.s.append(s)
             self.y.append(y)
             self.rho.append(1.0 / ys)
-            self.h_diag = ys / float(y.dot(y))
+            self.h_diag = ys / float(y.float().dot(y.float()))
 
     def clear(self) -> None:
         self.s.clear()
@@ -212,13 +218,14 @@ class History:
         """-H g by the two-loop recursion."""
         q = g.neg()
         alphas: list[float] = []
+        wide = self.dtype is not None
         for s_i, y_i, r_i in zip(reversed(self.s), reversed(self.y), reversed(self.rho)):
-            a = r_i * float(s_i.dot(q))
+            a = r_i * float((s_i.to(q.dtype) if wide else s_i).dot(q))
             q.add_(y_i, alpha=-a)
             alphas.append(a)
         d = q.mul_(self.h_diag)
         for s_i, y_i, r_i, a in zip(self.s, self.y, self.rho, reversed(alphas)):
-            b = r_i * float(y_i.dot(d))
+            b = r_i * float((y_i.to(d.dtype) if wide else y_i).dot(d))
             d.add_(s_i, alpha=a - b)
         return d
 
@@ -226,12 +233,16 @@ class History:
 class LBFGS:
     """L-BFGS on the pixels with a strong-Wolfe line search, one step per iteration."""
 
-    def __init__(self, run: _Run, lr: float, history: int) -> None:
+    def __init__(
+        self, run: _Run, lr: float, history: int, history_dtype: torch.dtype | None = None
+    ) -> None:
         self.run = run
         self.lr = lr
         flat = run.x.view(-1)
-        pair_bytes = 2 * flat.numel() * flat.element_size()
-        self.memory = History(max(3, min(history, HISTORY_BYTES // max(pair_bytes, 1))))
+        size = (history_dtype or flat.dtype).itemsize
+        pair_bytes = 2 * flat.numel() * size
+        pairs = max(3, min(history, HISTORY_BYTES // max(pair_bytes, 1)))
+        self.memory = History(pairs, history_dtype)
         self.nonfinite = False
 
     def first_step(self, grad: torch.Tensor) -> float:

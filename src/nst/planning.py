@@ -138,7 +138,10 @@ def _fit_memory(plan: Plan) -> Plan:
                 f"stage needs within --memory-limit {memory.gb(limit or 0)}: use gram or w2, "
                 "or a higher --memory-limit"
             )
-        stages.append(replace(s, tile=need.tile, memory=need.total, history=need.pairs))
+        factor = memory.cost(work.layers, size, need.tile)
+        stages.append(
+            replace(s, tile=need.tile, memory=need.total, history=need.pairs, cost=factor)
+        )
     return replace(plan, stages=tuple(stages))
 
 

@@ -167,6 +167,7 @@ def test_cores_cover_the_image_once_and_are_aligned():
         cover[top:bottom, left:right] += 1
         pt, pb, pl, pr = win.padded
         assert pt == max(0, top - 32) and pb == min(100, bottom + 32)
+        assert pl == max(0, left - 32) and pr == min(130, right + 32)
     assert bool((cover == 1).all())
 
 

@@ -83,12 +83,26 @@ class Painter:
         import torch
 
         torch.set_num_threads(threads)
+        self.threads = threads
         self.stop_flag = threading.Event()
         self.events: list[dict[str, Any]] = []
         self.lock = threading.Lock()
 
     def identity(self) -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
+
+    def on_cpu(self, config: Any) -> bool:
+        from ..runtime import resolve_device
+
+        return resolve_device(config.device).type == "cpu"
+
+    def memory_share(self) -> str:
+        """``--memory-limit auto`` for a worker: its share of the machine's budget, as its
+        threads are of the machine's cores (several workers share one machine)."""
+        from ..memory import auto_limit
+
+        share = min(1.0, self.threads / max(1, os.cpu_count() or 1))
+        return f"{max(256, int(auto_limit() * share) >> 20)}M"
 
     def pid(self) -> int:
         return os.getpid()
@@ -153,6 +167,8 @@ class Painter:
                     return copy
 
                 config = Config.from_dict(spec["config"]).with_paths(local)
+                if config.memory_limit.strip().lower() == "auto" and self.on_cpu(config):
+                    config = config.replace(memory_limit=self.memory_share())
 
                 def image(name: str) -> Any:
                     if name in data:
