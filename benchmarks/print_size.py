@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         verdict = "meets" if peak <= 4096 else "misses"
         print(f"{r['size']} ({r['how']}): {peak:.0f} MB projected peak ({verdict} the 4 GB goal)")
     for r in rows:
-        if str(r["size"]).startswith("2048") and r["vs untiled"] != "-":
+        if str(r["size"]).startswith("2048") and r["tile"] != "-" and r["vs untiled"] != "-":
             ratio = float(r["vs untiled"])  # type: ignore[arg-type]
             verdict = "meets" if ratio <= 2 else "misses"
             print(f"2048 px tiles of {r['tile']}: {ratio:.2f}x untiled per Mpx ({verdict} 2x)")

@@ -218,3 +218,13 @@ def test_with_average_the_saved_and_shown_image_is_the_average(images, tiny_netw
         ema = 0.9 * ema + 0.1 * x
         expected = ema / (1 - 0.9**t)
         assert torch.allclose(shown[t - 1][inside], expected[inside], atol=1e-5)
+
+
+def test_zero_content_and_style_weights_run_and_keep_the_start_image(images, run):
+    """Nothing to optimize is not an error: the run converges at once on its start."""
+    image, events = run(images["content"], images["style"], size=32, iterations=5,
+                        content_weight=0.0, style_weight=0.0, init="content")  # fmt: skip
+    finished = events[-1]
+    assert finished.reason == "converged" and finished.iterations == 0
+    content = nst.planning.load(images["content"])
+    assert float((image - nst.imageio.resize_to(content, image.shape[1:])).abs().max()) < 1e-6

@@ -143,3 +143,23 @@ def test_history_is_capped_in_bytes():
     pair = 2 * 3 * side * side * 4
     assert big.memory.s.maxlen == optimize.HISTORY_BYTES // pair
     assert big.memory.s.maxlen * pair <= 384 * 2**20
+
+
+def test_a_history_stored_in_bf16_takes_half_the_bytes_and_still_converges():
+    from nst import optimize
+
+    class Run:
+        def __init__(self, n: int) -> None:
+            self.x = torch.zeros(1, 3, n, n)
+
+    side = 1024
+    half = optimize.LBFGS(Run(side), lr=1.0, history=50, history_dtype=torch.bfloat16)  # type: ignore[arg-type]
+    assert half.memory.s.maxlen == optimize.HISTORY_BYTES // (2 * 3 * side * side * 2)
+    steps = []
+    result = minimize(quadratic, torch.zeros(1, 3, 4, 4), iterations=60,
+                      history_dtype=torch.bfloat16, on_step=steps.append)  # fmt: skip
+    assert torch.allclose(result.x, TARGET, atol=1e-2)
+    history = optimize.History(5, torch.bfloat16)
+    history.push(torch.ones(4), torch.full((4,), 2.0))
+    assert history.s[0].dtype == torch.bfloat16
+    assert torch.allclose(history.direction(torch.ones(4)), torch.full((4,), -0.5))

@@ -39,8 +39,9 @@ HISTORY_BYTES = 384 << 20
 #: fewest L-BFGS pairs a stage keeps
 MIN_PAIRS = 3
 #: the first (statistics) pass of a tiled evaluation costs this fraction of the second
-#: (forward and backward): what :func:`cost` adds to the halos' overhead
-FIRST_PASS_SHARE = 0.4
+#: (forward and backward): what :func:`cost` adds to the halos' overhead (measured 0.14-0.19
+#: at 2048 px, benchmarks/print_size.py)
+FIRST_PASS_SHARE = 0.2
 #: what a run holds beyond the process measured at planning, the weights and the terms
 #: below (torch's allocator caches, the loaded weight file): measured ~300 MB at 1024 px
 RUNTIME_BYTES = 320 << 20

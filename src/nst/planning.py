@@ -114,24 +114,23 @@ def _fit_memory(plan: Plan) -> Plan:
     device = resolve_device(c.device)
     _, dtype = resolve_precision(c.precision, device)
     limit = memory.parse_limit(c.memory_limit, device)
-    style_pixels = 0
-    for style in plan.styles:
-        sw, sh = fit_size(style.shape[2], style.shape[1], plan.style_longest(len(plan.stages) - 1))
-        style_pixels = max(style_pixels, sw * sh)
     baseline = memory.resident() if device.type == "cpu" else 0
     work = memory.Workload(
         layers=tuple(plan.layers),
         content_layers=tuple(n for n, _ in c.content_layers) if plan.content is not None else (),
         value_bytes=4 if dtype is None else torch.finfo(dtype).bits // 8,
-        style_pixels=style_pixels,
+        style_pixels=0,
         history=c.lbfgs_history if c.optimizer == "lbfgs" else 0,
         baseline=baseline,
     )
     stages = []
-    for s in plan.stages:
+    for k, s in enumerate(plan.stages):
         size = (s.height, s.width)
         forced = c.tile if c.tile is not None and max(size) > c.tile else None
-        need = memory.fit(work, size, limit, forced)
+        longest = plan.style_longest(k)
+        styles = [fit_size(t.shape[2], t.shape[1], longest) for t in plan.styles]
+        stage_work = replace(work, style_pixels=max((w * h for w, h in styles), default=0))
+        need = memory.fit(stage_work, size, limit, forced)
         if need.tile is not None and plan.styles and c.style_loss == "swd":
             raise ConfigError(
                 f"style-loss swd cannot be evaluated in tiles, which a {s.width}x{s.height} px "

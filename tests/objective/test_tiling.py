@@ -184,3 +184,13 @@ def test_swd_and_a_module_without_tile_stats_are_refused_in_one_line():
     objective.add_term("mine", Mean(), layer="conv2_1")
     with pytest.raises(TermError, match="'mine' cannot be evaluated in tiles"):
         objective.value_and_grad(image(32, 32, 0))
+
+
+@pytest.mark.parametrize("tile", [None, 32])
+def test_all_weights_zero_gives_a_zero_gradient_not_an_error(tile):
+    objective = build(tile, (64, 64), SHALLOW, "conv3_2")
+    for term in objective.terms:
+        term.factor = 0.0
+    total, grad, values = objective.value_and_grad(image(64, 64, 0))
+    assert float(total) == 0.0 and float(grad.abs().max()) == 0.0
+    assert all(v > 0 for v in values.floats().values())  # still measured, for the record

@@ -212,6 +212,8 @@ class Objective(nn.Module):
             return tiles.value_and_grad(self, x, self.tiling)
         x = x.detach().requires_grad_(True)
         total, values = self(x)
+        if not total.requires_grad:  # every weight 0: nothing moves the image
+            return total.detach(), torch.zeros_like(x), values
         (grad,) = torch.autograd.grad(total, x)
         return total.detach(), grad, values
 

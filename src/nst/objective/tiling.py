@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import torch
 
 from ..errors import TermError
-from ..layers import INDEX, NAMES, deepest, pools_through, receptive_box
+from ..layers import INDEX, NAMES, deepest, feature_size, pools_through, receptive_box
 
 if TYPE_CHECKING:
     from .objective import Objective, Term, TermValues
@@ -221,7 +221,7 @@ def tiled_features(
         for name in layers:
             f = win.local(feats[name], name)
             if name not in out:
-                fh, fw = _feature_size(name, size)
+                fh, fw = feature_size(name, size)
                 out[name] = f.new_empty((f.shape[0], f.shape[1], fh, fw))
             win.where(name).crop(out[name]).copy_(f)
     return out
@@ -252,11 +252,6 @@ def tiled_moments(
 def _whole(size: tuple[int, int]) -> Window:
     h, w = size
     return Window((0, h, 0, w), (0, h, 0, w), size)
-
-
-def _feature_size(name: str, size: tuple[int, int]) -> tuple[int, int]:
-    s = 2 ** pools_through(name)
-    return size[0] // s, size[1] // s
 
 
 @dataclass(frozen=True)
