@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nst import runtime
 from nst.errors import ConfigError, TermError
 from nst.layers import parse_layer_weights
 from nst.model.vgg import build_extractor
@@ -37,9 +38,11 @@ def build(
     blend: bool = False,
     temporal: bool = False,
     dtype: torch.dtype = torch.float32,
+    real: bool = False,
 ) -> Objective:
-    """An objective with every kind of term; tiled with cores of ``tile`` px if given."""
-    net = extractor(dtype)
+    """An objective with every kind of term; tiled with cores of ``tile`` px if given;
+    on the real (normalized) weights with ``real``."""
+    net = runtime.load_network(None, "avg", True, "cpu", dtype) if real else extractor(dtype)
     objective = Objective(net)
     layers = parse_layer_weights(style_layers)
     if tile is not None:
@@ -84,8 +87,8 @@ CASES = [
 ]
 
 
-def evaluate(tile, size, style, content, options, dtype):
-    objective = build(tile, size, style, content, dtype=dtype, **options)
+def evaluate(tile, size, style, content, options, dtype, real=False):
+    objective = build(tile, size, style, content, dtype=dtype, real=real, **options)
     if tile is not None:
         assert objective.tiling is not None and len(objective.tiling.windows(size)) >= 4
     total, grad, values = objective.value_and_grad(image(*size, seed=9).to(dtype))
@@ -118,6 +121,21 @@ def test_tiled_and_untiled_give_the_same_terms_and_gradient(size, style, content
         close(total, total_u, 1e-5)
         close(grad, grad_u, 1e-5)
     close(tiled64[1], grad_u, 1e-7)
+
+
+def test_on_the_real_weights_tiled_and_untiled_agree():
+    size, style, content, tile = (96, 128), DEEP, "conv4_2", 48
+    options = {"guided": True}
+    exact = evaluate(None, size, style, content, options, torch.float64, real=True)
+    tiled = evaluate(tile, size, style, content, options, torch.float32, real=True)
+    plain = evaluate(None, size, style, content, options, torch.float32, real=True)
+    for name in exact[2]:
+        bound = max(1e-5, 2 * relative(plain[2][name], exact[2][name]))
+        assert relative(tiled[2][name], exact[2][name]) <= bound, name
+    close(tiled[0], exact[0], 1e-5)
+    # the real network's float32 gradient is itself ~1e-4 from the exact one
+    plain_error = relative(plain[1], exact[1])
+    assert relative(tiled[1], exact[1]) <= max(1e-5, 2 * plain_error), plain_error
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
