@@ -42,7 +42,7 @@ def _png(path: Path, seed: int = 0) -> Path:
 
 def test_the_declarations_say_which_options_name_files_and_which_are_server_only():
     assert set(Config.path_options()) == {"mask", "weights", "init"}
-    assert Config.server_only() == {"mask", "weights", "device"}
+    assert Config.server_only() == {"mask", "weights", "device", "memory_limit", "tile"}
     assert set(Extended.path_options()) == {"mask", "weights", "init", "guide"}
     assert "secret_dir" in Extended.server_only() and "guide" not in Extended.server_only()
     c = Extended(guide="g.png", init="content", mask="m.png", regions=(("#ff0000", "1"),))
