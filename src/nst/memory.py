@@ -21,6 +21,7 @@ import torch
 from .errors import ConfigError, ResourceError
 from .layers import CHANNELS, INDEX, NAMES, deepest, pools_through
 from .objective.tiling import Tiling
+from .optimize import HISTORY_BYTES, MIN_PAIRS
 
 #: ``--memory-limit auto``: this fraction of the memory available when the run is planned
 #: (RAM, or free GPU memory on CUDA)
@@ -34,10 +35,6 @@ VECTORS = 10
 EVAL_FACTOR = 1.6
 #: the same for a forward pass without autograd (encoding a target; the first tiled pass)
 FORWARD_FACTOR = 0.7
-#: L-BFGS pairs kept at most, whatever the size, within this many bytes (nst.optimize)
-HISTORY_BYTES = 384 << 20
-#: fewest L-BFGS pairs a stage keeps
-MIN_PAIRS = 3
 #: the first (statistics) pass of a tiled evaluation costs this fraction of the second
 #: (forward and backward): what :func:`cost` adds to the halos' overhead (measured 0.14-0.19
 #: at 2048 px, benchmarks/print_size.py)

@@ -34,6 +34,8 @@ StepCallback = Callable[["StepState"], None]
 #: up to 512x384 px in fp32, 20 at 1024x768 (where coarse to fine runs its last stage
 #: from an already good image); with 1 GiB a 1024 px run peaked above 2 GB
 HISTORY_BYTES = 384 << 20
+#: fewest L-BFGS pairs kept, whatever the size (the memory planner counts them too)
+MIN_PAIRS = 3
 #: the first L-BFGS trial step moves the pixel with the steepest gradient this far (0..255)
 FIRST_STEP = 1.0
 #: what the line search sees where the loss is not finite
@@ -241,7 +243,7 @@ class LBFGS:
         flat = run.x.view(-1)
         size = (history_dtype or flat.dtype).itemsize
         pair_bytes = 2 * flat.numel() * size
-        pairs = max(3, min(history, HISTORY_BYTES // max(pair_bytes, 1)))
+        pairs = max(MIN_PAIRS, min(history, HISTORY_BYTES // max(pair_bytes, 1)))
         self.memory = History(pairs, history_dtype)
         self.nonfinite = False
 
