@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("NST_SHARED_IMAGES", ROOT.parent / "shared" / "images"))
 
@@ -29,6 +27,8 @@ def inputs() -> tuple[str, str]:
 
 
 def machine() -> str:
+    import torch
+
     from nst.runtime import cpu_has_fast_bf16
 
     cpu = platform.processor() or platform.machine()
@@ -41,6 +41,8 @@ def machine() -> str:
 
 def timed(fn: Callable[[], object], repeat: int, warmup: int = 1, sync: bool = False) -> float:
     """Median seconds of ``repeat`` calls after ``warmup`` calls."""
+    import torch
+
     for _ in range(warmup):
         fn()
     times = []

@@ -3,56 +3,56 @@
 import nst
 image = nst.stylize("photo.jpg", "painting.jpg", nst.Config(size=512))
 nst.save_image(image, "out.png")
+
+The names are imported on first use, so ``import nst`` (and ``nst --help``) does not
+load torch.
 """
 
-from .api import (
-    Plan,
-    execute,
-    load,
-    plan_content,
-    plan_stylize,
-    plan_texture,
-    reconstruct_content,
-    stylize,
-    synthesize_texture,
-)
-from .config import Config
-from .errors import ConfigError, Diverged, ImageError, Interrupted, NstError, WeightsError
-from .events import Event, Finished, Progress, Stage, Started, Step
-from .explain import VisualizeConfig, saliency, top_patches, visualize
-from .imageio import save_image
-from .score import Score, score
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .lazy import homes, install
+
+if TYPE_CHECKING:
+    from .api import (
+        Plan,
+        execute,
+        load,
+        plan_content,
+        plan_stylize,
+        plan_texture,
+        reconstruct_content,
+        stylize,
+        synthesize_texture,
+    )
+    from .config import Config
+    from .errors import ConfigError, Diverged, ImageError, Interrupted, NstError, WeightsError
+    from .events import Event, Finished, Progress, Stage, Started, Step
+    from .explain import VisualizeConfig, saliency, top_patches, visualize
+    from .imageio import save_image
+    from .score import Score, score
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Config",
-    "ConfigError",
-    "Diverged",
-    "Event",
-    "Finished",
-    "ImageError",
-    "Interrupted",
-    "NstError",
-    "Plan",
-    "Progress",
-    "Score",
-    "Stage",
-    "Started",
-    "Step",
-    "VisualizeConfig",
-    "WeightsError",
-    "execute",
-    "load",
-    "plan_content",
-    "plan_stylize",
-    "plan_texture",
-    "reconstruct_content",
-    "saliency",
-    "save_image",
-    "score",
-    "stylize",
-    "synthesize_texture",
-    "top_patches",
-    "visualize",
-]
+_WHERE = homes(
+    api=[
+        "Plan",
+        "execute",
+        "load",
+        "plan_content",
+        "plan_stylize",
+        "plan_texture",
+        "reconstruct_content",
+        "stylize",
+        "synthesize_texture",
+    ],
+    config=["Config"],
+    errors=["ConfigError", "Diverged", "ImageError", "Interrupted", "NstError", "WeightsError"],
+    events=["Event", "Finished", "Progress", "Stage", "Started", "Step"],
+    explain=["VisualizeConfig", "saliency", "top_patches", "visualize"],
+    imageio=["save_image"],
+    score=["Score", "score"],
+)
+__all__ = sorted(_WHERE)
+install(__name__, _WHERE)

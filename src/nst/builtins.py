@@ -10,11 +10,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from .errors import ImageError
+
+if TYPE_CHECKING:  # imported when an image is made, so that --help stays instant
+    from PIL import Image
 
 PREFIX = "builtin:"
 
@@ -34,6 +35,8 @@ class Builtin:
 
 def _photo(name: str) -> Callable[[], Image.Image]:
     def make() -> Image.Image:
+        import numpy as np
+        from PIL import Image
         from skimage import data
 
         return Image.fromarray(np.asarray(getattr(data, name)())[:, :, :3])

@@ -123,7 +123,8 @@ class Config(Declared):
         lo=0, lo_open=True, hi=1e4, nullable=True, panel="Optimization", label="Step size",
     )  # fmt: skip
     lbfgs_history: int = option(
-        50, "L-BFGS memory (pairs kept; capped at 1 GiB).", INT, lo=1, hi=1000,
+        50, "L-BFGS memory (pairs kept; fewer where they would pass 384 MiB, never below 3).",
+        INT, lo=1, hi=1000,
         panel="Optimization", label="L-BFGS history",
     )  # fmt: skip
     average: float = option(
@@ -277,7 +278,7 @@ class Config(Declared):
 
     def _check_together(self) -> None:
         """Checks that involve more than one option."""
-        from .memory import check_limit  # imports torch: only when a config is checked
+        from .memory import check_limit
 
         check_limit(self.memory_limit)
         if self.style_blend is not None:

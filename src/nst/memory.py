@@ -15,13 +15,15 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError, ResourceError
 from .layers import CHANNELS, INDEX, NAMES, deepest, pools_through
-from .objective.tiling import Tiling
-from .optimize import HISTORY_BYTES, MIN_PAIRS
+
+if TYPE_CHECKING:  # torch is imported where a device is measured, so that checking
+    import torch  # a --memory-limit on the command line stays instant
+
+    from .objective.tiling import Tiling
 
 #: ``--memory-limit auto``: this fraction of the memory available when the run is planned
 #: (RAM, or free GPU memory on CUDA)
@@ -79,6 +81,8 @@ def available(device: torch.device | None = None) -> int:
     kernel says is available (MemAvailable), bounded by a cgroup limit, plus what this
     process holds already."""
     if device is not None and device.type == "cuda":
+        import torch
+
         free, _ = torch.cuda.mem_get_info(device)
         return int(free) + torch.cuda.memory_allocated(device)
     free = _meminfo("MemAvailable") or 8 << 30
@@ -162,9 +166,17 @@ class Workload:
     baseline: int
 
 
+def _tiling(layers: Sequence[str], tile: int) -> Tiling:
+    from .objective.tiling import Tiling
+
+    return Tiling.for_layers(layers, tile)
+
+
 def need(work: Workload, size: tuple[int, int], tile: int | None) -> Need:
     """The estimated peak of a stage of ``size`` (h, w), evaluated untiled or in tiles
     of ``tile`` px."""
+    from .optimize import HISTORY_BYTES, MIN_PAIRS
+
     h, w = size
     pixels = h * w
     values = activation_values(work.layers)
@@ -172,7 +184,7 @@ def need(work: Workload, size: tuple[int, int], tile: int | None) -> Need:
         eval_pixels = pixels
         style_pixels = work.style_pixels
     else:
-        tiling = Tiling.for_layers(work.layers, tile)
+        tiling = _tiling(work.layers, tile)
         eval_pixels = tiling.padded_pixels(size)
         style_pixels = min(work.style_pixels, eval_pixels)
     evaluation = int(EVAL_FACTOR * values * work.value_bytes * eval_pixels)
@@ -200,7 +212,7 @@ def fit(work: Workload, size: tuple[int, int], limit: int | None, tile: int | No
     whole = need(work, size, None)
     if limit is None or whole.total <= limit:
         return whole
-    stride = Tiling.for_layers(work.layers, MIN_TILE).stride
+    stride = _tiling(work.layers, MIN_TILE).stride
     lo = max(MIN_TILE, stride) // stride
     hi = max(size) // stride
     smallest = need(work, size, lo * stride)
@@ -225,7 +237,7 @@ def cost(layers: Sequence[str], size: tuple[int, int], tile: int | None) -> floa
     pixels the tiles run over, per pixel, and their first pass."""
     if tile is None:
         return 1.0
-    return Tiling.for_layers(layers, tile).overhead(size) * (1.0 + FIRST_PASS_SHARE)
+    return _tiling(layers, tile).overhead(size) * (1.0 + FIRST_PASS_SHARE)
 
 
 def gb(value: int) -> str:

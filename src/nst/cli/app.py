@@ -3,6 +3,7 @@ one place (:data:`nst.cli.commands.MODULES`), and the console script."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 
@@ -22,7 +23,19 @@ def build_app() -> typer.Typer:
     )
     for module in MODULES:
         module.register(app)
+    _tidy(app)
     return app
+
+
+def _tidy(app: typer.Typer) -> None:
+    """Each command's help in paragraphs wrapped by the terminal's width, not by the
+    source's line breaks (the command list shows the first paragraph)."""
+    for info in app.registered_commands:
+        doc = info.help or inspect.getdoc(info.callback) or ""
+        info.help = "\n\n".join(" ".join(p.split()) for p in doc.split("\n\n"))
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            _tidy(group.typer_instance)
 
 
 app = build_app()

@@ -31,7 +31,6 @@ import typer
 from .. import builtins
 from ..errors import ConfigError, ImageError, Interrupted, NstError, RunStopped
 from ..events import Event, Started, Step
-from ..imageio import output_format, save_image
 from .output import fail, say
 from .progress import JsonLog, ProgressBar
 
@@ -133,11 +132,12 @@ def check_paths(
     log: Path | None = None,
     previews: bool = False,
     extra_outputs: Sequence[Path] = (),
-    check_format: Callable[[Path], object] = output_format,
+    check_format: Callable[[Path], object] | None = None,
 ) -> None:
     """Before any work: the output (and log, and any other output) can be written and none
-    names an input or another output; ``check_format`` refuses an unknown extension."""
-    check_format(output)
+    names an input or another output; ``check_format`` (default: the image formats) refuses
+    an unknown extension."""
+    (check_format or _output_format)(output)
     check_writable(output, "output")
     files = [Path(p) for p in inputs if p and not builtins.is_builtin(p)]
     for other in extra_outputs:
@@ -197,6 +197,19 @@ def signals_as_interrupts() -> Iterator[_Signals]:
 
 
 # -- saving ------------------------------------------------------------------------------------
+# nst.imageio (and so torch) is imported when an image is saved, not when --help is printed
+def _output_format(path: Path) -> object:
+    from ..imageio import output_format
+
+    return output_format(path)
+
+
+def save_image(image: Any, path: Path) -> None:
+    from ..imageio import save_image as save
+
+    save(image, path)
+
+
 def fallback_path(output: Path) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder = Path(tempfile.gettempdir())

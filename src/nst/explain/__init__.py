@@ -1,14 +1,31 @@
 """Looking inside the network, as the lecture "Visualizing and Understanding" does:
 saliency by three backward rules, gradient ascent, top patches. The core takes and
-returns tensors; files and printing belong to the front ends."""
+returns tensors; files and printing belong to the front ends. The names are imported
+on first use (``nst.lazy``), so reading :class:`VisualizeConfig` does not load torch."""
 
-from .ascent import Ascent, VisualizeConfig, visualize
-from .network import Network, network
-from .patches import Patch, top_patches
-from .rules import METHODS
-from .saliency import SaliencyMap, display, overlay, saliency
-from .targets import Target, parse, parse_range
+from __future__ import annotations
 
-__all__ = ["METHODS", "Ascent", "Network", "Patch", "SaliencyMap", "Target", "VisualizeConfig",
-           "display", "network", "overlay", "parse", "parse_range", "saliency", "top_patches",
-           "visualize"]  # fmt: skip
+from typing import TYPE_CHECKING
+
+from ..lazy import homes, install
+
+if TYPE_CHECKING:
+    from .ascent import Ascent, visualize
+    from .config import VisualizeConfig
+    from .network import Network, network
+    from .patches import Patch, top_patches
+    from .rules import METHODS
+    from .saliency import SaliencyMap, display, overlay, saliency
+    from .targets import Target, parse, parse_range
+
+_WHERE = homes(
+    ascent=["Ascent", "visualize"],
+    config=["VisualizeConfig"],
+    network=["Network", "network"],
+    patches=["Patch", "top_patches"],
+    rules=["METHODS"],
+    saliency=["SaliencyMap", "display", "overlay", "saliency"],
+    targets=["Target", "parse", "parse_range"],
+)
+__all__ = sorted(_WHERE)
+install(__name__, _WHERE)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..options import BOOL, FLOAT, INT, TEXT, Declared, declare, option
-from .flow import METHODS
 
 #: the temporal weight used when none is given (measured: see docs/VIDEO.md)
 DEFAULT_TEMPORAL_WEIGHT = 0.02
+#: the optical-flow methods (nst.video.flow computes them)
+FLOW_METHODS = ("dis", "farneback")
 
 
 @declare
@@ -19,8 +20,8 @@ class VideoConfig(Declared):
     iterations_next: int | None = option(
         None,
         "L-BFGS iterations for each frame after the first, which starts from the previous "
-        "result warped along the flow [default: half of --iterations; all of them with "
-        "--no-temporal]",
+        "result warped along the flow (default: half of --iterations; all of them with "
+        "--no-temporal).",
         INT,
         lo=0,
         hi=100_000,
@@ -59,7 +60,7 @@ class VideoConfig(Declared):
         "dis",
         "Optical flow: dis (OpenCV DIS, default) or farneback.",
         TEXT,
-        choices=METHODS,
+        choices=FLOW_METHODS,
         panel="Video",
         label="Flow",
     )

@@ -21,8 +21,6 @@ BOUNDARY_ABS = 0.002
 #: the mask is blurred a little so the unreliable region grows (their sigma)
 MASK_SIGMA = 0.8
 
-METHODS = ("dis", "farneback")
-
 
 def _gray(image: np.ndarray) -> np.ndarray:
     cv2 = import_cv2()

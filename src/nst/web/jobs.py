@@ -23,7 +23,7 @@ import torch
 from ..config import Config
 from ..errors import ConfigError
 from ..events import Event
-from ..explain.ascent import VisualizeConfig
+from ..explain.config import VisualizeConfig
 from ..explain.targets import Target
 from ..planning import Plan
 from .settings import MARKER, WebSettings

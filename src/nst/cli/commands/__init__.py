@@ -3,7 +3,8 @@
 
 from . import batch, explain, figures, reconstruct, score, serve, stylize, video
 
-#: the order of ``nst --help``: painting first, then the paper, the tools, the services
-MODULES = (stylize, video, batch, score, reconstruct, figures, explain, serve)
+#: the order of ``nst --help``: painting (one picture, the web app, video, many), then
+#: measuring and the paper, then looking inside the network
+MODULES = (stylize, serve, video, batch, reconstruct, score, figures, explain)
 
 __all__ = ["MODULES"]

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import torch
 import typer
 
 from ...errors import ConfigError, NstError
-from ...events import EventHandler
-from ...explain.ascent import VisualizeConfig
-from ...explain.network import Network
-from ...explain.rules import METHODS
-from ...explain.targets import Target
+from ...explain.config import VisualizeConfig
 from ..options import with_config
 from ..output import fail, say
 from ..run import Runner, check_paths, run_job
+
+if TYPE_CHECKING:
+    import torch
+
+    from ...events import EventHandler
+    from ...explain.network import Network
+    from ...explain.targets import Target
 
 Weights = Annotated[
     str | None,
@@ -83,6 +85,7 @@ def saliency(
     (Zeiler & Fergus; Springenberg et al.; Simonyan et al.)."""
     import numpy as np
 
+    from ...explain.rules import METHODS
     from ...explain.saliency import display as draw
     from ...explain.saliency import overlay as over
     from ...explain.saliency import saliency as compute

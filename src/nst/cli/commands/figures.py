@@ -29,7 +29,9 @@ def figures(
     ] = None,
     style: Annotated[
         list[str] | None,
-        typer.Option(help="NAME=PATH[@RATIO] style image, repeatable (adds to the defaults)."),
+        typer.Option(
+            help="NAME=PATH or NAME=PATH@RATIO: a style image, repeatable (adds to the defaults)."
+        ),
     ] = None,
     photo_content: Annotated[
         str | None, typer.Option(help="fig7 content photo (default golden_gate.jpg).")

@@ -24,7 +24,7 @@ def stylize(
     output: Annotated[
         Path | None,
         typer.Option(
-            "-o", "--output", help="Output image (.png, .jpg, ...) [default: CONTENT_STYLE.png]."
+            "-o", "--output", help="Output image (.png, .jpg, ...); default: CONTENT_STYLE.png."
         ),
     ] = None,
     save_every: SaveEvery = 0,

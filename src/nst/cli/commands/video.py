@@ -14,7 +14,6 @@ from ...config import Config
 from ...errors import NstError
 from ...events import FrameDone, Started, Step
 from ...video.config import VideoConfig
-from ...video.io import check_output
 from ..options import with_config
 from ..output import fail, format_time, say
 from ..progress import JsonLog
@@ -100,6 +99,7 @@ def video(
     run; Ctrl-C writes the frames so far as a playable video.
     """
     from ...video import VideoStopped, stylize_video
+    from ...video.io import check_output
 
     handlers: list[Any] = [] if quiet else [VideoProgress()]
     try:
@@ -167,7 +167,7 @@ def video_metrics(
     """Temporal consistency of OUTPUT: the warping error between consecutive frames over
     reliable pixels, the flow taken from the input video (Lai et al. 2018)."""
     from ...video import video_metrics as measure
-    from ...video.flow import METHODS
+    from ...video.config import FLOW_METHODS as METHODS
 
     try:
         if flow not in METHODS:
