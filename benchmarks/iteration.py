@@ -21,10 +21,17 @@ from nst.events import Step
 
 
 def measure(
-    size: int, precision: str, iterations: int = 30, repeat: int = 5, rounds: int = 2
+    size: int,
+    precision: str,
+    iterations: int = 30,
+    repeat: int = 5,
+    rounds: int = 2,
+    device: str = "auto",
+    scales: tuple[int, ...] = (),
 ) -> dict[str, object]:
     content, style = inputs()
-    config = Config(size=size, precision=precision, seed=0, iterations=iterations)
+    config = Config(size=size, precision=precision, seed=0, iterations=iterations,
+                    device=device, scales=scales)  # fmt: skip
     device = runtime.resolve_device(config.device)
     label, dtype = runtime.resolve_precision(precision, device)
     plan = planning.plan_stylize(content, style, config)

@@ -118,7 +118,14 @@ def network(
     device: torch.device | str = "cpu",
     dtype: torch.dtype | None = None,
 ) -> VGG19Features:
-    """The cached network for these settings, truncated after the deepest of ``layers``."""
+    """The cached network for these settings, truncated after the deepest of ``layers``.
+
+    On CUDA this turns cuDNN's autotuner on: every stage evaluates one image size many
+    times, so the convolution algorithms are chosen once per size (1.35-1.5x in the peers'
+    tables; ``benchmarks/gpu.py`` measures it).
+    """
+    if torch.device(device).type == "cuda":
+        torch.backends.cudnn.benchmark = True
     net = _network(weights, pooling, normalize, str(device), dtype or torch.float32)
     return net.truncated(deepest(list(layers)))
 
