@@ -1,61 +1,173 @@
-"""Loss reached versus wall time: single-scale vs coarse-to-fine, fp32 vs bf16, at 512 px.
+"""Time to the same picture quality, nst against pastiche 1.6.0, scored by one independent judge.
 
-The target is the loss of `--iterations` (500) single-scale fp32 iterations at
-512 px. For every other run we report when its loss at 512 px (for
-coarse-to-fine: in its last stage) first reaches that target, as a fraction of
-the single-scale time. Losses are compared in the same (calibrated) units at the
-same size. Long: about half an hour on 2 CPU cores.
+Both tools run as users run them, one after the other, saving their image every
+`--every` iterations (pastiche: --workspace/--workspace-step; nst: --save-every). The
+scorer is the paper's objective in the paper's units, in float32, on the saved PNGs:
+L = alpha * 1/2 sum (F - P)^2 at conv4_2 + beta * sum_l 1/5 * 1/(4 N^2 M^2) sum (G - A)^2 over
+conv1_1 ... conv5_1, alpha/beta = 1e-3, the normalized VGG19 with average pooling (the
+paper's network), written out here rather than taken from nst's loss code. The time of a
+saved image is its file's modification time after the tool's first saved image (the start
+image, once the network is loaded and the targets encoded), so start-up does not count
+and both tools are timed by the same clock.
+
+The target is pastiche's score after `--iterations` (500) iterations; printed per run are
+the seconds to reach it and the ratio to pastiche's time. pastiche is set as close to the
+paper as its options allow: average pooling, content relu4_2, style relu1_1 ... relu5_1,
+layer weights that turn its mean-squared losses into the paper's formulas with alpha/beta
+= 1e-3, start from (its) noise; its network is the same VGG19 but not normalized, which
+its options cannot change. nst runs at its defaults and with each --preset.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
 
 from common import inputs, machine, table
-from scaling import run_worker
+from peers import _materialize, pastiche_python
+
+ALPHA, BETA = 1.0, 1e3  # the paper's alpha/beta = 1e-3
+CONTENT = "conv4_2"
+STYLE = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
 
-def reach(curve: list[list[float]], target: float, final_stage: int) -> float | None:
-    for stage, _it, elapsed, loss in curve:
-        if stage == final_stage and loss <= target:
-            return elapsed
-    return None
+class Scorer:
+    """The paper's loss of an image against one content and one style image, float32."""
+
+    def __init__(self, content: str, style: str, size: int) -> None:
+        from nst import runtime
+        from nst.imageio import resize_longest
+        from nst.planning import load
+
+        self.net = runtime.network(None, "avg", True, [CONTENT, *STYLE], "cpu", torch.float32)
+        self.size = size
+        c = self._pixels(resize_longest(load(content), size))
+        self.image_size = tuple(c.shape[2:])
+        s = self._pixels(resize_longest(load(style), size))
+        with torch.no_grad():
+            self.p = self.net(c, [CONTENT])[CONTENT]
+            feats = self.net(s, list(STYLE))
+            self.a = {name: self._gram(feats[name]) for name in STYLE}
+
+    @staticmethod
+    def _pixels(image: torch.Tensor) -> torch.Tensor:
+        """(3, H, W) in 0..1 -> (1, 3, H, W) in 0..255 RGB, what nst's network takes."""
+        return image.float().unsqueeze(0) * 255
+
+    @staticmethod
+    def _gram(f: torch.Tensor) -> torch.Tensor:
+        flat = f.double().flatten(2)[0]  # N x M
+        return flat @ flat.T
+
+    def __call__(self, path: Path) -> float:
+        from nst.planning import load
+
+        x = self._pixels(load(str(path)))
+        with torch.no_grad():
+            feats = self.net(x, [CONTENT, *STYLE])
+        content = 0.5 * float(((feats[CONTENT].double() - self.p.double()) ** 2).sum())
+        style = 0.0
+        for name in STYLE:
+            f = feats[name]
+            n, m = f.shape[1], f.shape[2] * f.shape[3]
+            style += float(((self._gram(f) - self.a[name]) ** 2).sum()) / (4 * n * n * m * m) / 5
+        return ALPHA * content + BETA * style
+
+
+def curve(folder: Path, scorer: Scorer) -> list[tuple[float, float]]:
+    """(seconds after the first saved image, score) of the saved PNGs at the scored size
+    (coarse-to-fine stages below it are timed, not scored), in order."""
+    from PIL import Image
+
+    files = sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime_ns)
+    t0 = files[0].stat().st_mtime_ns
+    h, w = scorer.image_size
+    points = []
+    for p in files:
+        with Image.open(p) as image:
+            if image.size != (w, h):
+                continue
+        points.append(((p.stat().st_mtime_ns - t0) / 1e9, scorer(p)))
+    return points
+
+
+def run_pastiche(content: str, style: str, size: int, iterations: int, every: int,
+                 folder: Path, content_positions: int) -> None:  # fmt: skip
+    # pastiche: content  w_c * mean((F-P)^2) over N*M values; style  w_l * mean((G/M - A/M)^2)
+    # over N^2 entries. The paper: alpha/2 * sum (F-P)^2 and beta/5 * sum (G-A)^2/(4 N^2 M^2).
+    content_weight = ALPHA * 512 * content_positions / 2
+    style_weight = BETA / 5 / 4
+    argv = [str(pastiche_python()), "-m", "pastiche", "--device", "cpu", "--size", str(size),
+            "--num-steps", str(iterations), "--pooling", "avg", "--random-init", "--seed", "0",
+            "--content-layer-weights", str(content_weight),
+            "--style-layer-weights", *[str(style_weight)] * 5,
+            "--workspace", str(folder), "--workspace-step", str(every), "--info-step", "100",
+            "-c", content, "-s", style, "-o", str(folder.parent / "pastiche.png")]  # fmt: skip
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+def run_nst(content: str, style: str, size: int, every: int, folder: Path,
+            extra: Sequence[str]) -> None:  # fmt: skip
+    argv = [sys.executable, "-m", "nst", "stylize", content, style, "--size", str(size),
+            "--seed", "0", "--save-every", str(every), "-q", "-o", str(folder / "nst.png"),
+            *extra]  # fmt: skip
+    subprocess.run(argv, check=True)
+    os.unlink(folder / "nst.png")  # the final image repeats the last saved one
+
+
+def reach(points: list[tuple[float, float]], target: float) -> float | None:
+    return next((t for t, score in points if score <= target), None)
+
+
+def _ratio(target_time: float, t: float | None) -> object:
+    if t is None:
+        return "-"
+    return "at start" if t == 0 else target_time / t
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--iterations", type=int, default=500)
-    parser.add_argument("--start", type=int, default=256, help="first coarse-to-fine stage")
-    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--size", type=int, default=512, help="256 is the quick variant")
+    parser.add_argument("--iterations", type=int, default=500, help="pastiche's")
+    parser.add_argument("--every", type=int, default=10, help="save every N iterations")
+    parser.add_argument("--runs", default="default,paper,quality,fast",
+                        help="nst runs: default and/or preset names")  # fmt: skip
     args = parser.parse_args(argv)
-    content, style = inputs()
-    print(f"# time-to-quality benchmark ({machine()})")
-    common = {"content": content, "style": style, "size": args.size, "seed": 0, "curve": True}
-    runs = []
-    for precision in args.precisions.split(","):
-        single = {**common, "scales": str(args.size), "iterations": args.iterations,
-                  "precision": precision}  # fmt: skip
-        runs.append(("single-scale", precision, 0, run_worker(single)))
-        c2f = {**common, "scales": f"{args.start},{args.size}", "iterations": args.iterations,
-               "precision": precision}  # fmt: skip
-        runs.append(("coarse-to-fine", precision, 1, run_worker(c2f)))
-    reference = runs[0][3]
-    target = float(reference["final_loss"])  # type: ignore[arg-type]
-    t_ref = float(reference["elapsed"])  # type: ignore[arg-type]
+    print(f"# time to quality against pastiche 1.6.0 ({machine()}), {args.size} px")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        content, style = (_materialize(p, root) for p in inputs())
+        scorer = Scorer(content, style, args.size)
+        h, w = scorer.p.shape[2:]
+        folders = {"pastiche": root / "pastiche"}
+        folders["pastiche"].mkdir()
+        run_pastiche(content, style, args.size, args.iterations, args.every,
+                     folders["pastiche"], h * w)  # fmt: skip
+        curves = {"pastiche": curve(folders["pastiche"], scorer)}
+        target_time, target = curves["pastiche"][-1]
+        for run in args.runs.split(","):
+            name = "nst " + (run if run == "default" else f"--preset {run}")
+            folder = root / run
+            folder.mkdir()
+            extra = [] if run == "default" else ["--preset", run]
+            run_nst(content, style, args.size, args.every, folder, extra)
+            curves[name] = curve(folder, scorer)
     rows = []
-    for name, precision, final_stage, r in runs:
-        t = reach(r["curve"], target, final_stage)  # type: ignore[arg-type]
-        rows.append({
-            "run": name,
-            "precision": precision,
-            "total s": r["elapsed"],
-            "final loss": r["final_loss"],
-            "s to target": t if t is not None else "not reached",
-            "time / single fp32": (t / t_ref) if t is not None else "-",
-        })  # fmt: skip
-    print(f"target: loss {target:.4g} after {args.iterations} single-scale fp32 iterations "
-          f"({t_ref:.0f} s)")  # fmt: skip
+    for name, points in curves.items():
+        t = reach(points, target)
+        rows.append({"run": name, "saved images": len(points), "total s": points[-1][0],
+                     "final score": points[-1][1],
+                     "s to pastiche's final": t if t is not None else "not reached",
+                     "speed-up": _ratio(target_time, t)})  # fmt: skip
+    print(f"target: pastiche's score after {args.iterations} iterations, {target:.4g} "
+          f"(reached in {target_time:.0f} s)")  # fmt: skip
     print(table(rows))
 
 

@@ -163,3 +163,35 @@ def test_a_history_stored_in_bf16_takes_half_the_bytes_and_still_converges():
     history.push(torch.ones(4), torch.full((4,), 2.0))
     assert history.s[0].dtype == torch.bfloat16
     assert torch.allclose(history.direction(torch.ones(4)), torch.full((4,), -0.5))
+
+
+class CountingSquare(torch.autograd.Function):
+    """x**2 that counts its backward passes."""
+
+    backwards = 0
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        CountingSquare.backwards += 1
+        (x,) = ctx.saved_tensors
+        return 2 * x * grad
+
+
+def test_trials_that_fail_sufficient_decrease_skip_their_backward_pass():
+    def objective(x):
+        a, b = x.view(-1)[0::2], x.view(-1)[1::2]
+        value = (CountingSquare.apply(1 - a) + 100 * CountingSquare.apply(b - a**2)).sum()
+        return value, value.detach().view(1)
+
+    CountingSquare.backwards = 0
+    x0 = torch.full((1, 2, 2, 2), -1.0, dtype=torch.float64)
+    result = minimize(objective, x0, iterations=500)
+    assert torch.allclose(result.x, torch.ones_like(x0), atol=1e-4)
+    # each backward pass runs both squares' backward
+    backwards = CountingSquare.backwards // 2
+    assert result.iterations + 1 <= backwards < result.evaluations

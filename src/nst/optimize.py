@@ -43,6 +43,9 @@ NONFINITE_PENALTY = 1e30
 #: sufficient decrease (Armijo) and curvature constants of the strong Wolfe conditions
 ARMIJO_C1 = 1e-4
 CURVATURE_C2 = 0.9
+#: a line-search trial computes its gradient only when the search needs it (False: at
+#: once, as before; benchmarks/iteration.py measures both)
+LAZY_GRADIENTS = True
 #: evaluations one line search may spend
 MAX_LINE_EVALUATIONS = 25
 #: a line-search bracket narrower than this (in pixels moved) ends the search
@@ -79,15 +82,54 @@ class OptimizeResult:
     elapsed: float
 
 
-@dataclass(frozen=True)
 class _Point:
-    """A point on the search line: step t, loss, gradient, directional derivative, terms."""
+    """A point on the search line: step t, loss f, and (on first use) the gradient g and
+    the directional derivative gtd.
 
-    t: float
-    f: float
-    g: torch.Tensor
-    gtd: float
-    terms: TermValues | None
+    The gradient of a trial point is computed only when the line search asks for it: a
+    trial that fails the sufficient-decrease test needs its loss alone, so its backward
+    pass (two thirds of an evaluation) is skipped. A point's pending gradient must be asked
+    for before the next trial is evaluated, which releases it (one autograd graph alive
+    at a time, so memory stays that of one evaluation).
+    """
+
+    __slots__ = ("_d", "_g", "_grad", "_gtd", "f", "t", "terms")
+
+    def __init__(
+        self,
+        t: float,
+        f: float,
+        g: torch.Tensor | None,
+        gtd: float | None,
+        terms: TermValues | None,
+        grad: Callable[[], torch.Tensor] | None = None,
+        d: torch.Tensor | None = None,
+    ) -> None:
+        self.t, self.f, self.terms = t, f, terms
+        self._g, self._gtd, self._grad, self._d = g, gtd, grad, d
+
+    @property
+    def has_grad(self) -> bool:
+        return self._g is not None
+
+    @property
+    def g(self) -> torch.Tensor:
+        if self._g is None:
+            if self._grad is None:
+                raise RuntimeError("the gradient of a released line-search point")
+            self._g, self._grad = self._grad(), None
+        return self._g
+
+    @property
+    def gtd(self) -> float:
+        if self._gtd is None:
+            assert self._d is not None
+            self._gtd = float(self.g.dot(self._d))
+        return self._gtd
+
+    def release(self) -> None:
+        """Forget a gradient not asked for (frees the evaluation's autograd graph)."""
+        self._grad = None
 
 
 class _Evaluator:
@@ -109,6 +151,27 @@ class _Evaluator:
             (grad,) = torch.autograd.grad(loss, x)
         self.count += 1
         return float(loss.detach()), grad.reshape(-1), terms
+
+    def lazily(
+        self, flat: torch.Tensor
+    ) -> tuple[float, TermValues, Callable[[], torch.Tensor]]:
+        """The loss and terms now; the gradient when the returned function is called
+        (the forward pass's graph is kept until then). Tiled objectives compute both."""
+        if getattr(self.objective, "tiling", None) is not None:
+            value, grad, terms = self(flat)
+            return value, terms, lambda: grad
+        x = flat.detach().view(self.shape).requires_grad_(True)
+        loss, terms = self.objective(x)
+        self.count += 1
+        value = float(loss.detach())
+        if not loss.requires_grad:  # every weight 0: nothing moves the image
+            return value, terms, lambda: torch.zeros_like(flat)
+
+        def gradient() -> torch.Tensor:
+            (grad,) = torch.autograd.grad(loss, x)
+            return grad.reshape(-1)
+
+        return value, terms, gradient
 
 
 def _finite(value: float, grad: torch.Tensor) -> bool:
@@ -246,6 +309,7 @@ class LBFGS:
         pairs = max(MIN_PAIRS, min(history, HISTORY_BYTES // max(pair_bytes, 1)))
         self.memory = History(pairs, history_dtype)
         self.nonfinite = False
+        self.last: _Point | None = None  # the newest trial point (its gradient may be pending)
 
     def first_step(self, grad: torch.Tensor) -> float:
         """A steepest-descent trial that moves the steepest pixel by FIRST_STEP units:
@@ -255,13 +319,29 @@ class LBFGS:
         return self.lr * FIRST_STEP / top if top > 0 else self.lr
 
     def _at(self, base: torch.Tensor, d: torch.Tensor, t: float) -> _Point:
-        value, grad, terms = self.run.evaluate(base + t * d)
-        if not _finite(value, grad):
+        if self.last is not None:
+            self.last.release()
+        value, terms, gradient = self.run.evaluate.lazily(base + t * d)
+        if not math.isfinite(value):
             # a huge (finite) value fails the Armijo test, so the search backs off; inf
             # would turn the cubic interpolation into NaN steps
             self.nonfinite = True
-            return _Point(t, NONFINITE_PENALTY, torch.zeros_like(grad), 0.0, None)
-        return _Point(t, value, grad, float(grad.dot(d)), terms)
+            self.last = None
+            return _Point(t, NONFINITE_PENALTY, torch.zeros_like(base), 0.0, None)
+
+        def checked() -> torch.Tensor:
+            grad = gradient()
+            if not bool(torch.isfinite(grad).all()):
+                self.nonfinite = True
+                point.f = NONFINITE_PENALTY  # no longer acceptable
+                return torch.zeros_like(grad)
+            return grad
+
+        point = _Point(t, value, None, None, terms, checked, d)
+        self.last = point
+        if not LAZY_GRADIENTS:
+            point.gtd  # noqa: B018  (computes the gradient now)
+        return point
 
     def solve(self, iterations: int) -> tuple[float, str]:
         run = self.run
@@ -316,8 +396,24 @@ class LBFGS:
         return f, "completed"
 
 
+def _quadratic_min(a: _Point, b: _Point, lo: float, hi: float) -> float:
+    """The minimiser of the parabola through a (value and slope) and b (value only), kept
+    inside [lo, hi]: the interpolation for a trial whose gradient was not computed."""
+    delta = b.t - a.t
+    curve = b.f - a.f - a.gtd * delta
+    if delta == 0 or curve <= 0 or not math.isfinite(curve):
+        return (lo + hi) / 2
+    t = a.t - a.gtd * delta * delta / (2 * curve)
+    if not math.isfinite(t):
+        return (lo + hi) / 2
+    return min(max(t, lo), hi)
+
+
 def _cubic_min(a: _Point, b: _Point, lo: float, hi: float) -> float:
-    """The minimiser of the cubic through two points with slopes, kept inside [lo, hi]."""
+    """The minimiser of the cubic through two points with slopes, kept inside [lo, hi]
+    (the parabola when b's slope is not known)."""
+    if not b.has_grad:
+        return _quadratic_min(a, b, lo, hi)
     if a.t == b.t:
         return (lo + hi) / 2
     d1 = a.gtd + b.gtd - 3 * (a.f - b.f) / (a.t - b.t)
