@@ -3,7 +3,9 @@
 The bare pass: the extractor truncated after conv5_1 (the deepest default layer),
 channels_last, forward and backward with respect to the image, nothing else.
 Ours: `nst stylize` as users run it (default config, L-BFGS, events), timed per
-iteration from its own Step events after a warm-up, and per loss evaluation
+iteration from its own Step events after a warm-up (line searches included; also with
+the trial points' gradients computed at once, as before they were computed on demand,
+`nst.optimize.LAZY_GRADIENTS`), and per loss evaluation
 (one forward+backward of the whole objective: the network plus Gram matrices and
 losses), so the overhead outside the network and that of the optimizer show apart.
 """
@@ -15,7 +17,7 @@ import argparse
 import torch
 
 from common import inputs, machine, table, timed
-from nst import execution, planning, runtime
+from nst import execution, optimize, planning, runtime
 from nst.config import Config
 from nst.events import Step
 
@@ -54,28 +56,35 @@ def measure(
 
     sync = device.type == "cuda"
     # two interleaved rounds, keeping the lower of each: this VM's speed drifts by 10-20%
-    t_bare = t_eval = t_iter = float("inf")
-    n_eval = n_iter = 1
+    t_bare = t_eval = float("inf")
+    per_iter = {False: float("inf"), True: float("inf")}  # eager / lazy trial gradients
+    evals = {False: 1.0, True: 1.0}
     for _ in range(rounds):
         t_bare = min(t_bare, timed(bare, repeat, sync=sync))
         t_eval = min(t_eval, timed(evaluation, repeat, sync=sync))
-        steps = _steps(plan)
-        warm = 5  # the first iterations' line searches need more evaluations than later ones
-        span = steps[-1].elapsed - steps[warm].elapsed
-        n = steps[-1].iteration - steps[warm].iteration
-        if span / n < t_iter:
-            t_iter = span / n
-            n_iter, n_eval = n, steps[-1].evaluations - steps[warm].evaluations
+        for lazy in (False, True):
+            optimize.LAZY_GRADIENTS = lazy
+            steps = _steps(plan)
+            warm = 5  # the first iterations' line searches need more evaluations than later
+            span = steps[-1].elapsed - steps[warm].elapsed
+            n = steps[-1].iteration - steps[warm].iteration
+            if span / n < per_iter[lazy]:
+                per_iter[lazy] = span / n
+                evals[lazy] = (steps[-1].evaluations - steps[warm].evaluations) / n
+    optimize.LAZY_GRADIENTS = True
+    t_iter = per_iter[True]
     return {
         "size": f"{w}x{h}",
         "precision": label,
         "bare fwd+bwd s": t_bare,
         "our eval s": t_eval,
         "our iteration s": t_iter,
-        "evals/iter": n_eval / n_iter,
+        "evals/iter": evals[True],
         "eval/bare": t_eval / t_bare,
         "iteration/bare": t_iter / t_bare,
         "iteration/eval": t_iter / t_eval,
+        "eager trials: iteration/bare": per_iter[False] / t_bare,
+        "evals/iter (eager)": evals[False],
     }
 
 

@@ -1,9 +1,9 @@
 """Run the benchmarks: `python benchmarks/run.py [--quick] [SUITE ...]`.
 
 --quick (what `make bench` runs): the iteration benchmark at 256 and 512 px in fp32
-and bf16 (iteration / bare network pass), and seconds per iteration against pastiche
-1.6.0 at 256 px: a few minutes on 2 cores (the first time also makes pastiche's
-virtualenv under benchmarks/.peers/).
+and bf16 (iteration / bare network pass), seconds per iteration against pastiche
+1.6.0 at 256 px, and the command line's start-up: a few minutes on 2 cores (the
+first time also makes pastiche's virtualenv under benchmarks/.peers/).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import batch
+import cli
+import coarse_to_fine
 import explain
 import iteration
 import memory
@@ -27,6 +29,8 @@ import video
 
 SUITES = {
     "iteration": iteration.main,
+    "cli": cli.main,
+    "coarse_to_fine": coarse_to_fine.main,
     "peers": peers.main,
     "scaling": scaling.main,
     "time_to_quality": time_to_quality.main,
@@ -51,6 +55,8 @@ def main() -> None:
         iteration.main([])
         print()
         peers.main(["--sizes", "256", "--steps", "12"])
+        print()
+        cli.main([])
         return
     for name in args.suites:
         SUITES[name]([])
