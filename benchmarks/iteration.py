@@ -3,9 +3,10 @@
 The bare pass: the extractor truncated after conv5_1 (the deepest default layer),
 channels_last, forward and backward with respect to the image, nothing else.
 Ours: `nst stylize` as users run it (default config, L-BFGS, events), timed per
-iteration from its own Step events after a warm-up (line searches included; also with
-the trial points' gradients computed at once, as before they were computed on demand,
-`nst.optimize.LAZY_GRADIENTS`), and per loss evaluation
+iteration from its own Step events after a warm-up (line searches included; also as the
+optimizer was before its trial points computed their gradients on demand and before the
+compact history, `nst.optimize.LAZY_GRADIENTS` and `COMPACT_HISTORY` off, and with lazy
+gradients alone), and per loss evaluation
 (one forward+backward of the whole objective: the network plus Gram matrices and
 losses), so the overhead outside the network and that of the optimizer show apart.
 """
@@ -57,34 +58,37 @@ def measure(
     sync = device.type == "cuda"
     # two interleaved rounds, keeping the lower of each: this VM's speed drifts by 10-20%
     t_bare = t_eval = float("inf")
-    per_iter = {False: float("inf"), True: float("inf")}  # eager / lazy trial gradients
-    evals = {False: 1.0, True: 1.0}
+    # the optimizer as it was (gradients of every line-search trial, the two-loop
+    # recursion), with lazy trial gradients, and as it is (lazy, the compact history)
+    variants = {"before": (False, False), "lazy": (True, False), "now": (True, True)}
+    per_iter = dict.fromkeys(variants, float("inf"))
+    evals = dict.fromkeys(variants, 1.0)
     for _ in range(rounds):
         t_bare = min(t_bare, timed(bare, repeat, sync=sync))
         t_eval = min(t_eval, timed(evaluation, repeat, sync=sync))
-        for lazy in (False, True):
-            optimize.LAZY_GRADIENTS = lazy
+        for name, (lazy, compact) in variants.items():
+            optimize.LAZY_GRADIENTS, optimize.COMPACT_HISTORY = lazy, compact
             steps = _steps(plan)
             warm = 5  # the first iterations' line searches need more evaluations than later
             span = steps[-1].elapsed - steps[warm].elapsed
             n = steps[-1].iteration - steps[warm].iteration
-            if span / n < per_iter[lazy]:
-                per_iter[lazy] = span / n
-                evals[lazy] = (steps[-1].evaluations - steps[warm].evaluations) / n
-    optimize.LAZY_GRADIENTS = True
-    t_iter = per_iter[True]
+            if span / n < per_iter[name]:
+                per_iter[name] = span / n
+                evals[name] = (steps[-1].evaluations - steps[warm].evaluations) / n
+    optimize.LAZY_GRADIENTS = optimize.COMPACT_HISTORY = True
+    t_iter = per_iter["now"]
     return {
         "size": f"{w}x{h}",
         "precision": label,
         "bare fwd+bwd s": t_bare,
         "our eval s": t_eval,
         "our iteration s": t_iter,
-        "evals/iter": evals[True],
+        "evals/iter": evals["now"],
         "eval/bare": t_eval / t_bare,
         "iteration/bare": t_iter / t_bare,
         "iteration/eval": t_iter / t_eval,
-        "eager trials: iteration/bare": per_iter[False] / t_bare,
-        "evals/iter (eager)": evals[False],
+        "before: iteration/bare": per_iter["before"] / t_bare,
+        "lazy only": per_iter["lazy"] / t_bare,
     }
 
 

@@ -137,12 +137,12 @@ def test_history_is_capped_in_bytes():
             self.x = torch.zeros(1, 3, n, n)
 
     small = optimize.LBFGS(Run(64), lr=1.0, history=50)  # type: ignore[arg-type]
-    assert small.memory.s.maxlen == 50
+    assert small.memory.capacity == 50
     side = 1024
     big = optimize.LBFGS(Run(side), lr=1.0, history=50)  # type: ignore[arg-type]
     pair = 2 * 3 * side * side * 4
-    assert big.memory.s.maxlen == optimize.HISTORY_BYTES // pair
-    assert big.memory.s.maxlen * pair <= 384 * 2**20
+    assert big.memory.capacity == optimize.HISTORY_BYTES // pair
+    assert big.memory.capacity * pair <= 384 * 2**20
 
 
 def test_a_history_stored_in_bf16_takes_half_the_bytes_and_still_converges():
@@ -154,7 +154,7 @@ def test_a_history_stored_in_bf16_takes_half_the_bytes_and_still_converges():
 
     side = 1024
     half = optimize.LBFGS(Run(side), lr=1.0, history=50, history_dtype=torch.bfloat16)  # type: ignore[arg-type]
-    assert half.memory.s.maxlen == optimize.HISTORY_BYTES // (2 * 3 * side * side * 2)
+    assert half.memory.capacity == optimize.HISTORY_BYTES // (2 * 3 * side * side * 2)
     steps = []
     result = minimize(quadratic, torch.zeros(1, 3, 4, 4), iterations=60,
                       history_dtype=torch.bfloat16, on_step=steps.append)  # fmt: skip
@@ -195,3 +195,29 @@ def test_trials_that_fail_sufficient_decrease_skip_their_backward_pass():
     # each backward pass runs both squares' backward
     backwards = CountingSquare.backwards // 2
     assert result.iterations + 1 <= backwards < result.evaluations
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_the_compact_history_gives_the_two_loop_direction(fused):
+    from nst.optimize import CompactHistory, History
+
+    g0 = torch.Generator().manual_seed(3)
+    n, capacity = 200, 5
+    two_loop, compact = History(capacity), CompactHistory(capacity)
+    for k in range(9):  # wraps around the buffer; one pair of negative curvature is skipped
+        s = torch.randn(n, generator=g0, dtype=torch.float64)
+        y = 0.5 * s + 0.3 * torch.randn(n, generator=g0, dtype=torch.float64)
+        if k == 4:
+            y = -s
+        g = torch.randn(n, generator=g0, dtype=torch.float64)
+        two_loop.push(s, y)
+        compact.push(s, y, g if fused else None)
+        assert len(compact) == len(two_loop)
+        expected = two_loop.direction(g)
+        actual = compact.direction(g)
+        # History takes y.s and y.y in float32: agreement to float32's digits
+        scale = float(expected.abs().max())
+        assert float((actual - expected).abs().max()) <= 1e-6 * scale
+    assert len(compact) == capacity == compact.capacity
+    compact.clear()
+    assert torch.equal(compact.direction(g), -g)
