@@ -181,3 +181,7 @@ def _report(label: str, curves: dict[str, list[tuple[float, float]]], iterations
     print(f"\nscored on the {label}; target: pastiche's score after {iterations} iterations, "
           f"{target:.4g} (reached in {target_time:.0f} s)")  # fmt: skip
     print(table(rows), flush=True)
+
+
+if __name__ == "__main__":
+    main()
