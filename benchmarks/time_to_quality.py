@@ -18,8 +18,10 @@ paper's formulas, so that each tool is also judged on the other's home ground.
 pastiche is set as close to the paper as its options allow: average pooling, content
 relu4_2, style relu1_1 ... relu5_1, layer weights that turn its mean-squared losses into
 the paper's formulas with alpha/beta = 1e-3, start from (its) noise; its network is the
-same VGG19 but not normalized, which its options cannot change. nst runs at its defaults
-and with each --preset.
+same VGG19 but not normalized, which its options cannot change. nst runs at its defaults,
+with `--weighting paper` (the scorer's objective exactly: nst's defaults use calibrated
+units, in which the paper's alpha/beta gives the paper's look; see docs/LOSSES.md) and
+with each --preset.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from common import inputs, machine, table
 from peers import _materialize, pastiche_python
 
 ALPHA, BETA = 1.0, 1e3  # the paper's alpha/beta = 1e-3
+#: nst runs besides the presets: its defaults, and its objective in the scorer's units
+RUNS = {"default": [], "paper-units": ["--weighting", "paper"]}
 CONTENT = "conv4_2"
 STYLE = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
@@ -142,8 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=512, help="256 is the quick variant")
     parser.add_argument("--iterations", type=int, default=500, help="pastiche's")
     parser.add_argument("--every", type=int, default=10, help="save every N iterations")
-    parser.add_argument("--runs", default="default,paper,quality,fast",
-                        help="nst runs: default and/or preset names")  # fmt: skip
+    parser.add_argument("--runs", default="default,paper-units,paper,quality,fast",
+                        help="nst runs: default, paper-units (--weighting paper: the "
+                             "scorer's objective) and/or preset names")  # fmt: skip
     args = parser.parse_args(argv)
     print(f"# time to quality against pastiche 1.6.0 ({machine()}), {args.size} px")
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,10 +164,10 @@ def main(argv: list[str] | None = None) -> None:
         run_pastiche(content, style, args.size, args.iterations, args.every,
                      folders["pastiche"], h * w)  # fmt: skip
         for run in args.runs.split(","):
-            name = "nst " + (run if run == "default" else f"--preset {run}")
+            extra = RUNS.get(run, ["--preset", run])
+            name = " ".join(["nst", *extra]) if extra else "nst (defaults)"
             folders[name] = root / run
             folders[name].mkdir()
-            extra = [] if run == "default" else ["--preset", run]
             run_nst(content, style, args.size, args.every, folders[name], extra)
         for label, scorer in scorers.items():
             curves = {name: curve(folder, scorer) for name, folder in folders.items()}

@@ -473,6 +473,8 @@ class LBFGS:
             self.nonfinite = False
             start = _Point(0.0, f, g, gtd, None)
             found = line_search(functools.partial(self._at, flat, d), start, t, d)
+            if self.last is not None and self.last is not found:
+                self.last.release()  # a rejected trial's graph is not kept past its search
             if found is None or found.f >= f:
                 # no acceptable point on this line
                 if restarted or not len(self.memory):
