@@ -154,9 +154,7 @@ class _Evaluator:
         self.count += 1
         return float(loss.detach()), grad.reshape(-1), terms
 
-    def lazily(
-        self, flat: torch.Tensor
-    ) -> tuple[float, TermValues, Callable[[], torch.Tensor]]:
+    def lazily(self, flat: torch.Tensor) -> tuple[float, TermValues, Callable[[], torch.Tensor]]:
         """The loss and terms now; the gradient when the returned function is called
         (the forward pass's graph is kept until then). Tiled objectives compute both."""
         if getattr(self.objective, "tiling", None) is not None:
