@@ -143,26 +143,21 @@ class _Evaluator:
         self.count = 0
 
     def __call__(self, flat: torch.Tensor) -> tuple[float, torch.Tensor, TermValues]:
-        x = flat.detach().view(self.shape)
-        value_and_grad = getattr(self.objective, "value_and_grad", None)
-        if value_and_grad is not None:  # an nst Objective (it may evaluate in tiles)
-            loss, grad, terms = value_and_grad(x)
-        else:
-            x = x.requires_grad_(True)
-            loss, terms = self.objective(x)
-            (grad,) = torch.autograd.grad(loss, x)
-        self.count += 1
-        return float(loss.detach()), grad.reshape(-1), terms
+        value, terms, gradient = self.lazily(flat)
+        return value, gradient(), terms
 
     def lazily(self, flat: torch.Tensor) -> tuple[float, TermValues, Callable[[], torch.Tensor]]:
         """The loss and terms now; the gradient when the returned function is called
-        (the forward pass's graph is kept until then). Tiled objectives compute both."""
-        if getattr(self.objective, "tiling", None) is not None:
-            value, grad, terms = self(flat)
-            return value, terms, lambda: grad
-        x = flat.detach().view(self.shape).requires_grad_(True)
-        loss, terms = self.objective(x)
+        (the forward pass's graph is kept until then). A tiled nst Objective computes
+        both at once (its gradient pass needs the statistics of every tile)."""
+        x = flat.detach().view(self.shape)
         self.count += 1
+        if getattr(self.objective, "tiling", None) is not None:
+            loss, grad, terms = self.objective.value_and_grad(x)  # type: ignore[attr-defined]
+            flat_grad = grad.reshape(-1)
+            return float(loss.detach()), terms, lambda: flat_grad
+        x = x.requires_grad_(True)
+        loss, terms = self.objective(x)
         value = float(loss.detach())
         if not loss.requires_grad:  # every weight 0: nothing moves the image
             return value, terms, lambda: torch.zeros_like(flat)
@@ -266,8 +261,9 @@ class History:
     def capacity(self) -> int:
         return self.s.maxlen or 0
 
-    def push(self, s: torch.Tensor, y: torch.Tensor) -> None:
-        """Keep the pair if it has positive curvature (y.s > CURVATURE_TOL)."""
+    def push(self, s: torch.Tensor, y: torch.Tensor, g_next: torch.Tensor | None = None) -> None:
+        """Keep the pair if it has positive curvature (y.s > CURVATURE_TOL); ``g_next`` is
+        :class:`CompactHistory`'s (the two-loop recursion has no pass to share)."""
         if self.dtype is not None:
             s, y = s.to(self.dtype), y.to(self.dtype)
         ys = float(y.float().dot(s.float()))
@@ -487,10 +483,7 @@ class LBFGS:
             k += 1
             step = d.mul(found.t)
             flat.add_(step)
-            if isinstance(self.memory, CompactHistory):
-                self.memory.push(step, found.g - g, found.g)
-            else:
-                self.memory.push(step, found.g - g)
+            self.memory.push(step, found.g - g, found.g)
             change = abs(found.f - f)
             f, g = found.f, found.g
             assert found.terms is not None
