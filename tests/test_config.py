@@ -29,7 +29,7 @@ def test_config_holds_typed_values_and_is_frozen():
     [
         ({"size": 8}, "size must be between 16 and 16384 (got 8)"),
         ({"size": 256.0}, "size must be an integer (got 256.0)"),
-        ({"iterations": -1}, "iterations must be between 0 and 1000000 (got -1)"),
+        ({"iterations": -1}, "iterations must be between 1 and 1000000 (got -1)"),
         ({"optimizer": "sgd"}, "optimizer must be one of lbfgs, adam (got 'sgd')"),
         ({"style_weight": -1.0}, "style-weight must be between 0 and 1e+12 (got -1)"),
         ({"content_weight": float("nan")}, "content-weight must be a finite number (got nan)"),
@@ -128,7 +128,9 @@ def test_coarse_to_fine_stages():
     assert Config(size=1000, scales=(250, 500)).stage_sizes == (250, 500, 1000)
     assert Config(size=1024, scales=(1024,)).stage_sizes == (1024,)
     assert Config(size=1024, iterations=300).stage_iterations == (300, 150)
-    assert Config(iterations=0, size=2048).stage_iterations == (0, 0, 0)
+    assert Config(iterations=1, size=2048).stage_iterations == (1, 1, 1)
+    with pytest.raises(ConfigError, match="iterations must be between 1 and 1000000"):
+        Config(iterations=0)
 
 
 def test_learning_rate_defaults_by_optimizer():

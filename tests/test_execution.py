@@ -116,7 +116,7 @@ def test_style_image_is_scaled_to_the_output_unless_told(images, tiny_network, m
 
     monkeypatch.setattr(execution, "resize_longest", spy)
     for extra in ({}, {"style_size": 24}, {"style_scale": 0.5}):
-        nst.stylize(images["content"], images["style"], Config(size=40, iterations=0, **extra))
+        nst.stylize(images["content"], images["style"], Config(size=40, iterations=1, **extra))
     assert sizes == [40, 24, 20]
 
 

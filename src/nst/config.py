@@ -111,7 +111,7 @@ class Config(Declared):
         "Optimizer steps (L-BFGS iterations; each may evaluate the loss several times, "
         "both are reported). With coarse-to-fine, the first stage's; later stages get half "
         "as many each.",
-        INT, lo=0, hi=1_000_000, panel="Optimization", web="main", label="Iterations",
+        INT, lo=1, hi=1_000_000, panel="Optimization", web="main", label="Iterations",
         cap="max_iterations",
     )  # fmt: skip
     optimizer: str = option(
@@ -344,7 +344,7 @@ class Config(Declared):
         n = len(self.stage_sizes)
         if n == 1:
             return (self.iterations,)
-        return tuple(max(1, self.iterations >> k) if self.iterations else 0 for k in range(n))
+        return tuple(max(1, self.iterations >> k) for k in range(n))
 
 
 Config.PRESETS = {name: dict(bundle) for name, bundle in PRESETS.items()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .errors import ConfigError
+from .numbers import quote
 
 #: convolutions per block and channels per block of VGG19
 BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
@@ -123,7 +124,7 @@ def parse_layer_weights(
                     items.append((name, float(raw)))
                 except ValueError:
                     raise ConfigError(
-                        f"{what}: weight '{raw}' of layer '{name}' is not a number"
+                        f"{what}: weight {quote(raw)} of layer {quote(name)} is not a number"
                     ) from None
             else:
                 items.append((part, None))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from .errors import ConfigError, ResourceError
 from .layers import CHANNELS, INDEX, NAMES, deepest, pools_through
+from .numbers import quote
 
 if TYPE_CHECKING:  # torch is imported where a device is measured, so that checking
     import torch  # a --memory-limit on the command line stays instant
@@ -63,8 +64,11 @@ def parse_limit(text: str, device: torch.device | None = None) -> int | None:
         return auto_limit(device)
     m = _SIZE.fullmatch(t)
     if m is None:
-        raise ConfigError(f"memory-limit: '{text}' is not a size (e.g. 4G, 1500M, auto or none)")
-    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+        raise ConfigError(f"memory-limit: {quote(text)} is not a size (e.g. 4G, 1500M, auto or none)")
+    number = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if not number < 1 << 62:  # also infinity, from hundreds of digits
+        raise ConfigError(f"memory-limit: {quote(text, 24)} is too large")
+    value = int(number)
     if value < 256 << 20:
         raise ConfigError(f"memory-limit: {text} is too small (at least 256M)")
     return value

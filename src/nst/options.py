@@ -21,6 +21,7 @@ from typing import Any, ClassVar, TypeVar
 
 from .errors import ConfigError, one_line
 from .layers import LayerWeights, format_layer_weights, parse_layer_weights
+from .numbers import parse_int, quote, show
 
 # -- kinds -----------------------------------------------------------------------------------
 
@@ -46,11 +47,7 @@ class Kind:
 
 
 def _int_text(text: str, what: str) -> int:
-    t = text.strip()
-    try:
-        return int(t)
-    except ValueError:
-        raise ConfigError(f"{what}: '{text}' is not an integer") from None
+    return parse_int(text, what)
 
 
 def _int_json(value: Any, what: str) -> int:
@@ -64,17 +61,20 @@ def _int_json(value: Any, what: str) -> int:
 
 
 def _float_text(text: str, what: str) -> float:
-    try:
+    try:  # inf and nan are read here and refused by the option's check, which names them
         return float(text.strip())
     except ValueError:
-        raise ConfigError(f"{what}: '{text}' is not a number") from None
+        raise ConfigError(f"{what}: {quote(text)} is not a number") from None
 
 
 def _float_json(value: Any, what: str) -> float:
     if isinstance(value, str):
         return _float_text(value, what)
     if _number(value):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer past 1e308
+            raise ConfigError(f"{what}: {_show(value)} is too large") from None
     raise ConfigError(f"{what}: {_show(value)} is not a number")
 
 
@@ -221,13 +221,22 @@ def _check_int(opt: Option, value: Any) -> None:
         raise ConfigError(f"{opt.what} must be an integer (got {_show(value)})")
     lo, hi = opt.lo, opt.hi
     if lo is not None and hi is not None and not lo <= value <= hi:
-        raise ConfigError(f"{opt.what} must be between {int(lo)} and {int(hi)} (got {value})")
+        raise ConfigError(
+            f"{opt.what} must be between {int(lo)} and {int(hi)} (got {_show(value)})"
+        )
     if lo is not None and hi is None and value < lo:
-        raise ConfigError(f"{opt.what} must be >= {int(lo)} (got {value})")
+        raise ConfigError(f"{opt.what} must be >= {int(lo)} (got {_show(value)})")
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past 1e308
+        return False
 
 
 def _check_float(opt: Option, value: Any) -> None:
-    if not _number(value) or not math.isfinite(value):
+    if not _number(value) or not _finite(value):
         raise ConfigError(f"{opt.what} must be a finite number (got {_show(value)})")
     lo, hi = opt.lo, opt.hi
     low_ok = lo is None or (value > lo if opt.lo_open else value >= lo)
@@ -295,8 +304,7 @@ REGIONS = Kind("regions", "colour=style pairs", _regions_text, _regions_json, _r
 
 def _show(value: Any) -> str:
     """A value as a short, one-line quotation for an error message."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return show(value)
 
 
 # -- declarations ------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ def test_every_help_loads_no_heavy_module():
         (["stylize", "a.png", "b.png", "--memory-limit", "lots"], "memory-limit: 'lots'"),
         (["stylize", "a.png", "b.png", "--preset", "nope"], "preset must be one of"),
         (["video", "a.mp4", "b.png", "-o", "c.mp4", "--flow", "x"], "flow"),
-        (["nonsense"], "No such command"),
+        (["nonsense"], "nst: error: no such command 'nonsense' (see 'nst --help')"),
     ],
 )
 def test_a_bad_argument_fails_in_one_line_without_loading_torch(args, message):

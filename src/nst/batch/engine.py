@@ -14,13 +14,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import signal
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,6 +204,24 @@ class Painter:
 
 
 # -- the driver ----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _keeping_signal_handlers() -> Iterator[None]:
+    """``ray.init`` installs its own SIGTERM handling (and its core's crash handler, which
+    dumps and aborts); the caller's handlers for SIGINT, SIGTERM and SIGHUP are put back,
+    so a signal stops a batch the way its caller asked (the CLI: like Ctrl-C)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    wanted = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    before = {sig: signal.getsignal(sig) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
 @dataclass(frozen=True)
 class Cluster:
     """Where to run: no address = a local Ray on this machine."""
@@ -226,10 +246,11 @@ class Cluster:
                 "configure_logging": True,
             }
             try:
-                if self.address:
-                    ray.init(address=self.address, **kwargs)
-                else:
-                    ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+                with _keeping_signal_handlers():
+                    if self.address:
+                        ray.init(address=self.address, **kwargs)
+                    else:
+                        ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
             except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ...
                 where = self.address or "a local Ray"
                 raise ConfigError(

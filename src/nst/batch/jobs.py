@@ -22,6 +22,7 @@ from .. import builtins
 from ..config import Config
 from ..errors import ConfigError, NstError, one_line
 from ..imageio import SAVE_FORMATS, file_problem, image_files, output_format
+from ..numbers import loads, quote
 
 #: manifest columns that are not stylize options
 COLUMNS = ("content", "style", "styles", "output")
@@ -169,23 +170,13 @@ def manifest(
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
-                raise ConfigError(f"manifest {path} line {n}: not a JSON object") from None
+            where = f"manifest {path} line {n}"
+            obj = loads(line, where, object_pairs_hook=lambda pairs, w=where: _unique(pairs, w))
             if not isinstance(obj, dict):
-                raise ConfigError(f"manifest {path} line {n}: not a JSON object")
-            rows.append((f"line {n}", obj))
+                raise ConfigError(f"{where}: not a JSON object")
+            rows.append((f"line {n}", _short(obj, where)))
     elif path.suffix.lower() == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        if not reader.fieldnames or "content" not in reader.fieldnames:
-            raise ConfigError(
-                f"manifest {path}: the first line must name the columns, content among them"
-            )
-        for n, row in enumerate(reader, 2):
-            if None in row:
-                raise ConfigError(f"manifest {path} row {n}: more cells than columns")
-            rows.append((f"row {n}", {k: v for k, v in row.items() if v not in ("", None)}))
+        rows = _csv_rows(path, text)
     else:
         raise ConfigError(f"manifest {path}: use a .csv or .jsonl file")
     if not rows:
@@ -224,9 +215,75 @@ def manifest(
     return check_unique(jobs)
 
 
+#: the longest manifest cell (a path, a layer list) read; longer ones are refused
+MAX_CELL = 4096
+
+
+def _unique(pairs: list[tuple[str, Any]], where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ConfigError(f"{where}: key {quote(key)} appears twice")
+        out[key] = value
+    return out
+
+
+def _short(row: dict[str, Any], where: str) -> dict[str, Any]:
+    """``row``, once no text in it (nested in lists too) is longer than MAX_CELL."""
+
+    def check(key: str, value: Any) -> None:
+        if isinstance(value, str) and len(value) > MAX_CELL:
+            raise ConfigError(
+                f"{where}: {quote(key)} is {len(value):,} characters long (at most {MAX_CELL:,})"
+            )
+        if isinstance(value, (list, tuple)):
+            for v in value:
+                check(key, v)
+
+    for key, value in row.items():
+        if len(key) > MAX_CELL:
+            raise ConfigError(f"{where}: a key {len(key):,} characters long")
+        check(key, value)
+    return row
+
+
+def _csv_rows(path: Path, text: str) -> list[tuple[str, dict[str, Any]]]:
+    lines = text.splitlines()
+    reader = csv.DictReader(lines)
+    rows: list[tuple[str, dict[str, Any]]] = []
+    limit = csv.field_size_limit()
+    try:
+        csv.field_size_limit(max(limit, 16 * MAX_CELL))  # long cells are refused below, by name
+        names = reader.fieldnames
+        if not names or "content" not in names:
+            raise ConfigError(
+                f"manifest {path}: the first line must name the columns, content among them"
+            )
+        for name in names:
+            if names.count(name) > 1:
+                raise ConfigError(f"manifest {path}: column {quote(name)} appears twice")
+        for row in reader:
+            n = reader.line_num
+            if None in row:
+                raise ConfigError(f"manifest {path} row {n}: more cells than columns")
+            cells = {k: v for k, v in row.items() if v not in ("", None)}
+            rows.append((f"row {n}", _short(cells, f"manifest {path} row {n}")))
+    except csv.Error as exc:
+        n = reader.line_num + 1  # the line being read when the reader gave up
+        why = (f"a cell longer than {16 * MAX_CELL:,} characters" if "field larger" in str(exc)
+               else f"not valid CSV ({one_line(str(exc))[:80]})")  # fmt: skip
+        raise ConfigError(f"manifest {path} row {n}: {why}") from None
+    finally:
+        csv.field_size_limit(limit)
+    return rows
+
+
 def check_unique(jobs: list[BatchJob]) -> list[BatchJob]:
+    """Refuse two jobs writing one output, and inputs inside the output folder (results
+    would become inputs of the next run, and an output could overwrite an input)."""
     seen: dict[Path, str] = {}
     for job in jobs:
+        check_outside(job.inputs, job.output.parent, job.row)
         if job.output in seen:
             raise ConfigError(
                 f"{job.row}: writes {job.output.name} like {seen[job.output]}; "
@@ -236,33 +293,77 @@ def check_unique(jobs: list[BatchJob]) -> list[BatchJob]:
     return jobs
 
 
+def check_outside(inputs: Iterable[str | Path], outdir: Path, row: str) -> None:
+    """Refuse an input file that lives in the output folder ``outdir``."""
+    out = _real(outdir)
+    for name in inputs:
+        if _real(Path(name).parent) == out:
+            raise ConfigError(
+                f"{row}: {one_line(str(name))} is in the output folder {one_line(str(outdir))}; "
+                "results would become inputs of the next run (use another -o folder)"
+            )
+
+
+def _real(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: compared as written
+        return Path(os.path.abspath(path))
+
+
 # -- the record ----------------------------------------------------------------------------------
 class Records:
-    """``OUTDIR/batch.jsonl``: one JSON object per job outcome, appended and flushed."""
+    """``OUTDIR/batch.jsonl``: one JSON object per job outcome, appended and fsynced.
+
+    Every record starts on a fresh line (after a line a crash cut short, a newline is
+    written first) and goes down in one ``write``, so concurrent runs into one folder
+    never interleave within a line. Reading is tolerant: a damaged line (cut, not JSON,
+    not UTF-8) is skipped and named in :attr:`warnings` by its line number.
+    """
 
     def __init__(self, outdir: Path) -> None:
         self.path = outdir / RECORDS
+        #: one line per damaged record met by :meth:`done`
+        self.warnings: list[str] = []
 
     def done(self) -> dict[str, dict[str, Any]]:
         """The last ok record of each output name (from earlier runs)."""
         out: dict[str, dict[str, Any]] = {}
+        self.warnings = []
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return out
         except OSError as exc:
             raise ConfigError(f"{self.path}: cannot read ({exc.strerror})") from None
-        for line in lines:
-            try:
-                rec = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
-                continue  # a line cut by a crash
-            if isinstance(rec, dict) and isinstance(rec.get("output"), str):
-                if rec.get("status") == "ok":
-                    out[rec["output"]] = rec
-                elif rec.get("status") == "failed":
-                    out.pop(rec["output"], None)
+        for n, raw in enumerate(data.split(b"\n"), 1):
+            if not raw.strip():
+                continue
+            rec = self._parse(raw, n)
+            if rec is None:
+                continue
+            if rec.get("status") == "ok":
+                out[rec["output"]] = rec
+            elif rec.get("status") == "failed":
+                out.pop(rec["output"], None)
         return out
+
+    def _parse(self, raw: bytes, n: int) -> dict[str, Any] | None:
+        try:
+            rec = loads(raw.decode("utf-8"), "record")
+        except UnicodeDecodeError:
+            why = "not UTF-8 text"
+        except ConfigError:
+            why = "not a JSON record (cut short?)"
+        else:
+            if isinstance(rec, dict) and isinstance(rec.get("output"), str):
+                return rec
+            why = "not a record of a job"
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(f"{self.path} line {n}: {why}; skipped")
+        elif len(self.warnings) == MAX_WARNINGS:
+            self.warnings.append(f"{self.path}: more damaged lines; skipped")
+        return None
 
     def write(self, job: BatchJob, status: str, **fields: Any) -> dict[str, Any]:
         record = {
@@ -274,11 +375,28 @@ class Records:
             "time": round(time.time(), 3),
             **fields,
         }
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_line(self.path, json.dumps(record))
         return record
+
+
+#: damaged lines named one by one before the rest are counted as one warning
+MAX_WARNINGS = 10
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` to ``path`` on a line of its own, in one write, and fsync it."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        data = line.encode("utf-8") + b"\n"
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # a line cut short by a crash
+            data = b"\n" + data
+        view = memoryview(data)
+        while view:  # one write for any record of a sane size; the loop for the rest
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def split_done(

@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import sys
+from collections.abc import Sequence
 
 import typer
+
+try:  # typer >= 0.20 carries its own click
+    from typer._click import exceptions as cx
+except ImportError:  # pragma: no cover - older typer
+    from click import exceptions as cx  # type: ignore[no-redef]
 
 from ..errors import one_line
 from .commands import MODULES
@@ -41,11 +48,24 @@ def _tidy(app: typer.Typer) -> None:
 app = build_app()
 
 
-def main() -> None:
-    """The console script: no traceback reaches the user unless NST_DEBUG=1 asks for it."""
+def main(args: Sequence[str] | None = None) -> None:
+    """The console script: every usage error is one line (``NST_DEBUG=1`` shows click's
+    full usage box), and no traceback reaches the user unless NST_DEBUG=1 asks for it."""
     try:
-        app()
-    except KeyboardInterrupt:  # outside a run (e.g. while loading)
+        code = app(args=args, prog_name="nst", standalone_mode=False)
+    except cx.NoArgsIsHelpError as exc:  # ``nst`` alone: its help
+        exc.show()
+        sys.exit(2)
+    except cx.UsageError as exc:
+        if os.environ.get("NST_DEBUG"):
+            exc.show()
+            sys.exit(exc.exit_code)
+        typer.echo(usage_line(exc), err=True)
+        sys.exit(2)
+    except cx.ClickException as exc:  # e.g. a file click itself opens
+        typer.echo(f"nst: error: {one_line(exc.format_message())}", err=True)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):  # outside a run (e.g. while loading)
         typer.echo("nst: interrupted", err=True)
         sys.exit(130)
     except Exception as exc:
@@ -54,3 +74,17 @@ def main() -> None:
         message = one_line(f"{type(exc).__name__}: {exc}")[:300]
         typer.echo(f"nst: internal error: {message} (NST_DEBUG=1 shows where)", err=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_line(exc: cx.UsageError) -> str:
+    """``nst: error: COMMAND: what is wrong (see 'nst COMMAND --help')`` for a usage error."""
+    path = exc.ctx.command_path if exc.ctx is not None else "nst"
+    message = one_line(exc.format_message()).rstrip(".")
+    message = message[:1].lower() + message[1:]
+    # click names a missing argument by its metavar, typer's is "{name}"
+    message = re.sub(r"'\{(\w+)\}'", lambda m: m.group(1).upper(), message)
+    message = re.sub(r"argument '(\w+)'", lambda m: "argument " + m.group(1).upper(), message)
+    command = path.removeprefix("nst").strip()
+    where = f"{command}: " if command else ""
+    return f"nst: error: {where}{message} (see '{path} --help')"

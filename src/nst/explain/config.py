@@ -31,7 +31,7 @@ class VisualizeConfig(Declared):
         200,
         "Gradient-ascent steps.",
         INT,
-        lo=0,
+        lo=1,
         hi=100_000,
         panel="Optimization",
         web="main",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError, one_line
 from ..layers import canonical, feature_size, min_side
+from ..numbers import parse_int, quote
 from . import classes
 
 _CHANNEL = re.compile(r"^([A-Za-z0-9_]+):(\d+)(?:@(\d+),(\d+))?$")
@@ -44,7 +45,7 @@ def parse(text: str) -> Target:
     if t.lower().startswith("class:"):
         rest = t.split(":", 1)[1].strip()
         if rest.isascii() and rest.isdigit():
-            index = int(rest)
+            index = parse_int(rest, f"target {quote(t)}")
             if index >= classes.COUNT:
                 raise ConfigError(f"target {t}: class {index} is out of range (0-999)")
             return Target("class", index)
@@ -56,28 +57,35 @@ def parse(text: str) -> Target:
             "(e.g. conv5_1:12, conv5_1:12@3,4, class:283, class:tabby)"
         )
     layer = canonical(m.group(1))
+    what = f"target {quote(t)}"
+    index = parse_int(m.group(2), what)
     if m.group(3) is None:
-        return Target("channel", int(m.group(2)), layer)
-    return Target("neuron", int(m.group(2)), layer, int(m.group(3)), int(m.group(4)))
+        return Target("channel", index, layer)
+    return Target("neuron", index, layer, parse_int(m.group(3), what), parse_int(m.group(4), what))
 
 
 def parse_range(text: str) -> list[Target]:
     """``conv4_1:0-15`` (or ``conv4_1:3,5,8``): several channels of one layer."""
     layer, sep, spec = text.strip().partition(":")
     if not sep or not spec:
-        raise ConfigError(f"grid '{one_line(text)}' is not LAYER:FIRST-LAST (e.g. conv4_1:0-15)")
+        raise ConfigError(f"grid {quote(text)} is not LAYER:FIRST-LAST (e.g. conv4_1:0-15)")
     name = canonical(layer)
     out: list[int] = []
+    asked = 0
     for part in spec.split(","):
         lo, dash, hi = part.strip().partition("-")
         if not (lo.isascii() and lo.isdigit()) or (dash and not (hi.isascii() and hi.isdigit())):
-            raise ConfigError(f"grid '{one_line(text)}': '{one_line(part)}' is not N or N-M")
-        first, last = int(lo), int(hi) if dash else int(lo)
+            raise ConfigError(f"grid {quote(text)}: {quote(part)} is not N or N-M")
+        what = f"grid {quote(text)}"
+        first = parse_int(lo, what)
+        last = parse_int(hi, what) if dash else first
         if last < first:
-            raise ConfigError(f"grid '{one_line(text)}': {first}-{last} runs backwards")
-        out.extend(range(first, last + 1))
-    if len(out) > 256:
-        raise ConfigError(f"grid '{one_line(text)}': at most 256 channels ({len(out)} asked)")
+            raise ConfigError(f"grid {quote(text)}: {first}-{last} runs backwards")
+        asked += last - first + 1
+        if asked <= 256:  # a huge range is counted, never listed
+            out.extend(range(first, last + 1))
+    if asked > 256:
+        raise ConfigError(f"grid {quote(text)}: at most 256 channels ({asked:,} asked)")
     return [Target("channel", c, name) for c in out]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import ConfigError
+from ..numbers import parse_float
 from .sheets import Sheet
 
 #: the paper's styles: file name in the paper's image folder, alpha/beta, title
@@ -69,12 +70,7 @@ class Roles:
                 raise ConfigError(f"style: '{spec}' is not NAME=PATH (or NAME=PATH@RATIO)")
             path, _, ratio_text = rest.partition("@")
             default = PAPER_STYLES.get(name, ("", DEFAULT_RATIO, ""))[1]
-            try:
-                ratio = float(ratio_text) if ratio_text else default
-            except ValueError:
-                raise ConfigError(
-                    f"style: ratio '{ratio_text}' of {name} is not a number"
-                ) from None
+            ratio = parse_float(ratio_text, f"style: ratio of {name}") if ratio_text else default
             if not 0 < ratio < float("inf"):
                 raise ConfigError(f"style: ratio of {name} must be a number > 0")
             roles.styles[name] = (path, ratio)

@@ -15,7 +15,10 @@ import functools
 import hashlib
 import importlib.resources
 import os
+import pickle
+import re
 import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,11 +150,26 @@ def check_weights_file(path: str | os.PathLike[str]) -> None:
 
 
 def _torch_load(path: Path) -> object:
+    """``torch.load`` with ``weights_only=True`` (a pickle's code never runs); torch's
+    warnings about the file stay quiet and its multi-paragraph refusals become one line."""
     check_weights_file(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:
+            raise WeightsError(
+                f"{path}: refused: it asks to run Python code ({found.group(1)}), not only to "
+                "hold tensors (nst loads weights files without running code)"
+            ) from None
+        if "Weights only load failed" in text or isinstance(exc, pickle.UnpicklingError):
+            raise WeightsError(
+                f"{path}: not a PyTorch weights file (not a tensor pickle or a torch.save zip)"
+            ) from None
+        first = text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
         raise WeightsError(f"{path}: not a readable PyTorch weights file ({first[:120]})") from None
 
 

@@ -23,7 +23,7 @@ class VideoConfig(Declared):
         "result warped along the flow (default: half of --iterations; all of them with "
         "--no-temporal).",
         INT,
-        lo=0,
+        lo=1,
         hi=100_000,
         nullable=True,
         panel="Video",

@@ -207,6 +207,8 @@ def batch(
             jobs = cross(expand(contents, "contents"), expand(styles, "styles"), defaults, output)
         records = Records(output)
         run, skip = split_done(jobs, records, force)
+        for warning in records.warnings:
+            say(f"warning: {warning}")
         log_file = None
         if log is not None:
             check_writable(log, "log file")

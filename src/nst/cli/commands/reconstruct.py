@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from ...config import Config
+from ...config import MAX_SIDE, Config
 from ...errors import ConfigError
+from ...numbers import parse_int, quote
 from ..options import with_config
 from ..run import Log, Output, Outputs, Quiet, SaveEvery, paint
 
@@ -39,13 +40,11 @@ def content(
 def parse_size(text: str) -> tuple[int, int] | int:
     """``400x300`` -> (300, 400) as (h, w); ``400`` -> 400 (the longest side)."""
     t = text.lower().strip()
-    try:
-        if "x" in t:
-            w, h = (int(v) for v in t.split("x", 1))
-            return (h, w)
-        return int(t)
-    except ValueError:
-        raise ConfigError(f"size: '{text}' is neither N nor WxH (e.g. 512 or 640x480)") from None
+    parts = t.split("x", 1)
+    if not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
+        raise ConfigError(f"size: {quote(text)} is neither N nor WxH (e.g. 512 or 640x480)")
+    sides = [parse_int(p, "size", 16, MAX_SIDE) for p in parts]
+    return (sides[1], sides[0]) if len(sides) == 2 else sides[0]
 
 
 @with_config(mode="texture", replaced=("size", "style_layers"))  # by --size WxH and --layers

@@ -22,7 +22,7 @@ def _check_settings(
          f"max-waiting must be between 0 and 10000 (got {max_waiting})"),
         (16 <= max_size <= 16384, f"max-size must be between 16 and 16384 (got {max_size})"),
         (0 <= max_iterations <= 1_000_000,
-         f"max-iterations must be between 0 and 1000000 (got {max_iterations})"),
+         f"max-iterations must be between 1 and 1000000 (got {max_iterations})"),
         (ttl > 0, f"job-ttl must be > 0 seconds (got {ttl:g})"),
     ]  # fmt: skip
     for ok, message in checks:

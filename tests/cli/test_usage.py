@@ -1,0 +1,49 @@
+"""Usage errors (a missing argument, an unknown option or command) are one line naming the
+command, with exit code 2; ``NST_DEBUG=1`` shows click's full usage box instead."""
+
+import pytest
+
+from nst.cli.app import main
+
+
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["stylize", "c.png", "-o", "x.png"],
+         "nst: error: stylize: missing argument STYLE (see 'nst stylize --help')"),
+        (["reconstruct", "content", "c.png"],
+         "nst: error: reconstruct content: missing option '-o' / '--output' "
+         "(see 'nst reconstruct content --help')"),
+        (["video", "--mask"], "nst: error: video: no such option: --mask (see 'nst video --help')"),
+        (["saliency", "c.png", "-o", "s.png"],
+         "nst: error: saliency: missing option '--target' (see 'nst saliency --help')"),
+        (["bogus"], "nst: error: no such command 'bogus' (see 'nst --help')"),
+        (["batch", "-o", "out", "--retries", "x"],
+         "nst: error: batch: invalid value for '--retries': Input should be a valid integer, "
+         "unable to parse string as an integer (see 'nst batch --help')"),
+    ],
+)  # fmt: skip
+def test_a_usage_error_is_one_line_with_exit_code_2(capsys, monkeypatch, args, line):
+    monkeypatch.delenv("NST_DEBUG", raising=False)
+    code, out, err = run_main(capsys, *args)
+    assert (code, out, err) == (2, "", line + "\n")
+
+
+def test_nst_debug_shows_the_usage_box(capsys, monkeypatch):
+    monkeypatch.setenv("NST_DEBUG", "1")
+    code, _, err = run_main(capsys, "stylize", "c.png")
+    assert code == 2
+    assert "Usage: nst stylize" in err and "Missing argument" in err
+
+
+def test_help_and_no_arguments_keep_their_exit_codes(capsys):
+    assert run_main(capsys, "--help")[:2][0] == 0
+    code, out, err = run_main(capsys)
+    assert code == 2 and "Usage: nst" in out + err and "stylize" in out + err
