@@ -93,6 +93,18 @@ COLOUR_TOLERANCE = 100.0
 UNLISTED_ALLOWED = 0.01
 
 
+def check_regions(regions: tuple[tuple[str, str], ...], n_styles: int) -> None:
+    """Refuse regions naming a style that is not given, or styles no region uses."""
+    from .errors import ConfigError
+
+    used = {int(t) for _, t in regions if t != "content"}
+    if used and max(used) > n_styles:
+        raise ConfigError(f"regions: style {max(used)} is used but only {n_styles} given")
+    unused = sorted(set(range(1, n_styles + 1)) - used)
+    if unused:
+        raise ConfigError(f"regions: style {unused[0]} is given but no region uses it")
+
+
 def region_guides(
     mask: torch.Tensor,
     regions: tuple[tuple[str, str], ...],
@@ -108,7 +120,7 @@ def region_guides(
     edges are soft. Returns one (1, h, w) guide per style (None for an unused style) and a
     (1, h, w) content region (None if no colour maps to content).
     """
-    from .errors import ConfigError, ImageError
+    from .errors import ImageError
     from .options import parse_colour
 
     colours = torch.tensor([parse_colour(c) for c, _ in regions], dtype=torch.float32)
@@ -127,13 +139,8 @@ def region_guides(
             "the mask but is not listed in --regions",
         )
     h, w = mask.shape[1:]
+    check_regions(regions, n_styles)
     targets = [t for _, t in regions]
-    used = {int(t) for t in targets if t != "content"}
-    if used and max(used) > n_styles:
-        raise ConfigError(f"regions: style {max(used)} is used but only {n_styles} given")
-    unused = sorted(set(range(1, n_styles + 1)) - used)
-    if unused:
-        raise ConfigError(f"regions: style {unused[0]} is given but no region uses it")
 
     def guide(selector: set[int]) -> torch.Tensor:
         onehot = torch.zeros(h * w)

@@ -64,7 +64,9 @@ def parse_limit(text: str, device: torch.device | None = None) -> int | None:
         return auto_limit(device)
     m = _SIZE.fullmatch(t)
     if m is None:
-        raise ConfigError(f"memory-limit: {quote(text)} is not a size (e.g. 4G, 1500M, auto or none)")
+        raise ConfigError(
+            f"memory-limit: {quote(text)} is not a size (e.g. 4G, 1500M, auto or none)"
+        )
     number = float(m.group(1)) * _UNITS[m.group(2).lower()]
     if not number < 1 << 62:  # also infinity, from hundreds of digits
         raise ConfigError(f"memory-limit: {quote(text, 24)} is too large")

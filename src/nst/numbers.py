@@ -50,7 +50,7 @@ def _range(value: float, what: str, text: str, lo: float | None, hi: float | Non
         elif lo is not None:
             span = f"at least {_num(lo)}"
         else:
-            span = f"at most {_num(hi)}"
+            span = f"at most {_num(hi or 0)}"
         raise ConfigError(f"{what}: {text} is out of range (use a value {span})")
 
 

@@ -209,6 +209,14 @@ def _init_image(
     return start
 
 
+def check_styles(config: Config, n: int) -> None:
+    """What can be checked of ``n`` style images before loading any: the blend weights'
+    count and the regions' style numbers."""
+    _blend(config, n)
+    if config.mask:
+        controls.check_regions(config.regions, n)
+
+
 def _blend(config: Config, n: int) -> tuple[float, ...]:
     if config.style_blend is None:
         return (1.0 / n,) * n

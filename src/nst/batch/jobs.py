@@ -9,6 +9,7 @@ jobs write the same output. A problem is one line naming the row.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -20,10 +21,13 @@ from typing import Any
 
 from .. import builtins
 from ..config import Config
-from ..errors import ConfigError, NstError, one_line
-from ..imageio import SAVE_FORMATS, file_problem, image_files, output_format
+from ..errors import ConfigError, ImageError, NstError, one_line
+from ..imageio import SAVE_FORMATS, file_problem, image_files, output_format, probe
 from ..numbers import loads, quote
+from ..planning import check_styles
 
+#: options naming image files (their headers are read before work)
+IMAGE_OPTIONS = ("mask", "init")
 #: manifest columns that are not stylize options
 COLUMNS = ("content", "style", "styles", "output")
 RECORDS = "batch.jsonl"
@@ -87,13 +91,27 @@ def _identity(name: str) -> str:
     return name if builtins.is_builtin(name) else os.path.abspath(name)
 
 
-def _check_file(row: str, role: str, name: str) -> None:
+def _check_file(row: str, role: str, name: str, image: bool = True) -> None:
+    """Refuse a missing or unreadable input, and (``image``) one whose header is not an
+    image's: a text file given as a mask is refused here, not when its job runs."""
     if builtins.is_builtin(name):
         builtins.lookup(name)
         return
     problem = file_problem(name)
+    if problem is None and image:
+        st = os.stat(name)
+        problem = _header_problem(name, st.st_mtime_ns, st.st_size)
     if problem:
         raise ConfigError(f"{row}: {role} {one_line(name)}: {problem}")
+
+
+@functools.lru_cache(maxsize=4096)  # a file in thousands of jobs is read once (per version)
+def _header_problem(name: str, mtime_ns: int, size: int) -> str | None:
+    try:
+        probe(name)
+    except ImageError as exc:
+        return exc.reason
+    return None
 
 
 def _job(
@@ -112,11 +130,15 @@ def _job(
         raise ConfigError(f"{row}: {exc}") from None
     if not styles:
         raise ConfigError(f"{row}: no style image")
+    try:
+        check_styles(config, len(styles))
+    except NstError as exc:
+        raise ConfigError(f"{row}: {exc}") from None
     _check_file(row, "content", content)
     for s in styles:
         _check_file(row, "style", s)
     for role, value in config.input_paths().items():
-        _check_file(row, role.replace("_", "-"), value)
+        _check_file(row, role.replace("_", "-"), value, image=role in IMAGE_OPTIONS)
     if output:
         if Path(output).name != output or output.startswith("."):
             raise ConfigError(f"{row}: output '{one_line(output)}' must be a plain file name")

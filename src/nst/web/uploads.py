@@ -9,17 +9,19 @@ HTTP status and a one-line message that names no server path.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from .. import builtins
 from ..config import MAX_SIDE, Config
 from ..errors import ConfigError, ImageError, NstError, one_line
-from ..imageio import image_size, load_image, save_image, to_tensor
+from ..imageio import fit_size, image_size, load_image, save_image, to_tensor
+from ..numbers import loads
 from ..planning import Plan, plan_stylize
 from .settings import FILE_MODE, WebSettings
 
@@ -62,9 +64,9 @@ def image_status(exc: ImageError) -> int:
 
 def parse_params(text: str) -> dict[str, Any]:
     try:
-        values = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        raise Refusal(422, "params: not valid JSON (or nested too deeply)") from None
+        values = loads(text, "params")
+    except ConfigError as exc:
+        raise Refusal(422, str(exc)) from None
     if not isinstance(values, dict):
         raise Refusal(422, "params: expected a JSON object")
     return values
@@ -126,13 +128,20 @@ class Preparer:
                 f"{self.settings.max_request_pixels:,}",
             )
 
-    def decode(self, up: Upload, target: Path) -> None:
+    def decode(self, up: Upload, target: Path, longest: int, labels: bool = False) -> None:
+        """Decode an upload and keep it at most ``longest`` px on its longest side (twice
+        what the job can use: the run's own resampling decides the pixels). A mask
+        (``labels``) is reduced by nearest neighbour, so no colour blends into another;
+        a 36-megapixel mask is then written and read back in a fraction of a second."""
         if not up.data:
             raise Refusal(422, f"{up.filename}: empty file (0 bytes)")
         try:
             img = load_image(up.data, name=up.filename, max_pixels=self.settings.max_pixels)
         except ImageError as exc:
             raise Refusal(image_status(exc), str(exc)) from None
+        if max(img.size) > longest:
+            w, h = fit_size(img.width, img.height, longest)
+            img = img.resize((w, h), Image.Resampling.NEAREST if labels else Image.Resampling.BOX)
         save_image(to_tensor(img), target, mode=FILE_MODE)
 
     def builtin(self, name: str, target: Path) -> None:
@@ -172,19 +181,20 @@ class Preparer:
         uploads = [u for u in (sub.content, *sub.styles, sub.mask) if u is not None]
         self.check_pixels(uploads)
         content_path = folder / "content.png"
+        keep = 2 * config.size  # the most of an upload a job can use, with a margin
         if sub.content is not None:
-            self.decode(sub.content, content_path)
+            self.decode(sub.content, content_path, keep)
         else:
             self.builtin(str(sub.content_builtin), content_path)
         style_paths: list[Path] = []
         for up in sub.styles:
             style_paths.append(folder / f"style_{len(style_paths)}.png")
-            self.decode(up, style_paths[-1])
+            self.decode(up, style_paths[-1], 2 * max(config.size, config.style_longest))
         for ref in sub.style_builtins:
             style_paths.append(folder / f"style_{len(style_paths)}.png")
             self.builtin(ref, style_paths[-1])
         if sub.mask is not None:
-            self.decode(sub.mask, folder / "mask.png")
+            self.decode(sub.mask, folder / "mask.png", keep, labels=True)
         if sub.init_from is not None:
             shutil.copyfile(sub.init_from, folder / "init.png")
             os.chmod(folder / "init.png", FILE_MODE)
