@@ -203,6 +203,17 @@ class FrameDone:
         }
 
 
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know that does not stop the run (e.g. a damaged frame
+    of an earlier run that is painted again)."""
+
+    message: str
+
+    def to_record(self) -> dict[str, Any]:
+        return {"type": "notice", "message": self.message}
+
+
 Event = Union[Started, Step, Finished]
 EventHandler = Callable[[Event], None]
 

@@ -127,6 +127,33 @@ def test_stop_keeps_frames_writes_a_playable_video_and_the_next_run_continues(
         assert np.array_equal(a, b), f"frame {i}"
 
 
+@pytest.mark.parametrize("damage", ["truncated", "text", "resized"])
+def test_a_damaged_kept_frame_is_found_at_start_and_painted_again(
+    tiny_network, clip, style, tmp_path, damage
+):
+    out = tmp_path / "out.mp4"
+    four = lambda: len(list(tmp_path.glob("*.work/0*.png"))) >= 4  # noqa: E731
+    with pytest.raises(VideoStopped) as info:
+        stylize_video(clip, style, out, FAST, stop=four)
+    work = info.value.work
+    frame = work / "000002.png"
+    if damage == "truncated":
+        frame.write_bytes(frame.read_bytes()[:60])
+    elif damage == "text":
+        frame.write_text("not a frame")
+    else:
+        Image.open(frame).resize((20, 10)).save(frame)
+    events = []
+    result = stylize_video(clip, style, out, FAST, on_event=events.append)
+    notices = [e.message for e in events if type(e).__name__ == "Notice"]
+    assert len(notices) == 1 and notices[0].startswith(f"{frame} is damaged (")
+    assert notices[0].endswith("); frames 2-4 are painted again")
+    kinds = [(type(e).__name__, getattr(e, "resumed", None)) for e in events]
+    assert kinds.index(("Notice", None)) < kinds.index(("Started", None))  # before any work
+    assert [e.resumed for e in events if type(e).__name__ == "FrameDone"] == [True] + [False] * 5
+    assert result.frames == 6 and result.resumed == 1
+
+
 def test_other_settings_refuse_the_work_folder_until_restart(tiny_network, clip, style, tmp_path):
     out = tmp_path / "out.mp4"
     with pytest.raises(VideoStopped):

@@ -27,7 +27,7 @@ from PIL import Image
 
 from ..config import Config
 from ..errors import ConfigError, ImageError, Interrupted, NstError
-from ..events import Event, Finished, FrameDone
+from ..events import Event, Finished, FrameDone, Notice
 from ..execution import StopSignal, stop_function
 from ..imageio import atomic_write, fit_size, load_image, save_image
 from ..planning import ImageLike, as_list, load
@@ -35,7 +35,7 @@ from . import io as vio
 from .config import VideoConfig
 from .temporal import Earlier, stylize_frame
 
-VideoEvent = Event | FrameDone
+VideoEvent = Event | FrameDone | Notice
 VideoHandler = Callable[[Any], None]
 
 
@@ -108,9 +108,22 @@ class _Work:
     def frame(self, index: int) -> Path:
         return self.folder / f"{index:06d}.png"
 
-    def open(self, settings: dict[str, Any], seed: int | None, restart: bool) -> tuple[int, int]:
-        """(frames already done, the seed); refuses another run's frames."""
+    def open(
+        self,
+        settings: dict[str, Any],
+        seed: int | None,
+        restart: bool,
+        size: tuple[int, int],
+        notice: Callable[[str], None],
+    ) -> tuple[int, int]:
+        """(frames already done, the seed); refuses another run's frames. Every kept frame
+        is decoded and its size checked now, not when the video is written: from the first
+        damaged one on, frames are removed and painted again (``notice`` says so)."""
         meta = self.folder / "settings.json"
+        if self.folder.is_symlink() or (self.folder.exists() and not self.folder.is_dir()):
+            raise ConfigError(
+                f"{self.folder}: not a folder; nst video keeps its frames there (move it away)"
+            )
         if restart and self.folder.exists():
             shutil.rmtree(self.folder)
         if meta.exists():
@@ -118,7 +131,10 @@ class _Work:
                 saved = json.loads(meta.read_text())
             except (OSError, ValueError):
                 saved = {}
+            saved = saved if isinstance(saved, dict) else {}
             same = saved.get("settings") == json.loads(json.dumps(settings))
+            if not isinstance(saved.get("seed"), int) or isinstance(saved.get("seed"), bool):
+                same = False
             if not same or (seed is not None and saved.get("seed") != seed):
                 raise ConfigError(
                     f"{self.folder} holds frames made from other inputs or settings; run "
@@ -127,7 +143,10 @@ class _Work:
             done = 0
             while self.frame(done + 1).exists():
                 done += 1
-            return done, int(saved["seed"])
+            good = self._check_frames(done, size, notice)
+            for index in range(good + 1, done + 1):
+                self.frame(index).unlink(missing_ok=True)
+            return good, int(saved["seed"])
         if self.folder.exists() and any(self.folder.iterdir()):
             raise ConfigError(f"{self.folder} exists and is not a work folder of nst video")
         try:
@@ -138,6 +157,21 @@ class _Work:
         data = json.dumps({"settings": settings, "seed": seed}, indent=1).encode()
         atomic_write(meta, lambda f: f.write(data))
         return 0, seed
+
+    def _check_frames(self, done: int, size: tuple[int, int], notice: Callable[[str], None]) -> int:
+        """How many of the first ``done`` frames decode at ``size`` (h, w)."""
+        for index in range(1, done + 1):
+            try:
+                frame = self.read(index)
+                problem = None if frame.shape[:2] == size else (
+                    f"{frame.shape[1]}x{frame.shape[0]} px, not {size[1]}x{size[0]}")  # fmt: skip
+            except ImageError as exc:
+                problem = exc.reason
+            if problem:
+                notice(f"{self.frame(index)} is damaged ({problem}); frames {index}-{done} "
+                       "are painted again")  # fmt: skip
+                return index - 1
+        return done
 
     def read(self, index: int) -> np.ndarray:
         return np.asarray(load_image(self.frame(index)), dtype=np.uint8)
@@ -185,7 +219,8 @@ def stylize_video(
     style_t = [load(s, "style") for s in styles]
     h, w = working_size(info.width, info.height, config.size)
     work = _Work(work_folder(out))
-    done, seed = work.open(_settings(name, styles, config, video), config.seed, restart)
+    settings = _settings(name, styles, config, video)
+    done, seed = work.open(settings, config.seed, restart, (h, w), lambda m: emit(Notice(m)))
     first = config.replace(size=max(h, w), seed=seed)
     later = first.replace(scales=(max(h, w),), iterations=video.next_iterations(config.iterations))
     if not video.temporal and video.iterations_next is None:

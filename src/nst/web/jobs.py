@@ -30,7 +30,9 @@ from .settings import MARKER, WebSettings
 
 __all__ = ["MARKER", "TERMINAL", "AscentPlan", "Job", "Runner", "WebSettings", "api_runner"]
 
-JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+JOB_ID = re.compile(r"[0-9a-f]{32}")  # matched whole (fullmatch): "$" lets a "\n" through
+#: the input images a job keeps, by the names the API serves them under
+INPUT_NAME = re.compile(r"(content|mask|style_[0-9]{1,2})\.png")
 TERMINAL = ("done", "cancelled", "failed")
 
 
@@ -202,7 +204,10 @@ def safe_child(folder: Path, name: str) -> Path | None:
     """``folder/name`` if ``name`` is a plain file name inside ``folder``, else None."""
     if not name or "\x00" in name or name != os.path.basename(name) or name.startswith("."):
         return None
-    path = (folder / name).resolve()
-    if path.parent != folder.resolve() or not path.is_file():
+    try:  # a name too long for the file system, or a folder that just went away
+        path = (folder / name).resolve()
+        if path.parent != folder.resolve() or not path.is_file():
+            return None
+    except (OSError, ValueError):
         return None
     return path

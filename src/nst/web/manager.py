@@ -95,7 +95,7 @@ class JobManager:
         Returns how many were restored."""
         restored = []
         for child in self.settings.data_dir.iterdir():
-            if child.is_dir() and JOB_ID.match(child.name) and (child / MARKER).exists():
+            if child.is_dir() and JOB_ID.fullmatch(child.name) and (child / MARKER).exists():
                 job = Job.restore(child)
                 if job is None:
                     shutil.rmtree(child, ignore_errors=True)
@@ -178,7 +178,7 @@ class JobManager:
             return job.view()
 
     def get(self, job_id: str) -> Job | None:
-        if not JOB_ID.match(job_id):
+        if not JOB_ID.fullmatch(job_id):
             return None
         with self.lock:
             return self.jobs.get(job_id)

@@ -12,7 +12,7 @@ import typer
 
 from ...config import Config
 from ...errors import NstError
-from ...events import FrameDone, Started, Step
+from ...events import FrameDone, Notice, Started, Step
 from ...video.config import VideoConfig
 from ..options import with_config
 from ..output import fail, format_time, say
@@ -115,6 +115,8 @@ def video(
     frame = [1]
 
     def on_event(event: Any) -> None:
+        if isinstance(event, Notice):
+            say(event.message)
         for h in handlers:
             h(event)
         if json_log is not None:

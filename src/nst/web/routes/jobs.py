@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Uplo
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..jobs import Job, safe_child
+from ..jobs import INPUT_NAME, Job, safe_child
 from ..manager import QueueFull
 from ..schemas import JobView
 from ..state import AppState, job_or_404, state
@@ -209,8 +209,6 @@ def job_preview(job_id: str, shared: Shared) -> FileResponse:
 def job_input(job_id: str, name: str, shared: Shared) -> FileResponse:
     """An input image of the job (content.png, style_N.png, mask.png), re-encoded."""
     job = job_or_404(shared, job_id)
-    if not (
-        name in ("content.png", "mask.png") or (name.startswith("style_") and name.endswith(".png"))
-    ):
+    if not INPUT_NAME.fullmatch(name):
         raise HTTPException(404, "no such file")
     return _file(job, name)
