@@ -11,7 +11,7 @@ from ...errors import ConfigError, NstError
 from ...explain.config import VisualizeConfig
 from ..options import with_config
 from ..output import fail, say
-from ..run import Runner, check_paths, run_job
+from ..run import Runner, check_paths, run_job, signals_as_interrupts
 
 if TYPE_CHECKING:
     import torch
@@ -200,18 +200,19 @@ def _grid(
 
     cells: list[Cell] = []
     results: dict[int, Result] = {}
-    try:
-        for i, t in enumerate(targets, 1):
-            r = visualize(t, config, net=net)
-            cell = Cell(t.label, note=f"{r.value:.4g}")
-            results[id(cell)] = Result(r.image, 0.0)
-            cells.append(cell)
-            if not quiet:
-                say(f"{t.label} ({i}/{len(targets)}): mean activation {r.value:.4g}")
-    except KeyboardInterrupt:
-        say("interrupted; the channels done so far are drawn")
-        if not cells:
-            raise typer.Exit(130) from None
+    with signals_as_interrupts() as signals:  # SIGTERM and SIGHUP stop it like Ctrl-C
+        try:
+            for i, t in enumerate(targets, 1):
+                r = visualize(t, config, net=net)
+                cell = Cell(t.label, note=f"{r.value:.4g}")
+                results[id(cell)] = Result(r.image, 0.0)
+                cells.append(cell)
+                if not quiet:
+                    say(f"{t.label} ({i}/{len(targets)}): mean activation {r.value:.4g}")
+        except KeyboardInterrupt:
+            say("interrupted; the channels done so far are drawn")
+            if not cells:
+                raise typer.Exit(signals.exit_code) from None
     columns = max(1, math.ceil(math.sqrt(len(cells))))
     rows = [cells[i : i + columns] for i in range(0, len(cells), columns)]
     sheet = Sheet(
@@ -224,7 +225,7 @@ def _grid(
     if not quiet:
         typer.echo(f"wrote {output}", err=True)
     if len(cells) < len(targets):
-        raise typer.Exit(130)
+        raise typer.Exit(signals.exit_code)
 
 
 def top_patches(

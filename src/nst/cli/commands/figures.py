@@ -11,7 +11,7 @@ import typer
 from ...config import Config
 from ...errors import ConfigError, NstError
 from ..output import fail, format_time, say
-from ..run import check_writable
+from ..run import check_writable, signals_as_interrupts
 
 
 def figures(
@@ -47,24 +47,25 @@ def figures(
     """Reproduce the paper's experiments as labelled contact sheets plus an index.html."""
     from ...figures import FIGURES, Roles, make_figures
 
-    try:
-        unknown = [f for f in only or [] if f not in FIGURES]
-        if unknown:
-            raise ConfigError(f"only: unknown figure {unknown[0]} (use {', '.join(FIGURES)})")
-        if images is not None and not images.is_dir():
-            raise ConfigError(f"images: {images} is not a folder")
-        check_writable(out / "index.html", "out")
-        roles = Roles.from_dir(images, content, style or [], photo_content, photo_style)
-        given = {"size": size, "iterations": iterations, "seed": seed, "precision": precision}
-        base = Config.from_dict({**given, "device": device, "scales": [size]})
-        log = (lambda msg: None) if quiet else say
-        start = time.perf_counter()
-        made, skipped = make_figures(roles, out, base, only, log=log)
-    except NstError as exc:
-        fail(exc)
-    except KeyboardInterrupt:
-        say("interrupted; sheets already written are kept")
-        raise typer.Exit(130) from None
+    with signals_as_interrupts() as signals:  # SIGTERM and SIGHUP stop it like Ctrl-C
+        try:
+            unknown = [f for f in only or [] if f not in FIGURES]
+            if unknown:
+                raise ConfigError(f"only: unknown figure {unknown[0]} (use {', '.join(FIGURES)})")
+            if images is not None and not images.is_dir():
+                raise ConfigError(f"images: {images} is not a folder")
+            check_writable(out / "index.html", "out")
+            roles = Roles.from_dir(images, content, style or [], photo_content, photo_style)
+            given = {"size": size, "iterations": iterations, "seed": seed, "precision": precision}
+            base = Config.from_dict({**given, "device": device, "scales": [size]})
+            log = (lambda msg: None) if quiet else say
+            start = time.perf_counter()
+            made, skipped = make_figures(roles, out, base, only, log=log)
+        except NstError as exc:
+            fail(exc)
+        except KeyboardInterrupt:
+            say("interrupted; sheets already written are kept")
+            raise typer.Exit(signals.exit_code) from None
     took = time.perf_counter() - start
     typer.echo(
         f"{len(made)} sheet(s), {len(skipped)} skipped, {format_time(took)}: {out / 'index.html'}"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -110,16 +114,39 @@ def serve(
         history_jobs=history_jobs, history_mb=history_mb,
     )  # fmt: skip
     shown = f"[{host}]" if ":" in host else host
-    say(f"serving http://{shown}:{port}/ (jobs in {folder}); Ctrl-C stops")
     app = create_app(settings)
 
     class Server(uvicorn.Server):
-        """Ctrl-C or SIGTERM: end the event streams and cancel the jobs at once, so the
-        server exits within seconds even while pages watch jobs."""
+        """Ctrl-C, SIGTERM or SIGHUP: end the event streams and cancel the jobs at once, so
+        the server exits within seconds even while pages watch jobs, then exit 130, 143
+        or 129 (uvicorn would raise the signal again, and SIGHUP would kill at once)."""
+
+        received: int | None = None
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:  # listening, with the signal handlers below installed
+                say(f"serving http://{shown}:{port}/ (jobs in {folder}); Ctrl-C stops")
 
         def handle_exit(self, sig: int, frame: Any) -> None:
             app.state.manager.begin_stop()
+            if self.received is None:
+                self.received = int(sig)
             super().handle_exit(sig, frame)
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            names = ("SIGINT", "SIGTERM", "SIGHUP")
+            wanted = [getattr(signal, n) for n in names if hasattr(signal, n)]
+            before = {sig: signal.signal(sig, self.handle_exit) for sig in wanted}
+            try:
+                yield
+            finally:
+                for sig, handler in before.items():
+                    signal.signal(sig, handler)
 
     server = Server(
         uvicorn.Config(
@@ -128,6 +155,9 @@ def serve(
         )
     )  # fmt: skip
     server.run()
+    if server.received is not None:
+        say(f"stopped ({signal.Signals(server.received).name})")
+        raise typer.Exit(128 + server.received)
 
 
 def register(app: typer.Typer) -> None:
