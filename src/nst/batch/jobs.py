@@ -95,7 +95,10 @@ def _check_file(row: str, role: str, name: str, image: bool = True) -> None:
     """Refuse a missing or unreadable input, and (``image``) one whose header is not an
     image's: a text file given as a mask is refused here, not when its job runs."""
     if builtins.is_builtin(name):
-        builtins.lookup(name)
+        try:
+            builtins.lookup(name)
+        except NstError as exc:
+            raise ConfigError(f"{row}: {exc}") from None
         return
     problem = file_problem(name)
     if problem is None and image:
