@@ -52,7 +52,7 @@ def canonical(name: str) -> str:
         key = "conv" + key[4:]
     if key not in INDEX:
         raise ConfigError(
-            f"unknown layer '{name.strip()}' (known: conv1_1 … conv5_4 or relu1_1 … relu5_4, "
+            f"unknown layer {quote(name.strip())} (known: conv1_1 … conv5_4 or relu1_1 … relu5_4, "
             "pool1 … pool5)"
         )
     return key

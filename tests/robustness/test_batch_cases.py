@@ -342,4 +342,3 @@ def test_a_record_after_a_cut_line_starts_on_its_own_line(tmp_path):
     records = Records(tmp_path)
     assert sorted(records.done()) == ["a.png", "c.png"]
     assert records.warnings == [f"{path} line 2: not a JSON record (cut short?); skipped"]
-

@@ -85,6 +85,7 @@ def saliency(
     (Zeiler & Fergus; Springenberg et al.; Simonyan et al.)."""
     import numpy as np
 
+    from ...explain import targets as targets_mod
     from ...explain.rules import METHODS
     from ...explain.saliency import display as draw
     from ...explain.saliency import overlay as over
@@ -103,9 +104,10 @@ def saliency(
         if raw is not None and raw.suffix.lower() != ".npy":
             raise ConfigError(f"raw {raw}: give a .npy file name")
         check_paths(output, [image, weights], extra_outputs=[raw] if raw else [])
-        net = _network(weights, pooling, device)
-        result = compute(image, target, method, size=size, net=net)
+        wanted = targets_mod.parse(target)  # the target and the image before the network
         photo = load(image)
+        net = _network(weights, pooling, device)
+        result = compute(photo, wanted, method, size=size, net=net)
         picture = over(result.gradient, photo) if overlay else draw(result.gradient, mode)
         if raw is not None:
             save_array(result.gradient.permute(1, 2, 0).numpy().astype(np.float32), raw)
@@ -165,14 +167,14 @@ def visualize(
         if save_every < 0:
             raise ConfigError(f"save-every must be >= 0 (got {save_every})")
         check_paths(output, [weights], previews=save_every > 0)
-        net = _network(weights, pooling, device)
-        if grid is not None:
+        if grid is not None:  # the targets before the network
             wanted = targets_mod.parse_range(grid)
-            for t in wanted:
-                net.check(t, (config.size, config.size))
         else:
             assert target is not None
-            net.check(targets_mod.parse(target), (config.size, config.size))
+            wanted = [targets_mod.parse(target)]
+        net = _network(weights, pooling, device)
+        for t in wanted:
+            net.check(t, (config.size, config.size))
     except NstError as exc:
         fail(exc)
     if grid is None:
@@ -256,12 +258,16 @@ def top_patches(
             raise ConfigError(f"size must be between 16 and 2048 (got {size})")
         if not 1 <= per_image <= 64:
             raise ConfigError(f"per-image must be between 1 and 64 (got {per_image})")
+        if not 1 <= k <= 256:
+            raise ConfigError(f"k must be between 1 and 256 (got {k})")
+        from ...explain import targets as targets_mod
         from ...imageio import image_files
 
+        wanted = targets_mod.parse(target)  # before the network
         sources = image_files(images, "images", recursive=True) if images else None
         check_paths(output, [*(sources or []), weights])
         net = _network(weights, pooling, device)
-        patches = find(target, sources, k, size=size, per_image=per_image, net=net)
+        patches = find(wanted, sources, k, size=size, per_image=per_image, net=net)
     except NstError as exc:
         fail(exc)
     if not patches:
