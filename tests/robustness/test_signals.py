@@ -99,3 +99,31 @@ def test_a_signal_stops_the_server_gracefully(tmp_path, sig, code):
             proc.kill()
     assert proc.returncode == code, err
     assert err.strip() == f"nst: stopped ({sig.name})"
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_stops_a_video_with_the_frames_kept(tmp_path, sig, code):
+    pytest.importorskip("av", reason="make test installs nst[video]")
+    from nst.video.sample import sample_frames, write_clip
+
+    clip, style = tmp_path / "clip.mp4", tmp_path / "s.png"
+    write_clip(clip, sample_frames(64, 48, 4), fps=12, tone=None)
+    style.write_bytes(corpus.png(40, 40, 1))
+    out, log = tmp_path / "out.mp4", tmp_path / "l.jsonl"
+    cmd = [sys.executable, "-m", "nst", "video", str(clip), str(style), "-o", str(out), "--size",
+           "32", "--iterations", "3", "--iterations-next", "100000", "--log", str(log), "-q"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        while proc.poll() is None:  # the event: frame 1 done
+            if log.exists() and '"type": "frame"' in log.read_text():
+                break
+            time.sleep(0.1)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("nst: stopped at frame 2; wrote 1 frames to "), line
+    assert (tmp_path / "out.mp4.work" / "000001.png").is_file()

@@ -30,6 +30,7 @@ from ..errors import ConfigError, ImageError, Interrupted, NstError
 from ..events import Event, Finished, FrameDone, Notice
 from ..execution import StopSignal, stop_function
 from ..imageio import atomic_write, fit_size, load_image, save_image
+from ..layers import deepest, min_side
 from ..planning import ImageLike, as_list, load
 from . import io as vio
 from .config import VideoConfig
@@ -218,6 +219,13 @@ def stylize_video(
     info = vio.probe(name)
     style_t = [load(s, "style") for s in styles]
     h, w = working_size(info.width, info.height, config.size)
+    layers = [n for n, _ in config.content_layers] + [n for n, _ in config.style_layers]
+    if min(h, w) < min_side(layers):
+        raise ConfigError(
+            f"{name}: frames of {info.width}x{info.height} px are {w}x{h} px at size "
+            f"{config.size}; the layers in use (down to {deepest(layers)}) need at least "
+            f"{min_side(layers)} px on each side (use a larger --size)"
+        )
     work = _Work(work_folder(out))
     settings = _settings(name, styles, config, video)
     done, seed = work.open(settings, config.seed, restart, (h, w), lambda m: emit(Notice(m)))

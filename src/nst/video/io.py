@@ -77,6 +77,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         if not container.streams.video:
             raise ImageError(name, "has no video stream")
         vs = container.streams.video[0]
+        if vs.codec_context is None:  # e.g. an SVG: a stream FFmpeg has no decoder for
+            raise ImageError(name, "the video stream has no decoder (not a video nst can read)")
         w, h = vs.codec_context.width, vs.codec_context.height
         if not w or not h:
             raise ImageError(name, "the video stream has no frame size")
@@ -121,6 +123,10 @@ def read_frames(path: str | os.PathLike[str], size: tuple[int, int]) -> Iterator
 def check_output(path: str | os.PathLike[str]) -> str:
     """The codec for an output path, from its extension."""
     ext = Path(path).suffix.lower()
+    name = Path(path).name
+    if not ext and name.lower() in CODECS:  # "-o.mp4" reads as "-o .mp4"
+        raise ImageError(str(path), f"the name is only an extension; give a name such as "
+                         f"result{name} (-o{name} reads as -o {name})")  # fmt: skip
     if ext not in CODECS:
         known = ", ".join(sorted(CODECS))
         raise ImageError(str(path), f"unknown video extension '{ext or '(none)'}' (use {known})")
