@@ -111,7 +111,8 @@ def test_a_signal_stops_a_video_with_the_frames_kept(tmp_path, sig, code):
     style.write_bytes(corpus.png(40, 40, 1))
     out, log = tmp_path / "out.mp4", tmp_path / "l.jsonl"
     cmd = [sys.executable, "-m", "nst", "video", str(clip), str(style), "-o", str(out), "--size",
-           "32", "--iterations", "3", "--iterations-next", "100000", "--log", str(log), "-q"]  # fmt: skip
+           "32", "--iterations", "3", "--iterations-next", "100000", "--log", str(log),
+           "-q"]  # fmt: skip
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     try:
         while proc.poll() is None:  # the event: frame 1 done

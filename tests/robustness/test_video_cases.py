@@ -98,8 +98,8 @@ CASES: dict[str, tuple[list[str], str, object]] = {
     "work folder with other files": (
         [], "nst: error: out.mp4.work exists and is not a work folder of nst video",
         lambda p: ((p / "out.mp4.work").mkdir(), (p / "out.mp4.work" / "x.txt").write_text("x"))),
-    "output is the source": (["-o", "clip.mp4"], "nst: error: output clip.mp4 is an input file; choose another name",
-                             None),
+    "output is the source": (["-o", "clip.mp4"], "nst: error: output clip.mp4 is an input file; "
+                             "choose another name", None),
     "output extension": (["-o", "out.txt"], "nst: error: out.txt: unknown video extension '.txt' "
                          "(use .avi, .gif, .m4v, .mkv, .mov, .mp4, .webm)", None),
     "output only an extension": (["-o", ".mp4"], "nst: error: .mp4: the name is only an "
