@@ -79,8 +79,12 @@ def test_visualize_one_target_and_a_grid(tmp_path, tiny_network):
 
 
 def test_top_patches_over_a_folder(images, tmp_path, tiny_network):
-    out = tmp_path / "p.png"
-    r = nst("top-patches", "conv3_1:2", images["content"].parent, "-o", out, "-k", 3, "--size", 32)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("content", "style"):
+        (photos / images[name].name).write_bytes(images[name].read_bytes())
+    out = tmp_path / "p.png"  # outside the image folder (inside it is refused)
+    r = nst("top-patches", "conv3_1:2", photos, "-o", out, "-k", 3, "--size", 32)
     assert r.exit_code == 0, r.output
     assert out.exists() and "patches; wrote" in r.stderr
     r = nst("top-patches", "conv3_1:2", tmp_path / "nothing", "-o", out)

@@ -198,6 +198,9 @@ OPTIONS: list[tuple[list[str], str]] = [
      "size must be between 16 and 2048 (got 4)"),
     (["top-patches", "conv3_1:1", "{dir}/none*.png"],
      "images: {dir}/none*.png: the pattern matches no file"),
+    (["top-patches", "conv3_1:1", "{dir}", "-o", "{dir}/sheets/top.png"],
+     "output {dir}/sheets/top.png is inside the image folder {dir}; the sheet would become an "
+     "image of the next run (write it elsewhere)"),
 ]  # fmt: skip
 
 
@@ -205,7 +208,8 @@ OPTIONS: list[tuple[list[str], str]] = [
 def test_a_bad_option_is_one_line(place, args, message):
     (place / "notes.png").write_text("not an image")
     values = {"photo": str(place / "photo.png"), "dir": str(place)}
-    argv = [a.format(**values) for a in args] + ["-o", str(place / "o.png")]
+    argv = [a.format(**values) for a in args]
+    argv += [] if "-o" in argv else ["-o", str(place / "o.png")]
     code, line = nst(*argv)
     assert (code, line) == (2, "nst: error: " + message.format(**values))
 

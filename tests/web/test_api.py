@@ -51,7 +51,8 @@ def test_cancel_keeps_the_last_image(make_client):
     client = make_client(runner=fake_runner(delay=0.05))
     job = submit(client, params={"size": 32, "iterations": 1000}).json()
     wait_state(client, job["id"], states=("running",))
-    time.sleep(0.2)
+    while client.get(f"/api/jobs/{job['id']}").json()["preview"] is None:  # the event: a preview
+        time.sleep(0.02)
     r = client.post(f"/api/jobs/{job['id']}/cancel", headers={"Origin": BASE})
     assert r.status_code == 202
     done = wait_state(client, job["id"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -265,6 +266,12 @@ def top_patches(
 
         wanted = targets_mod.parse(target)  # before the network
         sources = image_files(images, "images", recursive=True) if images else None
+        for folder in (Path(i) for i in images or [] if os.path.isdir(i)):
+            if Path(os.path.abspath(output)).is_relative_to(os.path.abspath(folder)):
+                raise ConfigError(
+                    f"output {output} is inside the image folder {folder}; the sheet would "
+                    "become an image of the next run (write it elsewhere)"
+                )
         check_paths(output, [*(sources or []), weights])
         net = _network(weights, pooling, device)
         patches = find(wanted, sources, k, size=size, per_image=per_image, net=net)
