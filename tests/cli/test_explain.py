@@ -36,7 +36,12 @@ def test_saliency_writes_the_picture_and_the_raw_gradient(images, tmp_path, tiny
         ("conv3_1:1@40,1", ["--size", "32"], "neuron (40, 1) is outside the conv3_1 map"),
         ("class:tabby", [], "class scores need a classifier; pass --weights"),
         ("class:unicorn", [], "no ImageNet class is called 'unicorn'"),
-        ("conv3_1:1", ["--method", "lrp"], "method must be one of gradient, deconvnet, guided"),
+        (
+            "conv3_1:1",
+            ["--method", "lrp"],
+            "method must be one of gradient, deconvnet, guided, "
+            "gradcam, gradcam++, integrated, smoothgrad",
+        ),
     ],
 )
 def test_bad_targets_are_one_line_exit_2(images, tmp_path, tiny_network, target, extra, message):
@@ -46,6 +51,29 @@ def test_bad_targets_are_one_line_exit_2(images, tmp_path, tiny_network, target,
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("nst: error: ") and message in line
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "extra", "said"),
+    [
+        ("gradcam", ["--layer", "conv2_2"], "conv3_1:2 by gradcam@conv2_2: value "),
+        ("gradcam++", [], "conv3_1:2 by gradcam++@conv3_1: value "),
+        ("integrated", ["--steps", "8", "--baseline", "blur"],
+         "conv3_1:2 by integrated(blur, 8 steps): value "),
+        ("smoothgrad", ["--samples", "3", "--rule", "guided"],
+         "conv3_1:2 by smoothgrad(guided, 3 samples): value "),
+    ],
+)  # fmt: skip
+def test_attribution_methods_from_the_command_line(images, tmp_path, tiny_network, method,
+                                                   extra, said):  # fmt: skip
+    out, raw = tmp_path / "a.png", tmp_path / "a.npy"
+    r = nst("saliency", images["content"], "-o", out, "--target", "conv3_1:2", "--size", 32,
+            "--method", method, "--raw", raw, *extra)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert r.stderr.startswith("nst: " + said)
+    assert Image.open(out).size == (48, 32)
+    channels = 1 if method.startswith("gradcam") else 3
+    assert np.load(raw).shape == (32, 48, channels)
 
 
 def test_class_targets_with_a_classifier(images, tmp_path, tiny_network):

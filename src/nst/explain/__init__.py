@@ -11,6 +11,7 @@ from ..lazy import homes, install
 
 if TYPE_CHECKING:
     from .ascent import Ascent, visualize
+    from .attribution import ATTRIBUTIONS, gradcam, integrated_gradients, smoothgrad
     from .config import VisualizeConfig
     from .network import Network, network
     from .patches import Patch, top_patches
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 _WHERE = homes(
     ascent=["Ascent", "visualize"],
+    attribution=["ATTRIBUTIONS", "gradcam", "integrated_gradients", "smoothgrad"],
     config=["VisualizeConfig"],
     network=["Network", "network"],
     patches=["Patch", "top_patches"],

@@ -76,26 +76,52 @@ def saliency(
     return SaliencyMap(grad[0].detach().float().cpu(), float(value.detach()), t, method, wh)
 
 
-def display(gradient: torch.Tensor, mode: str = "rgb") -> torch.Tensor:
-    """The usual picture of a gradient, (3, H, W) in [0, 1].
+#: the display modes of :func:`display`
+DISPLAYS = ("rgb", "magnitude", "signed", "heat")
 
-    ``rgb``: the gradient itself, mid-grey at 0, scaled so its 99.5th percentile of
-    |values| reaches the ends (guided backprop and deconvnet pictures).
-    ``magnitude``: max over the colour channels of |gradient|, scaled the same way, as a
-    grey image (Simonyan et al.'s saliency map).
+
+def _scale(values: torch.Tensor, clip: float) -> float:
+    """The ``clip`` percentile of |values| over the pixels where it is not 0: a map that is
+    zero outside a small receptive field is scaled by its own pixels, not saturated."""
+    a = values.abs().flatten()
+    a = a[a > 0]
+    if a.numel() == 0:
+        return 1.0
+    if a.numel() > 1 << 24:  # quantile's limit; a strided sample keeps the percentile
+        a = a[:: a.numel() // (1 << 23)]
+    return float(torch.quantile(a, min(max(clip, 0.0), 100.0) / 100.0)) or 1.0
+
+
+def display(gradient: torch.Tensor, mode: str = "rgb", clip: float = 99.5) -> torch.Tensor:
+    """The usual picture of a gradient (or any attribution), (3, H, W) in [0, 1]; values
+    past the ``clip`` percentile of the non-zero |values| reach the ends.
+
+    ``rgb``: the gradient itself, mid-grey at 0 (guided backprop and deconvnet pictures).
+    ``magnitude``: max over the colour channels of |gradient|, grey (Simonyan et al.).
+    ``signed``: the sum over the colours on a diverging map, blue < 0 < red, white at 0
+    (integrated gradients: what raises and what lowers the target).
+    ``heat``: the absolute map (max over colours) on a black-red-yellow-white scale
+    (Grad-CAM maps, which are >= 0).
     """
     g = gradient.float()
     if mode == "magnitude":
         m = g.abs().amax(dim=0)
-        scale = float(torch.quantile(m.flatten(), 0.995)) or 1.0
-        return (m / scale).clamp(0, 1).expand(3, -1, -1).contiguous()
-    scale = float(torch.quantile(g.abs().flatten(), 0.995)) or 1.0
-    return (0.5 + 0.5 * g / scale).clamp(0, 1)
+        return (m / _scale(m, clip)).clamp(0, 1).expand(3, -1, -1).contiguous()
+    if mode == "signed":
+        s = g.sum(dim=0)
+        v = (s / _scale(s, clip)).clamp(-1, 1)
+        pos, neg = v.clamp(min=0), (-v).clamp(min=0)
+        return torch.stack([1 - neg, 1 - pos - neg, 1 - pos]).clamp(0, 1)
+    if mode == "heat":
+        m = g.abs().amax(dim=0)
+        v = (m / _scale(m, clip)).clamp(0, 1)
+        return torch.stack([(3 * v).clamp(0, 1), (3 * v - 1).clamp(0, 1), (3 * v - 2).clamp(0, 1)])
+    return (0.5 + 0.5 * g / _scale(g, clip)).clamp(0, 1)
 
 
-def overlay(gradient: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+def overlay(gradient: torch.Tensor, photo: torch.Tensor, clip: float = 99.5) -> torch.Tensor:
     """The gradient's magnitude as a warm heat map over a dimmed grey copy of the photo."""
-    heat = display(gradient, "magnitude")[0]
+    heat = display(gradient, "magnitude", clip)[0]
     grey = (0.299 * photo[0] + 0.587 * photo[1] + 0.114 * photo[2]) * 0.6 + 0.2
     warm = torch.stack([torch.ones_like(heat), heat.sqrt(), torch.zeros_like(heat)])
     a = heat.clamp(0, 1) * 0.85

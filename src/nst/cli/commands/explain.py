@@ -57,8 +57,59 @@ def saliency(
         ),
     ],
     method: Annotated[
-        str, typer.Option(help="gradient, deconvnet or guided (the backward rule at each ReLU).")
+        str,
+        typer.Option(
+            help="gradient, deconvnet or guided (the backward rule at each ReLU); gradcam or "
+            "gradcam++ (a layer's maps weighted by the gradient); integrated (integrated "
+            "gradients); smoothgrad (--rule averaged over noisy copies)."
+        ),
     ] = "guided",
+    layer: Annotated[
+        str | None,
+        typer.Option(
+            help="Grad-CAM: the layer whose maps are weighed (default: the target's own; "
+            "conv5_4 for a class).",
+            rich_help_panel="Attribution",
+        ),
+    ] = None,
+    steps: Annotated[
+        int,
+        typer.Option(
+            help="Integrated gradients: steps of the path.", rich_help_panel="Attribution"
+        ),
+    ] = 64,
+    baseline: Annotated[
+        str,
+        typer.Option(
+            help="Integrated gradients: black, blur or noise.", rich_help_panel="Attribution"
+        ),
+    ] = "black",
+    samples: Annotated[
+        int, typer.Option(help="SmoothGrad: noisy copies.", rich_help_panel="Attribution")
+    ] = 25,
+    noise: Annotated[
+        float,
+        typer.Option(
+            help="SmoothGrad: sigma as a fraction of the image's range.",
+            rich_help_panel="Attribution",
+        ),
+    ] = 0.15,
+    rule: Annotated[
+        str,
+        typer.Option(
+            help="SmoothGrad: the rule averaged (gradient, deconvnet, guided).",
+            rich_help_panel="Attribution",
+        ),
+    ] = "gradient",
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="SmoothGrad's noise and the noise baseline.", rich_help_panel="Attribution"
+        ),
+    ] = 0,
+    clip: Annotated[
+        float, typer.Option(help="The display's percentile clip of the non-zero |values|.")
+    ] = 99.5,
     raw: Annotated[
         Path | None,
         typer.Option(
@@ -70,8 +121,10 @@ def saliency(
     display: Annotated[
         str | None,
         typer.Option(
-            help="rgb (the gradient, grey at 0) or magnitude (max |gradient| over the "
-            "colours); default: magnitude for gradient, rgb for the others."
+            help="rgb (the gradient, grey at 0), magnitude (max |gradient| over the "
+            "colours), signed (blue < 0 < red) or heat; default: magnitude for gradient and "
+            "smoothgrad of it, signed for integrated, heat over the photo for gradcam, rgb "
+            "for the others."
         ),
     ] = None,
     size: Annotated[
@@ -86,8 +139,10 @@ def saliency(
     (Zeiler & Fergus; Springenberg et al.; Simonyan et al.)."""
     import numpy as np
 
+    from ...explain import attribution as attr
     from ...explain import targets as targets_mod
     from ...explain.rules import METHODS
+    from ...explain.saliency import DISPLAYS
     from ...explain.saliency import display as draw
     from ...explain.saliency import overlay as over
     from ...explain.saliency import saliency as compute
@@ -95,11 +150,17 @@ def saliency(
     from ...planning import load
 
     try:
-        if method not in METHODS:
-            raise ConfigError(f"method must be one of {', '.join(METHODS)} (got {method!r})")
-        mode = display or ("magnitude" if method == "gradient" else "rgb")
-        if mode not in ("rgb", "magnitude"):
-            raise ConfigError(f"display must be rgb or magnitude (got {mode!r})")
+        every = (*METHODS, *attr.ATTRIBUTIONS)
+        if method not in every:
+            raise ConfigError(f"method must be one of {', '.join(every)} (got {method!r})")
+        cam = method.startswith("gradcam")
+        shown = rule if method == "smoothgrad" else method
+        mode = display or ("signed" if method == "integrated" else "heat" if cam
+                           else "magnitude" if shown == "gradient" else "rgb")  # fmt: skip
+        if mode not in DISPLAYS:
+            raise ConfigError(f"display must be one of {', '.join(DISPLAYS)} (got {mode!r})")
+        if not 0 < clip <= 100:
+            raise ConfigError(f"clip must be a percentile in (0, 100] (got {clip:g})")
         if size is not None and not 16 <= size <= 4096:
             raise ConfigError(f"size must be between 16 and 4096 (got {size})")
         if raw is not None and raw.suffix.lower() != ".npy":
@@ -107,9 +168,25 @@ def saliency(
         check_paths(output, [image, weights], extra_outputs=[raw] if raw else [])
         wanted = targets_mod.parse(target)  # the target and the image before the network
         photo = load(image)
+        if cam:
+            attr.cam_layer(wanted, layer)  # before the network, like the target
+        elif layer is not None:
+            raise ConfigError("layer: only gradcam and gradcam++ take a --layer")
         net = _network(weights, pooling, device)
-        result = compute(photo, wanted, method, size=size, net=net)
-        picture = over(result.gradient, photo) if overlay else draw(result.gradient, mode)
+        if cam:
+            result = attr.gradcam(photo, wanted, layer=layer, plus=method == "gradcam++",
+                                  size=size, net=net)  # fmt: skip
+        elif method == "integrated":
+            result = attr.integrated_gradients(photo, wanted, steps=steps, base=baseline,
+                                               seed=seed, size=size, net=net)  # fmt: skip
+        elif method == "smoothgrad":
+            result = attr.smoothgrad(photo, wanted, rule=rule, samples=samples, noise=noise,
+                                     seed=seed, size=size, net=net)  # fmt: skip
+        else:
+            result = compute(photo, wanted, method, size=size, net=net)
+        heat_on_photo = overlay or (cam and display is None)
+        picture = (over(result.gradient, photo, clip) if heat_on_photo
+                   else draw(result.gradient, mode, clip))  # fmt: skip
         if raw is not None:
             save_array(result.gradient.permute(1, 2, 0).numpy().astype(np.float32), raw)
         save_image(picture, output)
@@ -117,7 +194,7 @@ def saliency(
         fail(exc)
     h, w = result.working_size
     say(
-        f"{result.target.label} by {method}: value {result.value:.4g} at {w}x{h} px; "
+        f"{result.target.label} by {result.method}: value {result.value:.4g} at {w}x{h} px; "
         f"wrote {output}" + (f" and {raw}" if raw else "")
     )
     if result.value == 0 and result.target.kind != "class" and method != "deconvnet":
