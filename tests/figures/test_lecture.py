@@ -52,3 +52,54 @@ def test_the_lecture_sheet_follows_the_lecture(paper_dir, tmp_path):  # noqa: F8
     from nst.figures.sheets import RUNNERS
 
     assert set(RUNNERS) == {"stylize", "content", "texture", "saliency", "ascent", "patch"}
+
+
+def test_every_lecture_panel_takes_the_size_and_iterations(paper_dir):  # noqa: F811
+    from nst.figures.lecture import AscentSpec, PatchSpec
+
+    (sheet,), _ = plan_sheets(Roles.from_dir(paper_dir), Config(size=64, iterations=20),
+                              only=["lecture"])  # fmt: skip
+    jobs = [c.job for row in sheet.rows for c in row if c.job]
+    for job in jobs:
+        if job.kind == "ascent":
+            assert isinstance(job.spec, AscentSpec)
+            assert (job.spec.size, job.spec.iterations) == (64, 20)
+        elif job.kind == "patch":
+            assert isinstance(job.spec, PatchSpec) and job.spec.size == 64
+        elif job.kind == "saliency":
+            assert job.spec.size == 64
+        else:
+            assert (job.config.size, job.config.iterations) == (64, 20)
+
+
+def test_panels_are_cached_and_an_interruption_writes_the_sheet_so_far(paper_dir, tmp_path):  # noqa: F811
+    import pytest
+
+    from nst.figures.sheets import SheetInterrupted
+
+    calls = []
+    base = fake_engine(calls)
+    stop_after = [7]
+
+    def engine(job):
+        if len(calls) == stop_after[0]:
+            raise KeyboardInterrupt
+        return base(job)
+
+    out = tmp_path / "figs"
+    roles, config = Roles.from_dir(paper_dir), Config(size=36, iterations=2)
+    with pytest.raises(SheetInterrupted) as stopped:
+        make_figures(roles, out, config, only=["lecture"], engine=engine)
+    assert len(stopped.value.results) == 7
+    assert (out / "lecture.png").is_file() and (out / "index.html").is_file()
+    assert len(list((out / ".panels").glob("*.png"))) == 7
+    first = list(calls)
+    calls.clear()
+    stop_after[0] = 10**6
+    made, _ = make_figures(roles, out, config, only=["lecture"], engine=engine)
+    jobs = {c.job for row in made[0].rows for c in row if c.job}
+    assert len(calls) == len(jobs) - 7  # the 7 finished panels came from the cache
+    assert not set(calls) & set(first)
+    calls.clear()
+    make_figures(roles, out, config.replace(iterations=3), only=["lecture"], engine=engine)
+    assert len(calls) == len(jobs)  # other settings: nothing reused

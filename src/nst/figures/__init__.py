@@ -16,7 +16,19 @@ from ..config import Config
 from ..imageio import save_image
 from . import lecture, paper  # noqa: F401  (register the figures)
 from .registry import FIGURES, Context, Roles
-from .sheets import Cell, Engine, Job, Result, Sheet, api_engine, render, run_sheet, sheet_layout
+from .sheets import (
+    Cell,
+    Engine,
+    Job,
+    Result,
+    Sheet,
+    SheetInterrupted,
+    api_engine,
+    cached,
+    render,
+    run_sheet,
+    sheet_layout,
+)  # fmt: skip
 from .sheets import write_index as write_index
 
 __all__ = ["FIGURES", "Cell", "Context", "Job", "Result", "Roles", "Sheet", "make_figures",
@@ -49,8 +61,13 @@ def make_figures(
     only: Sequence[str] | None = None,
     engine: Engine = api_engine,
     log: Callable[[str], None] = lambda msg: None,
+    cache: bool = True,
 ) -> tuple[list[Sheet], list[str]]:
-    """Plan, run, draw and index the figures into ``out``; returns (sheets made, skipped)."""
+    """Plan, run, draw and index the figures into ``out``; returns (sheets made, skipped).
+
+    With ``cache``, finished panels are kept in ``out/.panels`` and reused by a re-run.
+    Interrupted (KeyboardInterrupt), the sheet so far is drawn and indexed, then the
+    interruption is raised again."""
     from ..planning import load
 
     out.mkdir(parents=True, exist_ok=True)
@@ -62,11 +79,23 @@ def make_figures(
     sheets, skipped = plan_sheets(roles, base, only, texture_size=(cell[1], cell[0]))
     for msg in skipped:
         log(msg)
-    made = []
+    made: list[Sheet] = []
+    run = cached(engine, out / PANELS) if cache else engine
     for sheet in sheets:
-        results = run_sheet(sheet, engine, log)
+        try:
+            results = run_sheet(sheet, run, log)
+        except SheetInterrupted as stop:
+            save_image(render(sheet, stop.results, cell), out / f"{sheet.name}.png")
+            write_index(out, [*made, sheet], skipped, base)
+            log(f"{sheet.name}: wrote the {len(stop.results)} panels done to "
+                f"{out / (sheet.name + '.png')}")  # fmt: skip
+            raise
         save_image(render(sheet, results, cell), out / f"{sheet.name}.png")
         made.append(sheet)
         log(f"{sheet.name}: wrote {out / (sheet.name + '.png')} ({sheet.seconds:.0f} s)")
     write_index(out, made, skipped, base)
     return made, skipped
+
+
+#: the folder (inside the output folder) that keeps finished panels for re-runs
+PANELS = ".panels"

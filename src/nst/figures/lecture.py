@@ -50,15 +50,17 @@ class AscentSpec:
 
     target: str
     size: int
+    iterations: int
 
 
 @dataclass(frozen=True)
 class PatchSpec:
-    """The ``rank``-th of the ``k`` top patches of ``target``."""
+    """The ``rank``-th of the ``k`` top patches of ``target``, the photos seen at ``size``."""
 
     target: str
     rank: int
     k: int
+    size: int
 
 
 def _inversion_row(source: str, ctx: Context, prior: bool) -> list[Cell]:
@@ -113,22 +115,17 @@ def lecture(roles: Roles, ctx: Context) -> Sheet | str:
         rows.append(row)
         labels.append(f"saliency, neuron {rank + 1}")
     ascent = ctx.base.replace(seed=0)
+    steps = ctx.base.iterations
     rows.append(
-        [
-            Cell(t, Job("ascent", photo, None, ascent, spec=AscentSpec(t, size)))
-            for t in ASCENT_CHANNELS
-        ]
-    )
+        [Cell(t, Job("ascent", photo, None, ascent, spec=AscentSpec(t, size, steps)))
+         for t in ASCENT_CHANNELS]
+    )  # fmt: skip
     labels.append("gradient ascent")
+    patch = [PatchSpec(PATCH_TARGET, k, PATCHES, size) for k in range(PATCHES)]
     rows.append(
-        [
-            Cell(
-                f"{PATCH_TARGET} #{k + 1}",
-                Job("patch", photo, None, ctx.base, spec=PatchSpec(PATCH_TARGET, k, PATCHES)),
-            )
-            for k in range(PATCHES)
-        ]
-    )
+        [Cell(f"{PATCH_TARGET} #{s.rank + 1}", Job("patch", photo, None, ctx.base, spec=s))
+         for s in patch]
+    )  # fmt: skip
     labels.append("top patches")
     rows.append(_inversion_row(photo, ctx, prior=True))
     labels.append("inversion (prior)")
@@ -186,10 +183,10 @@ def _strongest(source: str, layer: str, rank: int, size: int) -> Target:
 
 
 @functools.lru_cache(maxsize=4)
-def _patches(target: str, k: int) -> tuple[torch.Tensor, ...]:
+def _patches(target: str, k: int, size: int) -> tuple[torch.Tensor, ...]:
     from ..explain.patches import top_patches
 
-    return tuple(p.image for p in top_patches(target, k=k))
+    return tuple(p.image for p in top_patches(target, k=k, size=size))
 
 
 @runner("saliency")
@@ -209,12 +206,13 @@ def run_ascent(job: Job) -> torch.Tensor:
 
     spec = job.spec
     assert isinstance(spec, AscentSpec)
-    return visualize(spec.target, VisualizeConfig(size=spec.size, seed=0)).image
+    config = VisualizeConfig(size=spec.size, seed=0, iterations=spec.iterations)
+    return visualize(spec.target, config).image
 
 
 @runner("patch")
 def run_patch(job: Job) -> torch.Tensor:
     spec = job.spec
     assert isinstance(spec, PatchSpec)
-    patches = _patches(spec.target, spec.k)
+    patches = _patches(spec.target, spec.k, spec.size)
     return patches[spec.rank] if spec.rank < len(patches) else torch.zeros(3, 16, 16)

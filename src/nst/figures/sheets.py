@@ -14,6 +14,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..config import Config
+from ..errors import NstError
 from ..imageio import fit_size, to_pil
 
 
@@ -85,8 +86,17 @@ def api_engine(job: Job) -> torch.Tensor | tuple[torch.Tensor, str]:
     return RUNNERS[job.kind](job)
 
 
+class SheetInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM, SIGHUP) while a sheet ran; ``results`` holds its finished cells."""
+
+    def __init__(self, results: dict[int, Result]) -> None:
+        super().__init__()
+        self.results = results
+
+
 def run_sheet(sheet: Sheet, engine: Engine, log: Callable[[str], None]) -> dict[int, Result]:
-    """Run every job of a sheet (identical jobs once); results by id(cell)."""
+    """Run every job of a sheet (identical jobs once); results by id(cell). Interrupted,
+    it raises :class:`SheetInterrupted` with the cells finished so far."""
     results: dict[int, Result] = {}
     done: dict[Job, Result] = {}
     jobs = [c for row in sheet.rows for c in row if c.job is not None]
@@ -96,19 +106,75 @@ def run_sheet(sheet: Sheet, engine: Engine, log: Callable[[str], None]) -> dict[
             results[id(cell)] = done[cell.job]
             continue
         t = time.perf_counter()
-        out = engine(cell.job)
+        try:
+            out = engine(cell.job)
+        except KeyboardInterrupt:
+            _notes(sheet, results)
+            raise SheetInterrupted(results) from None
         image, note = out if isinstance(out, tuple) else (out, "")
         res = Result(image, time.perf_counter() - t, note)
         done[cell.job] = results[id(cell)] = res
         log(f"{sheet.name} {i}/{len(jobs)}: {cell.label} ({res.seconds:.1f} s)")
     sheet.seconds = sum(r.seconds for r in done.values())
+    _notes(sheet, results)
+    if sheet.after is not None:
+        sheet.after(sheet, results)
+    return results
+
+
+def _notes(sheet: Sheet, results: dict[int, Result]) -> None:
     for row in sheet.rows:
         for cell in row:
             if id(cell) in results and results[id(cell)].note:
                 cell.note = results[id(cell)].note
-    if sheet.after is not None:
-        sheet.after(sheet, results)
-    return results
+
+
+def job_key(job: Job) -> str:
+    """A job's identity for the panel cache: its kind, settings and spec, and each input
+    file by path, size and modification time (a changed input is run again)."""
+    import hashlib
+    import json
+
+    def ident(name: str | None) -> object:
+        if name is None or name.startswith(("builtin:", "skimage:")):
+            return name
+        try:
+            st = os.stat(name)
+        except OSError:
+            return name
+        return [os.path.abspath(name), st.st_size, st.st_mtime_ns]
+
+    data = {
+        "kind": job.kind, "source": ident(job.source), "style": ident(job.style),
+        "config": job.config.to_dict(), "size": job.size, "spec": repr(job.spec),
+    }  # fmt: skip
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def cached(engine: Engine, folder: Path) -> Engine:
+    """``engine`` with each finished panel kept in ``folder`` (a PNG and its note) and
+    reused when the same job comes again: a re-run after Ctrl-C, or another sheet with the
+    same panel. Written atomically, so an interruption never leaves half a panel."""
+    from ..imageio import atomic_write, load_image, save_image, to_tensor
+
+    def run(job: Job) -> torch.Tensor | tuple[torch.Tensor, str]:
+        key = job_key(job)
+        png, note_file = folder / f"{key}.png", folder / f"{key}.txt"
+        if png.is_file() and note_file.is_file():
+            try:
+                image = to_tensor(load_image(png))
+                return image, note_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError, NstError):  # damaged: run it again
+                pass
+        out = engine(job)
+        image, note = out if isinstance(out, tuple) else (out, "")
+        folder.mkdir(parents=True, exist_ok=True)
+        save_image(image.detach().float().clamp(0, 1).cpu(), png)
+        atomic_write(note_file, lambda f: f.write(note.encode("utf-8")))
+        return image, note
+
+    return run
 
 
 # -- drawing ---------------------------------------------------------------------------------

@@ -64,7 +64,10 @@ def figures(
         except NstError as exc:
             fail(exc)
         except KeyboardInterrupt:
-            say("interrupted; sheets already written are kept")
+            say(
+                f"interrupted; the sheet so far is written to {out}, and its finished panels "
+                "are kept: the same command continues"
+            )
             raise typer.Exit(signals.exit_code) from None
     took = time.perf_counter() - start
     typer.echo(
