@@ -38,7 +38,9 @@ def test_the_lecture_sheet_follows_the_lecture(paper_dir, tmp_path):  # noqa: F8
     )
     (sheet,) = made
     assert sheet.row_labels == ["saliency, neuron 1", "saliency, neuron 2", "gradient ascent",
-                                "top patches", "inversion (prior)", "texture (Gram)"]  # fmt: skip
+                                "ascent (Lucid)", "top patches", "inversion (prior)",
+                                "texture (Gram)"]  # fmt: skip
+    assert [c.job.spec.lucid for c in sheet.rows[3]] == [True] * 5
     assert [c.label for c in sheet.rows[0]] == ["photo", "gradient", "deconvnet", "guided"]
     assert [c.note for c in sheet.rows[0][1:]] == ["conv5_1:7@1,2"] * 3
     assert [c.label for c in sheet.rows[2]] == ["conv1_1:5", "conv2_1:10", "conv3_1:20",

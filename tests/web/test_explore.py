@@ -13,6 +13,8 @@ def test_layers_and_the_ascent_form_schema(make_client):
     assert info["methods"] == ["gradient", "deconvnet", "guided"]
     fields = {f["name"]: f for f in client.get("/api/explain/config").json()["fields"]}
     assert {"l2", "blur_every", "blur_sigma", "clip_value", "clip_grad", "jitter"} <= set(fields)
+    assert fields["param"]["choices"] == ["pixel", "fourier"]  # Lucid's options on /explore
+    assert fields["decorrelate"]["kind"] == "bool" and "transforms" in fields
     assert fields["size"]["max"] == 512 and fields["iterations"]["max"] == 2000
     assert client.get("/explore").status_code == 200
 

@@ -60,7 +60,8 @@ def _clip_below(x: torch.Tensor, score: torch.Tensor, percentile: float) -> torc
 
 @dataclass(frozen=True)
 class Ascent:
-    """The result: the image (3, H, W) in [0, 1] and the target's value on it."""
+    """The result: the image (3, H, W) in [0, 1] and the target's value on it (with
+    ``diversity`` N, the N images side by side, (3, H, N*W), and their mean value)."""
 
     image: torch.Tensor
     value: float
@@ -92,6 +93,11 @@ def visualize(
     size = (cfg.size, cfg.size)
     net.check(t, size)
     emit = on_event or (lambda e: None)
+    if cfg.lucid:  # Olah et al.'s parameterizations, transforms and diversity
+        from .lucid import lucid_visualize
+
+        images, lucid_value = lucid_visualize(t, cfg, net, emit, stop, preview_every)
+        return Ascent(torch.cat(list(images), dim=2), lucid_value, t)  # N images side by side
     should_stop = stop_function(stop) or (lambda: False)
     dev = net.device
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..options import FLOAT, INT, TEXT, Declared, declare, option
+from ..errors import ConfigError
+from ..options import BOOL, FLOAT, INT, TEXT, Declared, declare, option
 
 STARTS = ("zeros", "noise")
+PARAMS = ("pixel", "fourier")
+TRANSFORMS = ("jitter", "scale", "rotate")
 
 
 @declare
@@ -124,6 +127,46 @@ class VisualizeConfig(Declared):
         panel="Optimization",
         label="Start",
     )
+    param: str = option(
+        "pixel",
+        "The image's parameterization: pixel, or fourier (a 1/f-scaled spectrum, as in "
+        "Olah et al.'s Feature Visualization; with any of --param fourier, --decorrelate, "
+        "--transforms or --diversity the run is Lucid's: Adam on the parameters, the pixel "
+        "regularizers above unused).",
+        TEXT,
+        choices=PARAMS,
+        panel="Lucid",
+        web="main",
+        label="Parameterization",
+    )
+    decorrelate: bool = option(
+        False,
+        "Colours from ImageNet's decorrelated colour basis (a fixed 3x3, the square root of "
+        "the colour covariance) through a sigmoid.",
+        BOOL,
+        panel="Lucid",
+        web="main",
+        label="Decorrelate colours",
+    )
+    transforms: str = option(
+        "",
+        "Random transformations before each step, e.g. jitter,scale,rotate (robustness: "
+        "jitter 8 px, scale 0.9-1.1, rotate +-10 degrees; seeded).",
+        TEXT,
+        panel="Lucid",
+        web="advanced",
+        label="Transforms",
+    )
+    diversity: int = option(
+        1,
+        "A batch of N images pushed apart (the cosine similarity of their Gram matrices at "
+        "the target's layer is penalized, as Lucid's diversity objective).",
+        INT,
+        lo=1,
+        hi=16,
+        panel="Lucid",
+        label="Diversity (images)",
+    )
     seed: int = option(
         0,
         "Seed of the noise start and of the jitter.",
@@ -133,3 +176,19 @@ class VisualizeConfig(Declared):
         panel="Optimization",
         label="Seed",
     )
+
+    def _check_together(self) -> None:
+        for name in self.transform_list:
+            if name not in TRANSFORMS:
+                raise ConfigError(f"transforms: '{name}' is not one of {', '.join(TRANSFORMS)}")
+
+    @property
+    def transform_list(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.transforms.split(",") if p.strip())
+
+    @property
+    def lucid(self) -> bool:
+        """Whether the run is Lucid's (a parameterization other than pixels, decorrelated
+        colours, transformations or a diverse batch) rather than Simonyan/Yosinski's."""
+        return (self.param != "pixel" or self.decorrelate or bool(self.transform_list)
+                or self.diversity > 1)  # fmt: skip

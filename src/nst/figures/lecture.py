@@ -4,7 +4,8 @@ one sheet following "Visualizing and Understanding" from saliency to textures.
 * inversion: conv1_1 … conv5_1 reconstructed from white noise, without a prior and with
   Mahendran & Vedaldi's (TV, beta = 2, plus the alpha-norm, alpha = 6).
 * lecture: saliency by the three backward rules for the strongest conv5_1 neurons of a
-  photo; gradient-ascent images for a channel of each block; the top patches of a
+  photo; gradient-ascent images for a channel of each block, in pixels and with Lucid's
+  Fourier parameterization, decorrelated colours and transforms; the top patches of a
   conv5_1 channel over scikit-image's photos; inversions; Gram textures.
 """
 
@@ -51,6 +52,7 @@ class AscentSpec:
     target: str
     size: int
     iterations: int
+    lucid: bool = False  # Fourier, decorrelated colours and transforms (Olah et al.)
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,11 @@ def lecture(roles: Roles, ctx: Context) -> Sheet | str:
          for t in ASCENT_CHANNELS]
     )  # fmt: skip
     labels.append("gradient ascent")
+    rows.append(
+        [Cell(t, Job("ascent", photo, None, ascent, spec=AscentSpec(t, size, steps, True)))
+         for t in ASCENT_CHANNELS]
+    )  # fmt: skip
+    labels.append("ascent (Lucid)")
     patch = [PatchSpec(PATCH_TARGET, k, PATCHES, size) for k in range(PATCHES)]
     rows.append(
         [Cell(f"{PATCH_TARGET} #{s.rank + 1}", Job("patch", photo, None, ctx.base, spec=s))
@@ -207,6 +214,8 @@ def run_ascent(job: Job) -> torch.Tensor:
     spec = job.spec
     assert isinstance(spec, AscentSpec)
     config = VisualizeConfig(size=spec.size, seed=0, iterations=spec.iterations)
+    if spec.lucid:
+        config = config.replace(param="fourier", decorrelate=True, transforms="jitter,scale,rotate")
     return visualize(spec.target, config).image
 
 
