@@ -242,6 +242,14 @@ OPTIONS: dict[str, tuple[list[str], str]] = {
                               "contents: s/none*.png: the pattern matches no file"),
     "output under a file": ([*JOBS, "-o", "notes.png/out"], "output folder notes.png/out/"
                             "batch.jsonl: cannot make the folder notes.png/out (Not a directory)"),
+    "the manifest is the record file": (["--manifest", "out/batch.jsonl", "-o", "out"],
+                                        "manifest out/batch.jsonl is the output folder's record "
+                                        "file; give another -o folder or file name"),
+    "the log is the record file": ([*JOBS, "-o", "out", "--log", "out/batch.jsonl"],
+                                   "log out/batch.jsonl is the output folder's record file; "
+                                   "give another -o folder or file name"),
+    "the log is the manifest": (["--manifest", "jobs.csv", "-o", "out", "--log", "jobs.csv"],
+                                "log jobs.csv is the manifest; give the log another name"),
     "a manifest row in the output folder": (["--manifest", "jobs.csv", "-o", "c"],
                                             "manifest jobs.csv row 2: c/a.png is in the output "
                                             "folder c; results would become inputs of the next "
@@ -253,10 +261,16 @@ OPTIONS: dict[str, tuple[list[str], str]] = {
 def test_a_bad_option_or_folder_is_one_line(place, name):
     (place / "link").symlink_to(place / "c")
     (place / "jobs.csv").write_text("content,style\nc/a.png,s/b.png\n")
+    (place / "out").mkdir()
+    (place / "out" / "batch.jsonl").write_text('{"content": "c/a.png", "style": "s/b.png"}\n')
     args, line = OPTIONS[name]
+    before = (place / "out" / "batch.jsonl").read_bytes()
     code, lines = batch(*args)
     assert (code, lines) == (2, [f"nst: error: {line}"])
-    assert not list(place.glob("*/batch.jsonl"))
+    assert [p.relative_to(place).as_posix() for p in place.glob("*/batch.jsonl")] == [
+        "out/batch.jsonl"
+    ]
+    assert (place / "out" / "batch.jsonl").read_bytes() == before
 
 
 # -- the state file ------------------------------------------------------------------------

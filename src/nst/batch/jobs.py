@@ -102,8 +102,11 @@ def _check_file(row: str, role: str, name: str, image: bool = True) -> None:
         return
     problem = file_problem(name)
     if problem is None and image:
-        st = os.stat(name)
-        problem = _header_problem(name, st.st_mtime_ns, st.st_size)
+        try:
+            st = os.stat(name)
+            problem = _header_problem(name, st.st_mtime_ns, st.st_size)
+        except OSError as exc:  # gone since file_problem looked
+            problem = f"cannot read ({exc.strerror or exc})"
     if problem:
         raise ConfigError(f"{row}: {role} {one_line(name)}: {problem}")
 

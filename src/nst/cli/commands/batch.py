@@ -200,6 +200,15 @@ def batch(
             if not ok:
                 raise ConfigError(message)
         check_writable(output / "batch.jsonl", "output folder")
+        records_file = (output / "batch.jsonl").resolve()
+        for what, given in (("manifest", manifest), ("log", log)):
+            if given is not None and given.resolve() == records_file:
+                raise ConfigError(
+                    f"{what} {given} is the output folder's record file; give another -o "
+                    "folder or file name"
+                )
+        if manifest is not None and log is not None and log.resolve() == manifest.resolve():
+            raise ConfigError(f"log {log} is the manifest; give the log another name")
         if manifest is not None:
             jobs = read_manifest(manifest, defaults, output)
         else:
