@@ -66,12 +66,41 @@ def test_bad_parameters_are_422(make_client, tmp_path, params):
 
 
 @pytest.mark.parametrize(
-    "raw", ["[" * 5000 + "]" * 5000, '{"size": NaN}', '{"size": 1e999}', "null", '"text"', "{"]
-)
+    "raw", ["[" * 5000 + "]" * 5000, '{"size": NaN}', '{"size": 1e999}', "null", '"text"', "{",
+            '{"size": ' + "9" * 5000 + "}", '{"seed": ' + "9" * 400 + "}"]
+)  # fmt: skip
 def test_bad_json_is_422(make_client, tmp_path, raw):
     r = submit(make_client(), raw_params=raw)
     _check(r, tmp_path / "data")
     assert r.status_code == 422
+
+
+def test_path_parameters_are_names(make_client, tmp_path):
+    """A job's files by name: anything but a known name is 404 (a name too long for the
+    file system was a 500), and a job id is matched whole (a trailing newline too)."""
+    client = make_client()
+    job = submit(client).json()["id"]
+    assert client.get(f"/api/jobs/{job}/inputs/content.png").status_code == 200
+    names = [
+        "style_" + "a" * 300 + ".png",
+        "content.png%00",
+        "%00",
+        "style_%00.png",
+        "style_0.png%0a",
+        "..%2fcontent.png",
+        "x" * 5000,
+        "mask.png.",
+        "style_123.png",
+    ]
+    for name in names:  # fmt: skip
+        r = client.get(f"/api/jobs/{job}/inputs/{name}")
+        _check(r, tmp_path / "data")
+        assert r.status_code == 404, (name, r.status_code)
+    for bad in [f"{job}%0a", f"{job}%00", job.upper(), job[:-1], "9" * 5000]:
+        for tail in ("", "/inputs/content.png", "/result.png", "/events"):
+            r = client.get(f"/api/jobs/{bad}{tail}")
+            _check(r, tmp_path / "data")
+            assert r.status_code == 404, (bad, tail, r.status_code)
 
 
 def test_control_characters_and_nul_in_file_names(make_client, tmp_path):
