@@ -8,6 +8,7 @@ Ctrl-C test, which runs ``nst serve`` as a real process on the real weights.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -252,10 +253,8 @@ def test_axe_finds_nothing_empty_running_and_done(chromium, tmp_path, tiny_netwo
         )
         assert violations(page) == [], "running job"
         # the run may end while axe scans (its speed is the machine's): cancel it if not
-        try:
+        with contextlib.suppress(PlaywrightTimeout):
             page.locator(".job[data-state='running'] .cancel").click(timeout=3_000)
-        except PlaywrightTimeout:
-            pass
         ended = ".job[data-state='cancelled'], .job[data-state='done']"
         expect(page.locator(ended)).to_have_count(1, timeout=30_000)
         done_before = page.locator(DONE).count()  # 1 if the run ended on its own
