@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 
 from nst.web import WebSettings, create_app
+from nst.web.jobs import Runner
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -50,11 +51,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(data_dir: Path, **settings: object) -> Iterator[str]:
+def serving(data_dir: Path, runner: Runner | None = None, **settings: object) -> Iterator[str]:
     """The web app on a free port in a thread; yields its URL; stops it after."""
     port = free_port()
     web = WebSettings(data_dir=data_dir, port=port, **settings)  # type: ignore[arg-type]
-    app = create_app(web)
+    app = create_app(web, runner) if runner is not None else create_app(web)
     srv = uvicorn.Server(
         uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2

@@ -3,7 +3,9 @@
 * ``Guard`` (ASGI middleware): the Host header must name this server (DNS rebinding);
   state-changing requests from another origin are refused (CSRF); request bodies are
   capped, by Content-Length and while streaming (chunked bodies too: 413); a body
-  that stalls gets 408; a job must be posted as multipart/form-data.
+  that stalls gets 408; a job must be posted as multipart/form-data. Once the body is
+  read, ``receive`` only waits for the client to go: a long response (an event stream
+  waits on it for its whole life) has no deadline.
 * ``TimedH11Protocol``: uvicorn's HTTP/1.1 protocol with a deadline for a request's
   headers, so a client that trickles them in (slowloris) is disconnected.
 """
@@ -118,10 +120,14 @@ class Guard:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10 * self.body_timeout
 
+        body_done = False
+
         async def counted() -> dict[str, Any]:
-            nonlocal seen
+            nonlocal seen, body_done
             if problem:
                 raise problem[0]
+            if body_done:  # what comes now is only the disconnect: no deadline
+                return await receive()  # type: ignore[no-any-return]
             wait = max(0.0, min(self.body_timeout, deadline - loop.time()))
             try:
                 message: dict[str, Any] = await asyncio.wait_for(receive(), wait)
@@ -133,6 +139,9 @@ class Guard:
                 if seen > self.max_body:
                     problem.append(_Refused(413, f"request body over {megabytes(self.max_body)}"))
                     raise problem[0]
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         started = False

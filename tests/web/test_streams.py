@@ -1,0 +1,117 @@
+"""Event streams that do not drop: five pages follow three jobs to their end over a real
+uvicorn server, and every page sees every iteration of every job once, in order, while
+the server logs nothing.
+
+The cause of the dropped streams was the Guard's body deadline: it also bounded the
+wait of Starlette's disconnect listener, so every stream quiet for ``body_timeout``
+seconds was cut (uvicorn: "ASGI callable returned without completing response"; the
+browser: ERR_INCOMPLETE_CHUNKED_ENCODING, then a reconnect). The deadline here is a
+quarter of a second, so a stream of the old server breaks many times over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.request
+
+import pytest
+
+from tests.web.browser import serving
+from tests.web.helpers import fake_runner
+from tests.web.test_page import chromium, open_page  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+# Every EventSource the page opens reports what it receives: the iterations of its steps
+# and any error (a dropped connection), by job URL.
+RECORDER = """
+(() => {
+  const Real = window.EventSource;
+  window.__streams = {};
+  window.EventSource = function (url) {
+    const source = new Real(url);
+    const log = (window.__streams[url] = window.__streams[url] || { steps: [], errors: 0 });
+    source.addEventListener("step", (e) => log.steps.push(JSON.parse(e.data).iteration));
+    source.addEventListener("error", () => { log.errors += 1; });
+    return source;
+  };
+  window.EventSource.prototype = Real.prototype;
+  Object.assign(window.EventSource, { CONNECTING: 0, OPEN: 1, CLOSED: 2 });
+})();
+"""
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(f"{record.name}: {record.getMessage()}")
+
+
+def gated(gate: threading.Event, steps: int):
+    run = fake_runner(delay=0.02, steps=steps)
+
+    def runner(job, on_event, stop, preview_every):
+        gate.wait(60)
+        return run(job, on_event, stop, preview_every)
+
+    return runner
+
+
+def post_job(url: str, iterations: int) -> str:
+    import httpx
+
+    files = {
+        "style_builtin": (None, "builtin:swirls"),
+        "content_builtin": (None, "builtin:chelsea"),
+        "params": (None, json.dumps({"size": 32, "iterations": iterations})),
+    }
+    r = httpx.post(f"{url}/api/jobs", files=files, headers={"Origin": url}, timeout=30)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def test_five_pages_follow_three_jobs_without_a_drop(chromium, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect
+
+    logs = Collect()
+    watched = [logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "nst.web")]
+    for logger in watched:
+        logger.addHandler(logs)
+    gate = threading.Event()
+    iterations = 60
+    try:
+        with serving(tmp_path / "data", gated(gate, iterations), body_timeout=0.25,
+                     preview_every=10) as url:  # fmt: skip
+            jobs = [post_job(url, iterations) for _ in range(3)]
+            pages = []
+            for _ in range(5):
+                page = chromium.new_page(viewport={"width": 1366, "height": 768})
+                page.add_init_script(RECORDER)
+                pages.append(page)
+                page.errors = []
+                page.on("pageerror", lambda e, page=page: page.errors.append(str(e)))
+                page.goto(url)
+            for page in pages:  # every page follows the three jobs before they run
+                expect(page.locator(".job")).to_have_count(3, timeout=30_000)
+                page.wait_for_function("Object.keys(window.__streams).length === 3")
+            gate.set()
+            for page in pages:
+                expect(page.locator(".job[data-state='done']")).to_have_count(3, timeout=120_000)
+            for page in pages:
+                streams = page.evaluate("window.__streams")
+                for job_id in jobs:
+                    seen = streams[f"/api/jobs/{job_id}/events"]
+                    assert seen["errors"] == 0, f"a stream of {job_id} dropped"
+                    assert seen["steps"] == list(range(iterations + 1)), job_id
+                assert not page.errors
+            with urllib.request.urlopen(f"{url}/api/jobs") as r:
+                assert [j["state"] for j in json.loads(r.read())] == ["done"] * 3
+    finally:
+        for logger in watched:
+            logger.removeHandler(logs)
+    assert logs.records == []
