@@ -42,7 +42,7 @@ def test_truncated_and_oversized_images(tmp_path):
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     assert _message(cut).startswith(f"{cut}: truncated or corrupt image data")
     big = _message(good, max_pixels=1000)
-    assert big == f"{good}: image is too large: 64x48 = 3,072 pixels, the limit is 1,000"
+    assert big == f"{good}: too many pixels (64×48 = 3,072 > 1,000)"
 
 
 def test_unsupported_format_is_named(tmp_path):

@@ -19,9 +19,14 @@ class NstError(Exception):
 
 
 class ConfigError(NstError, ValueError):
-    """A parameter is out of range, unknown or inconsistent."""
+    """A parameter is out of range, unknown or inconsistent; ``option`` names the option
+    when one is at fault (a form marks that field)."""
 
     exit_code = 2
+
+    def __init__(self, *args: object, option: str | None = None) -> None:
+        super().__init__(*args)
+        self.option = option
 
 
 class TermError(NstError, ValueError):

@@ -16,7 +16,6 @@ import glob
 import io
 import logging
 import os
-import re
 import stat
 import tempfile
 import warnings
@@ -131,7 +130,10 @@ def _decode(fp: BinaryIO, label: str, limit: int) -> Image.Image:
         except UnidentifiedImageError:
             raise ImageError(label, "not an image file, or a format nst cannot read") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError(label, "image is too large (decompression bomb guard)") from None
+            size = _declared_size(fp)
+            if size is None:
+                raise ImageError(label, "too many pixels (decompression bomb guard)") from None
+            raise ImageError(label, too_many_pixels(*size, limit)) from None
         except MemoryError:
             raise ImageError(label, "not enough memory to decode the image") from None
         except Exception as exc:  # Pillow raises many kinds for damaged files
@@ -150,11 +152,14 @@ def _open(fp: BinaryIO, label: str, limit: int) -> Image.Image:
     if w < 1 or h < 1:
         raise ImageError(label, f"image has no pixels ({w}x{h})")
     if w * h > limit:
-        raise ImageError(
-            label, f"image is too large: {w}x{h} = {w * h:,} pixels, the limit is {limit:,}"
-        )
+        raise ImageError(label, too_many_pixels(w, h, limit))
     img.load()
     return to_rgb(img)
+
+
+def too_many_pixels(width: int, height: int, limit: int) -> str:
+    """The one reason for an image over a pixel limit."""
+    return f"too many pixels ({width}×{height} = {width * height:,} > {limit:,})"
 
 
 def image_size(data: bytes, label: str) -> tuple[int, int]:
@@ -171,6 +176,25 @@ def probe(path: str | os.PathLike[str], label: str | None = None) -> tuple[int, 
         return _header(fp, name)
 
 
+def _declared_size(fp: BinaryIO) -> tuple[int, int] | None:
+    """The size an image's header declares, read by its format's Pillow plugin without
+    ``Image.open``'s decompression-bomb check (nothing is decoded), or None."""
+    for fmt in ALLOWED_FORMATS:
+        if fmt not in Image.OPEN:
+            continue
+        factory, accept = Image.OPEN[fmt]
+        try:
+            fp.seek(0)
+            if accept is not None and not accept(fp.read(16)):
+                continue
+            fp.seek(0)
+            with factory(fp, "") as img:
+                return img.size
+        except Exception:  # a damaged header: try the next format
+            continue
+    return None
+
+
 def _header(fp: BinaryIO, label: str) -> tuple[int, int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -182,10 +206,11 @@ def _header(fp: BinaryIO, label: str) -> tuple[int, int]:
                 return img.size
         except ImageError:
             raise
-        except Image.DecompressionBombError as exc:  # Pillow's own cap, from the header
-            found = re.search(r"\((\d+) pixels\)", str(exc))
-            count = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
-            raise ImageError(label, f"image is too large: it declares {count}") from None
+        except Image.DecompressionBombError:  # past Pillow's own cap: the size, undecoded
+            size = _declared_size(fp)
+            if size is None:
+                raise ImageError(label, "too many pixels (decompression bomb guard)") from None
+            return size
         except UnidentifiedImageError:
             raise ImageError(label, "not an image file, or a format nst cannot read") from None
         except Exception as exc:

@@ -13,9 +13,10 @@ shows it. From that one declaration derive:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -432,6 +433,17 @@ class Option:
         }
 
 
+@contextlib.contextmanager
+def _blaming(name: str) -> Iterator[None]:
+    """A ConfigError raised inside names ``name`` as its option (unless it names one)."""
+    try:
+        yield
+    except ConfigError as exc:
+        if exc.option is None:
+            exc.option = name
+        raise
+
+
 def option(default: Any, help: str, kind: Kind, **spec: Any) -> Any:
     """A Config field declared with its :class:`Option` (name filled in by Config)."""
     return field(default=default, metadata={"option": (kind, help, spec)})
@@ -500,13 +512,19 @@ class Declared:
 
     def check_caps(self, limits: Mapping[str, float]) -> None:
         """Refuse values over a server limit (``limits``: the settings' fields by name)."""
-        for name, opt in self.OPTIONS.items():
+        self._check_caps({name: getattr(self, name) for name in self.OPTIONS}, limits)
+
+    @classmethod
+    def _check_caps(cls, values: Mapping[str, Any], limits: Mapping[str, float]) -> None:
+        for name, value in values.items():
+            opt = cls.OPTIONS[name]
             if opt.cap is None or opt.cap not in limits:
                 continue
             limit = limits[opt.cap]
-            if opt.over_cap(getattr(self, name), limit):
+            if opt.over_cap(value, limit):
                 unit = f" {opt.unit}" if opt.unit else ""
-                raise ConfigError(f"{opt.what}: at most {limit:g}{unit} on this server")
+                raise ConfigError(f"{opt.what}: at most {limit:g}{unit} on this server",
+                                  option=name)  # fmt: skip
 
     @classmethod
     def web_schema(cls, limits: Mapping[str, float]) -> list[dict[str, Any]]:
@@ -539,8 +557,9 @@ class Declared:
 
     def __post_init__(self) -> None:
         for name, opt in self.OPTIONS.items():
-            value = opt.normalize(getattr(self, name))
-            opt.check(value)
+            with _blaming(name):
+                value = opt.normalize(getattr(self, name))
+                opt.check(value)
             object.__setattr__(self, name, value)
         self._check_together()
 
@@ -556,12 +575,17 @@ class Declared:
         return {name: opt.to_json(getattr(self, name)) for name, opt in self.OPTIONS.items()}
 
     @classmethod
-    def from_dict(cls: type[D], data: Any, base: D | None = None) -> D:
+    def from_dict(
+        cls: type[D], data: Any, base: D | None = None, limits: Mapping[str, float] | None = None
+    ) -> D:
         """The boundary parser: text or JSON values by option name.
 
         Used by every front end (CLI strings, web JSON, manifest cells). Unknown names are
         refused with their name; a preset's options apply beneath the options given; options
-        not given keep the value in ``base`` (default: the defaults).
+        not given keep the value in ``base`` (default: the defaults). With a server's
+        ``limits``, a value over its cap is refused with the server's limit before the
+        declared range is checked (the range a form shows is the server's). A refusal
+        names its option (``ConfigError.option``).
         """
         if not isinstance(data, dict):
             raise ConfigError("parameters: expected an object of option names and values")
@@ -573,7 +597,12 @@ class Declared:
         if preset is not None and data.get(preset) not in (None, ""):
             bundle = cls.PRESETS[cls.OPTIONS[preset].parse(data[preset])]
             data = {**bundle, **data}  # what is given explicitly wins
-        values = {key: cls.OPTIONS[key].parse(value) for key, value in data.items()}
+        values = {}
+        for key, value in data.items():
+            with _blaming(key):
+                values[key] = cls.OPTIONS[key].parse(value)
+        if limits is not None:
+            cls._check_caps(values, limits)
         try:
             if base is not None:
                 return dataclasses.replace(base, **values)  # type: ignore[type-var]

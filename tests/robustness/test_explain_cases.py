@@ -307,7 +307,7 @@ def client(tmp_path_factory):
         runtime.clear_cache()
         mp.setattr(runtime, "load_network", load)
         mp.setattr(runtime, "load_classifier", lambda weights, device: None)
-        settings = WebSettings(data_dir=tmp_path_factory.mktemp("explore"))
+        settings = WebSettings(data_dir=tmp_path_factory.mktemp("explore"), calibrate=False)
         with TestClient(create_app(settings, fake_runner()), base_url=BASE) as c:
             yield c
         runtime.clear_cache()

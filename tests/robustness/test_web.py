@@ -179,7 +179,7 @@ def live_server(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     settings = WebSettings(data_dir=tmp_path / "data", port=port, header_timeout=1.0,
-                           body_timeout=1.0)  # fmt: skip
+                           body_timeout=1.0, calibrate=False)  # fmt: skip
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                             log_level="error", http=timed_protocol(1.0))  # fmt: skip
     server = uvicorn.Server(config)

@@ -87,7 +87,7 @@ def check_history(job: Job) -> None:
 
 def test_cancel_racing_start_leaves_one_valid_history(manager):
     rng = random.Random(5)
-    m = manager(stepping_runner(3), workers=2, max_waiting=64)
+    m = manager(stepping_runner(3), workers=2, max_waiting=200)
     jobs = []
     for _ in range(150):
         job = new_job(m)

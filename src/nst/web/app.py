@@ -18,13 +18,14 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from ..config import Config
+from .calibration import start_calibration
 from .guard import Guard
 from .jobs import Runner, api_runner
 from .manager import JobManager
 from .routes import ROUTERS
 from .routes.pages import static_dir
 from .settings import WebSettings
-from .state import AppState
+from .state import AppState, Problem, problem_reply
 from .uploads import Preparer
 
 
@@ -39,6 +40,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         manager.start()
+        shared.gallery.warm()
+        if settings.calibrate:
+            start_calibration(shared)
         yield
         manager.stop()
 
@@ -51,6 +55,7 @@ def create_app(
         openapi_url="/api/openapi.json",
     )
     app.state.nst = shared
+    app.add_exception_handler(Problem, problem_reply)
     app.state.manager = manager
     app.add_middleware(
         Guard,

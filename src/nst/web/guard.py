@@ -127,7 +127,7 @@ class Guard:
             if problem:
                 raise problem[0]
             if body_done:  # what comes now is only the disconnect: no deadline
-                return await receive()  # type: ignore[no-any-return]
+                return await receive()
             wait = max(0.0, min(self.body_timeout, deadline - loop.time()))
             try:
                 message: dict[str, Any] = await asyncio.wait_for(receive(), wait)

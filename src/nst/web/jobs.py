@@ -33,7 +33,8 @@ __all__ = ["MARKER", "TERMINAL", "AscentPlan", "Job", "Runner", "WebSettings", "
 JOB_ID = re.compile(r"[0-9a-f]{32}")  # matched whole (fullmatch): "$" lets a "\n" through
 #: the input images a job keeps, by the names the API serves them under
 INPUT_NAME = re.compile(r"(content|mask|style_[0-9]{1,2})\.png")
-TERMINAL = ("done", "cancelled", "failed")
+#: the end states; "interrupted": the server stopped while the job was queued or running
+TERMINAL = ("done", "cancelled", "failed", "interrupted")
 
 
 @dataclass(frozen=True)

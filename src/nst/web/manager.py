@@ -6,6 +6,7 @@ under the manager's one lock, so a cancel racing a start, two workers and the re
 threads always see one consistent job:
 
 * ``queued`` → ``running`` → ``done`` | ``cancelled`` | ``failed``, or ``queued`` →
+  ``cancelled``; a job the server's stop ends (queued or running) is ``interrupted``, not
   ``cancelled``; a terminal state is never left, and ``running`` never follows a cancel;
 * event records get consecutive sequence numbers; a running job keeps at most
   ``max_events``, a finished one a tail of ``event_tail`` (its loss curve is kept whole);
@@ -60,6 +61,7 @@ class JobManager:
         self.threads: list[threading.Thread] = []
         self.closing = threading.Event()
         self._watchers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self.calibrated: float | None = None  # seconds/iteration/Mpx of the start-up test run
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -74,13 +76,19 @@ class JobManager:
         self.threads.append(t)
 
     def begin_stop(self) -> None:
-        """The server is stopping: event streams end, every job is cancelled (no wait)."""
+        """The server is stopping: event streams end, every job is stopped (no wait).
+        Queued jobs end ``interrupted`` at once (their record kept for the history); a
+        running one ends ``interrupted`` at its next step, keeping its last image."""
         self.closing.set()
         with self.lock:
+            waiting = [j for j in self.jobs.values() if j.state == "queued"]
+            ended = [j for j in waiting if self._end(j, "interrupted")]
             for job in self.jobs.values():
                 job.cancel.set()
             for job_id in list(self._watchers):
                 self._notify(job_id)
+        for job in ended:
+            self._after_end(job)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Cancel every job and wait for the workers (a running job ends at its next step)."""
@@ -129,15 +137,31 @@ class JobManager:
             shutil.rmtree(job.folder, ignore_errors=True)
         return [j.id for j in gone]
 
-    def speed(self) -> float | None:
-        """This machine's measured seconds per iteration per megapixel (recent runs)."""
+    def speed(self) -> tuple[float | None, str | None]:
+        """This machine's seconds per iteration per megapixel and what measured it: the
+        median of the recent runs ("runs"), else the start-up test run ("calibration"),
+        else (None, None)."""
         with self.lock:
             runs = sorted(
                 (j for j in self.jobs.values() if j.state == "done" and j.speed()),
                 key=lambda j: j.finished_at or 0,
             )[-5:]
             speeds = sorted(s for j in runs if (s := j.speed()) is not None)
-        return speeds[len(speeds) // 2] if speeds else None
+            if speeds:
+                return speeds[len(speeds) // 2], "runs"
+            if self.calibrated is not None:
+                return self.calibrated, "calibration"
+        return None, None
+
+    def calibrate(self, job: Job) -> float | None:
+        """Run ``job`` (a small stylization, never listed) on the calling thread like any
+        job, and keep its speed for estimates until real runs are measured."""
+        self._run(job)
+        with self.lock:
+            speed = job.speed() if job.state == "done" else None
+            if speed is not None:
+                self.calibrated = speed
+        return speed
 
     def expire(self, now: float | None = None) -> list[str]:
         """Forget finished jobs older than the TTL and delete their folders."""
@@ -362,7 +386,8 @@ class JobManager:
         if not self._save_result(job, image):
             self._finish(job, "failed", "the result could not be saved on the server")
             return
-        self._finish(job, "cancelled" if job.cancel.is_set() else "done")
+        stopped = "interrupted" if self.closing.is_set() else "cancelled"
+        self._finish(job, stopped if job.cancel.is_set() else "done")
 
     def _public(self, job: Job, message: str) -> str:
         """A message without the server's paths."""

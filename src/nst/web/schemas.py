@@ -85,11 +85,13 @@ class BuiltinView(_Model):
     kind: str  # photo | painting
     title: str
     url: str
+    thumb: str  # a small JPEG as a data URL
 
 
 class Estimate(_Model):
     seconds: float | None  # null before this server has measured a run
     seconds_per_iteration_megapixel: float | None
+    basis: str | None  # "runs" | "calibration" | null: what measured the speed
 
 
 class LayerView(_Model):
@@ -102,6 +104,7 @@ class LayersView(_Model):
     layers: list[LayerView]
     methods: list[str]
     max_size: int
+    default_target: str  # a channel that fires on the page's default image
 
 
 class SaliencyView(_Model):

@@ -52,6 +52,7 @@ class WebSettings:
     event_tail: int = 200  # events a finished job keeps for replay (its curve is kept whole)
     max_events: int = 20_000  # events a running job keeps (the oldest are dropped)
     allowed_hosts: tuple[str, ...] = ()
+    calibrate: bool = True  # a short test run at start-up, for estimates before any run
 
     def limits(self) -> dict[str, float]:
         """The numeric limits by name: what options declare as their ``cap``."""

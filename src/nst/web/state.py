@@ -6,8 +6,10 @@ import asyncio
 from dataclasses import dataclass, field
 
 from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
 
 from ..config import Config
+from .gallery import Gallery
 from .jobs import Job
 from .manager import JobManager
 from .settings import WebSettings
@@ -20,7 +22,7 @@ class AppState:
     manager: JobManager
     preparer: Preparer
     config_class: type[Config] = Config
-    builtin_png: dict[str, bytes] = field(default_factory=dict)  # built-ins encoded once
+    gallery: Gallery = field(default_factory=Gallery)  # built-ins encoded once
     saliency_busy: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
 
@@ -35,3 +37,18 @@ def job_or_404(shared: AppState, job_id: str) -> Job:
     if job is None:
         raise HTTPException(404, "no such job")
     return job
+
+
+class Problem(HTTPException):
+    """An HTTP error about one field of a form: the reply is ``{"detail": ..., "field":
+    ...}`` (``field`` the option's name, or null), so a page marks and focuses it."""
+
+    def __init__(self, status: int, detail: str, field: str | None = None) -> None:
+        super().__init__(status, detail)
+        self.field = field
+
+
+async def problem_reply(request: Request, exc: Exception) -> JSONResponse:
+    """The exception handler of :class:`Problem`."""
+    assert isinstance(exc, Problem)
+    return JSONResponse({"detail": exc.detail, "field": exc.field}, status_code=exc.status_code)

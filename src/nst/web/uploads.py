@@ -20,7 +20,7 @@ from PIL import Image
 from .. import builtins
 from ..config import MAX_SIDE, Config
 from ..errors import ConfigError, ImageError, NstError, one_line
-from ..imageio import fit_size, image_size, load_image, save_image, to_tensor
+from ..imageio import fit_size, image_size, load_image, save_image, to_tensor, too_many_pixels
 from ..numbers import loads
 from ..planning import Plan, plan_stylize
 from .settings import FILE_MODE, WebSettings
@@ -29,10 +29,11 @@ from .settings import FILE_MODE, WebSettings
 class Refusal(Exception):
     """A submission that cannot run: HTTP ``status`` and a one-line ``detail``."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, field: str | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = one_line(detail)
+        self.field = field  # the option at fault, when one is
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Submission:
 def image_status(exc: ImageError) -> int:
     if exc.reason.startswith(("not an image", "unsupported image format")):
         return 415
-    if exc.reason.startswith(("image is too large", "not enough memory")):
+    if exc.reason.startswith(("too many pixels", "not enough memory")):
         return 413
     return 422
 
@@ -86,15 +87,16 @@ def make_config(
         config_class.refuse_from_browser(params)
         paths = config_class.path_options()
         given = {k: v for k, v in params.items() if not (k in paths and v in ("", None))}
-        config = config_class.from_dict({**given, **extra})
+        config = config_class.from_dict({**given, **extra}, limits=settings.limits())
         config.check_caps(settings.limits())
     except ConfigError as exc:
-        raise Refusal(422, str(exc)) from None
+        raise Refusal(422, str(exc), exc.option) from None
     if config.style_longest > min(settings.max_size, MAX_SIDE):
         raise Refusal(
             422,
             f"style-scale: the style image would be {config.style_longest} px, over this "
             f"server's {settings.max_size} px",
+            "style_size" if config.style_size is not None else "style_scale",
         )
     return config
 
@@ -116,9 +118,7 @@ class Preparer:
                 raise Refusal(image_status(exc), str(exc)) from None
             if w * h > self.settings.max_pixels:
                 raise Refusal(
-                    413,
-                    f"{up.filename}: image is too large: {w}x{h} = {w * h:,} pixels, the "
-                    f"limit is {self.settings.max_pixels:,}",
+                    413, f"{up.filename}: {too_many_pixels(w, h, self.settings.max_pixels)}"
                 )
             total += w * h
         if total > self.settings.max_request_pixels:
@@ -157,9 +157,11 @@ class Preparer:
         try:
             return self._prepare(folder, sub)
         except Refusal as exc:
-            raise Refusal(exc.status, self.public(exc.detail, folder)) from None
+            raise Refusal(exc.status, self.public(exc.detail, folder), exc.field) from None
         except ImageError as exc:
             raise Refusal(image_status(exc), self.public(str(exc), folder)) from None
+        except ConfigError as exc:
+            raise Refusal(422, self.public(str(exc), folder), exc.option) from None
         except NstError as exc:
             raise Refusal(422, self.public(str(exc), folder)) from None
 

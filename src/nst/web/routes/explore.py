@@ -22,17 +22,20 @@ from ...errors import ConfigError, ImageError, NstError
 from ...explain import METHODS, VisualizeConfig
 from ...explain.saliency import display, saliency
 from ...explain.targets import Target, parse
-from ...imageio import image_size, load_image, to_pil, to_tensor
+from ...imageio import image_size, load_image, to_pil, to_tensor, too_many_pixels
 from ...layers import CHANNELS, NAMES, feature_size, pools_through
 from ..jobs import AscentPlan, Job
 from ..manager import QueueFull
 from ..schemas import FormView, JobView, LayersView, SaliencyView
 from ..settings import WebSettings
-from ..state import AppState, state
+from ..state import AppState, Problem, state
 from ..uploads import image_status
 
 router = APIRouter(prefix="/api/explain")
 Shared = Annotated[AppState, Depends(state)]
+#: the page's first target: the channel of conv5_1 that responds most to the default photo
+#: (builtin:chelsea at 256 px, real weights: 3.0e4 summed; channel 30 gives 0 there)
+DEFAULT_TARGET = "conv5_1:197"
 #: the longest side a saliency request may ask (three backward passes run at once)
 MAX_SALIENCY_SIDE = 512
 
@@ -58,6 +61,7 @@ def layers(shared: Shared) -> LayersView:
             ],
             "methods": list(METHODS),
             "max_size": int(_limits(shared.settings)["max_size"]),
+            "default_target": DEFAULT_TARGET,
         }
     )
 
@@ -76,8 +80,7 @@ def _compute(
         if data is not None:
             w, h = image_size(data, filename)
             if w * h > settings.max_pixels:
-                raise ImageError(filename, f"image is too large: {w}x{h} = {w * h:,} pixels, "
-                                 f"the limit is {settings.max_pixels:,}")  # fmt: skip
+                raise ImageError(filename, too_many_pixels(w, h, settings.max_pixels))
             image = to_tensor(load_image(data, name=filename, max_pixels=settings.max_pixels))
         else:
             if not builtins.is_builtin(builtin):
@@ -132,7 +135,7 @@ def _ascent_plan(settings: WebSettings, body: dict[str, Any]) -> tuple[Target, V
     """The target and settings of a gradient-ascent request, checked (loads the network:
     run it off the event loop)."""
     t = parse(body["target"])
-    config = VisualizeConfig.from_dict(body.get("params") or {})
+    config = VisualizeConfig.from_dict(body.get("params") or {}, limits=_limits(settings))
     config.check_caps(_limits(settings))
     from ...explain.network import network
 
@@ -151,6 +154,8 @@ async def start_ascent(request: Request, shared: Shared) -> JobView:
         raise HTTPException(422, "target: give a target such as conv4_1:12")
     try:
         t, config = await run_in_threadpool(_ascent_plan, shared.settings, body)
+    except ConfigError as exc:
+        raise Problem(422, str(exc), exc.option) from None
     except NstError as exc:
         raise HTTPException(422, str(exc)) from None
     manager = shared.manager

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from ..jobs import INPUT_NAME, Job, safe_child
 from ..manager import QueueFull
 from ..schemas import JobView
-from ..state import AppState, job_or_404, state
+from ..state import AppState, Problem, job_or_404, state
 from ..uploads import Refusal, Submission, Upload
 
 router = APIRouter(prefix="/api/jobs")
@@ -71,7 +71,7 @@ async def create_job(
         try:
             plan, style_paths = await run_in_threadpool(shared.preparer.prepare, folder, submission)
         except Refusal as exc:
-            raise HTTPException(exc.status, exc.detail) from None
+            raise Problem(exc.status, exc.detail, exc.field) from None
         hidden = shared.config_class.server_only()
         shown = {k: v for k, v in plan.config.to_dict().items() if k not in hidden}
         shown["init"] = "previous result" if init_job else plan.config.init

@@ -3,7 +3,6 @@ images, and how long a run would take here."""
 
 from __future__ import annotations
 
-import io
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -20,10 +19,17 @@ Shared = Annotated[AppState, Depends(state)]
 
 
 @router.get("/builtins")
-def builtin_list() -> list[BuiltinView]:
-    """The built-in example images: photos (content) and generated paintings (styles)."""
+def builtin_list(shared: Shared) -> list[BuiltinView]:
+    """The built-in example images: photos (content) and generated paintings (styles),
+    each with its thumbnail inlined (a data URL), so a gallery shows at once."""
     return [
-        BuiltinView(name=b.ref, kind=b.kind, title=b.title, url=f"/api/builtins/{n}.png")
+        BuiltinView(
+            name=b.ref,
+            kind=b.kind,
+            title=b.title,
+            url=f"/api/builtins/{n}.png",
+            thumb=shared.gallery.thumb(n),
+        )
         for n, b in builtins.BUILTINS.items()
     ]
 
@@ -32,12 +38,7 @@ def builtin_list() -> list[BuiltinView]:
 def builtin_image(name: str, shared: Shared) -> Response:
     if name not in builtins.BUILTINS:
         raise HTTPException(404, "no such built-in image")
-    cache = shared.builtin_png
-    if name not in cache:
-        buf = io.BytesIO()
-        builtins.image(name).save(buf, format="PNG")
-        cache[name] = buf.getvalue()
-    return Response(cache[name], media_type="image/png")
+    return Response(shared.gallery.png(name), media_type="image/png")
 
 
 @router.get("/config")
@@ -62,16 +63,19 @@ def config_schema(shared: Shared) -> ConfigView:
 @router.get("/estimate")
 def estimate(shared: Shared, size: int, iterations: int, aspect: float = 0.75) -> Estimate:
     """Seconds a run would take on this server, from the measured seconds per
-    iteration per megapixel of its recent runs (null before the first run)."""
+    iteration per megapixel of its recent runs ("runs"), else of its start-up test run
+    ("calibration"); null while neither has been measured."""
     try:
         config = shared.config_class.from_dict({"size": size, "iterations": iterations})
         if not 0.05 <= aspect <= 20:
             raise HTTPException(422, "aspect must be between 0.05 and 20")
     except NstError as exc:
         raise HTTPException(422, str(exc)) from None
-    speed = shared.manager.speed()
+    speed, basis = shared.manager.speed()
     short = min(aspect, 1 / aspect)  # the short side over the long one
     work = sum(n * s * s * short / 1e6 for s, n in zip(config.stage_sizes, config.stage_iterations))
     return Estimate(
-        seconds=None if speed is None else speed * work, seconds_per_iteration_megapixel=speed
+        seconds=None if speed is None else speed * work,
+        seconds_per_iteration_megapixel=speed,
+        basis=basis,
     )

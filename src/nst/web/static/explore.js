@@ -34,28 +34,63 @@ function choosePhoto(name, file) {
   showTarget();
 }
 
-function pickNeuron(event) {
+// The neuron grid of the chosen layer on the image at the working size the server uses
+// (the longest side scaled to the chosen size, then pooled by the layer's stride).
+function grid() {
   const img = $("#photo");
-  if (!img.naturalWidth) return;  // not loaded yet
-  const rect = img.getBoundingClientRect();
-  const fx = (event.clientX - rect.left) / rect.width;
-  const fy = (event.clientY - rect.top) / rect.height;
-  // the working size the server uses: the longest side scaled to the chosen size
   const size = Number($("#work-size").value);
   const k = size / Math.max(img.naturalWidth, img.naturalHeight);
   const wh = Math.max(1, Math.round(img.naturalHeight * k));
   const ww = Math.max(1, Math.round(img.naturalWidth * k));
   const stride = layerInfo().stride;
-  const rows = Math.max(1, Math.floor(wh / stride));
-  const cols = Math.max(1, Math.floor(ww / stride));
-  explore.neuron = [Math.min(rows - 1, Math.floor(fy * rows)), Math.min(cols - 1, Math.floor(fx * cols))];
-  const marker = $("#marker");
-  marker.style.left = `${(explore.neuron[1] + 0.5) / cols * 100}%`;
-  marker.style.top = `${(explore.neuron[0] + 0.5) / rows * 100}%`;
+  return { rows: Math.max(1, Math.floor(wh / stride)), cols: Math.max(1, Math.floor(ww / stride)) };
+}
+
+function setNeuron(row, col) {
+  const { rows, cols } = grid();
+  explore.neuron = [Math.min(rows - 1, Math.max(0, row)), Math.min(cols - 1, Math.max(0, col))];
+  const marker = $("#marker");  // the cell of that neuron, at least a visible ring
+  marker.style.left = `${explore.neuron[1] / cols * 100}%`;
+  marker.style.top = `${explore.neuron[0] / rows * 100}%`;
+  marker.style.width = `${100 / cols}%`;
+  marker.style.height = `${100 / rows}%`;
   showTarget();
+  $("#pick-announce").textContent = `neuron: row ${explore.neuron[0] + 1} of ${rows}, column ${explore.neuron[1] + 1} of ${cols}`;
+}
+
+function pickNeuron(event) {
+  const img = $("#photo");
+  if (!img.naturalWidth) return;  // not loaded yet
+  const rect = img.getBoundingClientRect();
+  const { rows, cols } = grid();
+  setNeuron(Math.floor((event.clientY - rect.top) / rect.height * rows),
+            Math.floor((event.clientX - rect.left) / rect.width * cols));
+}
+
+// Arrow keys move the neuron (Shift: four cells); the first press starts at the centre.
+function pickByKey(event) {
+  if (!$("#photo").naturalWidth) return;
+  const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+  if (event.key in moves) {
+    event.preventDefault();
+    const { rows, cols } = grid();
+    const step = event.shiftKey ? 4 : 1;
+    if (!explore.neuron) { setNeuron(Math.floor(rows / 2), Math.floor(cols / 2)); return; }
+    const [dr, dc] = moves[event.key];
+    setNeuron(explore.neuron[0] + dr * step, explore.neuron[1] + dc * step);
+  } else if (event.key === "Enter" || event.key === " ") {
+    event.preventDefault();
+    showSaliency();
+  } else if (event.key === "Escape" && explore.neuron) {
+    event.preventDefault();
+    explore.neuron = null;
+    showTarget();
+    $("#pick-announce").textContent = "the whole channel";
+  }
 }
 
 async function showSaliency() {
+  if ($("#show").disabled) return;
   const form = new FormData();
   if (explore.file) form.append("image", explore.file);
   else form.append("image_builtin", explore.builtin);
@@ -149,7 +184,10 @@ async function init() {
   }
   explore.layers = info.layers;
   for (const l of info.layers) $("#layer").append(new Option(`${l.name} (${l.channels})`, l.name));
-  $("#layer").value = "conv5_1";
+  // the default target fires on the default image (the strongest channel, measured)
+  const [layer, channel] = info.default_target.split(":");
+  $("#layer").value = layer;
+  $("#channel").value = channel;
   for (const s of [128, 192, 256, 384, 512]) {
     if (s <= info.max_size) $("#work-size").append(new Option(`${s} px`, s, s === 256, s === 256));
   }
@@ -165,6 +203,7 @@ async function init() {
   $("#channel").addEventListener("input", showTarget);
   $("#neuron-clear").addEventListener("click", () => { explore.neuron = null; showTarget(); });
   $("#photo").addEventListener("click", pickNeuron);
+  $("#pick").addEventListener("keydown", pickByKey);
   $("#photo-file").addEventListener("change", (e) => {
     const f = e.target.files[0];
     if (f) choosePhoto(null, f);
