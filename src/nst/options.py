@@ -430,6 +430,7 @@ class Option:
             "max": self.hi,
             "min_exclusive": self.lo_open,
             "nullable": self.nullable,
+            "unit": self.unit,
         }
 
 

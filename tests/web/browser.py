@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,3 +84,27 @@ def tab_to(page, selector: str, limit: int = 120) -> None:
         if page.evaluate("(s) => document.activeElement.matches(s)", selector):
             return
     raise AssertionError(f"Tab never reached {selector}")
+
+
+def job_of(url: str, page) -> dict:
+    job_id = page.locator(".job").first.get_attribute("data-id")
+    with urllib.request.urlopen(f"{url}/api/jobs/{job_id}") as r:
+        return json.loads(r.read())
+
+
+def open_page(chromium, url: str, width: int = 1366, height: int = 768, scheme: str = "light"):
+    """The Stylize page, its form and galleries loaded, its script errors collected."""
+    page = chromium.new_page(viewport={"width": width, "height": height}, color_scheme=scheme)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors
+    page.goto(url)
+    page.wait_for_selector("#content-gallery .thumb")
+    page.wait_for_selector("#iterations")
+    return page
+
+
+def small_run(page, iterations: int = 4) -> None:
+    page.fill("#size", "48")
+    page.fill("#iterations", str(iterations))
+    page.fill("#seed", "0")

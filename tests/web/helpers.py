@@ -63,6 +63,26 @@ def fake_runner(delay: float = 0.0, steps: int = 6) -> Callable:
     return run
 
 
+def held_runner(hold_over: int = 100, steps: int = 3) -> Callable:
+    """Like :func:`fake_runner` (no delay), but a job of more than ``hold_over``
+    iterations stops after ``steps`` steps (with a preview) and stays running until it
+    is stopped: a running job for as long as a test needs one, no clock involved."""
+    quick = fake_runner()
+
+    def run(job, on_event, stop, preview_every):
+        total = job.plan.config.iterations or steps
+        if total <= hold_over:
+            return quick(job, on_event, stop, preview_every)
+        on_event(Started(0, (Stage(30, 40, total),), "cpu", "fp32", 7))
+        for i in range(steps):
+            on_event(fake_step(i, 10.0 / (i + 1), 0.5 * (i + 1), 0, torch.full((3, 30, 40), 0.3)))
+        stop.wait(300)
+        on_event(Finished(steps, steps, 1.0, 0.1, "cancelled"))
+        return torch.full((3, 30, 40), 0.25)
+
+    return run
+
+
 def submit(
     client,
     content=None,

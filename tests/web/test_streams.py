@@ -20,7 +20,6 @@ import pytest
 
 from tests.web.browser import serving
 from tests.web.helpers import fake_runner
-from tests.web.test_page import chromium, open_page  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -75,7 +74,7 @@ def post_job(url: str, iterations: int) -> str:
     return str(r.json()["id"])
 
 
-def test_five_pages_follow_three_jobs_without_a_drop(chromium, tmp_path):  # noqa: F811
+def test_five_pages_follow_three_jobs_without_a_drop(chromium, tmp_path):
     from playwright.sync_api import expect
 
     logs = Collect()

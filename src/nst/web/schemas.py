@@ -59,6 +59,7 @@ class OptionSchema(_Model):
     max: Number | None
     min_exclusive: bool
     nullable: bool
+    unit: str  # of its numbers ("px"), or ""
 
 
 class Limits(_Model):

@@ -117,7 +117,7 @@ async function loadBuiltins() {
     b.setAttribute("aria-pressed", "false");
     b.setAttribute("aria-label", `${item.kind}: ${item.title || item.name.split(":")[1]}`);
     b.title = item.title || item.name;
-    b.append(thumb(item.url, ""));
+    b.append(thumb(item.thumb || item.url, ""));
     b.addEventListener("click", () => {
       if (gallery.id === "content-gallery") {
         state.contentBuiltin = item.name;
@@ -178,11 +178,11 @@ function setupDrop() {
 // range and choices.
 const SLIDER = new Set(["content_weight", "style_weight", "style_blend"]);
 const FORM_DEFAULTS = { size: 256, iterations: 300 };  // smaller than the CLI's for a first try
-const PRESETS = {
-  subtle: { ratio: -2, iterations: 200, size: 256 },
-  balanced: { ratio: -3, iterations: 300, size: 384 },
-  strong: { ratio: -4, iterations: 500, size: 512 },
-};
+// The strength buttons set the balance only (log10 of alpha/beta); time is the preset's and
+// the size's business.
+const STRENGTH = { subtle: -2, balanced: -3, strong: -4 };
+const ENDED = ["done", "cancelled", "failed", "interrupted"];
+const LONG_RUN = 600;  // seconds: an estimate over this is said before Start
 
 async function loadConfig() {
   const schema = await api("/api/config");
@@ -223,23 +223,16 @@ function setValue(name, value) {
   else input.value = value == null ? "" : String(value);
 }
 
-function applyPreset(name) {
-  const p = PRESETS[name];
-  $("#ratio").value = p.ratio;
-  $("#ratio-label").textContent = ratioText(p.ratio);
-  setValue("iterations", Math.min(p.iterations, state.limits.max_iterations || p.iterations));
-  setValue("size", Math.min(p.size, state.limits.max_size || p.size));
+function applyStrength(name) {
+  $("#ratio").value = STRENGTH[name];
+  $("#ratio-label").textContent = ratioText(STRENGTH[name]);
   markPreset();
   save();
-  estimate();
 }
 
 function markPreset() {
   for (const b of document.querySelectorAll("[data-preset]")) {
-    const p = PRESETS[b.dataset.preset];
-    const on = Number($("#ratio").value) === p.ratio && Number($("#iterations").value) === p.iterations &&
-      Number($("#size").value) === p.size;
-    b.setAttribute("aria-pressed", String(on));
+    b.setAttribute("aria-pressed", String(Number($("#ratio").value) === STRENGTH[b.dataset.preset]));
   }
 }
 
@@ -259,23 +252,33 @@ function params() {
   return p;
 }
 
-// The page checks each value against the schema's range first (the server checks again).
+// The page checks each value by the server's rules first (/api/config: kinds, exclusive
+// bounds, this server's caps); the server checks again, and its 422 names the field.
 function validate() {
+  clearInvalid($("#job-form"));
   for (const f of state.fields) {
     const input = document.getElementById(f.name);
-    if (!input || SLIDER.has(f.name) || input.disabled) continue;
-    if (!input.checkValidity()) {
-      const range = f.min != null && f.max != null ? ` (between ${f.min} and ${f.max})` : "";
-      const what = input.value === "" ? "needs a value" : `${input.value} is out of range${range}`;
-      input.setAttribute("aria-invalid", "true");
-      input.focus();
-      return `${f.label}: ${what}`;
+    if (!input || SLIDER.has(f.name)) continue;
+    const problem = problemOf(f, input);
+    if (problem) {
+      markInvalid(input, "message");
+      return `${f.label}: ${problem}`;
     }
-    input.removeAttribute("aria-invalid");
   }
   if (!styleList().length) return "pick or upload at least one style image";
   if (styleList().length > (state.limits.max_styles || 4)) return `at most ${state.limits.max_styles} style images`;
   return null;
+}
+
+// A server's refusal of one option, in the form's words, with that field marked.
+function refused(err) {
+  const f = state.fields.find((x) => x.name === err.field);
+  const input = f && document.getElementById(f.name);
+  if (!input) return err.message;
+  markInvalid(input, "message");
+  const what = f.name.replace(/_/g, "-");  // the server's messages name options CLI-style
+  const text = err.message.startsWith(what) ? err.message.slice(what.length).replace(/^:?\s*/, "") : err.message;
+  return `${f.label}: ${text}`;
 }
 
 async function submit(event) {
@@ -300,27 +303,39 @@ async function submit(event) {
     node.focus({ preventScroll: true });
     say(job.position > 1 ? `Run queued, place ${job.position}` : "Run started");
   } catch (err) {
-    message(err.message);
+    message(err.field ? refused(err) : err.message);
   } finally {
     $("#start").disabled = false;
   }
 }
 
 // -- the run time estimate (the server's measured speed) -------------------------------------
+// Before any run the server's start-up test run gives the speed; while it runs, the page
+// asks again every few seconds. A run estimated over 10 minutes is said so before Start.
 let estimateTimer = null;
-function estimate() {
+function estimate(delay = 250) {
   clearTimeout(estimateTimer);
   estimateTimer = setTimeout(async () => {
+    const box = $("#estimate");
     const size = Number($("#size") && $("#size").value), its = Number($("#iterations") && $("#iterations").value);
-    if (!size || !Number.isFinite(its)) { $("#estimate").textContent = ""; return; }
+    box.classList.remove("long");
+    if (!Number.isInteger(size) || !Number.isInteger(its) || size < 16 || its < 1) { box.textContent = ""; return; }
     const aspect = state.contentAspect || 0.75;
     try {
       const e = await api(`/api/estimate?size=${size}&iterations=${its}&aspect=${aspect.toFixed(3)}`);
-      $("#estimate").textContent = e.seconds == null
-        ? "time estimate after the first run"
-        : `about ${fmtTime(e.seconds)} on this server`;
-    } catch (err) { $("#estimate").textContent = ""; }
-  }, 250);
+      if (e.seconds == null) {
+        box.textContent = "measuring this server's speed…";
+        estimate(3000);
+        return;
+      }
+      const basis = e.basis === "calibration" ? " (from a test run at start-up)" : "";
+      box.textContent = `about ${fmtTime(e.seconds)} on this server${basis}`;
+      if (e.seconds > LONG_RUN) {
+        box.classList.add("long");
+        box.textContent += ": over 10 minutes; a smaller size, fewer iterations or the fast preset is quicker";
+      }
+    } catch (err) { box.textContent = ""; }
+  }, delay);
 }
 
 // -- painted regions ---------------------------------------------------------------------
@@ -339,7 +354,7 @@ function renderBrushes() {
     btn.setAttribute("aria-pressed", String(b.value === state.mask.brush));
     btn.innerHTML = `<span class="swatch" style="background:${b.colour}"></span>`;
     btn.append(b.label);
-    btn.addEventListener("click", () => { state.mask.brush = b.value; renderBrushes(); });
+    btn.addEventListener("click", () => { state.mask.brush = b.value; renderBrushes(); if (!$("#mask-box").hidden) showBox(); });
     box.append(btn);
   }
 }
@@ -382,6 +397,91 @@ function setupPainter() {
   canvas.addEventListener("pointermove", (e) => { if (drawing) paint(e); });
   canvas.addEventListener("pointerup", () => { drawing = false; last = null; });
   $("#mask-clear").addEventListener("click", clearMask);
+  canvas.addEventListener("keydown", boxKey);
+  canvas.addEventListener("focus", () => { showBox(); });
+  canvas.addEventListener("blur", () => { $("#mask-box").hidden = true; });
+  $("#mask-file").addEventListener("change", (e) => {
+    const [f] = images(Array.from(e.target.files), "content");
+    e.target.value = "";
+    if (f) loadMask(f);
+  });
+}
+
+// The keyboard's brush: a box (in fractions of the photo) moved by the arrows, resized by
+// Shift+arrows, painted by Enter or Space with the chosen brush.
+const box = { x: 0.25, y: 0.25, w: 0.5, h: 0.5 };
+function showBox() {
+  const el = $("#mask-box");
+  el.hidden = false;
+  Object.assign(el.style, { left: `${box.x * 100}%`, top: `${box.y * 100}%`,
+                            width: `${box.w * 100}%`, height: `${box.h * 100}%` });
+  el.style.borderColor = brushColour();
+}
+
+function boxKey(e) {
+  const d = 0.05;
+  const moves = { ArrowLeft: [-d, 0], ArrowRight: [d, 0], ArrowUp: [0, -d], ArrowDown: [0, d] };
+  if (e.key in moves) {
+    e.preventDefault();
+    const [dx, dy] = moves[e.key];
+    if (e.shiftKey) {
+      box.w = Math.min(1 - box.x, Math.max(d, box.w + dx));
+      box.h = Math.min(1 - box.y, Math.max(d, box.h + dy));
+    } else {
+      box.x = Math.min(1 - box.w, Math.max(0, box.x + dx));
+      box.y = Math.min(1 - box.h, Math.max(0, box.y + dy));
+    }
+    showBox();
+    const pc = (v) => `${Math.round(v * 100)}%`;
+    $("#mask-announce").textContent = `box at ${pc(box.x)} across, ${pc(box.y)} down, ${pc(box.w)} wide, ${pc(box.h)} high`;
+  } else if (e.key === "Enter" || e.key === " ") {
+    e.preventDefault();
+    const canvas = $("#mask-canvas"), ctx = canvas.getContext("2d");
+    ctx.fillStyle = brushColour();
+    ctx.fillRect(Math.round(box.x * canvas.width), Math.round(box.y * canvas.height),
+                 Math.round(box.w * canvas.width), Math.round(box.h * canvas.height));
+    state.mask.painted = true;
+    const brush = state.mask.brush === "keep" ? "keep the photo" : `style ${state.mask.brush}`;
+    $("#mask-announce").textContent = `box painted: ${brush}`;
+  }
+}
+
+// An uploaded mask: drawn over the photo's size; its colours go to the nearest brush.
+function loadMask(file) {
+  const img = new Image();
+  img.onload = () => {
+    const canvas = $("#mask-canvas"), ctx = canvas.getContext("2d");
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    ctx.imageSmoothingEnabled = false;  // no blended colours between regions
+    ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+    state.mask.painted = true;
+    URL.revokeObjectURL(img.src);
+    $("#mask-announce").textContent = `mask ${file.name} loaded`;
+    message("");
+  };
+  img.onerror = () => message(`${file.name}: the browser cannot read this image`);
+  img.src = URL.createObjectURL(file);
+}
+
+// Paste an image: into the styles when the focus is in the Style section, into the
+// painting when it is in the regions panel, else as the content photo.
+function setupPaste() {
+  document.addEventListener("paste", (e) => {
+    const files = Array.from((e.clipboardData && e.clipboardData.files) || []);
+    if (!files.length) return;  // text goes where text goes
+    e.preventDefault();
+    const where = document.activeElement;
+    if (where && where.closest("#mask-panel")) {
+      const [f] = images(files, "content");
+      if (f) loadMask(f);
+    } else if (where && where.closest("[data-drop='style']")) {
+      addStyles(files);
+      say("Pasted as a style");
+    } else {
+      setContent(files);
+      say("Pasted as the content photo");
+    }
+  });
 }
 
 function clearMask() {
@@ -482,10 +582,13 @@ function card(id) {
   $(".format", node).addEventListener("change", () => downloadLink(node));
   const slider = $(".compare-slider", node);
   slider.addEventListener("input", () => { $(".compare", node).style.setProperty("--reveal", `${slider.value}%`); });
-  $(".preview", node).addEventListener("click", () => {
+  const open = () => {
     if (!node.job || !node.job.result) return;
-    $("#enlarge-img").src = node.job.result;
-    $("#enlarge").showModal();
+    openZoom(node.job.result, `Result of run ${id.slice(0, 8)}`);
+  };
+  $(".preview", node).addEventListener("click", open);
+  $(".preview", node).addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); }
   });
   // newest first, so the tab order follows what the eye sees
   $("#job-list").prepend(node);
@@ -513,6 +616,7 @@ function downloadLink(node) {
 
 function stateText(job) {
   if (job.state === "queued" && job.position) return `queued · place ${job.position}`;
+  if (job.state === "interrupted") return "interrupted (server stopped)";
   return job.state;
 }
 
@@ -539,26 +643,32 @@ function showJob(job) {
   if (job.result && node.dataset.hasResult !== "1") {
     node.dataset.hasResult = "1";
     $(".preview", node).src = job.result + "?t=" + Date.now();
-    $(".preview", node).classList.add("result");
-    $(".preview", node).alt = "the result (click to enlarge)";
+    const preview = $(".preview", node);
+    preview.classList.add("result");
+    preview.alt = "the result: Enter or a click opens it full size";
+    preview.tabIndex = 0;
+    preview.setAttribute("role", "button");
     downloadLink(node);
   } else if (job.preview && !job.result) {
     $(".preview", node).src = job.preview;
   }
   if (job.losses && job.losses.length > node.losses.length) { node.losses = job.losses.slice(); plot(node); }
-  if (["done", "cancelled", "failed"].includes(job.state)) {
-    $(".bar", node).value = job.state === "done" ? 1 : $(".bar", node).value;
-    const it = job.progress && job.progress.done != null ? `iteration ${job.progress.done}/${job.progress.total} · ` : "";
-    $(".progress-text", node).textContent = `${it}took ${fmtTime(job.elapsed)}`;
-  } else if (job.progress && job.progress.total) {
-    progress(node, job.progress);
+  const made = job.progress || {};
+  if (ENDED.includes(job.state)) {  // how far it came, from the record (also after a reload)
+    $(".bar", node).value = job.state === "done" ? 1 : (made.total ? (made.done || 0) / made.total : 0);
+    const it = made.done != null ? `iteration ${made.done}/${made.total}` : "";
+    const took = job.elapsed != null ? `took ${fmtTime(job.elapsed)}` : "";
+    $(".progress-text", node).textContent = [it, took].filter(Boolean).join(" · ");
+  } else if (made.total) {
+    progress(node, made);
   }
   return node;
 }
 
 function progress(node, step) {
+  node.step = step;
   $(".bar", node).value = step.total ? step.done / step.total : 0;
-  const eta = step.eta != null ? ` · ETA ${fmtTime(step.eta)}` : "";
+  const eta = step.eta != null && state.online ? ` · ETA ${fmtTime(step.eta)}` : "";
   $(".progress-text", node).textContent =
     `iteration ${step.done}/${step.total} · loss ${Number(step.loss).toPrecision(4)}${eta}`;
 }
@@ -640,7 +750,7 @@ function follow(id) {
     // the server went away (the browser retries by itself) or the job is gone
     if (source.readyState === EventSource.CLOSED) {
       closeStream(id);
-      api(`/api/jobs/${id}`).then((job) => { showJob(job); if (!["done", "cancelled", "failed"].includes(job.state)) follow(id); })
+      api(`/api/jobs/${id}`).then((job) => { showJob(job); if (!ENDED.includes(job.state)) follow(id); })
         .catch(() => null);
     }
     checkServer();
@@ -652,7 +762,10 @@ function connection(up) {
   if (up === state.online) return;
   state.online = up;
   $("#connection").hidden = up;
-  for (const node of state.cards.values()) node.classList.toggle("offline", !up);
+  for (const node of state.cards.values()) {
+    node.classList.toggle("offline", !up);
+    if (node.step && !ENDED.includes(node.dataset.state)) progress(node, node.step);  // no stale ETA
+  }
   if (up) sync();
 }
 
@@ -675,7 +788,7 @@ async function sync() {
     seen.add(job.id);
     const node = state.cards.get(job.id);
     if (!node || !state.streams.has(job.id)) showJob(job);
-    if (!["done", "cancelled", "failed"].includes(job.state)) follow(job.id);
+    if (!ENDED.includes(job.state)) follow(job.id);
   }
   for (const id of [...state.cards.keys()]) if (!seen.has(id)) dropCard(id);
 }
@@ -707,9 +820,10 @@ function init() {
   $("#content-file").addEventListener("change", (e) => setContent(Array.from(e.target.files)));
   $("#style-file").addEventListener("change", (e) => { addStyles(Array.from(e.target.files)); e.target.value = ""; });
   $("#init-job-clear").addEventListener("click", () => setInit(null));
-  for (const b of document.querySelectorAll("[data-preset]")) b.addEventListener("click", () => applyPreset(b.dataset.preset));
+  for (const b of document.querySelectorAll("[data-preset]")) b.addEventListener("click", () => applyStrength(b.dataset.preset));
   $("#job-form").addEventListener("submit", submit);
   setupDrop();
+  setupPaste();
   setupPainter();
   loadConfig().then(() => { restore(); return loadBuiltins(); })
     .then(() => { markPreset(); estimate(); return sync(); })

@@ -10,14 +10,74 @@ function fmtTime(seconds) {
   return `${m}:${String(s % 60).padStart(2, "0")}`;
 }
 
+// A failed request throws an Error whose message is the server's one line; ``field``
+// names the option at fault when the server says (a 422 of a form).
 async function api(path, options = {}) {
   const response = await fetch(path, options);
   if (!response.ok) {
-    let detail = response.statusText;
-    try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
-    throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+    let detail = response.statusText, field = null;
+    try {
+      const body = await response.json();
+      detail = body.detail || detail;
+      field = body.field || null;
+    } catch (e) { /* not JSON */ }
+    const error = new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+    error.field = field;
+    error.status = response.status;
+    throw error;
   }
   return response.status === 204 ? null : response.json();
+}
+
+// -- the form's checks: the same rules as the server's (from /api/config) --------------------
+// Numbers as people read them: 2^63−1 for the seed's bound, thousands kept whole.
+function fmtBound(x) {
+  if (Math.abs(x) >= 2 ** 53) return Math.abs(Math.abs(x) - 2 ** 63) <= 2 ** 11 ? "2^63−1" : x.toExponential(2);
+  return String(x);
+}
+
+function rangeText(field) {
+  const unit = field.unit ? ` ${field.unit}` : "";
+  const lo = field.min, hi = field.max;
+  if (lo != null && hi != null) {
+    return field.min_exclusive ? `more than ${fmtBound(lo)} and at most ${fmtBound(hi)}${unit}`
+      : `from ${fmtBound(lo)} to ${fmtBound(hi)}${unit}`;
+  }
+  if (lo != null) return field.min_exclusive ? `more than ${fmtBound(lo)}${unit}` : `at least ${fmtBound(lo)}${unit}`;
+  if (hi != null) return `at most ${fmtBound(hi)}${unit}`;
+  return "";
+}
+
+// What is wrong with a control's value by its option's rules, or null.
+function problemOf(field, input) {
+  if (input.disabled || field.choices || input.type === "checkbox") return null;
+  const numeric = field.kind === "int" || field.kind === "float";
+  if (!numeric) return null;  // text options (lists, regions): the server checks them
+  if (input.validity && input.validity.badInput) return "not a number the form can read";
+  const raw = input.value.trim();
+  if (raw === "") return input.required ? "a value is needed" : null;
+  if (field.kind === "int" && !/^[+-]?[0-9]+$/.test(raw)) return `a whole number is needed (got ${raw})`;
+  const x = Number(raw);
+  if (!Number.isFinite(x)) return `a finite number is needed (got ${raw})`;
+  const low = field.min != null && (field.min_exclusive ? x <= field.min : x < field.min);
+  const high = field.max != null && x > field.max;
+  return low || high ? `must be ${rangeText(field)} (got ${raw})` : null;
+}
+
+// Mark one control as wrong: its message is read with it, its panel opens, it gets the focus.
+function markInvalid(input, messageId) {
+  input.setAttribute("aria-invalid", "true");
+  input.setAttribute("aria-errormessage", messageId);
+  const panel = input.closest("details");
+  if (panel) panel.open = true;
+  input.focus();
+}
+
+function clearInvalid(root = document) {
+  for (const el of root.querySelectorAll("[aria-invalid]")) {
+    el.removeAttribute("aria-invalid");
+    el.removeAttribute("aria-errormessage");
+  }
 }
 
 // One control per declared option (its kind, range and choices come from the server's
@@ -35,10 +95,11 @@ function control(field, defaults = {}) {
     input = document.createElement("input");
     const numeric = field.kind === "int" || field.kind === "float";
     input.type = numeric ? "number" : "text";
-    if (numeric) {
+    if (numeric) {  // the spinner's bounds; problemOf() holds the rules
       if (field.min != null && !field.min_exclusive) input.min = field.min;
-      if (field.max != null) input.max = field.max;
+      if (field.max != null && Math.abs(field.max) < 2 ** 53) input.max = field.max;
       input.step = field.kind === "int" ? 1 : "any";
+      input.inputMode = field.kind === "int" ? "numeric" : "decimal";
     }
     const empty = field.default == null || field.default === "" ||
       (Array.isArray(field.default) && field.default.length === 0);
@@ -72,8 +133,10 @@ function formValues(fields, skip = new Set()) {
     if (!input) continue;
     if (input.type === "checkbox") p[field.name] = input.checked;
     else if (input.value === "" && !input.required) continue;
-    else if (input.type === "number") p[field.name] = Number(input.value);
-    else p[field.name] = input.value;
+    else if (input.type === "number") {
+      const x = Number(input.value);  // an integer past 2^53 goes as text, digit for digit
+      p[field.name] = Number.isSafeInteger(x) || field.kind !== "int" ? x : input.value.trim();
+    } else p[field.name] = input.value;
   }
   return p;
 }
