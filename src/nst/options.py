@@ -381,12 +381,15 @@ class Option:
             if self.nullable:
                 return None
             raise ConfigError(f"{self.what}: a value is needed")
-        if isinstance(value, str):
-            typed = self.kind.from_text(value, self.what)
-        else:
-            typed = self.kind.from_json(value, self.what)
+        typed = self.convert(value)
         self.check(typed)
         return typed
+
+    def convert(self, value: Any) -> Any:
+        """A typed value from text or JSON, not yet checked against the option's range."""
+        if isinstance(value, str):
+            return self.kind.from_text(value, self.what)
+        return self.kind.from_json(value, self.what)
 
     # -- typed values ------------------------------------------------------------------------
     def normalize(self, value: Any) -> Any:
@@ -509,7 +512,8 @@ class Declared:
         for name, value in params.items():
             opt = cls.OPTIONS.get(name)
             if opt is not None and opt.names_file(value):
-                raise ConfigError(f"{opt.what} must be one of {', '.join(opt.keywords)}")
+                raise ConfigError(f"{opt.what} must be one of {', '.join(opt.keywords)}",
+                                  option=name)  # fmt: skip
 
     def check_caps(self, limits: Mapping[str, float]) -> None:
         """Refuse values over a server limit (``limits``: the settings' fields by name)."""
@@ -600,10 +604,11 @@ class Declared:
             data = {**bundle, **data}  # what is given explicitly wins
         values = {}
         for key, value in data.items():
+            opt = cls.OPTIONS[key]
             with _blaming(key):
-                values[key] = cls.OPTIONS[key].parse(value)
-        if limits is not None:
-            cls._check_caps(values, limits)
+                if limits is not None and opt.cap in limits and value not in (None, ""):
+                    cls._check_caps({key: opt.convert(value)}, limits)  # before the range
+                values[key] = opt.parse(value)
         try:
             if base is not None:
                 return dataclasses.replace(base, **values)  # type: ignore[type-var]

@@ -1,5 +1,6 @@
 """The web API through FastAPI's test client: life cycle, limits, attacks."""
 
+import base64
 import io
 import json
 import time
@@ -81,6 +82,40 @@ def test_body_cap_answers_413(make_client):
     assert r.json()["detail"] == ("c.png: too many pixels (100×100 = 10,000 > 1,000)")
 
 
+def test_a_header_declaring_too_many_pixels_says_so(make_client):
+    from tests.robustness.corpus import png_bomb_header
+
+    r = submit(make_client(), content=png_bomb_header())  # past Pillow's own limit too
+    assert r.status_code == 413
+    assert r.json()["detail"] == "c.png: too many pixels (60000×60000 = 3,600,000,000 > 40,000,000)"
+
+
+def test_builtins_come_with_inlined_thumbnails(make_client):
+    items = make_client().get("/api/builtins").json()
+    assert {i["kind"] for i in items} == {"photo", "painting"}
+    for item in items:
+        head, data = item["thumb"].split(",", 1)
+        assert head == "data:image/jpeg;base64"
+        im = Image.open(io.BytesIO(base64.b64decode(data)))
+        assert max(im.size) == 160 and im.format == "JPEG"
+
+
+def test_a_start_up_test_run_gives_estimates_before_any_run(make_client, tmp_path, tiny_network):
+    from nst.web.jobs import api_runner
+
+    client = make_client(runner=api_runner, calibrate=True)
+    deadline = time.monotonic() + 120  # against a hang only: the test run takes seconds
+    while (e := client.get("/api/estimate?size=256&iterations=100").json())["basis"] is None:
+        assert time.monotonic() < deadline, "no test run result"
+        time.sleep(0.05)
+    assert e["basis"] == "calibration" and e["seconds_per_iteration_megapixel"] > 0
+    work = 100 * 256 * 192 / 1e6  # iterations × megapixels at aspect 0.75
+    assert e["seconds"] == pytest.approx(e["seconds_per_iteration_megapixel"] * work, rel=1e-6)
+    assert client.get("/api/jobs").json() == []  # never listed
+    folders = [p for p in (tmp_path / "data").iterdir() if p.is_dir()]
+    assert folders == []  # its folder is gone
+
+
 def test_wrong_media_answers_415(make_client):
     client = make_client()
     r = client.post("/api/jobs", json={"size": 32}, headers={"Origin": BASE})
@@ -91,21 +126,31 @@ def test_wrong_media_answers_415(make_client):
 
 
 @pytest.mark.parametrize(
-    ("params", "detail"),
+    ("params", "detail", "field"),
     [
-        ({"size": 4096}, "size: at most 1024 px on this server"),
-        ({"iterations": 10**5}, "iterations: at most 2000 on this server"),
-        ({"colour": 1}, "unknown parameter(s): colour"),
-        ({"weights": "/etc/passwd"}, "parameter(s) not settable here: weights"),
-        ({"init": "/etc/passwd"}, "init must be one of noise, content, style"),
-        ({"pooling": "sum"}, "pooling must be one of avg, max (got 'sum')"),
-        ({"style_blend": "1,1,1"}, "style-blend has 3 weights for 1 style image(s)"),
+        ({"size": 4096}, "size: at most 1024 px on this server", "size"),
+        # the server's cap, not the declared range (16..16384), for a value past both
+        ({"size": 20000}, "size: at most 1024 px on this server", "size"),
+        ({"iterations": 10**5}, "iterations: at most 2000 on this server", "iterations"),
+        ({"colour": 1}, "unknown parameter(s): colour", None),
+        ({"weights": "/etc/passwd"}, "parameter(s) not settable here: weights", None),
+        ({"init": "/etc/passwd"}, "init must be one of noise, content, style", "init"),
+        ({"pooling": "sum"}, "pooling must be one of avg, max (got 'sum')", "pooling"),
+        ({"style_scale": 0}, "style-scale must be > 0 and at most 8 (got 0)", "style_scale"),
+        ({"lr": -3}, "lr must be > 0 and at most 10000 (got -3)", "lr"),
+        ({"size": 1.5}, "size: 1.5 is not an integer", "size"),
+        (
+            {"seed": 2**63},
+            "seed must be between 0 and 9223372036854775807 (got 9223372036854775808)",
+            "seed",
+        ),
+        ({"style_blend": "1,1,1"}, "style-blend has 3 weights for 1 style image(s)", None),
     ],
 )
-def test_bad_parameters_answer_422(make_client, params, detail):
+def test_bad_parameters_answer_422_naming_their_field(make_client, params, detail, field):
     r = submit(make_client(), params=params)
     assert r.status_code == 422
-    assert r.json()["detail"] == detail
+    assert r.json() == {"detail": detail, "field": field}
 
 
 def test_bad_requests_answer_422_and_leave_no_files(make_client, tmp_path):

@@ -96,7 +96,7 @@ def test_an_ascent_job_runs_and_streams(make_client, tiny_network):
 def test_bad_ascent_requests_are_422(make_client, tiny_network):
     client = make_client()
     for body, fragment in [
-        ({"target": "conv3_1:2", "params": {"size": 4096}}, "size must be between 16 and 2048"),
+        ({"target": "conv3_1:2", "params": {"size": 4096}}, "size: at most 512 px"),  # the cap
         ({"target": "conv3_1:2", "params": {"size": 1024}}, "size: at most 512 px"),
         ({"target": "conv3_1:2", "params": {"iterations": 10**5}}, "iterations: at most 2000"),
         ({"target": "conv3_1:2", "params": {"l2": "nan"}}, "l2 must be a finite number"),

@@ -188,3 +188,29 @@ def test_a_watcher_is_woken_by_a_record_from_another_thread(manager):
     seen = asyncio.run(follow())
     assert seen[0] == "state" and seen[-1] == "state" and seen.count("step") == 3
     assert not m._watchers  # given back
+
+
+def test_a_stop_ends_running_and_queued_jobs_interrupted_and_keeps_them(tmp_path):
+    def until_stopped(job, on_event, stop, preview_every):
+        on_event(Started(0, (Stage(8, 8, 1000),), "cpu", "fp32", 1))
+        on_event(fake_step(0, 1.0))
+        stop.wait(60)
+        return torch.zeros(3, 8, 8)
+
+    settings = WebSettings(data_dir=tmp_path / "data", workers=1)
+    m = JobManager(settings, until_stopped)
+    m.start()
+    running, waiting = new_job(m), new_job(m)
+    m.submit(running)
+    m.submit(waiting)
+    while m.view(running)["state"] != "running":
+        time.sleep(0.002)
+    m.stop(timeout=60)
+    assert m.view(running)["state"] == "interrupted" and m.view(waiting)["state"] == "interrupted"
+    assert states(waiting) == ["queued", "interrupted"]
+    assert states(running) == ["queued", "running", "interrupted"]
+    again = JobManager(settings, stepping_runner(1))
+    assert again.restore_history() == 2  # both kept, for the history and "run again"
+    assert {j.state for j in again.jobs.values()} == {"interrupted"}
+    assert again.jobs[running.id].progress["done"] == 0  # how far it came, kept
+    assert again.jobs[waiting.id].progress == {}

@@ -42,7 +42,6 @@ def calibrate(shared: AppState) -> float | None:
 
 
 def start_calibration(shared: AppState) -> threading.Thread:
-    """:func:`calibrate` on a daemon thread (the server answers meanwhile)."""
-    t = threading.Thread(target=calibrate, args=(shared,), name="nst-calibrate", daemon=True)
-    t.start()
-    return t
+    """:func:`calibrate` on a thread of the job manager (the server answers meanwhile; a
+    stop of the server stops it and waits for it, as for a job)."""
+    return shared.manager.spawn(lambda: calibrate(shared), "nst-calibrate")

@@ -31,6 +31,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ class JobManager:
         self.closing = threading.Event()
         self._watchers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self.calibrated: float | None = None  # seconds/iteration/Mpx of the start-up test run
+        self._aside: dict[str, Job] = {}  # jobs run outside the table (the test run)
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -83,7 +85,7 @@ class JobManager:
         with self.lock:
             waiting = [j for j in self.jobs.values() if j.state == "queued"]
             ended = [j for j in waiting if self._end(j, "interrupted")]
-            for job in self.jobs.values():
+            for job in (*self.jobs.values(), *self._aside.values()):
                 job.cancel.set()
             for job_id in list(self._watchers):
                 self._notify(job_id)
@@ -155,13 +157,29 @@ class JobManager:
 
     def calibrate(self, job: Job) -> float | None:
         """Run ``job`` (a small stylization, never listed) on the calling thread like any
-        job, and keep its speed for estimates until real runs are measured."""
-        self._run(job)
+        job, and keep its speed for estimates until real runs are measured. A stop of the
+        server stops it like a job."""
+        with self.lock:
+            if self.closing.is_set():
+                return None
+            self._aside[job.id] = job
+        try:
+            self._run(job)
+        finally:
+            with self.lock:
+                self._aside.pop(job.id, None)
         with self.lock:
             speed = job.speed() if job.state == "done" else None
             if speed is not None:
                 self.calibrated = speed
         return speed
+
+    def spawn(self, target: Callable[[], object], name: str) -> threading.Thread:
+        """Run ``target`` on a thread of the manager's (joined by :meth:`stop`)."""
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self.threads.append(t)
+        return t
 
     def expire(self, now: float | None = None) -> list[str]:
         """Forget finished jobs older than the TTL and delete their folders."""

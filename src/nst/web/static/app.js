@@ -15,6 +15,7 @@ const state = {
   streams: new Map(),
   online: true,
   mask: { painted: false, brush: 1 },
+  thumbs: new Map(),         // built-in name -> its inlined thumbnail (a data URL)
 };
 const STORE = "nst-form-v1";
 const PALETTE = ["#ff0000", "#0000ff", "#ffff00", "#ff00ff", "#00ffff"];
@@ -27,6 +28,7 @@ function ratioText(value) {
 function say(text) { $("#announce").textContent = text; }
 function message(text) { $("#message").textContent = text || ""; }
 function builtinUrl(name) { return `/api/builtins/${name.split(":")[1]}.png`; }
+function builtinThumb(name) { return state.thumbs.get(name) || builtinUrl(name); }
 
 // -- inputs ---------------------------------------------------------------------------------
 // Styles are sent uploads first, then built-ins: the blend weights follow that order.
@@ -68,7 +70,7 @@ function renderChosen() {
   list.forEach((s, i) => {
     const li = document.createElement("li");
     li.dataset.key = s.key;
-    li.append(thumb(s.file ? URL.createObjectURL(s.file) : builtinUrl(s.builtin), `style ${i + 1}: ${s.label}`));
+    li.append(thumb(s.file ? URL.createObjectURL(s.file) : builtinThumb(s.builtin), `style ${i + 1}: ${s.label}`));
     const name = document.createElement("span");
     name.textContent = `${i + 1}. ${s.label}`;
     li.append(name);
@@ -117,6 +119,7 @@ async function loadBuiltins() {
     b.setAttribute("aria-pressed", "false");
     b.setAttribute("aria-label", `${item.kind}: ${item.title || item.name.split(":")[1]}`);
     b.title = item.title || item.name;
+    if (item.thumb) state.thumbs.set(item.name, item.thumb);
     b.append(thumb(item.thumb || item.url, ""));
     b.addEventListener("click", () => {
       if (gallery.id === "content-gallery") {
