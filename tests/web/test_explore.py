@@ -2,6 +2,7 @@
 
 import json
 
+from tests.conftest import requires_weights
 from tests.web.helpers import BASE, png, wait_state
 
 
@@ -117,3 +118,18 @@ def test_bad_ascent_requests_are_422(make_client, tiny_network):
         headers={"Origin": BASE, "Content-Type": "application/json"},
     )
     assert r.status_code == 422
+
+
+@requires_weights
+def test_the_default_target_fires_on_the_default_photo(make_client):
+    """The page opens on builtin:chelsea with the server's default target at 256 px: on the
+    real weights that channel responds (channel 30, the old default, gives 0 there)."""
+    client = make_client()
+    target = client.get("/api/explain/layers").json()["default_target"]
+    r = client.post(
+        "/api/explain/saliency",
+        data={"image_builtin": "builtin:chelsea", "target": target, "size": "256"},
+        headers={"Origin": BASE},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["value"] > 1000  # measured 3.0e4

@@ -158,7 +158,7 @@ class JobManager:
     def calibrate(self, job: Job) -> float | None:
         """Run ``job`` (a small stylization, never listed) on the calling thread like any
         job, and keep its speed for estimates until real runs are measured. A stop of the
-        server stops it like a job."""
+        server stops it like a job; so does a job starting (its speed is measured then)."""
         with self.lock:
             if self.closing.is_set():
                 return None
@@ -359,6 +359,8 @@ class JobManager:
         job.state = "running"
         job.position = 0
         job.started_at = time.time()
+        for aside in self._aside.values():  # a test run sharing the machine would mismeasure
+            aside.cancel.set()
         self._record(job, {"type": "state", "state": "running"})
         return True
 
