@@ -63,8 +63,13 @@ def test_contents_times_styles_then_everything_skipped(local_ray, inputs, tmp_pa
     assert [x["status"] for x in recs] == ["ok"] * 6
     assert sorted(x["output"] for x in recs) == made
     first = recs[0]
-    assert {"content", "styles", "options", "iterations", "loss", "seconds", "worker"} <= set(first)
+    keys = {"content", "styles", "options", "iterations", "loss", "seconds", "worker", "node"}
+    assert keys <= set(first) and first["nst"] and first["seed"] == 0
     assert first["iterations"] == 4 and first["loss"] > 0
+    # the full effective options: the command line's and the defaults, not only a row's
+    assert first["options"]["size"] == 32 and first["options"]["iterations"] == 4
+    assert first["options"]["style_weight"] == 1000.0 and first["row_options"] == {}
+    assert "throughput per worker:" in r.stderr and " on node " in r.stderr
     assert "6 ok, 0 failed, 0 skipped" in r.stderr
     stamps = {m: (out / m).stat().st_mtime_ns for m in made}
     r = batch("--contents", c, "--styles", f"{s}/*.jpg", "-o", out, *FAST)

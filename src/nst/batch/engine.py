@@ -29,6 +29,7 @@ from typing import Any
 from PIL import Image
 
 from ..errors import ConfigError, NstError, one_line
+from .auth import client_missing, join_failure, use_token_if_any
 from .jobs import BatchJob, Records
 
 INSTALL_HINT = "nst batch needs Ray: pip install 'nst[batch]' (or: pip install ray)"
@@ -92,6 +93,12 @@ class Painter:
 
     def identity(self) -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
+
+    def node(self) -> str:
+        """The Ray node this worker lives on (its id's first 12 hex digits)."""
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())[:12]
 
     def on_cpu(self, config: Any) -> bool:
         from ..runtime import resolve_device
@@ -184,14 +191,15 @@ class Painter:
                 )
                 result = execute(plan, on_event, stop=self.stop_flag)
         except NstError as exc:
-            return {"error": one_line(str(exc)), "worker": self.identity()}
+            return {"error": one_line(str(exc)), "worker": self.identity(), "node": self.node()}
         except Exception as exc:  # a bug: the job fails, the worker goes on
             return {
                 "error": f"internal error: {type(exc).__name__}: {one_line(str(exc))[:200]}",
                 "worker": self.identity(),
+                "node": self.node(),
             }
         if self.stop_flag.is_set():
-            return {"cancelled": True, "worker": self.identity()}
+            return {"cancelled": True, "worker": self.identity(), "node": self.node()}
         buf = io.BytesIO()
         to_pil(result).save(buf, format="PNG")
         return {
@@ -200,6 +208,7 @@ class Painter:
             "loss": last.get("loss"),
             "seconds": round(time.perf_counter() - start, 3),
             "worker": self.identity(),
+            "node": self.node(),
         }
 
 
@@ -236,6 +245,8 @@ class Cluster:
         """(ray, number of workers, whether this call started Ray)."""
         ray = import_ray()
         started = False
+        if self.address and (why := client_missing(self.address)):
+            raise ConfigError(why)
         if not ray.is_initialized():
             import logging
 
@@ -248,14 +259,15 @@ class Cluster:
             try:
                 with _keeping_signal_handlers():
                     if self.address:
+                        use_token_if_any(self.address)
                         ray.init(address=self.address, **kwargs)
                     else:
                         ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
             except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ...
-                where = self.address or "a local Ray"
-                raise ConfigError(
-                    f"cannot start or join {where} ({one_line(str(exc))[:160]})"
-                ) from None
+                error = one_line(str(exc))
+                if self.address:
+                    raise ConfigError(join_failure(self.address, error)) from None
+                raise ConfigError(f"cannot start a local Ray ({error[:160]})") from None
             started = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = self.workers or max(1, cpus // self.threads)
@@ -310,7 +322,15 @@ def run_batch(
         raise ConfigError(f"the workers cannot start ({one_line(str(exc))[:200]})") from None
     on_event(WorkersReady(len(idle), time.perf_counter() - warming))
     busy: dict[Any, tuple[Any, BatchJob, int]] = {}
+    # replacements of dead workers get jobs once started: one that cannot start (its node
+    # is gone and the others' CPUs are taken) never holds a job
+    starting: dict[Any, Any] = {}
+    warm_config = jobs[0].config.to_dict()
     last_drain = time.monotonic()
+
+    def replace_worker() -> None:
+        fresh = actor.remote(cluster.threads)
+        starting[fresh.warm.remote(warm_config)] = fresh
 
     def blob(path: str) -> Any:
         if path not in blobs:
@@ -346,17 +366,27 @@ def run_batch(
                     finish(job, "failed", error=f"{job.content}: cannot read ({exc.strerror})")
                     continue
                 busy[worker.run.remote(spec, refs)] = (worker, job, attempt)
-            ready, _ = ray.wait(list(busy), num_returns=1, timeout=drain_every or 1.0)
+            waiting = [*busy, *starting]
+            ready, _ = ray.wait(waiting, num_returns=1, timeout=drain_every or 1.0)
             if drain_every is not None and time.monotonic() - last_drain >= drain_every:
                 last_drain = time.monotonic()
                 _drain(ray, busy, on_event)
             for ref in ready:
+                if ref in starting:
+                    fresh = starting.pop(ref)
+                    try:
+                        ray.get(ref)
+                        idle.append(fresh)
+                    except ray.exceptions.RayError:  # it died starting: another one
+                        replace_worker()
+                    continue
                 worker, job, attempt = busy.pop(ref)
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:
-                    # the worker process died (killed, out of memory): a fresh one takes over
-                    idle.append(actor.remote(cluster.threads))
+                    # the worker process died (killed, out of memory, its node lost): a fresh
+                    # one takes over when it can start; the job goes to the next free worker
+                    replace_worker()
                     why = "the worker died" + (f" ({type(exc).__name__})" if exc else "")
                     if attempt < cluster.retries:
                         on_event(Retry(job, attempt + 1, why))
@@ -377,6 +407,7 @@ def run_batch(
                         "failed",
                         error=result["error"],
                         worker=result.get("worker"),
+                        node=result.get("node"),
                         attempts=attempt + 1,
                     )
                     continue
@@ -392,6 +423,7 @@ def run_batch(
                     loss=result["loss"],
                     seconds=result["seconds"],
                     worker=result["worker"],
+                    node=result["node"],
                     attempts=attempt + 1,
                 )
     except KeyboardInterrupt:
@@ -404,7 +436,7 @@ def run_batch(
                 busy.pop(ref)
         raise
     finally:
-        for worker, _, _ in busy.values():
+        for worker in [w for w, _, _ in busy.values()] + list(starting.values()):
             ray.kill(worker)
         if started:
             ray.shutdown()

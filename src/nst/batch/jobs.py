@@ -394,12 +394,20 @@ class Records:
         return None
 
     def write(self, job: BatchJob, status: str, **fields: Any) -> dict[str, Any]:
+        """Append one outcome: what made the picture (the inputs, every effective option:
+        the command line's, the row's and the defaults, the seed, the nst version), and
+        where and how it ran (``fields``: node, worker, seconds, iterations, loss, ...)."""
+        from .. import __version__
+
         record = {
             "output": job.name,
             "status": status,
             "content": job.content,
             "styles": list(job.styles),
-            "options": dict(job.options),
+            "options": job.config.to_dict(),
+            "row_options": dict(job.options),  # what a manifest row set itself
+            "seed": job.config.seed,
+            "nst": __version__,
             "time": round(time.time(), 3),
             **fields,
         }

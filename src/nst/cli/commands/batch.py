@@ -30,6 +30,7 @@ class BatchProgress:
         self.stream = sys.stderr
         self.tty = self.stream.isatty()
         self.last_line = 0.0
+        self.workers: dict[str, dict[str, Any]] = {}  # worker -> node, jobs, seconds
 
     def __call__(self, event: Any) -> None:
         from ...batch import JobDone, JobEvents, Retry, WorkersReady
@@ -52,6 +53,11 @@ class BatchProgress:
         assert isinstance(event, JobDone)
         rec = event.record
         self.counts[rec["status"]] += 1
+        if rec.get("worker"):
+            w = self.workers.setdefault(rec["worker"], {"node": rec.get("node"), "jobs": 0,
+                                                        "seconds": 0.0})  # fmt: skip
+            w["jobs"] += 1
+            w["seconds"] += float(rec.get("seconds") or 0.0)
         self._log([{"job": event.job.name, "type": "job", **rec}])
         if self.verbose and not self.quiet:
             extra = (
@@ -79,6 +85,18 @@ class BatchProgress:
             self.stream.write("\r\x1b[K")
         self.stream.write(text + "\n")
         self.stream.flush()
+
+    def throughput(self) -> list[str]:
+        """A line per worker: its node, jobs, seconds at work and jobs per minute of work."""
+        lines = []
+        for name, w in sorted(self.workers.items(), key=lambda kv: (str(kv[1]["node"]), kv[0])):
+            rate = w["jobs"] / w["seconds"] * 60 if w["seconds"] > 0 else 0.0
+            jobs = f"{w['jobs']} job" + ("" if w["jobs"] == 1 else "s")
+            lines.append(
+                f"  worker {name} on node {w['node'] or '?'}: {jobs}, "
+                f"{w['seconds']:.1f} s at work, {rate:.1f} jobs/min"
+            )
+        return lines
 
     def draw(self, final: bool = False) -> None:
         if self.quiet:
@@ -154,7 +172,8 @@ def batch(
     address: Annotated[
         str | None,
         typer.Option(
-            help="Join a Ray cluster: auto, or ray://HOST:10001 (default: a local Ray).",
+            help="Join a Ray cluster: HOST:6379 or auto (its token is read as Ray reads it: "
+            "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token; default: a local Ray).",
             rich_help_panel="Ray",
         ),
     ] = None,
@@ -238,6 +257,8 @@ def batch(
         every = 1.0 if log_file is not None else None  # events only when logged
         counts = run_batch(run, records, cluster, progress, skipped=skip, drain_every=every)
     progress.draw(final=True)
+    if not quiet and progress.workers:
+        typer.echo("throughput per worker:\n" + "\n".join(progress.throughput()), err=True)
     took = format_time(time.monotonic() - start)
     summary = (
         f"{counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped "
