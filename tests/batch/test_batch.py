@@ -260,3 +260,41 @@ def test_without_ray_one_line_says_what_to_install(inputs, tmp_path, monkeypatch
         == "nst: error: nst batch needs Ray: pip install 'nst[batch]' (or: pip install ray)"
     )
     time.sleep(0)
+
+
+def test_dry_run_lists_the_jobs_and_estimates_from_measured_speed(inputs, tmp_path, monkeypatch):
+    import nst.batch.engine as engine
+
+    def no_ray():
+        raise AssertionError("a dry run started Ray")
+
+    monkeypatch.setattr(engine, "import_ray", no_ray)
+    c, s = inputs
+    out = tmp_path / "out"
+    r = batch("--dry-run", "--contents", c, "--styles", s / "paint0.jpg", "-o", out, *FAST)
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0] == "dry run: 3 jobs to run, 0 recorded as done (skipped)"
+    assert all(" x " in x and "32 px, 4 iterations, ~" in x for x in lines[1:4])
+    assert (
+        lines[4].startswith("estimate: ")
+        and "(measured: a test run here (1 thread(s)))" in lines[4]
+    )
+    assert lines[4].endswith("worker(s) on machines like this one")
+    assert not list(out.glob("*.png")) and not (out / "batch.jsonl").exists()
+    # with earlier records in the folder, their speed is the measurement
+    from nst.batch import cross, expand
+    from nst.batch.jobs import Records
+
+    job = cross(expand([str(c / "photo0.png")], "c"), expand([str(s / "paint0.jpg")], "s"),
+                {"size": 32, "iterations": 4, "seed": 0}, out)[0]  # fmt: skip
+    out.mkdir(exist_ok=True)
+    Image.fromarray(picture(32, 24, 0)).save(job.output)
+    Records(out).write(job, "ok", seconds=2.0, iterations=4)
+    r = batch("--dry-run", "--contents", c, "--styles", s / "paint0.jpg", "-o", out, *FAST)
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0] == "dry run: 2 jobs to run, 1 recorded as done (skipped)"
+    work = 4 * 32 * 24 / 1e6
+    assert f"at {2.0 / work:.3g} s per iteration-megapixel" in lines[-1]
+    assert f"(measured: 1 earlier job in {out / 'batch.jsonl'})" in lines[-1]

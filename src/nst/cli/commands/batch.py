@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -122,6 +123,40 @@ class BatchProgress:
             self.last_line = time.monotonic()
 
 
+def show_plan(run: list[Any], skip: list[Any], records: Any, workers: int, threads: int) -> None:
+    """``--dry-run``: a line per job to run, and the time they would take (stdout)."""
+    from ...batch.estimate import content_aspect, from_records, job_work, test_run
+
+    lines = [f"dry run: {len(run)} jobs to run, {len(skip)} recorded as done (skipped)"]
+    if not run:
+        typer.echo(lines[0])
+        return
+    speed = from_records(records.path)
+    if speed is None:
+        say("measuring this machine's speed with a short test run...")
+        speed = test_run(run[0], threads)
+    total = 0.0
+    aspects: dict[str, float] = {}
+    for job in run:
+        if job.content not in aspects:
+            aspects[job.content] = content_aspect(job.content)
+        seconds = speed.seconds_per_iteration_megapixel * job_work(job.config, aspects[job.content])
+        total += seconds
+        c = job.config
+        lines.append(
+            f"  {job.name}  {job.row}  {c.size} px, {c.iterations} iterations, "
+            f"~{format_time(seconds)}"
+        )
+    k = min(workers, len(run))
+    lines.append(
+        f"estimate: {format_time(total)} of work at "
+        f"{speed.seconds_per_iteration_megapixel:.3g} s per iteration-megapixel "
+        f"(measured: {speed.basis}); about {format_time(total / k)} with {k} worker(s) "
+        "on machines like this one"
+    )
+    typer.echo("\n".join(lines))
+
+
 @with_config(mode="stylize", replaced=("seed",), raw=True)  # --seed defaults to 0
 def batch(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the results.")],
@@ -181,6 +216,14 @@ def batch(
         int, typer.Option(help="Runs more of a job whose worker died.", rich_help_panel="Ray")
     ] = 2,
     force: Annotated[bool, typer.Option(help="Run jobs recorded as done again.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="List the jobs and estimate the time from measured speed (earlier records "
+            "in OUTPUT, else a short test run here); start nothing.",
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per job.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary.")] = False,
     log: Annotated[
@@ -237,6 +280,10 @@ def batch(
         run, skip = split_done(jobs, records, force)
         for warning in records.warnings:
             say(f"warning: {warning}")
+        if dry_run:
+            local = max(1, (os.cpu_count() or 1) // threads_per_worker)
+            show_plan(run, skip, records, workers or local, threads_per_worker)
+            return
         log_file = None
         if log is not None:
             check_writable(log, "log file")
