@@ -32,12 +32,23 @@ def loop(jobs, threads: int) -> float:
     return time.perf_counter() - start
 
 
-def batch(jobs, out: Path, workers: int, threads: int) -> tuple[float, float]:
-    """(seconds to start Ray and warm the workers, seconds for the jobs once they run)."""
+def batch(jobs, out: Path, workers: int, threads: int, nodes: int = 0) -> tuple[float, float]:
+    """(seconds to start Ray and warm the workers, seconds for the jobs once they run).
+    ``nodes``: a cluster of a head (no CPUs for work) and that many worker nodes of
+    ``threads`` CPUs each, on this machine (``ray.cluster_utils``)."""
     import ray
 
-    cluster = Cluster(workers=workers, threads=threads)
     start = time.perf_counter()
+    nodes_cluster = None
+    if nodes:
+        from ray.cluster_utils import Cluster as RayCluster
+
+        nodes_cluster = RayCluster(initialize_head=True, head_node_args={"num_cpus": 0})
+        for _ in range(nodes):
+            nodes_cluster.add_node(num_cpus=threads)
+        nodes_cluster.wait_for_nodes()
+    address = nodes_cluster.address if nodes_cluster else None
+    cluster = Cluster(address=address, workers=workers, threads=threads)
     cluster.start()
     ready = []
 
@@ -48,6 +59,8 @@ def batch(jobs, out: Path, workers: int, threads: int) -> tuple[float, float]:
     counts = run_batch(jobs, Records(out), cluster, on_event)
     done = time.perf_counter()
     ray.shutdown()
+    if nodes_cluster is not None:
+        nodes_cluster.shutdown()
     assert counts["ok"] == len(jobs), counts
     return ready[0] - start, done - ready[0]
 
@@ -60,8 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(f"# batch benchmark ({machine()}); {args.rounds} interleaved rounds, the lower kept")
     defaults = {"size": args.size, "iterations": args.iterations, "seed": 0, "precision": "fp32"}
-    best = {"loop": float("inf"), "one": float("inf"), "two": float("inf")}
-    starts = {"one": float("inf"), "two": float("inf")}
+    best = {"loop": float("inf"), "one": float("inf"), "two": float("inf"), "nodes": float("inf")}
+    starts = {"one": float("inf"), "two": float("inf"), "nodes": float("inf")}
     with tempfile.TemporaryDirectory() as tmp:
         counter = iter(range(10_000))
 
@@ -74,9 +87,13 @@ def main(argv: list[str] | None = None) -> None:
         loop(warm[:2], 2)  # the network loaded and both built-in paintings made
         for _ in range(args.rounds):
             best["loop"] = min(best["loop"], loop(jobs()[0], 2))
-            for key, (workers, threads) in (("one", (1, 2)), ("two", (2, 1))):
+            for key, (workers, threads, nodes) in (
+                ("one", (1, 2, 0)),
+                ("two", (2, 1, 0)),
+                ("nodes", (2, 1, 2)),
+            ):
                 js, out = jobs()
-                start, took = batch(js, out, workers, threads)
+                start, took = batch(js, out, workers, threads, nodes)
                 best[key] = min(best[key], took)
                 starts[key] = min(starts[key], start)
     n = len(CONTENTS) * len(STYLES)
@@ -84,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         "loop": "nst.stylize in a loop, 2 threads",
         "one": "batch, 1 worker x 2 threads",
         "two": "batch, 2 workers x 1 thread",
+        "nodes": "batch, 2 nodes x 1 worker x 1 thread",
     }
     rows = [
         {
@@ -95,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
             "vs loop": best[k] / best["loop"],
             "jobs/min": n / best[k] * 60,
         }
-        for k in ("loop", "one", "two")
+        for k in ("loop", "one", "two", "nodes")
     ]
     print(table(rows))
     print(
@@ -105,6 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"throughput, 2 workers x 1 thread vs 1 worker x 2 threads: "
         f"{best['one'] / best['two']:.2f}x"
+    )
+    print(
+        f"two Ray nodes on this machine vs one node, 2 workers each: "
+        f"{best['two'] / best['nodes']:.2f}x (the same cores: the price of a second raylet)"
     )
 
 

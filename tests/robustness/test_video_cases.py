@@ -83,8 +83,9 @@ def _seed_not_a_number(place: Path) -> None:
     (work / "settings.json").write_text(json.dumps({"settings": {}, "seed": "x"}))
 
 
-WORK_TAKEN = ("nst: error: {p}/out.mp4.work holds frames made from other inputs or settings; "
-              "run with the same ones to continue, or add --restart to discard them")  # fmt: skip
+WORK_TAKEN = ("nst: error: out.mp4.work holds frames made with other settings: its settings.json "
+              "(damaged, or of another nst version){more}; run with the same ones to continue, "
+              "or add --restart to discard them")  # fmt: skip
 CASES: dict[str, tuple[list[str], str, object]] = {
     "work folder is a file": (
         [], "nst: error: out.mp4.work: not a folder; nst video keeps its frames there (move it "
@@ -92,9 +93,9 @@ CASES: dict[str, tuple[list[str], str, object]] = {
     "work folder is a symlink": (
         [], "nst: error: out.mp4.work: not a folder; nst video keeps its frames there (move it "
         "away)", lambda p: (p / "out.mp4.work").symlink_to(p)),
-    "work folder of another run": ([], WORK_TAKEN.replace("{p}/", ""), _settings_of_another_run),
-    "damaged settings.json": ([], WORK_TAKEN.replace("{p}/", ""), _damaged_settings),
-    "seed not a number": ([], WORK_TAKEN.replace("{p}/", ""), _seed_not_a_number),
+    "work folder of another run": ([], WORK_TAKEN.format(more=""), _settings_of_another_run),
+    "damaged settings.json": ([], WORK_TAKEN.format(more="; seed (unreadable)"), _damaged_settings),
+    "seed not a number": ([], WORK_TAKEN.format(more="; seed (unreadable)"), _seed_not_a_number),
     "work folder with other files": (
         [], "nst: error: out.mp4.work exists and is not a work folder of nst video",
         lambda p: ((p / "out.mp4.work").mkdir(), (p / "out.mp4.work" / "x.txt").write_text("x"))),

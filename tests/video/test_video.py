@@ -109,9 +109,21 @@ def test_stop_keeps_frames_writes_a_playable_video_and_the_next_run_continues(
             FAST,
             stop=stop,
             on_event=lambda e: done.append(e) if type(e).__name__ == "FrameDone" else None,
+            frames_dir=tmp_path / "partial",
         )
     assert info.value.done == 3 and info.value.written and info.value.interrupted
     assert len(frames_of(out)) == 3  # playable, the frames so far
+    assert sorted(p.name for p in (tmp_path / "partial").iterdir()) == [
+        f"frame_{i:06d}.png" for i in (1, 2, 3)
+    ]  # --frames is filled on a stop too
+    m = video_metrics(out, clip)  # 3 frames against the 6 of the input: said
+    assert m.frames == 3 and m.warning == (
+        f"{out} has 3 frames, {clip} has 6: measured over the first 3 (a stopped run's output "
+        "is shorter than its input)"
+    )
+    r = runner.invoke(app, ["video-metrics", str(out), "--reference", str(clip)])
+    assert r.exit_code == 0 and r.stderr.startswith(f"nst: warning: {out} has 3 frames")
+    assert video_metrics(reference, clip).warning is None
     assert sorted(p.name for p in info.value.work.glob("0*.png"))[-1] == "000003.png"
     events = []
     result = stylize_video(
@@ -166,8 +178,9 @@ def test_other_settings_refuse_the_work_folder_until_restart(tiny_network, clip,
     )
     assert r.exit_code == 2
     assert r.stderr == (
-        f"nst: error: {work} holds frames made from other inputs or settings; run with the "
-        "same ones to continue, or add --restart to discard them\n"
+        f"nst: error: {work} holds frames made with other settings: iterations (12 there, 2 now); "
+        "size (48 there, 40 now); run with the same ones to continue, or add --restart "
+        "to discard them\n"
     )
     r = runner.invoke(
         app,

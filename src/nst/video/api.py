@@ -9,6 +9,7 @@ from the frames so far, so there is always something to play.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ import torch
 from PIL import Image
 
 from ..config import Config
-from ..errors import ConfigError, ImageError, Interrupted, NstError
+from ..errors import ConfigError, ImageError, Interrupted, NstError, one_line
 from ..events import Event, Finished, FrameDone, Notice
 from ..execution import StopSignal, stop_function
 from ..imageio import atomic_write, fit_size, load_image, save_image
@@ -100,6 +101,35 @@ def _settings(
     }
 
 
+def _short(value: Any) -> str:
+    text = one_line(str(value))
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+def _differences(saved: Any, now: dict[str, Any]) -> list[str]:
+    """What differs between a work folder's settings and this run's, named as the
+    options are (``size (512 there, 256 now)``; ``the input video``, ``style 1``)."""
+    groups = ("input", "styles", "config", "video")
+    if not isinstance(saved, dict) or not all(k in saved for k in groups):
+        return ["its settings.json (damaged, or of another nst version)"]
+    out = []
+    if saved.get("input") != now["input"]:
+        out.append("the input video")
+    before, after = saved.get("styles"), now["styles"]
+    if not isinstance(before, list) or len(before) != len(after):
+        out.append("the number of style images")
+    else:
+        out += [f"style {i}" for i, (a, b) in enumerate(zip(before, after), 1) if a != b]
+    for group in ("config", "video"):
+        found = saved.get(group)
+        old: dict[str, Any] = found if isinstance(found, dict) else {}
+        for key in sorted(set(old) | set(now[group])):
+            if old.get(key) != now[group].get(key):
+                was, is_ = _short(old.get(key)), _short(now[group].get(key))
+                out.append(f"{key.replace('_', '-')} ({was} there, {is_} now)")
+    return out
+
+
 class _Work:
     """The work folder: settings, seed and the finished frames (000001.png, ...)."""
 
@@ -133,13 +163,18 @@ class _Work:
             except (OSError, ValueError):
                 saved = {}
             saved = saved if isinstance(saved, dict) else {}
-            same = saved.get("settings") == json.loads(json.dumps(settings))
+            differ = _differences(saved.get("settings"), json.loads(json.dumps(settings)))
             if not isinstance(saved.get("seed"), int) or isinstance(saved.get("seed"), bool):
-                same = False
-            if not same or (seed is not None and saved.get("seed") != seed):
+                differ.append("seed (unreadable)")
+            elif seed is not None and saved.get("seed") != seed:
+                differ.append(f"seed ({saved['seed']} there, {seed} now)")
+            if differ:
+                shown = "; ".join(differ[:3]) + (
+                    f"; {len(differ) - 3} more" if len(differ) > 3 else ""
+                )
                 raise ConfigError(
-                    f"{self.folder} holds frames made from other inputs or settings; run "
-                    "with the same ones to continue, or add --restart to discard them"
+                    f"{self.folder} holds frames made with other settings: {shown}; run with "
+                    "the same ones to continue, or add --restart to discard them"
                 )
             done = 0
             while self.frame(done + 1).exists():
@@ -244,6 +279,8 @@ def stylize_video(
         count = done + made
         written = False
         if count:
+            with contextlib.suppress(NstError):  # the frames stay in the work folder anyway
+                _copy_frames(work, count, frames_dir)
             try:
                 vio.write_video(out, work.frames(count), info.rate, audio_from=name)
                 written = True
@@ -304,17 +341,23 @@ def stylize_video(
             raise
         raise stopped(str(exc), False) from None
     total = done + made
-    if frames_dir is not None:
-        folder = Path(frames_dir)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ImageError(str(folder), f"cannot create ({exc.strerror})") from None
-        for i in range(1, total + 1):
-            shutil.copyfile(work.frame(i), folder / f"frame_{i:06d}.png")
+    _copy_frames(work, total, frames_dir)
     count, warning = vio.write_video(out, work.frames(total), info.rate, audio_from=name)
     shutil.rmtree(work.folder, ignore_errors=True)
     return VideoResult(out, count, done, time.perf_counter() - started, warning)
+
+
+def _copy_frames(work: _Work, count: int, frames_dir: str | os.PathLike[str] | None) -> None:
+    """The first ``count`` frames into ``frames_dir`` (``frame_000001.png``, ...)."""
+    if frames_dir is None:
+        return
+    folder = Path(frames_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(1, count + 1):
+            shutil.copyfile(work.frame(i), folder / f"frame_{i:06d}.png")
+    except OSError as exc:
+        raise ImageError(str(folder), f"cannot write ({exc.strerror})") from None
 
 
 @dataclass(frozen=True)
@@ -324,6 +367,7 @@ class VideoMetrics:
     warping_errors: tuple[float, ...]
     style_loss: float | None  # mean per frame (None without style images)
     style_losses: tuple[float, ...]
+    warning: str | None = None  # the two videos' frame counts differ
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -332,6 +376,7 @@ class VideoMetrics:
             "style_loss": self.style_loss,
             "warping_errors": list(self.warping_errors),
             "style_losses": list(self.style_losses),
+            "warning": self.warning,
         }
 
 
@@ -351,6 +396,15 @@ def video_metrics(
     vio.probe(ref_name)
     size = (info.height, info.width)
     errors = warping_errors(vio.read_frames(out_name, size), vio.read_frames(ref_name, size), flow)
+    # the pairs stop with the shorter video: say so when the two differ in length
+    n_out = sum(1 for _ in vio.read_frames(out_name, size))
+    n_ref = sum(1 for _ in vio.read_frames(ref_name, size))
+    warning = None
+    if n_out != n_ref:
+        warning = (
+            f"{out_name} has {n_out} frames, {ref_name} has {n_ref}: measured over the first "
+            f"{min(n_out, n_ref)} (a stopped run's output is shorter than its input)"
+        )
     losses: list[float] = []
     if style is not None:
         styles = as_list(style)
@@ -363,4 +417,5 @@ def video_metrics(
         tuple(errors),
         float(np.mean(losses)) if losses else None,
         tuple(losses),
+        warning,
     )

@@ -177,6 +177,8 @@ def video_metrics(
         m = measure(output, reference, style or None, config, flow)
     except NstError as exc:
         fail(exc, 2)
+    if m.warning:
+        say(f"warning: {m.warning}")
     if as_json:
         typer.echo(json.dumps(m.to_record()))
         return
