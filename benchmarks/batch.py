@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"two Ray nodes on this machine vs one node, 2 workers each: "
-        f"{best['two'] / best['nodes']:.2f}x (the same cores: the price of a second raylet)"
+        f"{best['two'] / best['nodes']:.2f}x (the same two cores)"
     )
 
 

@@ -100,6 +100,12 @@ def test_builtins_come_with_inlined_thumbnails(make_client):
         assert max(im.size) == 160 and im.format == "JPEG"
 
 
+def test_without_a_test_run_the_estimate_waits_for_a_first_run(make_client):
+    e = make_client().get("/api/estimate?size=256&iterations=100").json()
+    assert e == {"seconds": None, "seconds_per_iteration_megapixel": None, "basis": None,
+                 "measuring": False}  # fmt: skip
+
+
 def test_a_start_up_test_run_gives_estimates_before_any_run(make_client, tmp_path, tiny_network):
     from nst.web.jobs import api_runner
 
@@ -109,6 +115,7 @@ def test_a_start_up_test_run_gives_estimates_before_any_run(make_client, tmp_pat
         assert time.monotonic() < deadline, "no test run result"
         time.sleep(0.05)
     assert e["basis"] == "calibration" and e["seconds_per_iteration_megapixel"] > 0
+    assert e["measuring"] is False
     work = 100 * 256 * 192 / 1e6  # iterations × megapixels at aspect 0.75
     assert e["seconds"] == pytest.approx(e["seconds_per_iteration_megapixel"] * work, rel=1e-6)
     assert client.get("/api/jobs").json() == []  # never listed

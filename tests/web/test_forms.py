@@ -96,7 +96,8 @@ def test_an_estimate_before_any_run_and_a_warning_over_ten_minutes(chromium, tmp
             "on this server (from a test run at start-up)", timeout=60_000
         )
         # the page's warning, on a server that says 11 minutes
-        reply = {"seconds": 660.0, "seconds_per_iteration_megapixel": 1.0, "basis": "runs"}
+        reply = {"seconds": 660.0, "seconds_per_iteration_megapixel": 1.0, "basis": "runs",
+                 "measuring": False}  # fmt: skip
         page.route("**/api/estimate?*", lambda route: route.fulfill(
             status=200, content_type="application/json", body=json.dumps(reply)))  # fmt: skip
         page.fill("#iterations", "1999")

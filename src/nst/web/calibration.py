@@ -27,6 +27,7 @@ PARAMS = {"preset": "fast", "size": 160, "iterations": 12, "seed": 0}
 def calibrate(shared: AppState) -> float | None:
     """Run the test run now; returns its seconds per iteration per megapixel (or None)."""
     manager = shared.manager
+    manager.expect_calibration(True)
     job_id, folder = manager.new_folder()
     try:
         sub = Submission(json.dumps(PARAMS), None, "builtin:chelsea", (), ("builtin:swirls",),
@@ -38,10 +39,12 @@ def calibrate(shared: AppState) -> float | None:
         log.warning("the start-up test run failed (%s); estimates wait for a first run", exc)
         return None
     finally:
+        manager.expect_calibration(False)
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def start_calibration(shared: AppState) -> threading.Thread:
     """:func:`calibrate` on a thread of the job manager (the server answers meanwhile; a
     stop of the server stops it and waits for it, as for a job)."""
+    shared.manager.expect_calibration(True)  # from now: the first page waits for it
     return shared.manager.spawn(lambda: calibrate(shared), "nst-calibrate")

@@ -64,6 +64,7 @@ class JobManager:
         self._watchers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self.calibrated: float | None = None  # seconds/iteration/Mpx of the start-up test run
         self._aside: dict[str, Job] = {}  # jobs run outside the table (the test run)
+        self.measuring = False  # the start-up test run is on its way
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -138,6 +139,11 @@ class JobManager:
         for job in gone:
             shutil.rmtree(job.folder, ignore_errors=True)
         return [j.id for j in gone]
+
+    def expect_calibration(self, on: bool) -> None:
+        """Whether the start-up test run is on its way (estimates wait for it)."""
+        with self.lock:
+            self.measuring = on
 
     def speed(self) -> tuple[float | None, str | None]:
         """This machine's seconds per iteration per megapixel and what measured it: the

@@ -93,6 +93,7 @@ class Estimate(_Model):
     seconds: float | None  # null before this server has measured a run
     seconds_per_iteration_megapixel: float | None
     basis: str | None  # "runs" | "calibration" | null: what measured the speed
+    measuring: bool  # the start-up test run is on its way (ask again soon)
 
 
 class LayerView(_Model):

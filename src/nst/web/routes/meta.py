@@ -78,4 +78,5 @@ def estimate(shared: Shared, size: int, iterations: int, aspect: float = 0.75) -
         seconds=None if speed is None else speed * work,
         seconds_per_iteration_megapixel=speed,
         basis=basis,
+        measuring=shared.manager.measuring,
     )

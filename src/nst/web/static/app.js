@@ -327,8 +327,8 @@ function estimate(delay = 250) {
     try {
       const e = await api(`/api/estimate?size=${size}&iterations=${its}&aspect=${aspect.toFixed(3)}`);
       if (e.seconds == null) {
-        box.textContent = "measuring this server's speed…";
-        estimate(3000);
+        box.textContent = e.measuring ? "measuring this server's speed…" : "time estimate after the first run";
+        if (e.measuring) estimate(3000);
         return;
       }
       const basis = e.basis === "calibration" ? " (from a test run at start-up)" : "";
