@@ -395,10 +395,21 @@ def video_metrics(
     info = vio.probe(out_name)
     vio.probe(ref_name)
     size = (info.height, info.width)
-    errors = warping_errors(vio.read_frames(out_name, size), vio.read_frames(ref_name, size), flow)
-    # the pairs stop with the shorter video: say so when the two differ in length
-    n_out = sum(1 for _ in vio.read_frames(out_name, size))
-    n_ref = sum(1 for _ in vio.read_frames(ref_name, size))
+    outs, refs = vio.read_frames(out_name, size), vio.read_frames(ref_name, size)
+    seen = {"out": 0, "ref": 0}
+
+    def counted(frames: Iterator[np.ndarray], key: str) -> Iterator[np.ndarray]:
+        for frame in frames:
+            seen[key] += 1
+            yield frame
+
+    outs, refs = counted(outs, "out"), counted(refs, "ref")
+    errors = warping_errors(outs, refs, flow)
+    # the pairs stop with the shorter video: the rest of the longer one is only counted
+    for rest in (outs, refs):
+        for _ in rest:
+            pass
+    n_out, n_ref = seen["out"], seen["ref"]
     warning = None
     if n_out != n_ref:
         warning = (
