@@ -182,7 +182,8 @@ class Finished:
 @dataclass(frozen=True)
 class FrameDone:
     """A video frame is finished (``index`` from 1; ``total`` 0 when unknown);
-    ``resumed``: it was made by an earlier run and read back from the work folder."""
+    ``resumed``: it was made by an earlier run and read back from the work folder;
+    ``pass_index`` of ``passes`` (``--passes``), from 1."""
 
     index: int
     total: int
@@ -190,6 +191,8 @@ class FrameDone:
     loss: float
     seconds: float
     resumed: bool = False
+    pass_index: int = 1
+    passes: int = 1
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -200,6 +203,8 @@ class FrameDone:
             "loss": self.loss,
             "seconds": round(self.seconds, 3),
             "resumed": self.resumed,
+            "pass": self.pass_index,
+            "passes": self.passes,
         }
 
 

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from nst.cli import app
 from nst.config import Config
+from nst.errors import ConfigError
 from tests.conftest import picture, requires_weights
 
 av = pytest.importorskip("av", reason="make test installs nst[video]")
@@ -137,6 +138,66 @@ def test_stop_keeps_frames_writes_a_playable_video_and_the_next_run_continues(
         a = np.asarray(Image.open(tmp_path / "ref" / f"frame_{i:06d}.png"))
         b = np.asarray(Image.open(tmp_path / "got" / f"frame_{i:06d}.png"))
         assert np.array_equal(a, b), f"frame {i}"
+
+
+def _frame_events(events: list) -> list[tuple[int, int, bool]]:
+    return [(e.pass_index, e.index, e.resumed) for e in events if type(e).__name__ == "FrameDone"]
+
+
+def test_passes_alternate_direction_blend_the_neighbour_and_resume_exactly(
+    tiny_network, clip, style, tmp_path
+):
+    """--passes 3: forward, backward, forward; every later frame starts from its last
+    result blended with the neighbour just painted, the temporal term toward that
+    neighbour; a stop in pass 2 resumes to exactly the frames of an unstopped run."""
+    cfg = FAST.replace(iterations=4)
+    video = VideoConfig(passes=3, iterations_next=3)
+    events: list = []
+    stylize_video(clip, style, tmp_path / "ref.mp4", cfg, video, frames_dir=tmp_path / "ref",
+                  on_event=events.append)  # fmt: skip
+    order = [(p, i) for p, i, _ in _frame_events(events)]
+    assert order == [(1, i) for i in range(1, 7)] + [(2, i) for i in range(6, 0, -1)] + [
+        (3, i) for i in range(1, 7)
+    ]
+    # the temporal term in every frame but the first of each pass (no neighbour yet)
+    with_term = []
+    terms: set[str] = set()
+    for e in events:
+        if type(e).__name__ == "Step":
+            terms |= set(e.terms)
+        elif type(e).__name__ == "FrameDone":
+            with_term.append("temporal" in terms)
+            terms = set()
+    assert with_term == [i not in (0, 6, 12) for i in range(18)]
+    frames = sorted((tmp_path / "ref").glob("frame_*.png"))
+    assert len(frames) == 6 and len(frames_of(tmp_path / "ref.mp4")) == 6
+    assert not (tmp_path / "ref.mp4.work").exists()
+    # stopped after 3 frames of pass 2 (frames 6, 5, 4)
+    done: list = []
+    with pytest.raises(VideoStopped) as info:
+        stylize_video(clip, style, tmp_path / "out.mp4", cfg, video, on_event=done.append,
+                      stop=lambda: len(_frame_events(done)) >= 9)  # fmt: skip
+    assert str(info.value) == "stopped at frame 3 of pass 2" and info.value.written
+    assert len(frames_of(tmp_path / "out.mp4")) == 6  # all frames, some from pass 1
+    again: list = []
+    stylize_video(clip, style, tmp_path / "out.mp4", cfg, video, frames_dir=tmp_path / "got",
+                  on_event=again.append)  # fmt: skip
+    got = _frame_events(again)
+    assert [r for _, _, r in got] == [True] * 9 + [False] * 9
+    for i in range(1, 7):
+        a = np.asarray(Image.open(tmp_path / "ref" / f"frame_{i:06d}.png"))
+        b = np.asarray(Image.open(tmp_path / "got" / f"frame_{i:06d}.png"))
+        assert np.array_equal(a, b), f"frame {i}"
+
+
+def test_passes_need_the_temporal_path(style, clip, tmp_path):
+    with pytest.raises(ConfigError) as info:
+        stylize_video(clip, style, tmp_path / "o.mp4", FAST, VideoConfig(passes=2, temporal=False))
+    assert str(info.value) == (
+        "passes: the later passes blend each frame with its neighbours along the flow; they "
+        "need temporal consistency (drop --no-temporal)"
+    )
+    assert not (tmp_path / "o.mp4.work").exists()
 
 
 @pytest.mark.parametrize("damage", ["truncated", "text", "resized"])

@@ -131,13 +131,40 @@ def _differences(saved: Any, now: dict[str, Any]) -> list[str]:
 
 
 class _Work:
-    """The work folder: settings, seed and the finished frames (000001.png, ...)."""
+    """The work folder: settings, seed and the finished frames (000001.png, ...); with
+    ``--passes``, the input frames too (input-000001.png) and how far the passes after
+    the first have come (passes.json)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
     def frame(self, index: int) -> Path:
         return self.folder / f"{index:06d}.png"
+
+    def input(self, index: int) -> Path:
+        return self.folder / f"input-{index:06d}.png"
+
+    def read_input(self, index: int) -> np.ndarray:
+        return np.asarray(load_image(self.input(index)), dtype=np.uint8)
+
+    def keep_input(self, index: int, frame: np.ndarray) -> None:
+        if not self.input(index).exists():
+            save_image(Image.fromarray(frame), self.input(index))
+
+    def passed(self, count: int) -> tuple[int, int]:
+        """(the pass under way, frames it has done), from passes.json; (2, 0) when no
+        later pass has started or the file does not match ``count`` frames."""
+        try:
+            state = json.loads((self.folder / "passes.json").read_text())
+            at, done = state["pass"], state["done"]
+            ok = state["frames"] == count and isinstance(at, int) and isinstance(done, int)
+        except (OSError, ValueError, TypeError, KeyError):
+            ok = False
+        return (at, done) if ok and at >= 2 and 0 <= done <= count else (2, 0)
+
+    def set_passed(self, at: int, done: int, count: int) -> None:
+        data = json.dumps({"pass": at, "done": done, "frames": count}).encode()
+        atomic_write(self.folder / "passes.json", lambda f: f.write(data))
 
     def open(
         self,
@@ -182,6 +209,8 @@ class _Work:
             good = self._check_frames(done, size, notice)
             for index in range(good + 1, done + 1):
                 self.frame(index).unlink(missing_ok=True)
+            if good < done:  # the later passes start again once the first is complete
+                (self.folder / "passes.json").unlink(missing_ok=True)
             return good, int(saved["seed"])
         if self.folder.exists() and any(self.folder.iterdir()):
             raise ConfigError(f"{self.folder} exists and is not a work folder of nst video")
@@ -248,6 +277,11 @@ def stylize_video(
     vio.check_output(out)
     if config.mask:
         raise ConfigError("mask: not available for videos (a mask fits one image)")
+    if video.passes > 1 and not video.temporal:
+        raise ConfigError(
+            "passes: the later passes blend each frame with its neighbours along the flow; "
+            "they need temporal consistency (drop --no-temporal)"
+        )
     styles = as_list(style)
     if not styles:
         raise ConfigError("give at least one style image")
@@ -274,6 +308,23 @@ def stylize_video(
     started = time.perf_counter()
     made = 0
     index = 0
+    at = ""  # " of pass N" in a later pass
+    weight = video.temporal_weight if video.temporal else 0.0
+
+    def paint(frame: np.ndarray, config: Config, earlier: list[Earlier],
+              last: np.ndarray | None) -> tuple[np.ndarray, Finished | None]:  # fmt: skip
+        finished: list[Finished] = []
+
+        def relay(event: Any) -> None:
+            if isinstance(event, Finished):
+                finished.append(event)
+            emit(event)
+
+        image = stylize_frame(
+            frame, style_t, config, earlier, temporal_weight=weight, flow_method=video.flow,
+            last=last, on_event=relay, stop=stop,
+        )  # fmt: skip
+        return _as_array(image), (finished[-1] if finished else None)
 
     def stopped(message: str, interrupted: bool) -> VideoStopped:
         count = done + made
@@ -290,10 +341,13 @@ def stylize_video(
 
     try:
         for index, frame in enumerate(vio.read_frames(name, (h, w)), start=1):
+            if video.passes > 1:
+                work.keep_input(index, frame)
             if index <= done:
                 if index > done - keep:
                     history.appendleft((frame, work.read(index)))
-                emit(FrameDone(index, info.frames, 0, 0.0, 0.0, resumed=True))
+                emit(FrameDone(index, info.frames, 0, 0.0, 0.0, resumed=True,
+                               passes=video.passes))  # fmt: skip
                 continue
             if should_stop():
                 raise KeyboardInterrupt
@@ -303,48 +357,52 @@ def stylize_video(
                 if k in video.offsets
             ]
             t0 = time.perf_counter()
-            finished: list[Finished] = []
-
-            def relay(event: Any, finished: list[Finished] = finished) -> None:
-                if isinstance(event, Finished):
-                    finished.append(event)
-                emit(event)
-
-            image = stylize_frame(
-                frame,
-                style_t,
-                first if index == 1 else later,
-                earlier,
-                temporal_weight=video.temporal_weight if video.temporal else 0.0,
-                flow_method=video.flow,
-                on_event=relay,
-                stop=stop,
-            )
-            result = _as_array(image)
+            result, fin = paint(frame, first if index == 1 else later, earlier, None)
             save_image(Image.fromarray(result), work.frame(index))
             made += 1
             history.appendleft((frame, result))
-            fin = finished[-1] if finished else None
-            emit(
-                FrameDone(
-                    index,
-                    info.frames,
-                    fin.iterations if fin else 0,
-                    fin.loss if fin else float("nan"),
-                    time.perf_counter() - t0,
-                )
-            )
+            emit(_frame_done(index, info.frames, fin, t0, 1, video.passes))
+        total = done + made
+        first_pass, skip = work.passed(total) if video.passes > 1 else (2, 0)
+        for number in range(first_pass, video.passes + 1):
+            # even passes run backward, odd ones forward; "earlier" is the way the pass goes
+            step = -1 if number % 2 == 0 else 1
+            order = range(total, 0, -1) if step < 0 else range(1, total + 1)
+            at = f" of pass {number}"
+            for n, index in enumerate(order):
+                if number == first_pass and n < skip:
+                    emit(FrameDone(index, total, 0, 0.0, 0.0, resumed=True, pass_index=number,
+                                   passes=video.passes))  # fmt: skip
+                    continue
+                if should_stop():
+                    raise KeyboardInterrupt
+                near = [(k, index - step * k) for k in video.offsets]
+                earlier = [
+                    Earlier(k, work.read_input(i), work.read(i)) for k, i in near if 1 <= i <= total
+                ]
+                t0 = time.perf_counter()
+                result, fin = paint(work.read_input(index), later, earlier, work.read(index))
+                save_image(Image.fromarray(result), work.frame(index))
+                work.set_passed(number, n + 1, total)
+                emit(_frame_done(index, total, fin, t0, number, video.passes))
     except (KeyboardInterrupt, Interrupted):
-        raise stopped(f"stopped at frame {index}", True) from None
+        raise stopped(f"stopped at frame {index}{at}", True) from None
     except ImageError as exc:
         if done + made == 0:
             raise
         raise stopped(str(exc), False) from None
-    total = done + made
     _copy_frames(work, total, frames_dir)
     count, warning = vio.write_video(out, work.frames(total), info.rate, audio_from=name)
     shutil.rmtree(work.folder, ignore_errors=True)
     return VideoResult(out, count, done, time.perf_counter() - started, warning)
+
+
+def _frame_done(
+    index: int, total: int, fin: Finished | None, t0: float, number: int, passes: int
+) -> FrameDone:
+    iterations, loss = (fin.iterations, fin.loss) if fin else (0, float("nan"))
+    seconds = time.perf_counter() - t0
+    return FrameDone(index, total, iterations, loss, seconds, pass_index=number, passes=passes)
 
 
 def _copy_frames(work: _Work, count: int, frames_dir: str | os.PathLike[str] | None) -> None:

@@ -56,6 +56,19 @@ class VideoConfig(Declared):
         panel="Video",
         label="Long-term",
     )
+    passes: int = option(
+        1,
+        "Passes over the clip (Ruder et al. 2018): after the first, forward pass the "
+        "passes alternate backward and forward; each frame starts from its last result "
+        "blended with the neighbour just painted, warped along the flow where reliable, "
+        "and runs --iterations-next again. Best under strong camera motion (see "
+        "docs/VIDEO.md); N passes cost about N times as long.",
+        INT,
+        lo=1,
+        hi=100,
+        panel="Video",
+        label="Passes",
+    )
     flow: str = option(
         "dis",
         "Optical flow: dis (OpenCV DIS, default) or farneback.",

@@ -70,7 +70,7 @@ def warp_earlier(frame: np.ndarray, earlier: Sequence[Earlier], method: str) -> 
     covered = np.zeros(frame.shape[:2], np.float32)
     for e in sorted(earlier, key=lambda e: e.offset):
         backward, c = flowlib.flows(frame, e.frame, method)
-        image = flowlib.warp(e.result, backward, cubic=True)
+        image = flowlib.carry(e.result, backward)
         weights = np.clip(c - covered, 0.0, 1.0)
         covered = np.clip(covered + weights, 0.0, 1.0)
         out.append(Warped(e.offset, image, weights))
@@ -80,8 +80,23 @@ def warp_earlier(frame: np.ndarray, earlier: Sequence[Earlier], method: str) -> 
 def start_from(frame: np.ndarray, warped: Warped) -> torch.Tensor:
     """The warped previous result, where unreliable the frame itself; (3, h, w) in [0, 1]."""
     keep = (warped.weights > 0.5)[..., None]
-    start = np.where(keep, warped.image, frame.astype(np.float32))
-    return torch.from_numpy(np.ascontiguousarray(start)).permute(2, 0, 1).div(255.0)
+    return _chw(np.where(keep, warped.image, frame.astype(np.float32)))
+
+
+def blend_start(last: np.ndarray, warped: Warped | None) -> torch.Tensor:
+    """Ruder et al.'s multi-pass start: the frame's result of the pass before, blended
+    with the neighbour just painted warped into it, ``(x + c * w) / (1 + c)`` with ``c``
+    the flow's reliability (their blend weight 1: half and half where reliable, the last
+    result alone where not); (3, h, w) in [0, 1]."""
+    x = last.astype(np.float32)
+    if warped is not None:
+        c = warped.weights[..., None]
+        x = (x + c * warped.image) / (1.0 + c)
+    return _chw(x)
+
+
+def _chw(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image, np.float32)).permute(2, 0, 1).div(255.0)
 
 
 def _tensor(image: np.ndarray, luminance: bool) -> torch.Tensor:
@@ -127,6 +142,7 @@ def stylize_frame(
     *,
     temporal_weight: float = 0.0,
     flow_method: str = "dis",
+    last: np.ndarray | None = None,
     on_event: EventHandler | None = None,
     stop: StopSignal = None,
 ) -> torch.Tensor:
@@ -134,18 +150,24 @@ def stylize_frame(
 
     Without ``earlier`` the frame is stylized on its own (from ``config.init``); with it,
     it starts from the previous result warped into it, and ``temporal_weight`` > 0 adds
-    the temporal terms. ``config.size`` should be the frame's longest side.
+    the temporal terms. ``last`` (a later pass of the multi-pass algorithm: this frame's
+    result of the pass before, HxWx3 uint8) makes the start :func:`blend_start` of it
+    and the nearest earlier frame. ``config.size`` should be the frame's longest side.
     """
     content = torch.tensor(frame).permute(2, 0, 1).float() / 255.0
     plan = plan_stylize(content, list(styles), config, labels=("frame", ["style"] * len(styles)))
-    if earlier:
-        warped = warp_earlier(frame, earlier, flow_method)
+    warped: list[Warped] = warp_earlier(frame, earlier, flow_method) if earlier else []
+    start: torch.Tensor | None = None
+    if last is not None:
+        start = blend_start(last, warped[0] if warped else None)
+    elif warped:
         start = start_from(frame, warped[0])
+    if start is not None:
         if config.preserve_colors == "luminance":
             start = controls.luminance_image(start)
         plan = replace(plan, init=start)
-        if temporal_weight > 0:
-            luminance = config.preserve_colors == "luminance"
-            data = TemporalData(tuple(warped), temporal_weight, luminance)
-            plan = plan.with_term(TEMPORAL, data)
+    if warped and temporal_weight > 0:
+        luminance = config.preserve_colors == "luminance"
+        data = TemporalData(tuple(warped), temporal_weight, luminance)
+        plan = plan.with_term(TEMPORAL, data)
     return execute(plan, on_event, stop=stop)

@@ -21,8 +21,8 @@ from ..run import check_paths, guarded
 
 
 class VideoProgress:
-    """One line per frame (a live bar on a terminal): frame, iteration, seconds per frame
-    and the ETA over the frames left."""
+    """One line per frame (a live bar on a terminal): frame (and pass), iteration,
+    seconds per frame and the ETA over the frames left in every pass."""
 
     def __init__(self) -> None:
         self.stream = sys.stderr
@@ -32,6 +32,8 @@ class VideoProgress:
         self.iterations = 0
         self.times: list[float] = []
         self.resumed = 0
+        self.painted = 0  # frames painted or read back, over all passes
+        self.where = ""
 
     def __call__(self, event: Any) -> None:
         if isinstance(event, Started):
@@ -40,28 +42,38 @@ class VideoProgress:
             self._draw(f"it {event.iteration}/{self.iterations} loss {event.loss:.4g}")
         elif isinstance(event, FrameDone):
             self.total = event.total
+            self.painted += 1
+            # the next frame: backward in even passes, or the first of the next pass
+            step = -1 if event.pass_index % 2 == 0 else 1
+            last = event.index == (1 if step < 0 else event.total)
+            self.frame = event.index + step
+            if event.passes > 1:
+                number = event.pass_index + (1 if last else 0)
+                self.frame = (event.total if number % 2 == 0 else 1) if last else self.frame
+                self.where = f" (pass {min(number, event.passes)}/{event.passes})"
             if event.resumed:
                 self.resumed += 1
-                self.frame = event.index + 1
                 return
-            if self.resumed and event.index == self.resumed + 1:
+            if self.resumed and not self.times:
                 self._line(f"continuing after {self.resumed} frames made earlier")
             self.times.append(event.seconds)
-            self.frame = event.index + 1
+            shown = f" (pass {event.pass_index}/{event.passes})" if event.passes > 1 else ""
             self._line(
-                f"frame {event.index}/{event.total or '?'}: {event.iterations} iterations, "
-                f"loss {event.loss:.4g}, {event.seconds:.1f} s{self._eta()}"
+                f"frame {event.index}/{event.total or '?'}{shown}: {event.iterations} "
+                f"iterations, loss {event.loss:.4g}, {event.seconds:.1f} s"
+                f"{self._eta(event.passes)}"
             )
 
-    def _eta(self) -> str:
+    def _eta(self, passes: int) -> str:
         if not self.total or not self.times:
             return ""
         recent = self.times[1:] or self.times  # the first frame costs more
-        left = max(0, self.total - self.frame + 1)
+        left = max(0, self.total * passes - self.painted)
         return f", ETA {format_time(left * sum(recent) / len(recent))}" if left else ""
 
     def _draw(self, text: str) -> None:
-        self.stream.write(f"\rframe {self.frame}/{self.total or '?'}: {text}\x1b[K")
+        total = self.total or "?"
+        self.stream.write(f"\rframe {self.frame}/{total}{self.where}: {text}\x1b[K")
         self.stream.flush()
 
     def _line(self, text: str) -> None:
