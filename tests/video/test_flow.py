@@ -10,9 +10,9 @@ from tests.conftest import assert_close, picture
 
 cv2 = pytest.importorskip("cv2", reason="make test installs nst[video]")
 
-from nst.video import flow as flowlib
-from nst.video.sample import sample_frames
-from nst.video.temporal import Earlier, TemporalLoss, Warped, blend_start, warp_earlier
+from nst.video import flow as flowlib  # noqa: E402
+from nst.video.sample import sample_frames  # noqa: E402
+from nst.video.temporal import Earlier, TemporalLoss, Warped, blend_start, warp_earlier  # noqa: E402
 
 
 def test_warp_by_a_whole_pixel_shift_is_exact():
