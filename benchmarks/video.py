@@ -1,12 +1,20 @@
-"""Temporal consistency against independent frames, on the sample clip (a built-in photo
-panned and zoomed, a square moving across it), real VGG19 weights.
+"""Temporal consistency, sharpness and loss per frame against independent frames, on the
+sample clip (a built-in photo panned and zoomed, a square moving across it), real VGG19
+weights.
 
-Per temporal weight, and for ``--no-temporal`` at the same settings: the warping error
-(Lai et al.; flow from the input clip), the mean style loss per frame, seconds per frame,
-and for frames after the first the iteration at which their content + style loss reaches
-the first frame's final one. Goals (issue 13): warping error >= 3x lower than
-independent frames with the style loss within 10%; later frames reach the first frame's
-loss in <= half of its iterations. ``--gif`` writes input | independent | temporal.
+Rows: ``--no-temporal`` (every frame on its own), then the temporal path for each
+``--next`` (iterations of the frames after the first) and each ``--passes``. Columns: the
+warping error (Lai et al.; flow from the input clip) and its ratio to independent frames;
+the mean style loss and the mean content + style loss per frame (evaluated on the saved
+frames, so every row is measured the same way) relative to independent frames; the
+sharpness (mean gradient of the grey frame) of frames 2..n relative to independent frames,
+and its drift (the last frame's over the second's); how many frames after the first reach
+the first frame's content + style loss, and their median loss over the first frame's (all
+losses measured on the saved 8-bit frames, which is what a viewer gets: the optimizer's
+own figure for a float picture from noise can be 20% lower than its saved frame's);
+seconds per frame. ``--pan`` sets the camera
+motion (px per frame at 128 px; 8 is the strong motion multi-pass is for). ``--gif``
+writes input | independent | the first temporal row.
 """
 
 from __future__ import annotations
@@ -21,44 +29,33 @@ from PIL import Image
 
 from common import machine, table
 from nst.config import Config
-from nst.events import FrameDone, Step
+from nst.planning import load
 from nst.video import VideoConfig, stylize_video, video_metrics
 from nst.video import io as vio
+from nst.video.flow import sharpness
+from nst.video.metrics import frame_losses
 from nst.video.sample import sample_frames, write_clip
 
 
 def run(clip: Path, out: Path, style: str, config: Config, video: VideoConfig) -> dict:
-    frames: list[dict] = []
-    current: dict = {}
-
-    def on_event(event: object) -> None:
-        if isinstance(event, Step):
-            loss = sum(
-                event.factors[n] * v for n, v in event.terms.items() if not n.startswith("temporal")
-            )
-            current.setdefault("curve", []).append(loss)
-        elif isinstance(event, FrameDone):
-            frames.append({**current, "seconds": event.seconds})
-            current.clear()
-
     start = time.perf_counter()
-    stylize_video(clip, style, out, config, video, restart=True, on_event=on_event)
+    pngs = out.with_suffix(".frames")
+    stylize_video(clip, style, out, config, video, restart=True, frames_dir=pngs)
     seconds = time.perf_counter() - start
-    m = video_metrics(out, clip, style, config)
-    target = frames[0]["curve"][-1]
-    reach = []
-    for f in frames[1:]:
-        hit = next((i for i, v in enumerate(f["curve"]) if v <= target), None)
-        reach.append(hit)
-    finals = [f["curve"][-1] / target for f in frames[1:]]
+    m = video_metrics(out, clip, None, config)
+    outputs = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(pngs.glob("*.png"))]
+    info = vio.probe(clip)
+    inputs = list(vio.read_frames(clip, outputs[0].shape[:2]))
+    losses = frame_losses(outputs, inputs, [load(style, "style")], config)
+    totals = [c + s for c, s in losses]
     return {
-        "final/1st": float(np.median(finals)),
+        "later/1st": [t / totals[0] for t in totals[1:]],
         "warping": m.warping_error,
-        "style": m.style_loss,
-        "s/frame 1": frames[0]["seconds"],
-        "s/frame next": float(np.mean([f["seconds"] for f in frames[1:]])),
-        "reach": reach,
-        "seconds": seconds,
+        "style": float(np.mean([s for _, s in losses])),
+        "loss": float(np.mean([c + s for c, s in losses])),
+        "sharpness": [sharpness(o) for o in outputs],
+        "losses": totals,
+        "s/frame": seconds / max(1, info.frames),
     }
 
 
@@ -67,7 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=200)
-    parser.add_argument("--weights", default="0.02", help="temporal weights to try")
+    parser.add_argument("--next", default="", help="iterations of later frames to try (a,b)")
+    parser.add_argument("--passes", default="1", help="passes to try (1,3)")
+    parser.add_argument("--weight", type=float, default=None, help="temporal weight")
+    parser.add_argument("--pan", type=float, default=2.7, help="camera pan, px/frame at 128 px")
+    parser.add_argument("--preset", default=None, help="a --preset (fast, quality, paper)")
     parser.add_argument("--style", default="builtin:swirls")
     parser.add_argument("--gif", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -75,55 +76,58 @@ def main(argv: list[str] | None = None) -> None:
     w, h = args.size, args.size * 3 // 4
     folder = Path(tempfile.mkdtemp(prefix="nst-video-bench-"))
     clip = folder / "clip.mp4"
-    write_clip(clip, sample_frames(w, h, args.frames, pan=w / 48, zoom=0.01, square=w / 24))
-    config = Config.from_dict({"size": args.size, "iterations": args.iterations, "seed": 0})
-    print(
-        f"clip: {w}x{h}, {args.frames} frames; first frame {args.iterations} iterations, "
-        f"next {VideoConfig().next_iterations(args.iterations)}; style {args.style}"
-    )
+    pan = args.pan * w / 128
+    write_clip(clip, sample_frames(w, h, args.frames, pan=pan, zoom=0.01, square=w / 24))
+    given = {"size": args.size, "iterations": args.iterations, "seed": 0, "preset": args.preset}
+    config = Config.from_dict(given)
+    print(f"clip: {w}x{h}, {args.frames} frames, pan {pan:g} px and zoom 1% per frame; "
+          f"preset {args.preset}, init {config.init}, style loss {config.style_loss}; first "
+          f"frame {args.iterations} iterations; style {args.style}")  # fmt: skip
     base = run(clip, folder / "independent.mp4", args.style, config, VideoConfig(temporal=False))
-    rows = []
-    for weight in [float(x) for x in args.weights.split(",")]:
-        r = run(
-            clip,
-            folder / f"t{weight:g}.mp4",
-            args.style,
-            config,
-            VideoConfig(temporal_weight=weight),
-        )
-        reached = [x for x in r["reach"] if x is not None]
-        rows.append(
-            {
-                "temporal weight": weight,
-                "warping error": r["warping"],
-                "independent": base["warping"],
-                "ratio": base["warping"] / max(r["warping"], 1e-12),
-                "style loss / indep.": r["style"] / base["style"],
-                "reached 1st loss": f"{len(reached)}/{len(r['reach'])}",
-                "median it. to reach": float(np.median(reached)) if reached else float("nan"),
-                "next final / 1st final": r["final/1st"],
-                "s/frame 1st": r["s/frame 1"],
-                "s/frame next": r["s/frame next"],
-                "s/frame indep.": base["s/frame next"],
-            }
-        )
+    extra = {} if args.weight is None else {"temporal_weight": args.weight}
+    nexts = [int(x) for x in args.next.split(",") if x] or [None]
+    variants = [(n, int(p)) for p in args.passes.split(",") for n in nexts]
+    rows = [_row("independent", base, base)]
+    sharp = {"independent": base["sharpness"]}
+    loss = {"independent": base["losses"]}
+    for n, passes in variants:
+        video = VideoConfig(iterations_next=n, passes=passes, **extra)  # type: ignore[arg-type]
+        name = f"next {video.next_iterations(args.iterations)}, {passes} pass"
+        r = run(clip, folder / f"n{n}p{passes}.mp4", args.style, config, video)
+        rows.append(_row(name + ("es" if passes > 1 else ""), r, base))
+        sharp[rows[-1]["run"]] = r["sharpness"]
+        loss[rows[-1]["run"]] = r["losses"]
         print(table(rows[-1:]), flush=True)
     print()
     print(table(rows))
-    best = rows[0]
-    half = args.iterations / 2
-    style_ok = best["style loss / indep."] <= 1.1  # lower is closer to the style
-    print(
-        f"goals: warping error >= 3x lower: {'met' if best['ratio'] >= 3 else 'NOT met'}; "
-        f"style loss at most 10% above: {'met' if style_ok else 'NOT met'}; "
-        f"first frame's loss within {half:g} iterations: "
-        f"{'met' if best['median it. to reach'] <= half else 'NOT met'}"
-    )
+    print("\nsharpness per frame (mean |gradient| of the grey frame, 0..255):")
+    for name, values in sharp.items():
+        print(f"  {name:24s} " + " ".join(f"{v:5.1f}" for v in values))
+    print("content + style loss per frame (the saved frames):")
+    for name, values in loss.items():
+        print(f"  {name:24s} " + " ".join(f"{v:5.3g}" for v in values))
     if args.gif:
-        first = float(args.weights.split(",")[0])
-        panels = [clip, folder / "independent.mp4", folder / f"t{first:g}.mp4"]
+        first = variants[0]
+        panels = [clip, folder / "independent.mp4", folder / f"n{first[0]}p{first[1]}.mp4"]
         gif(panels, args.gif, vio.probe(clip).rate)
         print(f"wrote {args.gif} ({args.gif.stat().st_size / 1e6:.2f} MB)")
+
+
+def _row(name: str, r: dict, base: dict) -> dict:
+    later, indep = r["sharpness"][1:], base["sharpness"][1:]
+    ratios = r["later/1st"]
+    return {
+        "run": name,
+        "warping error": r["warping"],
+        "vs indep.": base["warping"] / max(r["warping"], 1e-12),
+        "style loss": r["style"] / base["style"],
+        "content+style": r["loss"] / base["loss"],
+        "sharpness": float(np.mean(later) / np.mean(indep)) if later else float("nan"),
+        "drift": later[-1] / later[0] if later else float("nan"),
+        "reached 1st loss": f"{sum(x <= 1 for x in ratios)}/{len(ratios)}",
+        "later/1st": float(np.median(ratios)) if ratios else float("nan"),
+        "s/frame": r["s/frame"],
+    }
 
 
 def gif(videos: list[Path], path: Path, rate: object, scale: int = 2) -> None:

@@ -179,6 +179,7 @@ def test_passes_alternate_direction_blend_the_neighbour_and_resume_exactly(
                       stop=lambda: len(_frame_events(done)) >= 9)  # fmt: skip
     assert str(info.value) == "stopped at frame 3 of pass 2" and info.value.written
     assert len(frames_of(tmp_path / "out.mp4")) == 6  # all frames, some from pass 1
+    (info.value.work / "input-000002.png").write_bytes(b"damaged")  # mended by the next run
     again: list = []
     stylize_video(clip, style, tmp_path / "out.mp4", cfg, video, frames_dir=tmp_path / "got",
                   on_event=again.append)  # fmt: skip
@@ -188,6 +189,20 @@ def test_passes_alternate_direction_blend_the_neighbour_and_resume_exactly(
         a = np.asarray(Image.open(tmp_path / "ref" / f"frame_{i:06d}.png"))
         b = np.asarray(Image.open(tmp_path / "got" / f"frame_{i:06d}.png"))
         assert np.array_equal(a, b), f"frame {i}"
+
+
+def test_progress_names_the_pass_and_counts_every_pass_in_the_eta(
+    tiny_network, clip, style, tmp_path
+):
+    args = ["--size", "32", "--iterations", "2", "--iterations-next", "1", "--passes", "2"]
+    r = runner.invoke(app, ["video", str(clip), str(style), "-o", str(tmp_path / "o.mp4"), *args])
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.stderr.splitlines() if line.startswith("frame ")]
+    heads = [line.split(":")[0] for line in lines]
+    assert heads == [f"frame {i}/6 (pass 1/2)" for i in range(1, 7)] + [
+        f"frame {i}/6 (pass 2/2)" for i in range(6, 0, -1)
+    ]
+    assert all(", ETA " in line for line in lines[:-1]) and ", ETA" not in lines[-1]
 
 
 def test_passes_need_the_temporal_path(style, clip, tmp_path):
@@ -346,6 +361,11 @@ def test_options_are_checked_before_any_work(style, clip, tmp_path):
         ("--temporal-weight", "-1"): "temporal-weight must be between 0 and 1e+06 (got -1)",
         ("--iterations-next", "1.5"): "iterations-next: '1.5' is not an integer",
         ("--flow", "deepflow"): "flow must be one of dis, farneback (got 'deepflow')",
+        ("--passes", "0"): "passes must be between 1 and 100 (got 0)",
+        ("--passes", "2", "--no-temporal"): (
+            "passes: the later passes blend each frame with its neighbours along the flow; "
+            "they need temporal consistency (drop --no-temporal)"
+        ),
     }
     for args, line in cases.items():
         r = runner.invoke(app, ["video", str(clip), str(style), *out, *args])

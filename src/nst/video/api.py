@@ -148,8 +148,8 @@ class _Work:
         return np.asarray(load_image(self.input(index)), dtype=np.uint8)
 
     def keep_input(self, index: int, frame: np.ndarray) -> None:
-        if not self.input(index).exists():
-            save_image(Image.fromarray(frame), self.input(index))
+        """Written on every run (atomically), so a damaged copy is mended by the next."""
+        save_image(Image.fromarray(frame), self.input(index))
 
     def passed(self, count: int) -> tuple[int, int]:
         """(the pass under way, frames it has done), from passes.json; (2, 0) when no

@@ -41,15 +41,29 @@ def style_losses(
 ) -> list[float]:
     """Each frame's weighted style loss (the ``style_loss`` a run reports) against the
     style image(s) at the frame's size."""
+    return [style for _, style in frame_losses(outputs, None, styles, config)]
+
+
+def frame_losses(
+    outputs: Iterable[np.ndarray],
+    inputs: Iterable[np.ndarray] | None,
+    styles: Sequence[torch.Tensor],
+    config: Config,
+) -> list[tuple[float, float]]:
+    """Each frame's weighted (content, style) loss as a run reports them: the content loss
+    against its input frame (0 without ``inputs``), the style loss against the style
+    image(s) at the frame's size."""
     from .. import runtime
 
     losses = []
     extractor = None
-    for out in outputs:
+    pairs = zip(outputs, inputs) if inputs is not None else ((o, o) for o in outputs)
+    for out, inp in pairs:
         h, w = out.shape[:2]
         image = torch.tensor(out).permute(2, 0, 1).float() / 255.0
+        content = torch.tensor(inp).permute(2, 0, 1).float() / 255.0
         cfg = config.replace(size=max(h, w), scales=(max(h, w),), init="noise")
-        plan = plan_stylize(image, list(styles), cfg, labels=("frame", ["style"] * len(styles)))
+        plan = plan_stylize(content, list(styles), cfg, labels=("frame", ["style"] * len(styles)))
         if extractor is None:
             device = runtime.resolve_device(cfg.device)
             _, dtype = runtime.resolve_precision(cfg.precision, device)
@@ -61,6 +75,8 @@ def style_losses(
         with torch.no_grad():
             _, values = objective(image.unsqueeze(0).mul(255).to(device))
         factors = objective.term_factors
-        total = sum(factors[n] * v for n, v in values.floats().items() if n.startswith("style:"))
-        losses.append(total)
+        terms = {n: factors[n] * v for n, v in values.floats().items()}
+        style = sum(v for n, v in terms.items() if n.startswith("style:"))
+        content = sum(v for n, v in terms.items() if n.startswith("content:"))
+        losses.append((content, style))
     return losses

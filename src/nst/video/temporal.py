@@ -6,7 +6,8 @@ and t-4), a term ``temporal_weight * mean(c * (x - w)^2)``: ``w`` that frame's r
 warped into this frame along the optical flow, ``c`` the flow's reliability. With
 long-term terms the nearer frame wins ("closest first": a farther frame's weights have
 the nearer frames' subtracted, clamped at 0). The frame starts from the warped previous
-result, disoccluded pixels filled from the frame itself.
+result; what comes into view (disoccluded, or from outside the frame) starts as the first
+frame did (``--init``: noise, the frame itself, ...).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch import nn
 from .. import controls
 from ..config import Config
 from ..events import EventHandler
-from ..execution import StopSignal, execute
+from ..execution import StopSignal, execute, start_image
 from ..objective import Objective, StageTargets, TermSpec
 from ..objective.terms import RunInputs
 from ..planning import plan_stylize
@@ -77,10 +78,11 @@ def warp_earlier(frame: np.ndarray, earlier: Sequence[Earlier], method: str) -> 
     return out
 
 
-def start_from(frame: np.ndarray, warped: Warped) -> torch.Tensor:
-    """The warped previous result, where unreliable the frame itself; (3, h, w) in [0, 1]."""
+def start_from(fill: np.ndarray, warped: Warped) -> torch.Tensor:
+    """The warped previous result, where unreliable ``fill`` (HxWx3, 0..255: what the
+    first frame started from, e.g. noise or the frame itself); (3, h, w) in [0, 1]."""
     keep = (warped.weights > 0.5)[..., None]
-    return _chw(np.where(keep, warped.image, frame.astype(np.float32)))
+    return _chw(np.where(keep, warped.image, fill.astype(np.float32)))
 
 
 def blend_start(last: np.ndarray, warped: Warped | None) -> torch.Tensor:
@@ -161,7 +163,9 @@ def stylize_frame(
     if last is not None:
         start = blend_start(last, warped[0] if warped else None)
     elif warped:
-        start = start_from(frame, warped[0])
+        # what comes into view starts as the first frame did (--init: noise, the frame, ...)
+        fill = start_image(plan, plan.out_size)[0].permute(1, 2, 0).numpy()
+        start = start_from(fill, warped[0])
     if start is not None:
         if config.preserve_colors == "luminance":
             start = controls.luminance_image(start)
