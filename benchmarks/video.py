@@ -20,8 +20,10 @@ writes input | independent | the first temporal row.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +72,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pan", type=float, default=2.7, help="camera pan, px/frame at 128 px")
     parser.add_argument("--preset", default=None, help="a --preset (fast, quality, paper)")
     parser.add_argument("--style", default="builtin:swirls")
+    parser.add_argument(
+        "--bicubic",
+        action="store_true",
+        help="add a row that carries frames with plain bicubic sampling (before the fix)",
+    )
     parser.add_argument("--gif", type=Path, default=None)
     args = parser.parse_args(argv)
     print(f"# video benchmark ({machine()})")
@@ -98,6 +105,13 @@ def main(argv: list[str] | None = None) -> None:
         sharp[rows[-1]["run"]] = r["sharpness"]
         loss[rows[-1]["run"]] = r["losses"]
         print(table(rows[-1:]), flush=True)
+    if args.bicubic:
+        video = VideoConfig(iterations_next=nexts[0], **extra)  # type: ignore[arg-type]
+        with bicubic_carry():
+            r = run(clip, folder / "bicubic.mp4", args.style, config, video)
+        rows.append(_row(f"next {video.next_iterations(args.iterations)}, bicubic", r, base))
+        sharp[rows[-1]["run"]], loss[rows[-1]["run"]] = r["sharpness"], r["losses"]
+        print(table(rows[-1:]), flush=True)
     print()
     print(table(rows))
     print("\nsharpness per frame (mean |gradient| of the grey frame, 0..255):")
@@ -111,6 +125,29 @@ def main(argv: list[str] | None = None) -> None:
         panels = [clip, folder / "independent.mp4", folder / f"n{first[0]}p{first[1]}.mp4"]
         gif(panels, args.gif, vio.probe(clip).rate)
         print(f"wrote {args.gif} ({args.gif.stat().st_size / 1e6:.2f} MB)")
+
+
+@contextlib.contextmanager
+def bicubic_carry() -> Iterator[None]:
+    """Frames carried as before the fix: bicubic sampling, nothing given back."""
+    import cv2
+
+    from nst.video import flow
+
+    def carry(image: np.ndarray, f: np.ndarray) -> np.ndarray:
+        h, w = f.shape[:2]
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        src = np.ascontiguousarray(image, dtype=np.float32)
+        out = cv2.remap(src, xs + f[..., 0], ys + f[..., 1], cv2.INTER_CUBIC,
+                        borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        return np.clip(out, 0, 255)
+
+    real = flow.carry
+    flow.carry = carry
+    try:
+        yield
+    finally:
+        flow.carry = real
 
 
 def _row(name: str, r: dict, base: dict) -> dict:

@@ -20,8 +20,9 @@ class VideoConfig(Declared):
     iterations_next: int | None = option(
         None,
         "L-BFGS iterations for each frame after the first, which starts from the previous "
-        "result warped along the flow (default: half of --iterations; all of them with "
-        "--no-temporal).",
+        "result warped along the flow, and for every frame in later --passes (default: "
+        "half of --iterations, measured to end within 2% of the loss of all of them; all "
+        "of them with --no-temporal).",
         INT,
         lo=1,
         hi=100_000,
