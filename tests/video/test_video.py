@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -195,8 +196,19 @@ def test_progress_names_the_pass_and_counts_every_pass_in_the_eta(
     tiny_network, clip, style, tmp_path
 ):
     args = ["--size", "32", "--iterations", "2", "--iterations-next", "1", "--passes", "2"]
-    r = runner.invoke(app, ["video", str(clip), str(style), "-o", str(tmp_path / "o.mp4"), *args])
+    log = tmp_path / "log.jsonl"
+    r = runner.invoke(app, ["video", str(clip), str(style), "-o", str(tmp_path / "o.mp4"), *args,
+                            "--log", str(log)])  # fmt: skip
     assert r.exit_code == 0, r.output
+    # every iteration's record names the frame and pass it belongs to, backward too
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    owner = None
+    for rec in reversed(records):
+        if rec["type"] == "frame":
+            owner = (rec["frame"], rec["pass"])
+        else:
+            assert (rec["frame"], rec["pass"]) == owner, rec
+    assert sum(rec["type"] == "frame" for rec in records) == 12
     lines = [line for line in r.stderr.splitlines() if line.startswith("frame ")]
     heads = [line.split(":")[0] for line in lines]
     assert heads == [f"frame {i}/6 (pass 1/2)" for i in range(1, 7)] + [

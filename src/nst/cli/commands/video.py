@@ -20,6 +20,18 @@ from ..progress import JsonLog
 from ..run import check_paths, guarded
 
 
+def following(event: FrameDone) -> tuple[int, int]:
+    """(frame, pass) painted after ``event``'s: even passes run backward; after a pass's
+    last frame, the next pass's first (a pass past ``passes`` means the end)."""
+    backward = event.pass_index % 2 == 0
+    if event.index != (1 if backward else event.total):
+        return event.index + (-1 if backward else 1), event.pass_index
+    if event.passes == 1:
+        return event.index + 1, 1
+    number = event.pass_index + 1
+    return (event.total if number % 2 == 0 else 1), number
+
+
 class VideoProgress:
     """One line per frame (a live bar on a terminal): frame (and pass), iteration,
     seconds per frame and the ETA over the frames left in every pass."""
@@ -43,13 +55,8 @@ class VideoProgress:
         elif isinstance(event, FrameDone):
             self.total = event.total
             self.painted += 1
-            # the next frame: backward in even passes, or the first of the next pass
-            step = -1 if event.pass_index % 2 == 0 else 1
-            last = event.index == (1 if step < 0 else event.total)
-            self.frame = event.index + step
+            self.frame, number = following(event)
             if event.passes > 1:
-                number = event.pass_index + (1 if last else 0)
-                self.frame = (event.total if number % 2 == 0 else 1) if last else self.frame
                 self.where = f" (pass {min(number, event.passes)}/{event.passes})"
             if event.resumed:
                 self.resumed += 1
@@ -124,7 +131,7 @@ def video(
         json_log = JsonLog(log) if log is not None else None
     except NstError as exc:
         fail(exc)
-    frame = [1]
+    frame = [(1, 1)]  # (frame, pass) being painted
 
     def on_event(event: Any) -> None:
         if isinstance(event, Notice):
@@ -134,9 +141,9 @@ def video(
         if json_log is not None:
             if isinstance(event, FrameDone):
                 json_log.write(event.to_record())
-                frame[0] = event.index + 1
+                frame[0] = following(event)
             else:
-                json_log.write({"frame": frame[0], **event.to_record()})
+                json_log.write({"frame": frame[0][0], "pass": frame[0][1], **event.to_record()})
 
     start = time.monotonic()
     closing = [json_log] if json_log is not None else []
