@@ -14,7 +14,7 @@ losses measured on the saved 8-bit frames, which is what a viewer gets: the opti
 own figure for a float picture from noise can be 20% lower than its saved frame's);
 seconds per frame. ``--pan`` sets the camera
 motion (px per frame at 128 px; 8 is the strong motion multi-pass is for). ``--gif``
-writes input | independent | the first temporal row.
+writes input | independent | each temporal row (not ``--bicubic``), side by side.
 """
 
 from __future__ import annotations
@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, values in loss.items():
         print(f"  {name:24s} " + " ".join(f"{v:5.3g}" for v in values))
     if args.gif:
-        first = variants[0]
-        panels = [clip, folder / "independent.mp4", folder / f"n{first[0]}p{first[1]}.mp4"]
+        panels = [clip, folder / "independent.mp4"]
+        panels += [folder / f"n{n}p{passes}.mp4" for n, passes in variants]
         gif(panels, args.gif, vio.probe(clip).rate)
         print(f"wrote {args.gif} ({args.gif.stat().st_size / 1e6:.2f} MB)")
 
