@@ -81,7 +81,7 @@ def gradcam(
     own = net.layer_of(t)
     feats = net.features(resize_differentiable(x, wh), [at, own])
     a = feats[at]
-    value = _value(net, feats[own], t).sum()
+    value = net.value_from(feats[own], t).sum()
     (g,) = torch.autograd.grad(value, a)
     a, g = a.detach().float(), g.float()
     if plus:
@@ -96,17 +96,6 @@ def gradcam(
     full = F.interpolate(cam, size=img.shape[1:], mode="bilinear", align_corners=False)
     method = "gradcam++" if plus else "gradcam"
     return SaliencyMap(full[0].cpu(), float(value.detach()), t, f"{method}@{at}", wh)
-
-
-def _value(net: Network, feats: torch.Tensor, t: Target) -> torch.Tensor:
-    """The target's value from the features of its own layer."""
-    if t.kind == "class":
-        assert net.classifier is not None
-        return net.classifier(feats.float())[:, t.index].float()
-    channel = feats.float()[:, t.index]
-    if t.kind == "neuron":
-        return channel[:, t.row, t.col]
-    return channel.sum(dim=(1, 2))
 
 
 def baseline(image: torch.Tensor, kind: str, seed: int = 0) -> torch.Tensor:

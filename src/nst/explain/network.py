@@ -62,7 +62,17 @@ class Network:
         channel summed (``reduce="sum"``) or averaged over positions, the neuron, or the
         class score before the softmax."""
         layer = self.layer_of(target)
-        feats = self.features(x, [layer], relu=relu)[layer].float()
+        return self.value_from(self.features(x, [layer], relu=relu)[layer], target, relu, reduce)
+
+    def value_from(
+        self,
+        feats: torch.Tensor,
+        target: Target,
+        relu: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        reduce: str = "sum",
+    ) -> torch.Tensor:
+        """:meth:`value` from the features of the target's own layer (``layer_of``)."""
+        feats = feats.float()
         if target.kind == "class":
             assert self.classifier is not None
             return self.classifier(feats, relu=relu)[:, target.index].float()
