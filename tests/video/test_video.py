@@ -217,6 +217,24 @@ def test_progress_names_the_pass_and_counts_every_pass_in_the_eta(
     assert all(", ETA " in line for line in lines[:-1]) and ", ETA" not in lines[-1]
 
 
+def test_a_stop_while_the_next_frame_is_decoded_names_that_frame(
+    tiny_network, clip, style, tmp_path, monkeypatch
+):
+    """A signal that lands inside the decoder (before the loop moves on) still says the
+    frame that was coming, as one landing between iterations does."""
+    real = vio.read_frames
+
+    def interrupted(path, size):
+        frames = real(path, size)
+        yield next(frames)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vio, "read_frames", interrupted)
+    with pytest.raises(VideoStopped) as info:
+        stylize_video(clip, style, tmp_path / "o.mp4", FAST.replace(iterations=2))
+    assert str(info.value) == "stopped at frame 2" and info.value.done == 1
+
+
 def test_passes_need_the_temporal_path(style, clip, tmp_path):
     with pytest.raises(ConfigError) as info:
         stylize_video(clip, style, tmp_path / "o.mp4", FAST, VideoConfig(passes=2, temporal=False))

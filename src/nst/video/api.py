@@ -308,7 +308,7 @@ def stylize_video(
     started = time.perf_counter()
     made = 0
     index = 0
-    at = ""  # " of pass N" in a later pass
+    at = ""  # in a later pass: "N of pass P" (in the first, the frame after those made)
     weight = video.temporal_weight if video.temporal else 0.0
 
     def paint(frame: np.ndarray, config: Config, earlier: list[Earlier],
@@ -368,8 +368,8 @@ def stylize_video(
             # even passes run backward, odd ones forward; "earlier" is the way the pass goes
             step = -1 if number % 2 == 0 else 1
             order = range(total, 0, -1) if step < 0 else range(1, total + 1)
-            at = f" of pass {number}"
             for n, index in enumerate(order):
+                at = f"{index} of pass {number}"
                 if number == first_pass and n < skip:
                     emit(FrameDone(index, total, 0, 0.0, 0.0, resumed=True, pass_index=number,
                                    passes=video.passes))  # fmt: skip
@@ -386,7 +386,8 @@ def stylize_video(
                 work.set_passed(number, n + 1, total)
                 emit(_frame_done(index, total, fin, t0, number, video.passes))
     except (KeyboardInterrupt, Interrupted):
-        raise stopped(f"stopped at frame {index}{at}", True) from None
+        # (a signal can come while the next frame is decoded, before ``index`` moves on)
+        raise stopped(f"stopped at frame {at or done + made + 1}", True) from None
     except ImageError as exc:
         if done + made == 0:
             raise
