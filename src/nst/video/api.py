@@ -368,6 +368,7 @@ def stylize_video(
             # even passes run backward, odd ones forward; "earlier" is the way the pass goes
             step = -1 if number % 2 == 0 else 1
             order = range(total, 0, -1) if step < 0 else range(1, total + 1)
+            recent: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # this pass: (input, result)
             for n, index in enumerate(order):
                 at = f"{index} of pass {number}"
                 if number == first_pass and n < skip:
@@ -378,11 +379,16 @@ def stylize_video(
                     raise KeyboardInterrupt
                 near = [(k, index - step * k) for k in video.offsets]
                 earlier = [
-                    Earlier(k, work.read_input(i), work.read(i)) for k, i in near if 1 <= i <= total
+                    Earlier(k, *(recent.get(i) or (work.read_input(i), work.read(i))))
+                    for k, i in near
+                    if 1 <= i <= total
                 ]
                 t0 = time.perf_counter()
-                result, fin = paint(work.read_input(index), later, earlier, work.read(index))
+                shot = work.read_input(index)
+                result, fin = paint(shot, later, earlier, work.read(index))
                 save_image(Image.fromarray(result), work.frame(index))
+                recent[index] = (shot, result)
+                recent.pop(index - step * keep, None)  # farther back than any offset
                 work.set_passed(number, n + 1, total)
                 emit(_frame_done(index, total, fin, t0, number, video.passes))
     except (KeyboardInterrupt, Interrupted):

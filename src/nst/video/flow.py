@@ -82,11 +82,6 @@ def sharpness(image: np.ndarray) -> float:
     return float(np.abs(np.diff(grey, axis=1)).mean() + np.abs(np.diff(grey, axis=0)).mean())
 
 
-def _unsharp(image: np.ndarray, amount: float) -> np.ndarray:
-    cv2 = import_cv2()
-    return image + amount * (image - cv2.GaussianBlur(image, (0, 0), DETAIL_SIGMA))
-
-
 def carry(image: np.ndarray, f: np.ndarray) -> np.ndarray:
     """A picture carried along the flow to the next frame (HxWx3, 0..255 float32): like
     :func:`warp`, but without the softening that resampling adds at every frame.
@@ -117,11 +112,13 @@ def carry(image: np.ndarray, f: np.ndarray) -> np.ndarray:
         slice(int(np.floor(yin.min())), int(np.ceil(yin.max())) + 1),
         slice(int(np.floor(xin.min())), int(np.ceil(xin.max())) + 1),
     )
-    lost = sharpness(src[there]) - sharpness(out[here])
-    gain = sharpness(_unsharp(out, 1.0)[here]) - sharpness(out[here])
+    detail = out - cv2.GaussianBlur(out, (0, 0), DETAIL_SIGMA)  # an unsharp mask adds it
+    now = sharpness(out[here])
+    lost = sharpness(src[there]) - now
+    gain = sharpness((out + detail)[here]) - now
     if lost <= 0 or gain <= 0:
         return out
-    return np.clip(_unsharp(out, min(lost / gain, DETAIL_MAX)), 0, 255)
+    return np.clip(out + min(lost / gain, DETAIL_MAX) * detail, 0, 255)
 
 
 def reliability(backward: np.ndarray, forward: np.ndarray, blur: bool = True) -> np.ndarray:

@@ -61,9 +61,9 @@ def frame_losses(
     for out, inp in pairs:
         h, w = out.shape[:2]
         image = torch.tensor(out).permute(2, 0, 1).float() / 255.0
-        content = torch.tensor(inp).permute(2, 0, 1).float() / 255.0
+        frame = torch.tensor(inp).permute(2, 0, 1).float() / 255.0
         cfg = config.replace(size=max(h, w), scales=(max(h, w),), init="noise")
-        plan = plan_stylize(content, list(styles), cfg, labels=("frame", ["style"] * len(styles)))
+        plan = plan_stylize(frame, list(styles), cfg, labels=("frame", ["style"] * len(styles)))
         if extractor is None:
             device = runtime.resolve_device(cfg.device)
             _, dtype = runtime.resolve_precision(cfg.precision, device)

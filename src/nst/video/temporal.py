@@ -102,7 +102,7 @@ def _chw(image: np.ndarray) -> torch.Tensor:
 
 
 def _tensor(image: np.ndarray, luminance: bool) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(image, np.float32)).permute(2, 0, 1) / 255.0
+    t = _chw(image)
     return controls.luminance_image(t) if luminance else t
 
 
