@@ -16,7 +16,7 @@ pytestmark = requires_weights
 def test_stylize_on_the_real_weights_lowers_every_style_term(images):
     events = []
     img = nst.stylize(images["content"], images["style"], Config(size=40, iterations=8, seed=1,
-                      precision="fp32"), events.append)  # fmt: skip
+                      precision="fp32", init="noise"), events.append)  # fmt: skip
     assert img.shape == (3, 27, 40)
     steps = [e for e in events if isinstance(e, Step)]
     assert steps[-1].loss < steps[0].loss / 3
@@ -29,7 +29,7 @@ def test_masks_put_each_style_in_its_region(images, tmp_path):
     from nst.objective import gram_matrix, guided_gram_matrix, style_layer_loss
 
     mask = two_region_mask(tmp_path / "mask.png")
-    cfg = Config(size=48, iterations=40, seed=0, mask=str(mask), style_weight=1e5,
+    cfg = Config(size=48, iterations=40, seed=0, init="noise", mask=str(mask), style_weight=1e5,
                  regions=(("#ff0000", "1"), ("#0000ff", "2")), precision="fp32")  # fmt: skip
     styles = ["builtin:swirls", "builtin:mosaic"]
     img = nst.stylize(images["content"], styles, cfg)

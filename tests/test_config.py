@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from nst.config import OPTIONS, Config
+from nst.config import NOISE_ITERATIONS, OPTIONS, Config, start_advice, start_keyword
 from nst.errors import ConfigError
 
 
@@ -11,7 +11,8 @@ def test_defaults_are_the_papers():
     assert c.content_layers == (("conv4_2", 1.0),)
     assert c.style_layers == tuple((f"conv{b}_1", 0.2) for b in range(1, 6))
     assert c.content_weight / c.style_weight == pytest.approx(1e-3)
-    assert c.pooling == "avg" and c.normalize and c.optimizer == "lbfgs" and c.init == "noise"
+    assert c.pooling == "avg" and c.normalize and c.optimizer == "lbfgs"
+    assert c.init == "auto" and c.iterations >= NOISE_ITERATIONS  # auto: noise, as the paper
 
 
 def test_config_holds_typed_values_and_is_frozen():
@@ -159,10 +160,47 @@ def test_a_preset_applies_beneath_the_options_given_with_it():
     assert mine.iterations == 7 and mine.init == "noise"  # explicit wins
     assert mine.style_loss == PRESETS["fast"]["style_loss"]
     paper = Config.from_dict({"preset": "paper"})
-    assert paper.replace(preset=None) == Config()  # the paper's method is the default
+    # the paper's method is the default (auto starts from noise at the default iterations)
+    assert paper.replace(preset=None, init="auto") == Config()
+    assert start_keyword(Config(), True) == start_keyword(paper, True) == "noise"
     base = Config.from_dict({"size": 300})
     assert Config.from_dict({"preset": "quality"}, base=base).size == 300
     with pytest.raises(ConfigError, match="preset must be one of paper, quality, fast"):
         Config.from_dict({"preset": "best"})
     assert all(set(b) <= set(OPTIONS) for b in PRESETS.values())
-    assert Config().identity() == Config.from_dict({"preset": "paper"}).identity()
+    assert Config().identity() == Config.from_dict({"preset": "paper", "init": "auto"}).identity()
+
+
+def test_a_preset_applies_in_config_itself_as_in_from_dict():
+    from nst.config import PRESETS
+
+    fast = Config(preset="fast")  # the Python API: no from_dict needed
+    assert fast == Config.from_dict({"preset": "fast"})
+    assert (fast.style_loss, fast.init, fast.iterations) == ("w2", "content", 60)
+    mine = Config(preset="fast", iterations=7, style_loss="gram")  # explicit wins
+    assert (mine.iterations, mine.style_loss, mine.init) == (7, "gram", "content")
+    again = Config(size=300).replace(preset="quality")  # beneath the changes, over the copy
+    assert again.size == 300 and again.start_size == PRESETS["quality"]["start_size"]
+    assert again.replace(size=200).start_size == PRESETS["quality"]["start_size"]
+    with pytest.raises(ConfigError, match="preset must be one of"):
+        Config(preset="best")
+
+
+def test_auto_starts_from_the_photo_when_noise_has_too_few_iterations():
+    few = NOISE_ITERATIONS - 1
+    assert start_keyword(Config(iterations=few), stylizing=True) == "content"
+    assert start_keyword(Config(iterations=NOISE_ITERATIONS), stylizing=True) == "noise"
+    assert start_keyword(Config(iterations=few), stylizing=False) == "noise"  # reconstructions
+    assert start_keyword(Config(iterations=few, init="noise"), stylizing=True) == "noise"
+    (switched,) = start_advice(Config(iterations=20), True)
+    assert switched == (
+        f"20 iterations are too few to paint from noise (it takes about {NOISE_ITERATIONS}): "
+        "starting from the content photo (--init noise keeps the noise; --preset fast is made "
+        "for short runs)"
+    )
+    (kept,) = start_advice(Config(iterations=20, init="noise"), True)
+    assert (
+        kept.startswith("20 iterations from noise leave mostly noise") and "--preset fast" in kept
+    )
+    assert start_advice(Config(iterations=20, init="content"), True) == ()
+    assert start_advice(Config(), True) == () and start_advice(Config(preset="fast"), True) == ()

@@ -83,3 +83,17 @@ def test_a_step_record_and_its_progress_never_overwrite_each_other():
                       "eta": None}  # fmt: skip
     with pytest.raises(ValueError, match="event field.s. done, eta set by both"):
         with_progress({"type": "step", "done": 3, "eta": 1.0}, progress)
+
+
+def test_events_print_as_one_short_line():
+    """``on_event=print`` shows a line per event, not a dataclass with every term."""
+    assert str(step(3, 1.25, loss=2.5)) == (
+        "stage 1 iteration 3: loss 2.5 (content 2, style 4, tv 0.5), 1.2 s"
+    )
+    plan = (Stage(96, 128, 100), Stage(192, 256, 50))
+    assert str(Started(1, plan, "cpu", "fp32", 7)) == (
+        "stage 2/2: 256x192 px, 50 iterations on cpu (fp32), seed 7"
+    )
+    assert str(Finished(150, 170, 1.5, 12.34, "completed")) == (
+        "completed: 150 iterations, 170 loss evaluations, loss 1.5, 12.3 s"
+    )

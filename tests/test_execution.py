@@ -14,7 +14,7 @@ from nst.errors import TermError
 from nst.events import Finished, Started, Step
 from tests.conftest import assert_close, sharpness_spec
 
-FAST = dict(size=40, iterations=8, seed=1)
+FAST = dict(size=40, iterations=8, seed=1, init="noise")  # the paper's start, however short
 
 
 @pytest.fixture
@@ -228,3 +228,39 @@ def test_zero_content_and_style_weights_run_and_keep_the_start_image(images, run
     assert finished.reason == "converged" and finished.iterations == 0
     content = nst.planning.load(images["content"])
     assert float((image - nst.imageio.resize_to(content, image.shape[1:])).abs().max()) < 1e-6
+
+
+def test_a_run_stopped_in_an_earlier_stage_gives_the_asked_size(images, tiny_network):
+    """Cancelled or interrupted in coarse-to-fine stage 1, the picture is that stage's
+    upscaled to the output's size, and the message says so."""
+    config = Config(**{**FAST, "size": 64, "scales": (32, 64), "iterations": 30})
+
+    def stop_in_stage_1(e):
+        if isinstance(e, Step) and e.stage == 0 and e.iteration == 2:
+            stop.set()
+
+    stop = threading.Event()
+    img = nst.stylize(images["content"], images["style"], config, stop_in_stage_1, stop=stop)
+    assert img.shape == (3, 43, 64)
+
+    def interrupt(e):
+        if isinstance(e, Step) and e.stage == 0 and e.iteration == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(nst.Interrupted) as info:
+        nst.stylize(images["content"], images["style"], config, interrupt)
+    assert info.value.image.shape == (3, 43, 64)
+    assert str(info.value) == (
+        "interrupted after iteration 2; stopped in coarse-to-fine stage 1 of 2 (32x22 px), the "
+        "picture upscaled to the asked 64x43 px"
+    )
+
+
+def test_a_short_run_by_default_paints_from_the_photo_and_says_so(images, tiny_network):
+    config = Config(size=40, iterations=5, seed=1)
+    with pytest.warns(nst.NstWarning, match="5 iterations are too few to paint from noise"):
+        plan = nst.plan_stylize(images["content"], images["style"], config)
+        nst.stylize(images["content"], images["style"], config)
+    assert plan.init is not None and torch.equal(plan.init, plan.content)
+    noise = nst.plan_stylize(images["content"], images["style"], config.replace(iterations=100))
+    assert noise.init is None and noise.advice == ()

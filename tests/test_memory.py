@@ -81,11 +81,13 @@ def test_what_does_not_fit_even_in_tiles_is_refused_before_work():
     with pytest.raises(ResourceError) as info:
         memory.fit(work(), (6144, 8192), 4 << 30, None)
     assert re.fullmatch(
-        r"a 8192x6144 px image needs about [\d.]+ GB even in tiles of 64 px \(the image, the "
-        r"optimizer's state and the targets alone: [\d.]+ GB\), more than --memory-limit "
-        r"4\.0 GB: use a smaller --size, --optimizer adam or a higher --memory-limit",
+        r"a 8192x6144 px image needs about [\d.]+ GB even in tiles of 64 px \(the floor, "
+        r"[\d.]+ GB whatever the tiles: .*the image's working copies [\d.]+ GB, \d+ L-BFGS "
+        r"pairs [\d.]+ GB.*\), more than --memory-limit 4\.0 GB: use a smaller --size, "
+        r"--optimizer adam or a higher --memory-limit",
         str(info.value),
     )
+    assert info.value.exit_code == 2  # a refusal of the input, before any work
 
 
 def test_a_plan_tiles_the_stages_that_need_it(images, tiny_network):
@@ -123,3 +125,23 @@ def test_the_cli_says_which_stages_are_tiled(images, tmp_path, tiny_network):
     assert r.exit_code != 0
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nst: error: a 64x43 px image needs about")
+
+
+def test_a_coarse_to_fine_refusal_names_the_asked_size_and_the_stage(images, tmp_path,
+                                                                     tiny_network):  # fmt: skip
+    """Not the first stage's size as if it were the run's, and exit 2 (a refusal of the
+    input): the size asked for, the stage that does not fit, what the floor is made of."""
+    out = tmp_path / "o.png"
+    args = ["stylize", str(images["content"]), str(images["style"]), "-o", str(out)]
+    r = runner.invoke(app, [*args, "--scales", "32,64", "--size", "64", "--memory-limit", "300M"])
+    assert r.exit_code == 2, r.output
+    (line,) = r.output.strip().splitlines()
+    assert re.fullmatch(
+        r"nst: error: --size 64 \(64x43 px\) does not fit --memory-limit 0\.3 GB: its "
+        r"coarse-to-fine stage 1 of 2 \(32x22 px\) already needs about [\d.]+ GB even in tiles "
+        r"of \d+ px \(the floor, [\d.]+ GB whatever the tiles: this process [\d.]+ GB, torch's "
+        r"runtime 0\.3 GB.*\), and the later stages more; use a smaller --size, --optimizer "
+        r"adam or a higher --memory-limit",
+        line,
+    ), line
+    assert not out.exists()

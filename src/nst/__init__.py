@@ -27,10 +27,20 @@ if TYPE_CHECKING:
         synthesize_texture,
     )
     from .config import Config
-    from .errors import ConfigError, Diverged, ImageError, Interrupted, NstError, WeightsError
+    from .errors import (
+        ConfigError,
+        Diverged,
+        ImageError,
+        Interrupted,
+        NstError,
+        NstWarning,
+        TooLarge,
+        WeightsError,
+    )
     from .events import Event, Finished, Progress, Stage, Started, Step
     from .explain import VisualizeConfig, saliency, top_patches, visualize
     from .imageio import save_image
+    from .progress import progress
     from .score import Score, score
 
 __version__ = "0.1.0"
@@ -48,10 +58,20 @@ _WHERE = homes(
         "synthesize_texture",
     ],
     config=["Config"],
-    errors=["ConfigError", "Diverged", "ImageError", "Interrupted", "NstError", "WeightsError"],
+    errors=[
+        "ConfigError",
+        "Diverged",
+        "ImageError",
+        "Interrupted",
+        "NstError",
+        "NstWarning",
+        "TooLarge",
+        "WeightsError",
+    ],
     events=["Event", "Finished", "Progress", "Stage", "Started", "Step"],
     explain=["VisualizeConfig", "saliency", "top_patches", "visualize"],
     imageio=["save_image"],
+    progress=["progress"],
     score=["Score", "score"],
 )
 __all__ = sorted(_WHERE)

@@ -9,11 +9,13 @@ by execution (:mod:`nst.execution`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
 
 from .config import Config
+from .errors import NstWarning
 from .events import EventHandler
 from .execution import StopSignal, execute
 from .planning import ImageLike, Plan, load, plan_content, plan_stylize, plan_texture
@@ -47,11 +49,13 @@ def stylize(
     receives :class:`~nst.events.Started`, :class:`~nst.events.Step` (with a
     ``preview`` image every ``preview_every`` iterations) and
     :class:`~nst.events.Finished` events. ``stop`` (a callable or a
-    ``threading.Event``) ends the run early, keeping the current image. Errors are
+    ``threading.Event``) ends the run early, keeping the current image. Settings that
+    will not give a good picture (too few iterations from noise) are a
+    :class:`~nst.errors.NstWarning` with the fix. Errors are
     :class:`nst.errors.NstError` subclasses; :class:`~nst.errors.Interrupted` and
     :class:`~nst.errors.Diverged` carry the last good image.
     """
-    plan = plan_stylize(content, style, config or Config())
+    plan = _advised(plan_stylize(content, style, config or Config()))
     return execute(plan, on_event, stop, preview_every)
 
 
@@ -65,10 +69,10 @@ def reconstruct_content(
 ) -> torch.Tensor:
     """Feature inversion: an image whose ``config.content_layers`` responses match ``image``'s.
 
-    Starts from ``config.init`` (white noise by default); only the content term (and
-    ``config.tv_weight``, the prior of Mahendran & Vedaldi) is minimised.
+    Starts from ``config.init`` (white noise by default: ``auto`` is noise here); only the
+    content term (and ``config.tv_weight``, the prior of Mahendran & Vedaldi) is minimised.
     """
-    plan = plan_content(image, config or Config())
+    plan = _advised(plan_content(image, config or Config()))
     return execute(plan, on_event, stop, preview_every)
 
 
@@ -87,5 +91,13 @@ def synthesize_texture(
     ``config.size * style_scale``); the output is ``size`` = (height, width), by
     default the source's scaled size, and may have another size and aspect.
     """
-    plan = plan_texture(image, config or Config(), size)
+    plan = _advised(plan_texture(image, config or Config(), size))
     return execute(plan, on_event, stop, preview_every)
+
+
+def _advised(plan: Plan) -> Plan:
+    """The plan's advice (a short run from noise, ...) as :class:`nst.NstWarning` warnings,
+    attributed to the caller's line."""
+    for line in plan.advice:
+        warnings.warn(line, NstWarning, stacklevel=3)
+    return plan

@@ -41,7 +41,11 @@ COLOR_MODES = ("none", "luminance", "histogram")
 #: the style statistics (nst.objective.statistics): the paper's Gram matrices, the
 #: 2-Wasserstein distance of Gaussians (mean and covariance), the sliced Wasserstein distance
 STYLE_LOSSES = ("gram", "w2", "swd")
-INIT_KEYWORDS = ("noise", "content", "style")
+INIT_KEYWORDS = ("auto", "noise", "content", "style")
+#: L-BFGS iterations a run from noise takes to become a picture: fewer leave grain over a
+#: barely recognisable photo (measured with the paper's defaults at 128 and 256 px:
+#: 25 iterations noise, 50 recognisable but grainy, 100 clean; docs/QUALITY.md)
+NOISE_ITERATIONS = 100
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 5.0}
 #: named bundles of options (``--preset``); the options given with one win. Chosen by
 #: measurement (benchmarks/quality.py, docs/QUALITY.md).
@@ -61,7 +65,11 @@ def _preset_help() -> str:
         f"{name} ({', '.join(f'{k.replace(chr(95), chr(45))} {show(v)}' for k, v in b.items())})"
         for name, b in PRESETS.items()
     ]
-    return "A named bundle of options; options given explicitly win: " + "; ".join(parts) + "."
+    return (
+        "A named bundle of options; options given explicitly win: " + "; ".join(parts) + ". "
+        "Without one (the default), each option has its own default: the paper's method, as "
+        "paper."
+    )
 
 
 #: sizes above this get coarse-to-fine stages by default
@@ -240,7 +248,11 @@ class Config(Declared):
     )  # fmt: skip
     # start and randomness
     init: str = option(
-        "noise", "Start image: noise, content, style or an image path.", TEXT,
+        "auto",
+        "Start image: noise (the paper's), content, style or an image path; auto: noise, "
+        f"or the content photo when there are fewer than {NOISE_ITERATIONS} iterations "
+        "(too few to paint from noise).",
+        TEXT,
         panel="Optimization", web="main", label="Start from", path=True,
         keywords=INIT_KEYWORDS, modes=NOT_METRICS,
     )  # fmt: skip
@@ -345,6 +357,33 @@ class Config(Declared):
         if n == 1:
             return (self.iterations,)
         return tuple(max(1, self.iterations >> k) for k in range(n))
+
+
+def start_keyword(config: Config, stylizing: bool) -> str:
+    """What ``init`` starts from: ``auto`` is noise, or the content photo when a
+    stylization has too few iterations to paint from noise (:data:`NOISE_ITERATIONS`)."""
+    init = config.init.strip()
+    if init != "auto":
+        return init
+    return "content" if stylizing and config.iterations < NOISE_ITERATIONS else "noise"
+
+
+def start_advice(config: Config, stylizing: bool) -> tuple[str, ...]:
+    """The warning a short run from noise deserves (one line with the fix), if any."""
+    if config.iterations >= NOISE_ITERATIONS:
+        return ()
+    n = config.iterations
+    needs = f"it takes about {NOISE_ITERATIONS}"
+    if config.init.strip() == "auto" and stylizing:
+        return (
+            f"{n} iterations are too few to paint from noise ({needs}): starting from the "
+            "content photo (--init noise keeps the noise; --preset fast is made for short "
+            "runs)",
+        )
+    if start_keyword(config, stylizing) == "noise":
+        fix = "--init content or --preset fast" if stylizing else "--iterations 100 or more"
+        return (f"{n} iterations from noise leave mostly noise ({needs}): use {fix}",)
+    return ()
 
 
 Config.PRESETS = {name: dict(bundle) for name, bundle in PRESETS.items()}

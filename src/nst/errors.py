@@ -54,6 +54,19 @@ class ResourceError(NstError):
     """The machine ran out of memory for a run; the message says what to lower."""
 
 
+class TooLarge(ResourceError):
+    """Refused before any work: the run would not fit the memory limit even in tiles (a
+    refusal of the input, exit code 2); the message says what the floor is made of.
+    ``need`` is what the stage needs at the least, in words (``about 0.8 GB even in tiles of
+    64 px (the floor, ...)``)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, need: str = "") -> None:
+        super().__init__(message)
+        self.need = need
+
+
 class RunStopped(NstError):
     """A run ended before its last iteration; ``image`` holds the last good iterate.
 
@@ -76,6 +89,11 @@ class Interrupted(RunStopped):
     """The run was interrupted (Ctrl-C); ``image`` is the last iterate."""
 
     exit_code = 130
+
+
+class NstWarning(UserWarning):
+    """A setting that will not give what it seems to promise (e.g. too few iterations to
+    paint from noise); the message says what to change."""
 
 
 def one_line(text: str) -> str:

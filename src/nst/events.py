@@ -83,6 +83,13 @@ class Started:
     def stages(self) -> int:
         return len(self.plan)
 
+    def __str__(self) -> str:
+        where = f"stage {self.stage + 1}/{self.stages}: " if self.stages > 1 else ""
+        return (
+            f"{where}{self.width}x{self.height} px, {self.iterations} iterations on "
+            f"{self.device} ({self.precision}), seed {self.seed}"
+        )
+
     def to_record(self) -> dict[str, Any]:
         return {
             "type": "started",
@@ -134,6 +141,16 @@ class Step:
     def style_loss(self) -> float:
         return self.group_loss("style")
 
+    def __str__(self) -> str:
+        """One short line (``print`` as an ``on_event`` handler): the stage, iteration, loss
+        and its groups, time."""
+        groups = dict.fromkeys(split_term(n)[0] for n in self.terms)
+        parts = ", ".join(f"{g} {self.group_loss(g):.4g}" for g in groups)
+        return (
+            f"stage {self.stage + 1} iteration {self.iteration}: loss {self.loss:.4g} "
+            f"({parts}), {self.elapsed:.1f} s"
+        )
+
     def to_record(self) -> dict[str, Any]:
         """The JSON record of this step (``--log`` lines, SSE; see docs/LOG.md)."""
         out: dict[str, Any] = {
@@ -167,6 +184,12 @@ class Finished:
     loss: float
     elapsed: float
     reason: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.reason}: {self.iterations} iterations, {self.evaluations} loss evaluations, "
+            f"loss {self.loss:.4g}, {self.elapsed:.1f} s"
+        )
 
     def to_record(self) -> dict[str, Any]:
         return {

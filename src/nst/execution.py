@@ -149,8 +149,9 @@ def execute(
         except RunStopped as exc:
             kept = average.value() if average is not None else None
             last = kept if kept is not None and bool(torch.isfinite(kept).all()) else exc.image
-            image = finish_image(plan, last)
-            raise type(exc)(str(exc), image=image, iteration=exc.iteration) from None
+            image = finish_image(plan, to_output_size(plan, last))
+            message = str(exc) + stopped_early(plan, stage)
+            raise type(exc)(message, image=image, iteration=exc.iteration) from None
         except (MemoryError, RuntimeError) as exc:
             if not _out_of_memory(exc):
                 raise
@@ -169,7 +170,28 @@ def execute(
             break
     assert x is not None
     emit(Finished(iterations, evaluations, loss, elapsed, reason))
-    return finish_image(plan, x)
+    return finish_image(plan, to_output_size(plan, x))  # a cancelled earlier stage: upscaled
+
+
+def to_output_size(plan: Plan, x: torch.Tensor) -> torch.Tensor:
+    """An iterate of an earlier coarse-to-fine stage upsampled to the output's size as the
+    next stage would have started from it (the output's own size unchanged), so a stopped
+    run's picture has the size asked for."""
+    if tuple(x.shape[-2:]) == tuple(plan.out_size):
+        return x
+    return _upsample(x.detach().float(), plan.out_size)
+
+
+def stopped_early(plan: Plan, stage: int) -> str:
+    """What a message about a run stopped in ``stage`` adds when that is not the last."""
+    n = len(plan.stages)
+    if stage >= n - 1:
+        return ""
+    s, (h, w) = plan.stages[stage], plan.out_size
+    return (
+        f"; stopped in coarse-to-fine stage {stage + 1} of {n} ({s.width}x{s.height} px), the "
+        f"picture upscaled to the asked {w}x{h} px"
+    )
 
 
 def _out_of_memory(exc: BaseException) -> bool:

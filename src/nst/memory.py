@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError, ResourceError
+from .errors import ConfigError, TooLarge
 from .layers import CHANNELS, INDEX, NAMES, deepest, pools_through
 from .numbers import quote
 
@@ -152,6 +152,8 @@ class Need:
     evaluation: int
     tile: int | None
     pairs: int
+    #: what ``fixed`` is made of, by name (bytes), for a refusal that explains the floor
+    parts: tuple[tuple[str, int], ...] = ()
 
     @property
     def total(self) -> int:
@@ -198,20 +200,21 @@ def need(work: Workload, size: tuple[int, int], tile: int | None) -> Need:
     pair = 2 * 3 * 4 * pixels
     pairs = 0 if work.history == 0 else max(MIN_PAIRS, min(work.history, HISTORY_BYTES // pair))
     content = sum(CHANNELS[n] / 4 ** pools_through(n) for n in work.content_layers)
-    fixed = (
-        work.baseline
-        + RUNTIME_BYTES
-        + WEIGHT_VALUES * work.value_bytes
-        + VECTORS * 3 * 4 * pixels
-        + pairs * pair
-        + int(content * work.value_bytes * pixels)
+    parts = (
+        ("this process", work.baseline),
+        ("torch's runtime", RUNTIME_BYTES),
+        ("the network's weights", WEIGHT_VALUES * work.value_bytes),
+        ("the image's working copies", VECTORS * 3 * 4 * pixels),
+        (f"{pairs} L-BFGS pairs", pairs * pair),
+        ("the content targets", int(content * work.value_bytes * pixels)),
     )
-    return Need(fixed, max(evaluation, encoding), tile, pairs)
+    fixed = sum(b for _, b in parts)
+    return Need(fixed, max(evaluation, encoding), tile, pairs, parts)
 
 
 def fit(work: Workload, size: tuple[int, int], limit: int | None, tile: int | None) -> Need:
     """The stage's plan: untiled if it fits ``limit`` (or there is no limit), else the
-    largest tile that fits; ``tile`` forces a tile size. Raises ResourceError, before any
+    largest tile that fits; ``tile`` forces a tile size. Raises TooLarge, before any
     work, when even the smallest tile does not fit."""
     if tile is not None:
         return need(work, size, tile)
@@ -223,11 +226,11 @@ def fit(work: Workload, size: tuple[int, int], limit: int | None, tile: int | No
     hi = max(size) // stride
     smallest = need(work, size, lo * stride)
     if smallest.total > limit:
-        raise ResourceError(
-            f"a {size[1]}x{size[0]} px image needs about {gb(smallest.total)} even in tiles "
-            f"of {lo * stride} px (the image, the optimizer's state and the targets alone: "
-            f"{gb(smallest.fixed)}), more than --memory-limit {gb(limit)}: use a smaller "
-            "--size, --optimizer adam or a higher --memory-limit"
+        least = f"about {gb(smallest.total)} even in tiles of {lo * stride} px ({floor(smallest)})"
+        raise TooLarge(
+            f"a {size[1]}x{size[0]} px image needs {least}, more than --memory-limit "
+            f"{gb(limit)}: use a smaller --size, --optimizer adam or a higher --memory-limit",
+            least,
         )
     while lo < hi:  # the largest tile that fits
         mid = (lo + hi + 1) // 2
@@ -248,3 +251,10 @@ def cost(layers: Sequence[str], size: tuple[int, int], tile: int | None) -> floa
 
 def gb(value: int) -> str:
     return f"{value / (1 << 30):.1f} GB"
+
+
+def floor(n: Need) -> str:
+    """What no tiling lowers, in words: ``the floor, 1.1 GB whatever the tiles: this
+    process 0.4 GB, ...`` (parts under 0.05 GB left out)."""
+    shown = [f"{name} {gb(b)}" for name, b in n.parts if b >= (1 << 30) // 20]
+    return f"the floor, {gb(n.fixed)} whatever the tiles: " + ", ".join(shown)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -572,8 +573,21 @@ class Declared:
         """Checks that involve more than one option (subclasses add theirs)."""
 
     def replace(self: D, **changes: Any) -> D:
-        """A copy with some options changed (typed values)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        """A copy with some options changed (typed values); a preset named among the
+        changes applies beneath the other changes, over this copy's values."""
+        return dataclasses.replace(self, **self.with_preset(changes))  # type: ignore[type-var]
+
+    @classmethod
+    def with_preset(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        """``given`` with the bundle of the preset it names beneath it (what is given
+        explicitly wins): the one place a preset is applied, by ``Config(...)``,
+        :meth:`replace` and :meth:`from_dict` alike."""
+        name = cls.PRESET_OPTION
+        if name is None or given.get(name) in (None, ""):
+            return dict(given)
+        with _blaming(name):
+            bundle = cls.PRESETS[cls.OPTIONS[name].parse(given[name])]
+        return {**bundle, **given}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (layer weights as ``"conv1_1:0.2,..."``); from_dict reads them."""
@@ -598,10 +612,7 @@ class Declared:
         if unknown:
             shown = ", ".join(u if len(u) <= 40 else u[:37] + "..." for u in unknown[:5])
             raise ConfigError(f"unknown parameter(s): {one_line(shown)}")
-        preset = cls.PRESET_OPTION
-        if preset is not None and data.get(preset) not in (None, ""):
-            bundle = cls.PRESETS[cls.OPTIONS[preset].parse(data[preset])]
-            data = {**bundle, **data}  # what is given explicitly wins
+        data = cls.with_preset(data)  # the bundle's values are parsed as the others are
         values = {}
         for key, value in data.items():
             opt = cls.OPTIONS[key]
@@ -630,4 +641,18 @@ def declare(cls: type[D]) -> type[D]:
             raise ValueError(f"option {f.name}: web must be one of {WEB_PLACES}, modes of {MODES}")
         out[f.name] = opt
     cls.OPTIONS = out
+    _apply_presets_on_init(cls)
     return cls
+
+
+def _apply_presets_on_init(cls: type[D]) -> None:
+    """``cls(preset=NAME, ...)`` applies the preset's bundle beneath the keywords given,
+    as :meth:`Declared.from_dict` and :meth:`Declared.replace` do (a class without
+    presets is unchanged)."""
+    original = cls.__init__
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **cls.with_preset(kwargs))
+
+    cls.__init__ = __init__  # type: ignore[method-assign]

@@ -20,8 +20,8 @@ import torch
 from PIL import Image
 
 from . import builtins, controls, memory
-from .config import MAX_SIDE, Config
-from .errors import ConfigError
+from .config import MAX_SIDE, Config, start_advice, start_keyword
+from .errors import ConfigError, TooLarge
 from .events import Stage
 from .imageio import fit_size, load_image, resize_to, to_tensor
 from .layers import deepest, min_side
@@ -67,6 +67,8 @@ class Plan:
     original: torch.Tensor | None = None  # the content at out_size, in its own colours
     added: tuple[TermSpec, ...] = ()
     term_data: Mapping[str, Any] = field(default_factory=dict)
+    #: one-line warnings about the settings, with the fix (front ends show them)
+    advice: tuple[str, ...] = ()
 
     @property
     def layers(self) -> list[str]:
@@ -130,7 +132,10 @@ def _fit_memory(plan: Plan) -> Plan:
         longest = plan.style_longest(k)
         styles = [fit_size(t.shape[2], t.shape[1], longest) for t in plan.styles]
         stage_work = replace(work, style_pixels=max((w * h for w, h in styles), default=0))
-        need = memory.fit(stage_work, size, limit, forced)
+        try:
+            need = memory.fit(stage_work, size, limit, forced)
+        except TooLarge as exc:
+            raise _too_large(plan, k, exc, limit or 0) from None
         if need.tile is not None and plan.styles and c.style_loss == "swd":
             raise ConfigError(
                 f"style-loss swd cannot be evaluated in tiles, which a {s.width}x{s.height} px "
@@ -142,6 +147,22 @@ def _fit_memory(plan: Plan) -> Plan:
             replace(s, tile=need.tile, memory=need.total, history=need.pairs, cost=factor)
         )
     return replace(plan, stages=tuple(stages))
+
+
+def _too_large(plan: Plan, stage: int, exc: TooLarge, limit: int) -> TooLarge:
+    """The refusal of a coarse-to-fine run whose ``stage`` does not fit: it names the size
+    asked for and that stage (a one-stage run keeps the memory module's words)."""
+    n = len(plan.stages)
+    if n == 1:
+        return exc
+    h, w = plan.out_size
+    s = plan.stages[stage]
+    return TooLarge(
+        f"--size {plan.config.size} ({w}x{h} px) does not fit --memory-limit "
+        f"{memory.gb(limit)}: its coarse-to-fine stage {stage + 1} of {n} ({s.width}x{s.height} "
+        f"px) already needs {exc.need}, and the later stages more; use a smaller --size, "
+        "--optimizer adam or a higher --memory-limit"
+    )
 
 
 def _check_sizes(plan: Plan, names: Sequence[str], content: str | None = None) -> Plan:
@@ -192,9 +213,12 @@ def check_weights(config: Config) -> None:
 
 
 def _init_image(
-    config: Config, content: torch.Tensor | None, styles: Sequence[torch.Tensor]
+    config: Config,
+    content: torch.Tensor | None,
+    styles: Sequence[torch.Tensor],
+    stylizing: bool = False,
 ) -> torch.Tensor | None:
-    init = config.init.strip()
+    init = start_keyword(config, stylizing)
     if init == "noise":
         return None
     if init == "content":
@@ -265,10 +289,10 @@ def plan_stylize(
         g, keep = controls.region_guides(mask, config.regions, len(styles), (h, w), config.mask)
         if keep is not None:
             original = resize_to(original_colours, (h, w))
-    init = _init_image(config, content_t, styles)
+    init = _init_image(config, content_t, styles, stylizing=True)
     plan = Plan(
         config, content_t, tuple(styles), blend, (h, w), _stages(config, (h, w)), _seed(config),
-        init, color_reference, tuple(g), keep, original,
+        init, color_reference, tuple(g), keep, original, advice=start_advice(config, True),
     )  # fmt: skip
     if labels is None:
         labels = (_name(content), [_name(s) for s in as_list(style)])
@@ -281,7 +305,8 @@ def plan_content(image: ImageLike, config: Config) -> Plan:
     content_t = load(image, "image")
     w, h = fit_size(content_t.shape[2], content_t.shape[1], config.size)
     init = _init_image(config, content_t, [content_t])
-    plan = Plan(config, content_t, (), (), (h, w), _stages(config, (h, w)), _seed(config), init)
+    plan = Plan(config, content_t, (), (), (h, w), _stages(config, (h, w)), _seed(config), init,
+                advice=start_advice(config, False))  # fmt: skip
     return _check_sizes(plan, [], _name(image))
 
 
@@ -301,7 +326,8 @@ def plan_texture(image: ImageLike, config: Config, size: tuple[int, int] | None 
         raise ConfigError(f"size must be between 16 and {MAX_SIDE} (got {size[1]}x{size[0]})")
     init = _init_image(config, None, [source])
     stages = _stages(config, size)
-    plan = Plan(config, None, (source,), (1.0,), size, stages, _seed(config), init, guides=(None,))
+    plan = Plan(config, None, (source,), (1.0,), size, stages, _seed(config), init,
+                guides=(None,), advice=start_advice(config, False))  # fmt: skip
     return _check_sizes(plan, [_name(image)])
 
 

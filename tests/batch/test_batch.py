@@ -214,7 +214,8 @@ def test_manifest_errors_are_named_by_row_before_any_work(inputs, tmp_path, rows
     assert r.exit_code == 2, r.output
     (line,) = r.stderr.strip().splitlines()
     assert line == "nst: error: " + message.format(d=d) or message.format(d=d) in line
-    assert not list(out.glob("*.png")) and not (out / "batch.jsonl").exists()
+    assert not out.exists()  # a dry run makes nothing, not even the folder
+    assert "nst: warning: 4 iterations are too few to paint from noise" in r.output
 
 
 def test_a_jsonl_manifest_with_row_options(local_ray, inputs, tmp_path):
@@ -281,7 +282,8 @@ def test_dry_run_lists_the_jobs_and_estimates_from_measured_speed(inputs, tmp_pa
         and "(measured: a test run here (1 thread(s)))" in lines[4]
     )
     assert lines[4].endswith("worker(s) on machines like this one")
-    assert not list(out.glob("*.png")) and not (out / "batch.jsonl").exists()
+    assert not out.exists()  # a dry run makes nothing, not even the folder
+    assert "nst: warning: 4 iterations are too few to paint from noise" in r.output
     # with earlier records in the folder, their speed is the measurement
     from nst.batch import cross, expand
     from nst.batch.jobs import Records

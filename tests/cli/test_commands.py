@@ -140,6 +140,8 @@ def test_save_every_writes_intermediate_images(images, tmp_path):
         4,
         "--save-every",
         2,
+        "--init",
+        "content",
         "--quiet",
     )
     assert r.exit_code == 0, r.output

@@ -22,8 +22,11 @@ def run_main(capsys, *args: str) -> tuple[int, str, str]:
          "nst: error: reconstruct content: missing option '-o' / '--output' "
          "(see 'nst reconstruct content --help')"),
         (["video", "--mask"], "nst: error: video: no such option: --mask (see 'nst video --help')"),
-        (["saliency", "c.png", "-o", "s.png"],
-         "nst: error: saliency: missing option '--target' (see 'nst saliency --help')"),
+        (["saliency", "c.png"],
+         "nst: error: saliency: missing option '-o' / '--output' (see 'nst saliency --help')"),
+        (["stylize", "c.png", "s.png", "-o", "x.png", "--colour", "luminance"],
+         "nst: error: stylize: no such option: --colour (did you mean --preserve-colors?) "
+         "(see 'nst stylize --help')"),
         (["bogus"], "nst: error: no such command 'bogus' (see 'nst --help')"),
         (["batch", "-o", "out", "--retries", "x"],
          "nst: error: batch: invalid value for '--retries': Input should be a valid integer, "

@@ -57,3 +57,12 @@ def test_receptive_field_geometry_by_hand():
     assert receptive_box("conv1_2", 0, 0, (32, 32)) == (0, 0, 2, 2)  # clipped at the border
     # pool1 position 1 sees conv1_2 positions 2..3, which see the input 0..5
     assert receptive_box("pool1", 1, 1, (32, 32)) == (0, 0, 5, 5)
+
+
+def test_auto_names_the_strongest_channel_of_a_layer_to_come():
+    from nst.explain.targets import Target, parse
+
+    assert parse("auto") == Target("auto", -1, "conv5_1")
+    assert parse("conv4_1:auto") == Target("auto", -1, "conv4_1")
+    assert parse("relu3_1:auto").layer == "conv3_1"
+    assert parse("conv4_1:auto").label == "conv4_1:auto"

@@ -66,3 +66,20 @@ def test_top_patches_are_receptive_fields_in_order(images, tiny_network):
     with pytest.raises(nst.ConfigError, match="top patches take a channel"):
         nst.top_patches("conv3_1:2@1,1", [images["content"]])
     assert receptive_box("conv3_1", 0, 0, (32, 32))[0] == 0
+
+
+def test_an_auto_target_is_the_channel_that_responds_most(images, tiny_network):
+    from nst.explain.network import network
+    from nst.explain.saliency import working_size
+    from nst.planning import load
+
+    s = nst.saliency(images["content"], "conv3_1:auto", "guided", size=32)
+    assert s.target.kind == "channel" and s.target.layer == "conv3_1"
+    img = load(images["content"])
+    wh = working_size(img.shape[1], img.shape[2], 32)
+    net = network()
+    sums = [float(net.value(img[None] * 255, nst.explain.targets.parse(f"conv3_1:{c}")).sum())
+            for c in range(net.channels["conv3_1"])]  # fmt: skip
+    assert wh == s.working_size and s.target.index == max(range(len(sums)), key=sums.__getitem__)
+    cam = nst.explain.attribution.gradcam(images["content"], "conv3_1:auto", size=32)
+    assert cam.target == s.target  # every method resolves it the same way

@@ -105,3 +105,17 @@ def test_panels_are_cached_and_an_interruption_writes_the_sheet_so_far(paper_dir
     calls.clear()
     make_figures(roles, out, config.replace(iterations=3), only=["lecture"], engine=engine)
     assert len(calls) == len(jobs)  # other settings: nothing reused
+
+
+def test_the_lecture_sheet_uses_the_given_photo_and_keeps_its_labels_whole(paper_dir):  # noqa: F811
+    from PIL import Image, ImageDraw
+
+    from nst.figures.sheets import _font, _wrap
+
+    roles = Roles.from_dir(paper_dir)
+    (sheet,), _ = plan_sheets(roles, Config(size=36, iterations=2), only=["lecture"])
+    sources = {c.job.source for row in sheet.rows[:2] for c in row if c.job}
+    assert sources == {roles.content} and sheet.rows[0][0].source == roles.content
+    draw, font = ImageDraw.Draw(Image.new("RGB", (1, 1))), _font(12)
+    assert _wrap(draw, "conv5_1:197@12,13", font, 80) == ["conv5_1:197", "@12,13"]
+    assert _wrap(draw, "conv5_1:7", font, 200) == ["conv5_1:7"]

@@ -29,7 +29,7 @@ from nst.video import io as vio  # noqa: E402
 from nst.video.sample import sample_frames, write_clip  # noqa: E402
 
 runner = CliRunner()
-FAST = Config.from_dict({"size": 48, "iterations": 12, "seed": 0})
+FAST = Config.from_dict({"size": 48, "iterations": 12, "seed": 0, "init": "noise"})
 
 
 @pytest.fixture
@@ -460,3 +460,14 @@ def test_a_killed_run_resumes_to_the_same_frames(clip, style, tmp_path):
         b = np.asarray(Image.open(resumed / f"frame_{i:06d}.png"))
         assert np.array_equal(a, b), f"frame {i}"
     assert len(frames_of(out)) == 6
+
+
+def test_video_metrics_of_one_frame_says_it_needs_two(tmp_path):
+    one = tmp_path / "one.mp4"
+    write_clip(one, sample_frames(64, 48, 1), fps=12)
+    r = runner.invoke(app, ["video-metrics", str(one), "--reference", str(one)])
+    assert r.exit_code == 2
+    assert r.stderr == (
+        f"nst: error: {one}: has 1 frame; the warping error compares consecutive frames, so it "
+        "needs at least two\n"
+    )

@@ -81,6 +81,12 @@ def usage_line(exc: cx.UsageError) -> str:
     """``nst: error: COMMAND: what is wrong (see 'nst COMMAND --help')`` for a usage error."""
     path = exc.ctx.command_path if exc.ctx is not None else "nst"
     message = one_line(exc.format_message()).rstrip(".")
+    if isinstance(exc, cx.NoSuchOption) and exc.ctx is not None:
+        flags = [f for p in exc.ctx.command.params for f in (*p.opts, *p.secondary_opts)]
+        near = similar_options(exc.option_name, [f for f in flags if f.startswith("--")])
+        message = f"no such option: {one_line(exc.option_name)}" + (
+            f" (did you mean {', '.join(near)}?)" if near else ""
+        )
     message = message[:1].lower() + message[1:]
     # click names a missing argument by its metavar, typer's is "{name}"
     message = re.sub(r"'\{(\w+)\}'", lambda m: m.group(1).upper(), message)
@@ -88,3 +94,24 @@ def usage_line(exc: cx.UsageError) -> str:
     command = path.removeprefix("nst").strip()
     where = f"{command}: " if command else ""
     return f"nst: error: {where}{message} (see '{path} --help')"
+
+
+def similar_options(given: str, flags: Sequence[str], limit: int = 3) -> list[str]:
+    """The flags most like ``given``, word by word as well as whole (``--colour`` finds
+    ``--preserve-colors``, which click's whole-name match misses)."""
+    import difflib
+
+    def words(flag: str) -> list[str]:
+        return flag.lstrip("-").lower().replace("_", "-").split("-")
+
+    def likeness(flag: str) -> float:
+        whole = difflib.SequenceMatcher(None, given.lstrip("-").lower(), flag.lstrip("-"))
+        parts = [
+            difflib.SequenceMatcher(None, a, b).ratio()
+            for a in words(given) if len(a) > 2
+            for b in words(flag) if len(b) > 2
+        ]  # fmt: skip
+        return max([whole.ratio(), *parts])
+
+    scored = sorted(((likeness(f), f) for f in set(flags)), key=lambda t: (-t[0], t[1]))
+    return [f for score, f in scored[:limit] if score >= 0.75]

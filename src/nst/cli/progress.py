@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -13,21 +14,31 @@ from ..errors import ImageError
 from ..events import Event, Finished, Progress, Started, Step
 from .output import format_time, say
 
+#: without a terminal, a progress line at least this often (seconds) besides every tenth
+LINE_EVERY = 10.0
+
 
 class ProgressBar:
-    """Renders events as a progress bar on a terminal, or as sparse lines otherwise.
+    """Renders events as a progress bar on a terminal, or as sparse lines otherwise (every
+    tenth of the run, and at least every :data:`LINE_EVERY` seconds).
 
     Done, total and ETA cover the whole run (every coarse-to-fine stage, each weighted
     by its pixels); it/s is the current stage's.
     """
 
-    def __init__(self, stream: TextIO | None = None, width: int = 24) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        width: int = 24,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.width = width
         self.progress = Progress()
         self.stage_start: tuple[float, int] | None = None
-        self.last_draw = 0.0
+        self.clock = clock
+        self.last_draw = clock()
         self.last_line = -1
 
     def __call__(self, event: Event) -> None:
@@ -62,7 +73,7 @@ class ProgressBar:
         p = self.progress
         done, total = p.done, p.total
         last = done >= total
-        now = time.monotonic()
+        now = self.clock()
         if self.tty and not last and now - self.last_draw < 0.1:
             return
         t0, i0 = self.stage_start
@@ -82,15 +93,37 @@ class ProgressBar:
             self.last_draw = now
         else:
             step = max(1, total // 10)
-            if (done % step == 0 or last) and done != self.last_line:
+            due = done % step == 0 or last or now - self.last_draw >= LINE_EVERY
+            if due and done != self.last_line:
                 self.stream.write(line + "\n")
                 self.stream.flush()
                 self.last_line = done
+                self.last_draw = now
+
+
+def _lines_in(path: Path) -> int:
+    """The lines already in a log (0: none, or no file); a last line a killed run cut short
+    is ended, so the next record starts on a line of its own."""
+    try:
+        f = open(path, "r+b")  # noqa: SIM115
+    except FileNotFoundError:
+        return 0
+    with f:
+        lines, last = 0, b""
+        while chunk := f.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+        if last and last != b"\n":
+            f.write(b"\n")
+            lines += 1
+        return lines
 
 
 class JsonLog:
     """``--log FILE.jsonl``: the record of every Step event, one JSON object per line.
 
+    An existing log is never truncated: the new run's records are appended after a
+    ``restarted`` record (on a fresh line, even when a killed run cut its last line).
     A log that stops being writable mid-run (a full disk) warns once and is dropped;
     the run goes on.
     """
@@ -98,9 +131,13 @@ class JsonLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self.file: TextIO | None = open(path, "w", encoding="utf-8")  # noqa: SIM115
+            before = _lines_in(path)
+            self.file: TextIO | None = open(path, "a", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise ImageError(str(path), f"cannot write the log ({exc.strerror})") from None
+        if before:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            self.write({"type": "restarted", "time": stamp, "records_before": before})
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Step):

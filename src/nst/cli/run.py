@@ -91,9 +91,11 @@ def same_file(a: Path, b: Path) -> bool:
     return ra == rb or (ia is not None and ia == ib)
 
 
-def check_writable(path: Path, what: str) -> None:
+def check_writable(path: Path, what: str, make: bool = True) -> None:
     """Refuse, with one line, a place where a file cannot be written: a name that is too
-    long, a symlink loop, a folder that cannot be made or written, a directory."""
+    long, a symlink loop, a folder that cannot be made or written, a directory. With
+    ``make=False`` (a dry run) a missing folder is not made: its nearest existing parent
+    must be a folder that can be written."""
     name_max = 255
     with contextlib.suppress(OSError, ValueError):
         folder = path.parent if str(path.parent) else Path(".")
@@ -112,6 +114,12 @@ def check_writable(path: Path, what: str) -> None:
     if path.exists() and not path.is_file():
         raise ConfigError(f"{what} {path}: not a regular file")
     folder = path.parent if str(path.parent) else Path(".")
+    if not make:
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"{what} {path}: cannot write in {folder}")
+        return
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -331,6 +339,8 @@ def paint(
         ready = plan(final)
     except NstError as exc:
         fail(exc)
+    for line in ready.advice:
+        say(f"warning: {line}")
     run_job(
         lambda on_event, every: execute(ready, on_event, preview_every=every),
         outputs.image, quiet=outputs.quiet, log=outputs.log, save_every=outputs.save_every,

@@ -28,7 +28,7 @@ from ..layers import INDEX, canonical
 from ..planning import ImageLike, load
 from . import rules
 from .network import Network, network
-from .saliency import SaliencyMap, resize_differentiable, working_size
+from .saliency import SaliencyMap, resize_differentiable, resolve, working_size
 from .targets import Target, parse
 
 ATTRIBUTIONS = ("gradcam", "gradcam++", "integrated", "smoothgrad")
@@ -59,7 +59,7 @@ def _prepare(
     img = load(image, "image")
     wh = working_size(img.shape[1], img.shape[2], size)
     net.check(t, wh)
-    return net, t, img, wh
+    return net, resolve(t, img, wh, net), img, wh
 
 
 def gradcam(

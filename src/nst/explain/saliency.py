@@ -62,18 +62,32 @@ def saliency(
     device: str = "auto",
     net: Network | None = None,
 ) -> SaliencyMap:
-    """The saliency map of ``target`` on ``image`` by ``method``."""
+    """The saliency map of ``target`` on ``image`` by ``method`` (``auto``: the strongest
+    channel of its layer on this image, named in the result's ``target``)."""
     net = net or network(weights, pooling, device)
     t = parse(target) if isinstance(target, str) else target
     img = load(image, "image")
     wh = working_size(img.shape[1], img.shape[2], size)
     net.check(t, wh)
+    t = resolve(t, img, wh, net)
     if method not in rules.METHODS:
         raise ValueError(f"unknown method {method!r}")
     x = img[None].to(net.device).requires_grad_(True)
     value = net.value(resize_differentiable(x * 255.0, wh), t, relu=rules.relu(method)).sum()
     (grad,) = torch.autograd.grad(value, x)
     return SaliencyMap(grad[0].detach().float().cpu(), float(value.detach()), t, method, wh)
+
+
+def resolve(target: Target, image: torch.Tensor, size: tuple[int, int], net: Network) -> Target:
+    """``target`` itself, or for an ``auto`` target the channel of its layer whose summed
+    response to ``image`` (3, H, W in [0, 1]) at the working ``size`` (h, w) is largest."""
+    if target.kind != "auto":
+        return target
+    layer = str(target.layer)
+    x = resize_differentiable(image[None].to(net.device) * 255.0, size)
+    with torch.no_grad():
+        sums = net.features(x, [layer])[layer][0].float().sum(dim=(1, 2))
+    return Target("channel", int(torch.argmax(sums)), layer)
 
 
 #: the display modes of :func:`display`

@@ -1,5 +1,7 @@
 """What to look at: a channel (``conv5_1:12``), a neuron (``conv5_1:12@3,4``: row 3,
-column 4 of that feature map) or a class score (``class:283``, ``class:tabby``).
+column 4 of that feature map), a class score (``class:283``, ``class:tabby``) or the
+strongest channel of a layer on the image at hand (``auto``: conv5_1's; ``conv4_1:auto``),
+which :func:`nst.explain.saliency.resolve` turns into a channel.
 
 Parsing checks the syntax and the layer name; :func:`check` checks a target against a
 network (channel in range, neuron inside the map at the working size, a classifier for
@@ -17,11 +19,14 @@ from ..numbers import parse_int, quote
 from . import classes
 
 _CHANNEL = re.compile(r"^([A-Za-z0-9_]+):(\d+)(?:@(\d+),(\d+))?$")
+#: the layer of ``--target auto``
+AUTO_LAYER = "conv5_1"
 
 
 @dataclass(frozen=True)
 class Target:
-    """``kind`` is ``channel``, ``neuron`` or ``class``; ``index`` the channel or class."""
+    """``kind`` is ``channel``, ``neuron``, ``class`` or ``auto`` (the strongest channel of
+    ``layer`` on an image, to be resolved); ``index`` the channel or class."""
 
     kind: str
     index: int
@@ -35,6 +40,8 @@ class Target:
         ``class 281 (tabby)``."""
         if self.kind == "class":
             return f"class {self.index} ({classes.name(self.index)})"
+        if self.kind == "auto":
+            return f"{self.layer}:auto"
         at = f"@{self.row},{self.col}" if self.kind == "neuron" else ""
         return f"{self.layer}:{self.index}{at}"
 
@@ -42,6 +49,9 @@ class Target:
 def parse(text: str) -> Target:
     """A target from its text; one ConfigError line for any mistake."""
     t = text.strip()
+    if t.lower() == "auto" or t.lower().endswith(":auto"):
+        layer = t[: -len(":auto")] if ":" in t else AUTO_LAYER
+        return Target("auto", -1, canonical(layer))
     if t.lower().startswith("class:"):
         rest = t.split(":", 1)[1].strip()
         if rest.isascii() and rest.isdigit():
@@ -53,8 +63,8 @@ def parse(text: str) -> Target:
     m = _CHANNEL.match(t)
     if not m:
         raise ConfigError(
-            f"target '{one_line(t)}' is not LAYER:CHANNEL, LAYER:CHANNEL@ROW,COL or class:N "
-            "(e.g. conv5_1:12, conv5_1:12@3,4, class:283, class:tabby)"
+            f"target '{one_line(t)}' is not LAYER:CHANNEL, LAYER:CHANNEL@ROW,COL, class:N or "
+            "auto (e.g. conv5_1:12, conv5_1:12@3,4, class:283, class:tabby, conv4_1:auto)"
         )
     layer = canonical(m.group(1))
     what = f"target {quote(t)}"
@@ -111,7 +121,7 @@ def check(
     if target.layer not in channels:
         raise ConfigError(f"target {target.label}: this network has no layer {target.layer}")
     n = channels[target.layer]
-    if not 0 <= target.index < n:
+    if target.kind != "auto" and not 0 <= target.index < n:
         raise ConfigError(
             f"target {target.label}: channel {target.index} is out of range "
             f"({target.layer} has channels 0-{n - 1})"

@@ -102,7 +102,7 @@ def inversion(roles: Roles, ctx: Context) -> Sheet | str:
 def lecture(roles: Roles, ctx: Context) -> Sheet | str:
     main = roles.main_style()
     texture_source = main[1] if main else "builtin:swirls"
-    photo = LECTURE_PHOTO
+    photo = roles.content or LECTURE_PHOTO  # the given photo (--content, --images)
     size = ctx.base.size
     rows: list[list[Cell]] = []
     labels: list[str] = []

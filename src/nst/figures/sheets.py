@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -241,9 +242,12 @@ def render(
             lines = [_fit(draw, line, font, cw) for line in _wrap(draw, cell_.label, font, cw)[:2]]
             for i, line in enumerate(lines):
                 draw.text((x, y + ch + 3 + 15 * i), line, fill="black", font=font)
-            if cell_.note:
-                note_y = y + ch + 3 + 15 * len(lines)
-                draw.text((x, note_y), _fit(draw, cell_.note, font, cw), fill=(0, 90, 160),
+            room = max(1, 3 - len(lines))  # the note wraps into the lines the label left
+            notes = _wrap(draw, cell_.note, font, cw) if cell_.note else []
+            for i, line in enumerate(notes[:room]):
+                cut = i == room - 1 and len(notes) > room
+                shown = _fit(draw, line + (" ..." if cut else ""), font, cw)
+                draw.text((x, y + ch + 3 + 15 * (len(lines) + i)), shown, fill=(0, 90, 160),
                           font=font)  # fmt: skip
     return img
 
@@ -258,14 +262,25 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> list[str]:
-    """Split ``text`` at spaces into lines no wider than ``width`` pixels (when possible)."""
+    """Split ``text`` at spaces into lines no wider than ``width`` pixels (when possible);
+    a word too wide for a line is split after a ``:`` and before an ``@`` (a target such
+    as ``conv5_1:197@5,5`` reads ``conv5_1:197`` / ``@5,5``)."""
     lines: list[str] = []
     for word in text.split(" "):
-        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(word)
+        joiner = " "
+        for piece in _pieces(draw, word, font, width):
+            if lines and draw.textlength(f"{lines[-1]}{joiner}{piece}", font=font) <= width:
+                lines[-1] = f"{lines[-1]}{joiner}{piece}"
+            else:
+                lines.append(piece)
+            joiner = ""
     return lines or [""]
+
+
+def _pieces(draw: ImageDraw.ImageDraw, word: str, font: Any, width: int) -> list[str]:
+    if draw.textlength(word, font=font) <= width:
+        return [word]
+    return [p for p in re.split(r"(?<=:)|(?=@)", word) if p]
 
 
 def _layers(layers: tuple[tuple[str, float], ...]) -> str:

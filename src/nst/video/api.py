@@ -475,6 +475,13 @@ def video_metrics(
         for _ in rest:
             pass
     n_out, n_ref = seen["out"], seen["ref"]
+    if min(n_out, n_ref) < 2:
+        short, n = (out_name, n_out) if n_out <= n_ref else (ref_name, n_ref)
+        raise ImageError(
+            short,
+            f"has {n} frame{'s' if n != 1 else ''}; the warping error compares consecutive "
+            "frames, so it needs at least two",
+        )
     warning = None
     if n_out != n_ref:
         warning = (

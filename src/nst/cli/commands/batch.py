@@ -236,6 +236,7 @@ def batch(
     local Ray or a cluster. Results and OUTPUT/batch.jsonl go to OUTPUT."""
     from ...batch import Cluster, Records, cross, expand, run_batch, split_done
     from ...batch import manifest as read_manifest
+    from ...config import start_advice
 
     defaults = {"seed": seed, **options}
     try:
@@ -261,7 +262,7 @@ def batch(
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
-        check_writable(output / "batch.jsonl", "output folder")
+        check_writable(output / "batch.jsonl", "output folder", make=not dry_run)
         records_file = (output / "batch.jsonl").resolve()
         for what, given in (("manifest", manifest), ("log", log)):
             if given is not None and given.resolve() == records_file:
@@ -280,6 +281,8 @@ def batch(
         run, skip = split_done(jobs, records, force)
         for warning in records.warnings:
             say(f"warning: {warning}")
+        for line in dict.fromkeys(a for job in run for a in start_advice(job.config, True)):
+            say(f"warning: {line}")  # once for all the jobs it concerns
         if dry_run:
             local = max(1, (os.cpu_count() or 1) // threads_per_worker)
             show_plan(run, skip, records, workers or local, threads_per_worker)

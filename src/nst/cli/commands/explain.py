@@ -53,9 +53,11 @@ def saliency(
         str,
         typer.Option(
             help="conv5_1:12 (a channel), conv5_1:12@3,4 (the neuron at row 3, "
-            "column 4 of its map), class:283 or class:tabby (needs --weights)."
+            "column 4 of its map), class:283 or class:tabby (needs --weights); auto: the "
+            "channel of conv5_1 that responds most to this image (conv4_1:auto: of conv4_1), "
+            "named in the output."
         ),
-    ],
+    ] = "auto",
     method: Annotated[
         str,
         typer.Option(
@@ -193,9 +195,10 @@ def saliency(
     except NstError as exc:
         fail(exc)
     h, w = result.working_size
+    chosen = f" (the strongest channel of {wanted.layer} here)" if wanted.kind == "auto" else ""
     say(
-        f"{result.target.label} by {result.method}: value {result.value:.4g} at {w}x{h} px; "
-        f"wrote {output}" + (f" and {raw}" if raw else "")
+        f"{result.target.label}{chosen} by {result.method}: value {result.value:.4g} at "
+        f"{w}x{h} px; wrote {output}" + (f" and {raw}" if raw else "")
     )
     if result.value == 0 and result.target.kind != "class" and method != "deconvnet":
         say(

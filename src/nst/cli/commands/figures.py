@@ -22,7 +22,8 @@ def figures(
     size: Annotated[int, typer.Option(help="Longest side of every run.")] = 256,
     iterations: Annotated[int, typer.Option(help="L-BFGS iterations of every run.")] = 300,
     only: Annotated[
-        list[str] | None, typer.Option(help="Only these figures (fig1, fig3 … fig7), repeatable.")
+        list[str] | None,
+        typer.Option(help="Only these sheets (fig1, fig3 … fig7, inversion, lecture), repeatable."),
     ] = None,
     content: Annotated[
         str | None, typer.Option(help="Content photo (default tubingen.jpg).")
@@ -56,7 +57,13 @@ def figures(
                 raise ConfigError(f"images: {images} is not a folder")
             check_writable(out / "index.html", "out")
             roles = Roles.from_dir(images, content, style or [], photo_content, photo_style)
-            given = {"size": size, "iterations": iterations, "seed": seed, "precision": precision}
+            given = {
+                "size": size,
+                "iterations": iterations,
+                "seed": seed,
+                "precision": precision,
+                "init": "noise",
+            }  # the paper's start, whatever the iterations
             base = Config.from_dict({**given, "device": device, "scales": [size]})
             log = (lambda msg: None) if quiet else say
             start = time.perf_counter()

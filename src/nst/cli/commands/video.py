@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ...config import Config
+from ...config import Config, start_advice
 from ...errors import NstError
 from ...events import FrameDone, Notice, Started, Step
 from ...video.config import VideoConfig
 from ..options import with_config
 from ..output import fail, format_time, say
-from ..progress import JsonLog
+from ..progress import LINE_EVERY, JsonLog
 from ..run import check_paths, guarded
 
 
@@ -36,9 +37,12 @@ class VideoProgress:
     """One line per frame (a live bar on a terminal): frame (and pass), iteration,
     seconds per frame and the ETA over the frames left in every pass."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = sys.stderr
         self.tty = self.stream.isatty()
+        self.clock = clock
+        self.last_line = clock()
+        self.begun = False
         self.frame = 1
         self.total = 0
         self.iterations = 0
@@ -50,8 +54,15 @@ class VideoProgress:
     def __call__(self, event: Any) -> None:
         if isinstance(event, Started):
             self.iterations = sum(s.iterations for s in event.plan)
-        elif isinstance(event, Step) and self.tty:
-            self._draw(f"it {event.iteration}/{self.iterations} loss {event.loss:.4g}")
+            if not self.begun:  # at once, so a redirected log is never quiet for a frame
+                self.begun = True
+                self._line(f"frame {self.frame}/{self.total or '?'}{self.where}: {event}")
+        elif isinstance(event, Step):
+            text = f"it {event.iteration}/{self.iterations} loss {event.loss:.4g}"
+            if self.tty:
+                self._draw(text)
+            elif self.clock() - self.last_line >= LINE_EVERY:  # plain lines, now and then
+                self._line(f"frame {self.frame}/{self.total or '?'}{self.where}: {text}")
         elif isinstance(event, FrameDone):
             self.total = event.total
             self.painted += 1
@@ -88,6 +99,7 @@ class VideoProgress:
             self.stream.write("\r\x1b[K")
         self.stream.write(text + "\n")
         self.stream.flush()
+        self.last_line = self.clock()
 
 
 @with_config(mode="video")
@@ -131,6 +143,8 @@ def video(
         json_log = JsonLog(log) if log is not None else None
     except NstError as exc:
         fail(exc)
+    for line in start_advice(config, True):
+        say(f"warning: {line}")
     frame = [(1, 1)]  # (frame, pass) being painted
 
     def on_event(event: Any) -> None:

@@ -33,9 +33,9 @@ from ..uploads import image_status
 
 router = APIRouter(prefix="/api/explain")
 Shared = Annotated[AppState, Depends(state)]
-#: the page's first target: the channel of conv5_1 that responds most to the default photo
-#: (builtin:chelsea at 256 px, real weights: 3.0e4 summed; channel 30 gives 0 there)
-DEFAULT_TARGET = "conv5_1:197"
+#: the page's first target: the channel of conv5_1 that responds most to the photo shown
+#: (resolved per request, as ``nst saliency --target auto``; the reply names the channel)
+DEFAULT_TARGET = "conv5_1:auto"
 #: the longest side a saliency request may ask (three backward passes run at once)
 MAX_SALIENCY_SIDE = 512
 
@@ -90,6 +90,7 @@ def _compute(
         maps, value, wh = {}, 0.0, (0, 0)
         for method in METHODS:
             s = saliency(image, t, method, size=size)
+            t = s.target  # an auto target resolved once, on this image
             maps[method] = _png(display(s.gradient, "magnitude" if method == "gradient"
                                         else "rgb"))  # fmt: skip
             value, wh = s.value, s.working_size

@@ -3,15 +3,20 @@
 "use strict";
 
 const explore = { builtin: "builtin:chelsea", file: null, layers: [], neuron: null,
-                  fields: [], stream: null };
+                  fields: [], stream: null, autoChannel: false };
 
 function layerInfo() {
   return explore.layers.find((l) => l.name === $("#layer").value);
 }
 
+// an empty channel is "auto": the server picks the layer's strongest channel on the photo
+function channelText() {
+  return $("#channel").value.trim() === "" ? "auto" : $("#channel").value;
+}
+
 function targetText() {
-  const at = explore.neuron ? `@${explore.neuron[0]},${explore.neuron[1]}` : "";
-  return `${$("#layer").value}:${$("#channel").value}${at}`;
+  const at = explore.neuron && channelText() !== "auto" ? `@${explore.neuron[0]},${explore.neuron[1]}` : "";
+  return `${$("#layer").value}:${channelText()}${at}`;
 }
 
 function showTarget() {
@@ -31,6 +36,7 @@ function choosePhoto(name, file) {
     b.setAttribute("aria-pressed", String(!file && b.dataset.name === name));
   }
   explore.neuron = null;
+  if (explore.autoChannel) $("#channel").value = "";  // the new photo's strongest, again
   showTarget();
 }
 
@@ -104,8 +110,14 @@ async function showSaliency() {
       $("img", fig).src = r.maps[fig.dataset.method];
     }
     const fires = r.value > 0 ? "" : " (it does not fire on this image: pick another point or channel)";
+    const chosen = channelText() === "auto" ? " (the strongest channel on this image)" : "";
+    if (chosen) {  // the channel the server chose is filled in, so it can be explored further
+      $("#channel").value = r.target.split(":")[1].split("@")[0];
+      explore.autoChannel = true;
+      showTarget();
+    }
     $("#saliency-status").textContent =
-      `${r.target}: value ${Number(r.value).toPrecision(4)} at ${r.working_size[1]}×${r.working_size[0]} px${fires}`;
+      `${r.target}${chosen}: value ${Number(r.value).toPrecision(4)} at ${r.working_size[1]}×${r.working_size[0]} px${fires}`;
     $("#maps").dataset.shown = "1";
   } catch (err) {
     $("#saliency-status").textContent = err.message;
@@ -119,6 +131,10 @@ async function ascend(event) {
   if (!$("#ascent-form").reportValidity()) return;
   if (explore.stream) explore.stream.close();
   // the ascent image is square and new: the channel is the target, not a neuron of the photo
+  if (channelText() === "auto") {
+    $("#ascent-status").textContent = "give a channel, or show the saliency first: it fills in the strongest";
+    return;
+  }
   const channel = `${$("#layer").value}:${$("#channel").value}`;
   const body = JSON.stringify({ target: channel, params: formValues(explore.fields) });
   $("#ascend").disabled = true;
@@ -187,7 +203,7 @@ async function init() {
   // the default target fires on the default image (the strongest channel, measured)
   const [layer, channel] = info.default_target.split(":");
   $("#layer").value = layer;
-  $("#channel").value = channel;
+  $("#channel").value = channel === "auto" ? "" : channel;
   for (const s of [128, 192, 256, 384, 512]) {
     if (s <= info.max_size) $("#work-size").append(new Option(`${s} px`, s, s === 256, s === 256));
   }
@@ -200,7 +216,7 @@ async function init() {
   };
   $("#layer").addEventListener("change", sync);
   $("#work-size").addEventListener("change", () => { explore.neuron = null; showTarget(); });
-  $("#channel").addEventListener("input", showTarget);
+  $("#channel").addEventListener("input", () => { explore.autoChannel = false; showTarget(); });
   $("#neuron-clear").addEventListener("click", () => { explore.neuron = null; showTarget(); });
   $("#photo").addEventListener("click", pickNeuron);
   $("#pick").addEventListener("keydown", pickByKey);
