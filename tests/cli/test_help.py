@@ -90,3 +90,18 @@ def test_help_texts_survive_rich_markup_and_have_no_source_line_breaks():
             assert Text.from_markup(text).plain == text.replace("\\[", "["), (path, text)
             seen += 1
     assert seen > 100
+
+
+def test_help_says_what_a_missing_preset_and_figures_only_mean():
+    root = typer.main.get_command(build_app())
+    stylize = {p.name: p for p in root.commands["stylize"].params}  # type: ignore[attr-defined]
+    preset = stylize["preset"].help or ""
+    assert "default: none" not in preset and "Without one (the default)" in preset
+    assert "the paper's method" in preset
+    figures = {p.name: p for p in root.commands["figures"].params}  # type: ignore[attr-defined]
+    from nst.figures import FIGURES
+
+    shown = figures["only"].help or ""
+    for name in FIGURES:
+        number = name.removeprefix("fig")
+        assert name in shown or (number.isdigit() and "fig3 … fig7" in shown), name

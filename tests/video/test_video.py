@@ -280,7 +280,20 @@ def test_other_settings_refuse_the_work_folder_until_restart(tiny_network, clip,
     assert work.is_dir()
     r = runner.invoke(
         app,
-        ["video", str(clip), str(style), "-o", str(out), "--size", "40", "--iterations", "2", "-q"],
+        [
+            "video",
+            str(clip),
+            str(style),
+            "-o",
+            str(out),
+            "--size",
+            "40",
+            "--iterations",
+            "2",
+            "--init",
+            "noise",
+            "-q",
+        ],
     )
     assert r.exit_code == 2
     assert r.stderr == (

@@ -141,7 +141,7 @@ def test_wrong_media_answers_415(make_client):
         ({"iterations": 10**5}, "iterations: at most 2000 on this server", "iterations"),
         ({"colour": 1}, "unknown parameter(s): colour", None),
         ({"weights": "/etc/passwd"}, "parameter(s) not settable here: weights", None),
-        ({"init": "/etc/passwd"}, "init must be one of noise, content, style", "init"),
+        ({"init": "/etc/passwd"}, "init must be one of auto, noise, content, style", "init"),
         ({"pooling": "sum"}, "pooling must be one of avg, max (got 'sum')", "pooling"),
         ({"style_scale": 0}, "style-scale must be > 0 and at most 8 (got 0)", "style_scale"),
         ({"lr": -3}, "lr must be > 0 and at most 10000 (got -3)", "lr"),
@@ -272,7 +272,7 @@ def test_page_static_builtins_and_openapi(make_client):
     assert client.get("/api/docs").status_code == 200
     fields = {f["name"]: f for f in client.get("/api/config").json()["fields"]}
     assert "size" in fields and "weights" not in fields and "device" not in fields
-    assert fields["init"]["choices"] == ["noise", "content", "style"]
+    assert fields["init"]["choices"] == ["auto", "noise", "content", "style"]
     assert fields["pooling"]["choices"] == ["avg", "max"] and fields["size"]["max"] == 1024
     assert fields["tv_weight"]["min"] == 0 and fields["tv_weight"]["max"] == 1e4
 

@@ -51,6 +51,7 @@ app = build_app()
 def main(args: Sequence[str] | None = None) -> None:
     """The console script: every usage error is one line (``NST_DEBUG=1`` shows click's
     full usage box), and no traceback reaches the user unless NST_DEBUG=1 asks for it."""
+    _warnings_as_lines()
     try:
         code = app(args=args, prog_name="nst", standalone_mode=False)
     except cx.NoArgsIsHelpError as exc:  # ``nst`` alone: its help
@@ -115,3 +116,24 @@ def similar_options(given: str, flags: Sequence[str], limit: int = 3) -> list[st
 
     scored = sorted(((likeness(f), f) for f in set(flags)), key=lambda t: (-t[0], t[1]))
     return [f for score, f in scored[:limit] if score >= 0.75]
+
+
+def _warnings_as_lines() -> None:
+    """The library's advice (:class:`nst.errors.NstWarning`, e.g. from the runs of
+    ``figures``) as ``nst: warning: ...`` lines, each message once; other warnings as
+    Python shows them."""
+    import warnings
+
+    from ..errors import NstWarning
+
+    shown: set[str] = set()
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, NstWarning):
+            default(message, category, filename, lineno, file, line)
+        elif str(message) not in shown:
+            shown.add(str(message))
+            typer.echo(f"nst: warning: {one_line(str(message))}", err=True)
+
+    warnings.showwarning = show

@@ -48,7 +48,9 @@ Log = Annotated[
 SaveEvery = Annotated[
     int, typer.Option(help="Also write the image every N iterations (OUT_00050.png).")
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress output or advice: errors only.")
+]
 
 
 @dataclass(frozen=True)
@@ -339,7 +341,7 @@ def paint(
         ready = plan(final)
     except NstError as exc:
         fail(exc)
-    for line in ready.advice:
+    for line in () if outputs.quiet else ready.advice:
         say(f"warning: {line}")
     run_job(
         lambda on_event, every: execute(ready, on_event, preview_every=every),

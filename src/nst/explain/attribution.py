@@ -58,7 +58,7 @@ def _prepare(
     t = parse(target) if isinstance(target, str) else target
     img = load(image, "image")
     wh = working_size(img.shape[1], img.shape[2], size)
-    net.check(t, wh)
+    net.check(t, wh, on_image=True)
     return net, resolve(t, img, wh, net), img, wh
 
 

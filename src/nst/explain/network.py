@@ -42,10 +42,13 @@ class Network:
             out[name] = last
         return out
 
-    def check(self, target: Target, size: tuple[int, int] | None = None) -> None:
-        """Refuse a target this network cannot give at this working size (h, w)."""
+    def check(
+        self, target: Target, size: tuple[int, int] | None = None, on_image: bool = False
+    ) -> None:
+        """Refuse a target this network cannot give at this working size (h, w); ``auto``
+        only ``on_image``."""
         classes = self.classifier.classes if self.classifier is not None else 0
-        targets_mod.check(target, self.channels, classes, size)
+        targets_mod.check(target, self.channels, classes, size, on_image)
 
     @staticmethod
     def layer_of(target: Target) -> str:

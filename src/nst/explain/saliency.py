@@ -68,7 +68,7 @@ def saliency(
     t = parse(target) if isinstance(target, str) else target
     img = load(image, "image")
     wh = working_size(img.shape[1], img.shape[2], size)
-    net.check(t, wh)
+    net.check(t, wh, on_image=True)
     t = resolve(t, img, wh, net)
     if method not in rules.METHODS:
         raise ValueError(f"unknown method {method!r}")

@@ -63,8 +63,8 @@ def parse(text: str) -> Target:
     m = _CHANNEL.match(t)
     if not m:
         raise ConfigError(
-            f"target '{one_line(t)}' is not LAYER:CHANNEL, LAYER:CHANNEL@ROW,COL, class:N or "
-            "auto (e.g. conv5_1:12, conv5_1:12@3,4, class:283, class:tabby, conv4_1:auto)"
+            f"target '{one_line(t)}' is not LAYER:CHANNEL, LAYER:CHANNEL@ROW,COL or class:N "
+            "(e.g. conv5_1:12, conv5_1:12@3,4, class:283, class:tabby)"
         )
     layer = canonical(m.group(1))
     what = f"target {quote(t)}"
@@ -104,9 +104,16 @@ def check(
     channels: dict[str, int],
     classes: int,
     size: tuple[int, int] | None = None,
+    on_image: bool = False,
 ) -> None:
     """Refuse a target this network cannot give at this working size (h, w); ``classes`` is
-    the number of classes of its classifier (0: none)."""
+    the number of classes of its classifier (0: none). An ``auto`` target needs an image to
+    be found on (``on_image``: saliency and attribution)."""
+    if target.kind == "auto" and not on_image:
+        raise ConfigError(
+            f"target {target.label}: the strongest channel is found on an image, and this "
+            "tool has none; give a channel, e.g. conv5_1:12"
+        )
     if target.kind == "class":
         if not classes:
             raise ConfigError(

@@ -204,6 +204,7 @@ def render(
     from ..planning import load
 
     cw, ch = cell
+    col = max(cw, MIN_COLUMN)  # a small picture's column still has room for its label
     title_font, font = _font(18), _font(12)
     label_h = 50
     left = 110 if sheet.row_labels else 0
@@ -213,7 +214,7 @@ def render(
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     text_w = max(measure.textlength(sheet.title, font=title_font),
                  measure.textlength(caption, font=font))  # fmt: skip
-    width = max(left + cols * (cw + pad) + pad, int(text_w) + 2 * pad)
+    width = max(left + cols * (col + pad) + pad, int(text_w) + 2 * pad)
     height = top + len(sheet.rows) * (ch + label_h + pad) + pad
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
@@ -226,7 +227,7 @@ def render(
             for i, line in enumerate(_wrap(draw, sheet.row_labels[r], font, left - pad)[:3]):
                 draw.text((pad, y + ch // 2 - 6 + 15 * i), line, fill="black", font=font)
         for c, cell_ in enumerate(row):
-            x = left + pad + c * (cw + pad)
+            x = left + pad + c * (col + pad)
             picture: Image.Image | None = None
             if cell_.source:
                 picture = to_pil(load(cell_.source))
@@ -238,18 +239,24 @@ def render(
                     k = min(cw / picture.width, ch / picture.height)
                     w, h = max(1, round(picture.width * k)), max(1, round(picture.height * k))
                 thumb = picture.resize((w, h), Image.Resampling.LANCZOS)
-                img.paste(thumb, (x + (cw - w) // 2, y + (ch - h) // 2))
-            lines = [_fit(draw, line, font, cw) for line in _wrap(draw, cell_.label, font, cw)[:2]]
+                img.paste(thumb, (x + (col - w) // 2, y + (ch - h) // 2))
+            lines = [
+                _fit(draw, line, font, col) for line in _wrap(draw, cell_.label, font, col)[:2]
+            ]
             for i, line in enumerate(lines):
                 draw.text((x, y + ch + 3 + 15 * i), line, fill="black", font=font)
             room = max(1, 3 - len(lines))  # the note wraps into the lines the label left
-            notes = _wrap(draw, cell_.note, font, cw) if cell_.note else []
+            notes = _wrap(draw, cell_.note, font, col) if cell_.note else []
             for i, line in enumerate(notes[:room]):
                 cut = i == room - 1 and len(notes) > room
-                shown = _fit(draw, line + (" ..." if cut else ""), font, cw)
+                shown = _fit(draw, line + (" ..." if cut else ""), font, col)
                 draw.text((x, y + ch + 3 + 15 * (len(lines) + i)), shown, fill=(0, 90, 160),
                           font=font)  # fmt: skip
     return img
+
+
+#: the narrowest column of a sheet (px): a label such as ``conv5_1:197`` fits whole
+MIN_COLUMN = 96
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:

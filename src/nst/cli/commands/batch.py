@@ -236,6 +236,7 @@ def batch(
     local Ray or a cluster. Results and OUTPUT/batch.jsonl go to OUTPUT."""
     from ...batch import Cluster, Records, cross, expand, run_batch, split_done
     from ...batch import manifest as read_manifest
+    from ...batch.engine import import_ray
     from ...config import start_advice
 
     defaults = {"seed": seed, **options}
@@ -281,7 +282,10 @@ def batch(
         run, skip = split_done(jobs, records, force)
         for warning in records.warnings:
             say(f"warning: {warning}")
-        for line in dict.fromkeys(a for job in run for a in start_advice(job.config, True)):
+        if not dry_run:
+            import_ray()  # its absence is the one line, before any advice
+        advice = dict.fromkeys(a for job in run for a in start_advice(job.config, True))
+        for line in () if quiet else advice:
             say(f"warning: {line}")  # once for all the jobs it concerns
         if dry_run:
             local = max(1, (os.cpu_count() or 1) // threads_per_worker)

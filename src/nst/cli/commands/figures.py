@@ -48,6 +48,12 @@ def figures(
     """Reproduce the paper's experiments as labelled contact sheets plus an index.html."""
     from ...figures import FIGURES, Roles, make_figures
 
+    if quiet:  # no advice either (nst.NstWarning lines)
+        import warnings
+
+        from ...errors import NstWarning
+
+        warnings.simplefilter("ignore", NstWarning)
     with signals_as_interrupts() as signals:  # SIGTERM and SIGHUP stop it like Ctrl-C
         try:
             unknown = [f for f in only or [] if f not in FIGURES]

@@ -56,7 +56,7 @@ class VideoProgress:
             self.iterations = sum(s.iterations for s in event.plan)
             if not self.begun:  # at once, so a redirected log is never quiet for a frame
                 self.begun = True
-                self._line(f"frame {self.frame}/{self.total or '?'}{self.where}: {event}")
+                self._line(f"first frame: {event}")
         elif isinstance(event, Step):
             text = f"it {event.iteration}/{self.iterations} loss {event.loss:.4g}"
             if self.tty:
@@ -119,7 +119,9 @@ def video(
     log: Annotated[
         Path | None, typer.Option(help="Write every frame's events as JSON lines.")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress output or advice: errors only.")
+    ] = False,
     *,
     config: Config,
     video: VideoConfig,
@@ -143,13 +145,16 @@ def video(
         json_log = JsonLog(log) if log is not None else None
     except NstError as exc:
         fail(exc)
-    for line in start_advice(config, True):
-        say(f"warning: {line}")
     frame = [(1, 1)]  # (frame, pass) being painted
+    advice = [] if quiet else list(start_advice(config, True))
 
     def on_event(event: Any) -> None:
         if isinstance(event, Notice):
             say(event.message)
+        if isinstance(event, Started) and advice:  # once the first frame starts
+            for line in advice:
+                say(f"warning: {line}")
+            advice.clear()
         for h in handlers:
             h(event)
         if json_log is not None:
