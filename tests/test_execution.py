@@ -264,3 +264,79 @@ def test_a_short_run_by_default_paints_from_the_photo_and_says_so(images, tiny_n
     assert plan.init is not None and torch.equal(plan.init, plan.content)
     noise = nst.plan_stylize(images["content"], images["style"], config.replace(iterations=100))
     assert noise.init is None and noise.advice == ()
+
+
+class Keeper:
+    """A checkpointer that keeps a deep copy of every state (every iteration is due)."""
+
+    def __init__(self):
+        self.states = []
+
+    def due(self):
+        return True
+
+    def save(self, state):
+        import copy
+
+        self.states.append(copy.deepcopy(state))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"scales": (32, 64)},
+        {"scales": (32, 64), "tile": 32},
+        {"style_loss": "swd"},
+        {"style_loss": "w2", "average": 0.9},
+        {"optimizer": "adam", "scales": (32, 64)},
+    ],
+    ids=["one stage", "coarse to fine", "tiled", "swd", "w2 averaged", "adam"],
+)
+def test_a_run_continued_from_any_saved_state_makes_the_same_picture(images, tiny_network,
+                                                                     options):  # fmt: skip
+    """Continued from a state in the middle of a stage, at a stage boundary, or from the
+    last one, every later event and the final picture are those of the run that never
+    stopped."""
+    # fp32: bf16's kernels are not deterministic under CPU contention (docs/RELIABILITY.md)
+    config = Config(**{"size": 64, "iterations": 6, "seed": 2, "init": "noise",
+                       "precision": "fp32", **options})  # fmt: skip
+    plan = planning.plan_stylize(images["content"], images["style"], config)
+    keeper, events = Keeper(), []
+    whole = execution.execute(plan, events.append, checkpoint=keeper)
+    steps = [(e.stage, e.iteration, e.loss, e.evaluations) for e in steps_of(events)]
+    assert len(keeper.states) >= len(steps) - len(plan.stages)
+    picks = {len(keeper.states) // 3, len(keeper.states) // 2, len(keeper.states) - 1}
+    boundary = [k for k, st in enumerate(keeper.states) if st.optimizer is None]
+    assert len(boundary) == len(plan.stages) - 1  # each stage boundary saved
+    for k in sorted(picks | set(boundary)):
+        state = keeper.states[k]
+        later = []
+        again = execution.execute(plan, later.append, resume=state)
+        assert torch.equal(again, whole), (k, state.stage, state.iteration)
+        rest = [(e.stage, e.iteration, e.loss, e.evaluations) for e in steps_of(later)]
+        assert rest == [s for s in steps if (s[0], s[1]) > (state.stage, state.iteration)
+                        or (state.optimizer is None and s[0] == state.stage)]  # fmt: skip
+        assert later[-1].iterations == events[-1].iterations
+
+
+def test_an_interrupted_run_saves_its_last_whole_iteration(images, tiny_network):
+    config = Config(size=40, iterations=20, seed=2, init="noise", precision="fp32")
+    plan = planning.plan_stylize(images["content"], images["style"], config)
+
+    class OnlyAtTheEnd(Keeper):
+        def due(self):
+            return False
+
+    keeper = OnlyAtTheEnd()
+
+    def interrupt(e):
+        if isinstance(e, Step) and e.iteration == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(nst.Interrupted):
+        execution.execute(plan, interrupt, checkpoint=keeper)
+    (state,) = keeper.states
+    assert state.iteration == 4 and state.stage == 0
+    whole = execution.execute(plan)
+    assert torch.equal(execution.execute(plan, resume=state), whole)

@@ -221,3 +221,63 @@ def test_the_compact_history_gives_the_two_loop_direction(fused):
     assert len(compact) == capacity == compact.capacity
     compact.clear()
     assert torch.equal(compact.direction(g), -g)
+
+
+def _copy(value):
+    """A deep copy of a snapshot's tensors (the optimizer's own are changed afterwards)."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("method", "lr", "history_dtype"),
+    [("lbfgs", 1.0, None), ("lbfgs", 1.0, torch.bfloat16), ("adam", 0.05, None)],
+)
+@pytest.mark.parametrize("at", [0, 1, 7])
+def test_a_run_resumed_from_a_snapshot_is_the_uninterrupted_run(method, lr, history_dtype, at):
+    """Every iteration after the snapshot, its loss, its evaluations and the final iterate
+    are those of the run that never stopped (bit for bit: the same kernels, same order)."""
+    import dataclasses
+
+    x0 = torch.full((1, 3, 4, 4), 0.5)
+    whole, saved = [], {}
+
+    def keep(step):
+        whole.append((step.iteration, step.evaluations, step.loss))
+        if step.iteration == at:
+            state = step.snapshot()
+            saved["state"] = dataclasses.replace(
+                state, x=state.x.clone(), grad=state.grad.clone(), memory=_copy(state.memory)
+            )
+
+    options = dict(iterations=15, method=method, lr=lr, history=4, history_dtype=history_dtype)
+    full = minimize(rosenbrock, x0, on_step=keep, **options)
+    rest = []
+    again = minimize(rosenbrock, torch.zeros_like(x0), resume=saved["state"],
+                     on_step=lambda s: rest.append((s.iteration, s.evaluations, s.loss)),
+                     **options)  # fmt: skip
+    assert rest == whole[at + 1 :]
+    assert torch.equal(again.x, full.x)
+    assert (again.iterations, again.evaluations, again.reason) == (
+        full.iterations, full.evaluations, full.reason)  # fmt: skip
+
+
+def test_no_snapshot_while_an_update_is_under_way():
+    """Adam evaluates after it has moved the iterate and its moments: a checkpoint asked
+    then (a signal during that evaluation) gets None, never a half-updated state."""
+    seen = []
+    snaps = []
+
+    def objective(x):
+        seen.append(snaps[-1]() if snaps else "none yet")
+        return rosenbrock(x)
+
+    minimize(objective, torch.full((1, 3, 4, 4), 0.5), iterations=3, method="adam", lr=0.05,
+             on_step=lambda s: snaps.append(s.snapshot))  # fmt: skip
+    assert seen == ["none yet", None, None, None]
+    assert snaps[-1]().iteration == 3  # after the report, the state of iteration 3

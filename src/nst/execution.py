@@ -9,21 +9,22 @@ by name. Returns the image; nothing here touches files.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Union
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Protocol, Union
 
 import torch
 import torch.nn.functional as F
 
 from . import controls, runtime
-from .errors import ConfigError, ResourceError, RunStopped
-from .events import EventHandler, Finished, Started, Step
+from .errors import ConfigError, Interrupted, ResourceError, RunStopped
+from .events import EventHandler, Finished, Stage, Started, Step
 from .imageio import resize_longest, resize_to
 from .model.vgg import VGG19Features
 from .model.weights import IMAGENET_MEAN_RGB
 from .objective import Objective, StageTargets, StyleSource, build_terms
 from .objective.tiling import Tiling
-from .optimize import StepState, minimize
+from .optimize import OptimizerState, StepState, minimize
 from .planning import Plan
 
 StopSignal = Union[Callable[[], bool], threading.Event, None]
@@ -34,6 +35,58 @@ NOISE_MEAN = IMAGENET_MEAN_RGB
 #: steadily, where smaller amplitudes stalled (measured on these weights before the code
 #: was written)
 NOISE_STD = 50.0
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Everything the rest of a run depends on, at the end of an iteration (``optimizer``)
+    or at the start of a coarse-to-fine stage (``x``: the previous stage's result at its
+    own size): the stage, the averaging's sum and count, the states of the objective's
+    random generators (the sliced Wasserstein directions) by module name, what the stages
+    before counted, the run's seed and its planned stages (the tile and L-BFGS pairs
+    chosen then are kept, so a continued run evaluates as the first did). Front ends
+    write it to disk (:mod:`nst.checkpoints`); :func:`execute` continues from it."""
+
+    stage: int
+    seed: int
+    stages: tuple[Stage, ...]
+    optimizer: OptimizerState | None = None
+    x: torch.Tensor | None = None
+    average: tuple[torch.Tensor, int] | None = None
+    generators: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    iterations: int = 0  # of the stages before
+    evaluations: int = 0
+    elapsed: float = 0.0  # seconds of optimization before this state, all stages
+
+    @property
+    def iteration(self) -> int:
+        """The iteration of ``stage`` this state is after (0: the stage's start)."""
+        return self.optimizer.iteration if self.optimizer is not None else 0
+
+
+class Checkpointer(Protocol):
+    """Where a run's states go (a front end's work folder): asked after every iteration
+    whether a state is ``due``; given one then, at every stage boundary and when the run
+    is interrupted."""
+
+    def due(self) -> bool: ...
+
+    def save(self, state: RunState) -> None: ...
+
+
+def resumed(plan: Plan, state: RunState) -> Plan:
+    """The plan a saved state continues: its seed and its stages as they were planned."""
+    if len(state.stages) != len(plan.stages) or not 0 <= state.stage < len(plan.stages):
+        raise ValueError("resume: a state of another plan")
+    return replace(plan, seed=state.seed, stages=state.stages)
+
+
+def _generators(objective: Objective) -> dict[str, torch.Generator]:
+    return {
+        name: m.generator
+        for name, m in objective.named_modules()
+        if isinstance(getattr(m, "generator", None), torch.Generator)
+    }
 
 
 def stop_function(stop: StopSignal) -> Callable[[], bool] | None:
@@ -109,8 +162,15 @@ def execute(
     on_event: EventHandler | None = None,
     stop: StopSignal = None,
     preview_every: int = 0,
+    *,
+    resume: RunState | None = None,
+    checkpoint: Checkpointer | None = None,
 ) -> torch.Tensor:
-    """Run a plan; returns the (3, H, W) image in [0, 1] on the CPU."""
+    """Run a plan; returns the (3, H, W) image in [0, 1] on the CPU. With ``resume`` (a
+    state saved by an earlier run of the same plan) the run goes on from there and ends
+    with the picture the uninterrupted run makes; ``checkpoint`` receives its states."""
+    if resume is not None:
+        plan = resumed(plan, resume)
     config = plan.config
     device = runtime.resolve_device(config.device)
     precision, dtype = runtime.resolve_precision(config.precision, device)
@@ -126,16 +186,33 @@ def execute(
     loss = float("nan")
     elapsed = 0.0
     reason = "completed"
+    first = 0
+    if resume is not None:
+        first, iterations, evaluations = resume.stage, resume.iterations, resume.evaluations
+        elapsed = resume.elapsed
+        if resume.optimizer is None:
+            assert resume.x is not None
+            x = resume.x.to(device)
     for stage, s in enumerate(plan.stages):
+        if stage < first:
+            continue
         size = (s.height, s.width)
         average = IterateAverage(config.average) if config.average > 0 else None
+        going_on = resume.optimizer if resume is not None and stage == first else None
+        reporter: _Reporter | None = None
         try:
             objective = build_objective(plan, stage, extractor)
+            if going_on is not None:
+                assert resume is not None
+                _restore(objective, average, resume)
             x0 = start_image(plan, size).to(device) if x is None else _upsample(x, size)
             emit(Started(stage, plan.stages, str(device), precision, plan.seed))
             reporter = _Reporter(
-                plan, objective, emit, stage, preview_every, evaluations, elapsed, average
-            )
+                plan, objective, emit, stage, preview_every, evaluations, elapsed, average,
+                RunState(stage, plan.seed, plan.stages, iterations=iterations,
+                         evaluations=evaluations, elapsed=elapsed),
+                checkpoint,
+            )  # fmt: skip
             result = minimize(
                 objective,
                 x0,
@@ -145,8 +222,13 @@ def execute(
                 history=s.history or config.lbfgs_history,
                 on_step=reporter,
                 should_stop=should_stop,
+                resume=going_on,
             )
         except RunStopped as exc:
+            if checkpoint is not None and reporter is not None and isinstance(exc, Interrupted):
+                last_state = reporter.state()
+                if last_state is not None:  # the last whole iteration, to go on from
+                    checkpoint.save(last_state)
             kept = average.value() if average is not None else None
             last = kept if kept is not None and bool(torch.isfinite(kept).all()) else exc.image
             image = finish_image(plan, to_output_size(plan, last))
@@ -168,6 +250,10 @@ def execute(
         reason = result.reason
         if reason == "cancelled":
             break
+        if checkpoint is not None and stage + 1 < len(plan.stages):  # a stage boundary
+            checkpoint.save(RunState(stage + 1, plan.seed, plan.stages, x=x.detach(),
+                                     iterations=iterations, evaluations=evaluations,
+                                     elapsed=elapsed))  # fmt: skip
     assert x is not None
     emit(Finished(iterations, evaluations, loss, elapsed, reason))
     return finish_image(plan, to_output_size(plan, x))  # a cancelled earlier stage: upscaled
@@ -221,9 +307,28 @@ class IterateAverage:
             return None
         return self._sum / (1 - self.decay**self.count)
 
+    @property
+    def total(self) -> torch.Tensor | None:
+        """The running sum before bias correction (what a checkpoint keeps)."""
+        return self._sum
+
+    def restore(self, total: torch.Tensor, count: int) -> None:
+        self._sum, self.count = total.detach().float().clone(), int(count)
+
+
+def _restore(objective: Objective, average: IterateAverage | None, state: RunState) -> None:
+    """The objective's random generators and the averaging as ``state`` saved them."""
+    for name, generator in _generators(objective).items():
+        if name in state.generators:
+            generator.set_state(state.generators[name])
+    if average is not None and state.average is not None:
+        total, count = state.average
+        average.restore(total, count)
+
 
 class _Reporter:
-    """Turns the optimizer's per-iteration state into :class:`Step` events for one stage."""
+    """Turns the optimizer's per-iteration state into :class:`Step` events for one stage,
+    and gives its :class:`RunState` to the checkpointer when one is due."""
 
     def __init__(
         self,
@@ -235,6 +340,8 @@ class _Reporter:
         evaluations_before: int,
         elapsed_before: float,
         average: IterateAverage | None = None,
+        before: RunState | None = None,
+        checkpoint: Checkpointer | None = None,
     ) -> None:
         self.plan = plan
         self.names = objective.term_names
@@ -247,8 +354,34 @@ class _Reporter:
         self.evaluations_before = evaluations_before
         self.elapsed_before = elapsed_before
         self.average = average
+        self.before = before
+        self.checkpoint = checkpoint
+        self.generators = _generators(objective)
+        self.latest: StepState | None = None
+
+    def state(self) -> RunState | None:
+        """The run's state after the last iteration reported (None: none yet, or an update
+        under way)."""
+        if self.latest is None or self.before is None:
+            return None
+        optimizer = self.latest.snapshot()
+        if optimizer is None:
+            return None
+        average = None
+        if self.average is not None and self.average.count:
+            total = self.average.total
+            assert total is not None
+            average = (total, self.average.count)
+        return replace(
+            self.before,
+            optimizer=optimizer,
+            average=average,
+            generators={n: g.get_state() for n, g in self.generators.items()},
+            elapsed=self.elapsed_before + self.latest.elapsed,
+        )
 
     def __call__(self, state: StepState) -> None:
+        self.latest = state
         if self.average is not None and state.iteration > 0:
             self.average.update(state.x)
         preview = None
@@ -269,3 +402,7 @@ class _Reporter:
                 preview=preview,
             )
         )
+        if self.checkpoint is not None and self.checkpoint.due():
+            current = self.state()
+            if current is not None:
+                self.checkpoint.save(current)

@@ -19,7 +19,8 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -63,8 +64,30 @@ CURVATURE_TOL = 1e-10
 
 
 @dataclass(frozen=True)
+class OptimizerState:
+    """Everything the next iteration of a minimisation depends on, at an iteration's end:
+    the iterate ``x`` (flat), its loss and gradient, the iteration and evaluation counts,
+    and the method's memory as the optimizer holds it (L-BFGS: the compact history's
+    buffers and small matrices, or the two-loop pairs; Adam: torch's state dict). Given to
+    :func:`minimize` as ``resume``, the run goes on exactly as if it had not stopped.
+    The tensors are the optimizer's own (no copy): save them before the next iteration."""
+
+    method: str
+    iteration: int
+    evaluations: int
+    x: torch.Tensor
+    loss: float
+    grad: torch.Tensor
+    memory: dict[str, Any]
+    #: the run had converged at this iteration (a resumed run ends there too)
+    converged: bool = False
+
+
+@dataclass(frozen=True)
 class StepState:
-    """What the callback sees after each iteration; ``x`` must not be modified."""
+    """What the callback sees after each iteration; ``x`` must not be modified.
+    ``snapshot()`` gives the optimizer's whole state at this iteration (while the callback
+    runs), for a checkpoint."""
 
     iteration: int
     evaluations: int
@@ -72,6 +95,9 @@ class StepState:
     terms: TermValues  # detached term values by name
     x: torch.Tensor
     elapsed: float
+    snapshot: Callable[[], OptimizerState | None] = field(
+        default=lambda: None, repr=False, compare=False
+    )
 
 
 @dataclass(frozen=True)
@@ -189,12 +215,31 @@ class _Run:
         self.stop = should_stop or (lambda: False)
         self.iteration = 0
         self.start = time.perf_counter()
+        #: the solver's state at the last report, while it is still the current state (an
+        #: update in progress makes it None until the next report)
+        self.state: Callable[[], OptimizerState] | None = None
 
-    def report(self, iteration: int, loss: float, terms: TermValues) -> None:
+    def report(
+        self,
+        iteration: int,
+        loss: float,
+        terms: TermValues,
+        state: Callable[[], OptimizerState] | None = None,
+    ) -> None:
         self.iteration = iteration
+        self.state = state
         if self.on_step is not None:
             elapsed = time.perf_counter() - self.start
-            self.on_step(StepState(iteration, self.evaluate.count, loss, terms, self.x, elapsed))
+            count = self.evaluate.count
+            self.on_step(StepState(iteration, count, loss, terms, self.x, elapsed, self.snapshot))
+
+    def snapshot(self) -> OptimizerState | None:
+        """The state at the last report, or None while an update is under way."""
+        return self.state() if self.state is not None else None
+
+    def updating(self) -> None:
+        """The iterate or the memory is about to change: no snapshot until the next report."""
+        self.state = None
 
     def diverged(self) -> Diverged:
         return Diverged(
@@ -217,20 +262,28 @@ def minimize(
     on_step: StepCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     clamp: tuple[float, float] | None = (0.0, 255.0),
+    resume: OptimizerState | None = None,
 ) -> OptimizeResult:
     """Minimise ``objective`` over the pixels of ``x0`` (not modified).
 
     ``clamp`` bounds the pixels after each Adam step (L-BFGS runs unconstrained; the
     caller clamps the final image). Raises :class:`Diverged` on a non-finite loss and
     :class:`Interrupted` on KeyboardInterrupt, both carrying the last good iterate in
-    the optimisation space (the caller converts it to an image).
+    the optimisation space (the caller converts it to an image). ``resume`` (a
+    :class:`OptimizerState` of the same method and shape) continues a minimisation after
+    that state's iteration instead of starting at ``x0``; the iterations, the evaluations
+    and the steps that follow are those the uninterrupted run would have made.
     """
-    run = _Run(objective, x0.detach().clone().contiguous(), on_step, should_stop)
+    if resume is not None and (resume.method != method or resume.x.numel() != x0.numel()):
+        raise ValueError("resume: a state of another method or image size")
+    start = x0 if resume is None else resume.x.view_as(x0)
+    run = _Run(objective, start.detach().clone().contiguous(), on_step, should_stop)
     try:
         if method == "lbfgs":
-            loss, reason = LBFGS(run, lr, history, history_dtype).solve(iterations)
+            solver = LBFGS(run, lr, history, history_dtype)
+            loss, reason = solver.solve(iterations, resume)
         elif method == "adam":
-            loss, reason = _adam(run, iterations, lr, clamp)
+            loss, reason = _adam(run, iterations, lr, clamp, resume)
         else:
             raise ValueError(f"unknown optimizer {method!r}")
     except KeyboardInterrupt:
@@ -279,6 +332,19 @@ class History:
         self.rho.clear()
         self.h_diag = 1.0
 
+    def state(self) -> dict[str, Any]:
+        """The pairs as they are held (for :class:`OptimizerState`)."""
+        return {"kind": "pairs", "s": list(self.s), "y": list(self.y), "rho": list(self.rho),
+                "h_diag": self.h_diag}  # fmt: skip
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.clear()
+        for s, y, rho in zip(state["s"], state["y"], state["rho"]):
+            self.s.append(s)
+            self.y.append(y)
+            self.rho.append(float(rho))
+        self.h_diag = float(state["h_diag"])
+
     def direction(self, g: torch.Tensor) -> torch.Tensor:
         """-H g by the two-loop recursion."""
         q = g.neg()
@@ -323,6 +389,43 @@ class CompactHistory:
         self.order.clear()
         self.h_diag = 1.0
         self._pending = None
+
+    def state(self) -> dict[str, Any]:
+        """The filled rows of the buffers, the small matrices, the order and the products
+        already made for the next direction, as they are held (no conversion)."""
+        n = self.count
+        rows = (self.S, self.Y) if self.S is not None and self.Y is not None else ()
+        return {
+            "kind": "compact",
+            # a full history is saved as held; a part of one as its filled rows (a view
+            # would be saved with the whole buffer)
+            "rows": [r if n == r.shape[0] else r[:n].clone() for r in rows],
+            "count": n,
+            "order": list(self.order),
+            "sy": self.sy[:n, :n].clone(),
+            "yy": self.yy[:n, :n].clone(),
+            "h_diag": self.h_diag,
+            "pending": list(self._pending) if self._pending is not None else [],
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        n = int(state["count"])
+        if n > self.capacity:
+            raise ValueError("resume: more L-BFGS pairs than this run keeps")
+        self.clear()
+        if n:
+            s_rows, y_rows = state["rows"]
+            self.S = s_rows.new_empty(self.capacity, s_rows.shape[1])
+            self.Y = y_rows.new_empty(self.capacity, y_rows.shape[1])
+            self.S[:n].copy_(s_rows)
+            self.Y[:n].copy_(y_rows)
+        self.count = n
+        self.order = [int(k) for k in state["order"]]
+        self.sy[:n, :n] = state["sy"]
+        self.yy[:n, :n] = state["yy"]
+        self.h_diag = float(state["h_diag"])
+        pending = state["pending"]
+        self._pending = (pending[0], pending[1]) if pending else None
 
     def push(self, s: torch.Tensor, y: torch.Tensor, g_next: torch.Tensor | None = None) -> None:
         """Keep the pair if it has positive curvature (y.s > CURVATURE_TOL). ``g_next``,
@@ -442,17 +545,33 @@ class LBFGS:
             point.gtd  # noqa: B018  (computes the gradient now)
         return point
 
-    def solve(self, iterations: int) -> tuple[float, str]:
+    def state(self, k: int, f: float, g: torch.Tensor, converged: bool = False) -> OptimizerState:
+        run = self.run
+        return OptimizerState("lbfgs", k, run.evaluate.count, run.x.view(-1), f, g,
+                              self.memory.state(), converged)  # fmt: skip
+
+    def solve(self, iterations: int, resume: OptimizerState | None = None) -> tuple[float, str]:
         run = self.run
         flat = run.x.view(-1)
-        f, g, terms = run.evaluate(flat)
-        if not _finite(f, g):
-            raise run.diverged()
-        run.report(0, f, terms)
-        if iterations == 0:
+        if resume is None:
+            f, g, terms = run.evaluate(flat)
+            if not _finite(f, g):
+                raise run.diverged()
+            k = 0
+            run.report(0, f, terms, functools.partial(self.state, 0, f, g))
+        else:  # the state after iteration k, as it was saved
+            k, f, g = resume.iteration, resume.loss, resume.grad.view(-1).to(flat)
+            run.evaluate.count = resume.evaluations
+            run.iteration = k
+            self.memory.restore(resume.memory)
+            run.state = functools.partial(self.state, k, f, g, resume.converged)
+            if resume.converged:
+                return f, "converged"
+        if k >= iterations:
             return f, "completed"
-        d, t = g.neg(), self.first_step(g)
-        k = 0
+        # the first step of a run is steepest descent scaled to move a pixel; later ones
+        # follow the history (a resumed run's history gives the same direction again)
+        d, t = (g.neg(), self.first_step(g)) if k == 0 else (self.memory.direction(g), self.lr)
         restarted = False
         while k < iterations:
             if run.stop():
@@ -482,15 +601,17 @@ class LBFGS:
             restarted = False
             k += 1
             step = d.mul(found.t)
+            run.updating()
             flat.add_(step)
             self.memory.push(step, found.g - g, found.g)
             change = abs(found.f - f)
             f, g = found.f, found.g
             assert found.terms is not None
-            run.report(k, f, found.terms)
-            if change <= LOSS_CHANGE_TOL * max(1.0, abs(f)) or (
+            converged = change <= LOSS_CHANGE_TOL * max(1.0, abs(f)) or (
                 float(step.abs().max()) <= PIXEL_STEP_TOL
-            ):
+            )
+            run.report(k, f, found.terms, functools.partial(self.state, k, f, g, converged))
+            if converged:
                 return f, "converged"
             d = self.memory.direction(g)
             t = self.lr
@@ -595,18 +716,37 @@ def line_search(
 
 # -- Adam ------------------------------------------------------------------------------------
 def _adam(
-    run: _Run, iterations: int, lr: float, clamp: tuple[float, float] | None
+    run: _Run,
+    iterations: int,
+    lr: float,
+    clamp: tuple[float, float] | None,
+    resume: OptimizerState | None = None,
 ) -> tuple[float, str]:
     flat = run.x.view(-1)
     param = torch.nn.Parameter(flat.detach().clone())
     opt = torch.optim.Adam([param], lr=lr)
-    f, g, terms = run.evaluate(param.data)
-    if not _finite(f, g):
-        raise run.diverged()
-    run.report(0, f, terms)
-    for k in range(1, iterations + 1):
+
+    def state(k: int, f: float, g: torch.Tensor) -> OptimizerState:
+        return OptimizerState("adam", k, run.evaluate.count, flat, f, g,
+                              {"kind": "adam", "torch": opt.state_dict()})  # fmt: skip
+
+    if resume is None:
+        f, g, terms = run.evaluate(param.data)
+        if not _finite(f, g):
+            raise run.diverged()
+        first = 1
+        run.report(0, f, terms, functools.partial(state, 0, f, g))
+    else:
+        f, g = resume.loss, resume.grad.view(-1).to(flat)
+        opt.load_state_dict(resume.memory["torch"])
+        run.evaluate.count = resume.evaluations
+        run.iteration = first = resume.iteration
+        run.state = functools.partial(state, first, f, g)
+        first += 1
+    for k in range(first, iterations + 1):
         if run.stop():
             return f, "cancelled"
+        run.updating()
         param.grad = g.view_as(param)
         opt.step()
         if clamp is not None:
@@ -616,5 +756,5 @@ def _adam(
             raise run.diverged()
         flat.copy_(param.data)
         f, g = f_new, g_new
-        run.report(k, f, terms)
+        run.report(k, f, terms, functools.partial(state, k, f, g))
     return f, "completed"

@@ -35,6 +35,7 @@ from .output import fail, say
 from .progress import JsonLog, ProgressBar
 
 if TYPE_CHECKING:
+    from ..checkpoints import WorkFolder
     from ..config import Config
     from ..planning import Plan
 
@@ -51,16 +52,33 @@ SaveEvery = Annotated[
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress output or advice: errors only.")
 ]
+CheckpointEvery = Annotated[
+    str,
+    typer.Option(
+        help="Save the whole state of the run in OUT.work/ at most every this many seconds "
+        "(and at each coarse-to-fine stage and on Ctrl-C), so the same command continues "
+        "after any stop, even a kill; 0: after every iteration; none: never. "
+        "docs/RELIABILITY.md.",
+        metavar="SECONDS",
+    ),
+]
+Restart = Annotated[
+    bool,
+    typer.Option(help="Discard the checkpoints of an earlier run (OUT.work/) and start anew."),
+]
 
 
 @dataclass(frozen=True)
 class Outputs:
-    """Where a painting command writes: the image, the log, intermediate images, output."""
+    """Where a painting command writes: the image, the log, intermediate images, output,
+    and how it keeps checkpoints to continue from."""
 
     image: Path
     log: Path | None = None
     save_every: int = 0
     quiet: bool = False
+    checkpoint_every: str = "60"
+    restart: bool = False
 
 
 # -- paths -----------------------------------------------------------------------------------
@@ -251,9 +269,13 @@ def run_job(
     log: Path | None,
     save_every: int,
     extra_handlers: tuple[Callable[[Event], None], ...] = (),
+    work: WorkFolder | None = None,
+    resumed: dict[str, Any] | None = None,
 ) -> None:
     """Run ``run(on_event, preview_every)`` with progress, log, previews and signal
-    handling, then write its image to ``output`` atomically."""
+    handling, then write its image to ``output`` atomically. ``work`` holds the run's
+    checkpoints (removed once the image is written); ``resumed`` is the log's record of
+    where a continued run goes on from."""
     handlers: list[Callable[[Event], None]] = list(extra_handlers)
     if not quiet:
         handlers.append(ProgressBar())
@@ -263,6 +285,8 @@ def run_job(
         fail(exc)
     if json_log is not None:
         handlers.append(json_log)
+        if resumed is not None:
+            json_log.write(resumed)
     stages = [1]
     previews_ok = [True]
 
@@ -289,9 +313,16 @@ def run_job(
             code = sig.exit_code if isinstance(exc, Interrupted) else exc.exit_code
             save_or_rescue(exc.image, output)
             what = "interrupted" if isinstance(exc, Interrupted) else "stopped"
-            say(f"{what}: {exc}; wrote the last image to {output}")
+            again = ""
+            if work is not None and isinstance(exc, Interrupted) and work.last_saved:
+                again = f"; the same command continues from {work.last_saved}"
+            elif work is not None:  # a diverged run is not continued
+                work.remove()
+            say(f"{what}: {exc}; wrote the last image to {output}{again}")
             raise typer.Exit(code) from None
     save_or_rescue(image, output)
+    if work is not None:
+        work.remove()
     if not quiet:
         typer.echo(f"wrote {output}", err=True)
 
@@ -330,20 +361,57 @@ def paint(
     config (or its making), then every output place checked against the ``images`` read
     and the files the config names, then the plan, then :func:`run_job`. Any refusal is
     one line before work starts."""
+    from ..checkpoints import WorkFolder, describe, parse_every
     from ..execution import execute
 
     try:
         if outputs.save_every < 0:
             raise ConfigError(f"save-every must be >= 0 (got {outputs.save_every})")
+        every = parse_every(outputs.checkpoint_every)
         final = config() if callable(config) else config
         inputs = [*images, *final.input_paths().values()]
         check_paths(outputs.image, inputs, outputs.log, previews=outputs.save_every > 0)
         ready = plan(final)
+        work = WorkFolder(outputs.image, run_fingerprint(ready, images), every, on_error=say)
+        if outputs.restart:
+            work.discard()
+        loaded = work.load()
     except NstError as exc:
         fail(exc)
     for line in () if outputs.quiet else ready.advice:
         say(f"warning: {line}")
+    for note in loaded.notes:
+        say(f"warning: {note}")
+    state, record = loaded.state, None
+    if state is not None:
+        say(describe(loaded, len(ready.stages)))
+        saved = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(loaded.saved_at))
+        record = {"type": "resumed", "stage": state.stage, "iteration": state.iteration,
+                  "saved": saved}  # fmt: skip
     run_job(
-        lambda on_event, every: execute(ready, on_event, preview_every=every),
+        lambda on_event, n: execute(ready, on_event, preview_every=n, resume=state,
+                                    checkpoint=work),
         outputs.image, quiet=outputs.quiet, log=outputs.log, save_every=outputs.save_every,
+        work=work, resumed=record,
     )  # fmt: skip
+
+
+def run_fingerprint(plan: Plan, images: Sequence[str]) -> dict[str, Any]:
+    """What a checkpoint must match to be continued: the kind of run, its settings (those
+    that make the picture), the precision it resolved to, the output's size, and every
+    input file's bytes."""
+    from ..checkpoints import fingerprint
+    from ..runtime import resolve_device, resolve_precision
+
+    c = plan.config
+    kind = "texture" if plan.content is None else "content" if not plan.styles else "stylize"
+    precision, _ = resolve_precision(c.precision, resolve_device(c.device))
+    settings = {"run": kind, **c.identity(), "precision": precision,
+                "output": f"{plan.out_size[1]}x{plan.out_size[0]}"}  # fmt: skip
+    roles = ["content", "style"] if kind == "stylize" else ["image"]
+    named = {}
+    for k, path in enumerate(images):
+        role = roles[min(k, len(roles) - 1)]
+        named[role if role not in named else f"{role} {k}"] = path
+    named.update(c.input_paths())
+    return fingerprint(settings, named)

@@ -101,6 +101,7 @@ def run_sheet(sheet: Sheet, engine: Engine, log: Callable[[str], None]) -> dict[
     results: dict[int, Result] = {}
     done: dict[Job, Result] = {}
     jobs = [c for row in sheet.rows for c in row if c.job is not None]
+    log(f"{sheet.name}: {len(jobs)} panels: {sheet.title}")  # at once, before the first run
     for i, cell in enumerate(jobs, 1):
         assert cell.job is not None
         if cell.job in done:

@@ -32,6 +32,8 @@ class BatchProgress:
         self.tty = self.stream.isatty()
         self.last_line = 0.0
         self.workers: dict[str, dict[str, Any]] = {}  # worker -> node, jobs, seconds
+        #: warnings about the jobs' settings, each once, said when the workers are ready
+        self.advice: list[str] = []
 
     def __call__(self, event: Any) -> None:
         from ...batch import JobDone, JobEvents, Retry, WorkersReady
@@ -39,6 +41,8 @@ class BatchProgress:
         if isinstance(event, WorkersReady):
             # jobs per minute and the ETA count from here, not from Ray's start-up
             self.start = time.monotonic()
+            for line in () if self.quiet else self.advice:  # once the batch really runs
+                self._line(f"nst: warning: {line}")
             if self.verbose and not self.quiet:
                 self._line(f"{event.workers} workers ready in {event.seconds:.1f} s")
             return
@@ -236,7 +240,6 @@ def batch(
     local Ray or a cluster. Results and OUTPUT/batch.jsonl go to OUTPUT."""
     from ...batch import Cluster, Records, cross, expand, run_batch, split_done
     from ...batch import manifest as read_manifest
-    from ...batch.engine import import_ray
     from ...config import start_advice
 
     defaults = {"seed": seed, **options}
@@ -282,12 +285,10 @@ def batch(
         run, skip = split_done(jobs, records, force)
         for warning in records.warnings:
             say(f"warning: {warning}")
-        if not dry_run:
-            import_ray()  # its absence is the one line, before any advice
-        advice = dict.fromkeys(a for job in run for a in start_advice(job.config, True))
-        for line in () if quiet else advice:
-            say(f"warning: {line}")  # once for all the jobs it concerns
+        advice = list(dict.fromkeys(a for job in run for a in start_advice(job.config, True)))
         if dry_run:
+            for line in () if quiet else advice:
+                say(f"warning: {line}")  # once for all the jobs it concerns
             local = max(1, (os.cpu_count() or 1) // threads_per_worker)
             show_plan(run, skip, records, workers or local, threads_per_worker)
             return
@@ -298,6 +299,7 @@ def batch(
     except NstError as exc:
         fail(exc)
     progress = BatchProgress(len(jobs), verbose, quiet, log_file)
+    progress.advice = advice
     cluster = Cluster(address, workers, threads_per_worker, gpus_per_worker, retries)
     start = time.monotonic()
 

@@ -10,7 +10,7 @@ from ...config import MAX_SIDE, Config
 from ...errors import ConfigError
 from ...numbers import parse_int, quote
 from ..options import with_config
-from ..run import Log, Output, Outputs, Quiet, SaveEvery, paint
+from ..run import CheckpointEvery, Log, Output, Outputs, Quiet, Restart, SaveEvery, paint
 
 
 @with_config(mode="content", replaced=("content_layers",))  # by --layer
@@ -23,6 +23,8 @@ def content(
     log: Log = None,
     save_every: SaveEvery = 0,
     quiet: Quiet = False,
+    checkpoint_every: CheckpointEvery = "60",
+    restart: Restart = False,
     *,
     config: Config,
 ) -> None:
@@ -30,7 +32,7 @@ def content(
     from ... import planning
 
     paint(
-        Outputs(output, log, save_every, quiet),
+        Outputs(output, log, save_every, quiet, checkpoint_every, restart),
         [image],
         lambda: Config.from_dict({"content_layers": layer}, base=config),
         lambda c: planning.plan_content(image, c),
@@ -60,6 +62,8 @@ def style(
     log: Log = None,
     save_every: SaveEvery = 0,
     quiet: Quiet = False,
+    checkpoint_every: CheckpointEvery = "60",
+    restart: Restart = False,
     *,
     config: Config,
 ) -> None:
@@ -86,7 +90,7 @@ def style(
         return Config.from_dict({"style_layers": layers, "size": max(out_size[0])}, base=base)
 
     paint(
-        Outputs(output, log, save_every, quiet),
+        Outputs(output, log, save_every, quiet, checkpoint_every, restart),
         [image],
         final,
         lambda c: planning.plan_texture(image, c, out_size[0]),

@@ -10,7 +10,7 @@ import typer
 from ... import builtins
 from ...config import Config
 from ..options import with_config
-from ..run import Log, Outputs, Quiet, SaveEvery, paint
+from ..run import CheckpointEvery, Log, Outputs, Quiet, Restart, SaveEvery, paint
 
 
 def default_output(content: str, styles: list[str]) -> Path:
@@ -30,13 +30,19 @@ def stylize(
     save_every: SaveEvery = 0,
     log: Log = None,
     quiet: Quiet = False,
+    checkpoint_every: CheckpointEvery = "60",
+    restart: Restart = False,
     *,
     config: Config,
 ) -> None:
-    """Paint CONTENT in the style of STYLE (several styles are blended)."""
+    """Paint CONTENT in the style of STYLE (several styles are blended).
+
+    A stopped run (Ctrl-C, a kill, a reboot) continues where it was when the same command
+    is given again (its checkpoints are kept in OUTPUT.work/)."""
     from ... import planning
 
-    out = Outputs(output or default_output(content, style), log, save_every, quiet)
+    out = Outputs(output or default_output(content, style), log, save_every, quiet,
+                  checkpoint_every, restart)  # fmt: skip
     paint(out, [content, *style], config, lambda c: planning.plan_stylize(content, style, c))
 
 

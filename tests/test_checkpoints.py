@@ -1,0 +1,275 @@
+"""Checkpoints on disk (nst/checkpoints.py) and ``nst stylize`` continuing after any stop:
+a real process killed with SIGKILL at random iterations of every kind of stage, then the
+same command again, against the picture of the run that never stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nst import checkpoints, execution, planning
+from nst.checkpoints import WorkFolder, differences, fingerprint, parse_every, work_folder
+from nst.config import Config
+from nst.errors import ConfigError
+from tests.conftest import picture
+
+ROOT = Path(__file__).resolve().parent.parent
+#: ``nst`` in a fresh interpreter on the tiny network (the tests' random VGG19)
+TINY_NST = """
+import sys
+from nst import runtime
+from nst.model.vgg import build_extractor
+from tests.conftest import tiny_weights
+
+def load(weights, pooling, normalize, device, dtype):
+    return build_extractor(tiny_weights(), ["pool5"], pooling=pooling, device=device,
+                           dtype=dtype)
+
+runtime.load_network = load
+sys.argv = ["nst", *sys.argv[1:]]
+from nst.cli import main
+main()
+"""
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def a_state(images, tiny_network, **options):
+    """A real RunState from a short run (the last one saved)."""
+    config = Config(**{"size": 40, "iterations": 3, "seed": 1, "init": "noise",
+                       "precision": "fp32", **options})  # fmt: skip
+    plan = planning.plan_stylize(images["content"], images["style"], config)
+    states = []
+
+    class Every:
+        def due(self):
+            return True
+
+        def save(self, state):
+            import copy
+
+            states.append(copy.deepcopy(state))
+
+    execution.execute(plan, checkpoint=Every())
+    return plan, states
+
+
+def test_a_checkpoint_round_trips_and_alternates_two_generations(images, tiny_network, tmp_path):
+    plan, states = a_state(images, tiny_network, scales=(32, 40))
+    folder = WorkFolder(tmp_path / "out.png", {"settings": {"a": 1}}, every=0)
+    for state in states[:3]:
+        folder.save(state)
+    assert sorted(p.name for p in folder.path.iterdir()) == [
+        "checkpoint-0.nst", "checkpoint-1.nst", "last"]  # fmt: skip
+    loaded = WorkFolder(tmp_path / "out.png", {"settings": {"a": 1}}).load()
+    assert loaded.notes == [] and loaded.state is not None
+    got, want = loaded.state, states[2]
+    assert (got.stage, got.iteration, got.seed, got.stages) == (
+        want.stage, want.iteration, want.seed, want.stages)  # fmt: skip
+    assert torch.equal(got.optimizer.x, want.optimizer.x)
+    assert torch.equal(got.optimizer.memory["sy"], want.optimizer.memory["sy"])
+    whole = execution.execute(plan)
+    assert torch.equal(execution.execute(plan, resume=got), whole)
+    assert folder.written > 0 and folder.saves == 3
+
+
+def test_a_damaged_checkpoint_is_named_and_the_older_one_used(images, tiny_network, tmp_path):
+    _, states = a_state(images, tiny_network)
+    out = tmp_path / "out.png"
+    folder = WorkFolder(out, {"settings": {}}, every=0)
+    folder.save(states[1])  # sequence 1 -> checkpoint-1
+    folder.save(states[2])  # sequence 2 -> checkpoint-0, the newest
+    newest = folder.path / "checkpoint-0.nst"
+    data = newest.read_bytes()
+    for damage, words in [
+        (data[:-10], "cut short ({0} of {1} bytes)"),
+        (data[:-1] + bytes([data[-1] ^ 1]), "its checksum does not match"),
+        (data.replace(b'"nst": "', b'"nst": "9', 1), "from another version of nst (90.1.0)"),
+        (b"PK\x03\x04 something else", "not an nst checkpoint"),
+    ]:
+        newest.write_bytes(damage)
+        payload = len(data.split(b"\n", 2)[2])
+        words = words.format(payload - 10, payload)
+        loaded = WorkFolder(out, {"settings": {}}).load()
+        assert loaded.notes == [f"{newest}: {words}; using the other checkpoint"]
+        assert loaded.state is not None and loaded.state.iteration == states[1].iteration
+    (folder.path / "checkpoint-1.nst").write_bytes(b"")
+    loaded = WorkFolder(out, {"settings": {}}).load()
+    assert loaded.state is None and loaded.notes[-1] == "no usable checkpoint: starting afresh"
+
+
+def test_another_command_for_the_same_output_is_refused_naming_what_differs(tmp_path, images):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(picture(40, 30, 0)).save(photo)
+    before = fingerprint({"size": 64, "iterations": 500}, {"content": str(photo)})
+    Image.fromarray(picture(40, 30, 1)).save(photo)  # same name, other bytes
+    after = fingerprint({"size": 64, "iterations": 300}, {"content": str(photo)})
+    assert differences(before, after) == [
+        "iterations (500 there, 300 now)",
+        f"content {photo} changed since the checkpoint",
+    ]
+    assert differences(before, before) == []
+    assert fingerprint({}, {"style": "builtin:swirls"})["inputs"]["style"]["builtin"]
+    folder = WorkFolder(tmp_path / "o.png", before, every=0)
+    folder.save(execution.RunState(0, 1, (), x=torch.zeros(1, 3, 4, 4)))
+    with pytest.raises(ConfigError) as info:
+        WorkFolder(tmp_path / "o.png", after).load()
+    assert str(info.value) == (
+        f"{work_folder(tmp_path / 'o.png')} holds a run with other settings: iterations (500 "
+        f"there, 300 now); content {photo} changed since the checkpoint; run the same command "
+        "to continue it, or add --restart to discard it"
+    )
+
+
+def test_checkpoints_are_due_by_time_and_every_is_parsed():
+    clock = Clock()
+    folder = WorkFolder("x.png", {}, every=60, clock=clock)
+    assert not folder.due()
+    clock.now = 59.9
+    assert not folder.due()
+    clock.now = 60.0
+    assert folder.due()
+    assert not WorkFolder("x.png", {}, every=None, clock=clock).due()
+    assert parse_every("60") == 60 and parse_every("0") == 0 and parse_every("none") is None
+    for bad, message in [
+        ("soon", "checkpoint-every: 'soon' is not a number of seconds or none"),
+        ("-1", "checkpoint-every: give 0 to 10000000 seconds, or none (got -1)"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            parse_every(bad)
+
+
+# -- a real process, killed --------------------------------------------------------------
+def tiny_nst(args, cwd, **kwargs):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-c", TINY_NST, *map(str, args)], cwd=cwd, env=env,
+                            stderr=subprocess.PIPE, text=True, **kwargs)  # fmt: skip
+
+
+def steps_in(log: Path) -> int:
+    try:
+        return sum('"type": "step"' in line for line in log.read_text().splitlines())
+    except OSError:
+        return 0
+
+
+KINDS = {
+    "one stage": ["--size", "48", "--iterations", "150"],
+    "coarse to fine": ["--size", "64", "--scales", "32,64", "--iterations", "150"],
+    "tiled": ["--size", "64", "--tile", "32", "--iterations", "120"],
+    "masks": ["--size", "48", "--iterations", "150", "--mask", "MASK", "--regions",
+              "#ff0000=1,#0000ff=content"],
+    "two styles": ["--size", "48", "--iterations", "150", "STYLE2", "--style-blend", "0.7,0.3"],
+    # (L-BFGS stops at once on the tiny network's swd: its directions change every step)
+    "swd": ["--size", "48", "--iterations", "150", "--style-loss", "swd", "--optimizer", "adam"],
+    "w2 averaged": ["--size", "48", "--iterations", "150", "--style-loss", "w2",
+                    "--average", "0.95"],
+    "adam": ["--size", "48", "--iterations", "200", "--optimizer", "adam"],
+    "preset quality": ["--size", "64", "--preset", "quality", "--start-size", "32",
+                       "--iterations", "120"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_run_killed_at_a_random_iteration_continues_to_the_same_picture(tmp_path, kind):
+    content, style, style2, mask = (tmp_path / f"{n}.png" for n in ("c", "s", "s2", "m"))
+    Image.fromarray(picture(48, 32, 0)).save(content)
+    Image.fromarray(picture(40, 40, 1)).save(style)
+    Image.fromarray(picture(40, 40, 2)).save(style2)
+    arr = np.zeros((32, 48, 3), np.uint8)
+    arr[:, :24] = (255, 0, 0)
+    arr[:, 24:] = (0, 0, 255)
+    Image.fromarray(arr).save(mask)
+    extra = [str(mask) if a == "MASK" else a for a in KINDS[kind] if a != "STYLE2"]
+    styles = [style, style2] if "STYLE2" in KINDS[kind] else [style]
+    # fp32: bf16's kernels are not deterministic under CPU contention (docs/RELIABILITY.md)
+    base = ["stylize", content, *styles, "--seed", "5", "--init", "noise", "-q",
+            "--precision", "fp32", *extra]  # fmt: skip
+    whole = tmp_path / "whole.png"
+    ref = tiny_nst([*base, "-o", whole, "--checkpoint-every", "none"], tmp_path)
+    assert ref.wait(timeout=300) == 0, ref.stderr.read() if ref.stderr else ""
+    out, log = tmp_path / "out.png", tmp_path / "run.jsonl"
+    cmd = [*base, "-o", out, "--checkpoint-every", "0", "--log", log]
+    rng = random.Random(kind)
+    kills = 0
+    for _ in range(2 if kind == "coarse to fine" else 1):  # killed at random iterations
+        at = steps_in(log) + rng.randint(3, 40)
+        proc = tiny_nst(cmd, tmp_path)
+        try:
+            while proc.poll() is None and steps_in(log) < at:
+                time.sleep(0.01)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert out.with_name("out.png.work").is_dir() or proc.returncode == 0
+    assert kills >= 1, "the runs finished before they could be killed"
+    last = tiny_nst(cmd, tmp_path, stdout=subprocess.DEVNULL)
+    _, err = last.communicate(timeout=300)
+    assert last.returncode == 0, err
+    assert not out.with_name("out.png.work").exists()  # a finished run removes its folder
+    a = np.asarray(Image.open(whole), dtype=np.int16)
+    b = np.asarray(Image.open(out), dtype=np.int16)
+    assert a.shape == b.shape and int(np.abs(a - b).max()) <= 1, int(np.abs(a - b).max())
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    resumed = [r for r in records if r["type"] == "resumed"]
+    assert len(resumed) == kills and all(r["type"] != "step" or "loss" in r for r in records)
+
+
+def test_the_cli_says_where_it_continues_and_restart_starts_anew(tmp_path):
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    Image.fromarray(picture(48, 32, 0)).save(content)
+    Image.fromarray(picture(40, 40, 1)).save(style)
+    out = tmp_path / "o.png"
+    base = ["stylize", content, style, "-o", out, "--size", "48", "--seed", "1", "--init",
+            "noise", "--scales", "32,48", "--iterations", "200"]  # fmt: skip
+    proc = tiny_nst([*base, "--checkpoint-every", "0"], tmp_path)
+    folder = work_folder(out)
+    while proc.poll() is None and not (folder / "checkpoint-0.nst").exists():
+        time.sleep(0.01)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    line = err.strip().splitlines()[-1]
+    assert "; the same command continues from " in line and line.startswith("nst: interrupted")
+    again = tiny_nst([*base, "--iterations", "201"], tmp_path)  # another command
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 2
+    assert err.strip() == (
+        f"nst: error: {folder} holds a run with other settings: iterations (200 there, 201 "
+        "now); run the same command to continue it, or add --restart to discard it"
+    )
+    cont = tiny_nst(base, tmp_path)
+    _, err = cont.communicate(timeout=120)
+    assert cont.returncode == 0, err
+    head = [ln for ln in err.splitlines() if ln.startswith("nst: continuing from ")]
+    assert len(head) == 1 and checkpoints.describe.__doc__
+    assert head[0].startswith(("nst: continuing from stage 1, iteration ",
+                               "nst: continuing from stage 2, iteration ",
+                               "nst: continuing from the start of stage 2"))  # fmt: skip
+    assert "s before the stop)" in head[0]
+    fresh = tiny_nst([*base, "--restart", "-q"], tmp_path)
+    _, err = fresh.communicate(timeout=120)
+    assert fresh.returncode == 0 and "continuing" not in err
