@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import batch
+import checkpoint
 import cli
 import coarse_to_fine
 import explain
@@ -40,6 +41,7 @@ SUITES = {
     "memory": memory.main,
     "print_size": print_size.main,
     "video": video.main,
+    "checkpoint": checkpoint.main,
 }
 
 

@@ -106,8 +106,8 @@ def test_a_damaged_checkpoint_is_named_and_the_older_one_used(images, tiny_netwo
         (b"PK\x03\x04 something else", "not an nst checkpoint"),
     ]:
         newest.write_bytes(damage)
-        payload = len(data.split(b"\n", 2)[2])
-        words = words.format(payload - 10, payload)
+        body = len(data.split(b"\n", 2)[2])  # the tensors and the trailer
+        words = words.format(body - 10, body)
         loaded = WorkFolder(out, {"settings": {}}).load()
         assert loaded.notes == [f"{newest}: {words}; using the other checkpoint"]
         assert loaded.state is not None and loaded.state.iteration == states[1].iteration

@@ -8,10 +8,11 @@ from the newest valid checkpoint and makes the picture the uninterrupted run mak
 * Two generations (``checkpoint-0.nst``, ``checkpoint-1.nst``), each written to a
   temporary file, fsynced and renamed over the older one: a kill during a write loses at
   most one interval.
-* A file is a header line (JSON: format, nst version, the payload's SHA-256 and length,
-  when it was saved, the run's fingerprint) and the state saved by ``torch.save``, read
-  back with ``weights_only=True`` (a checkpoint can hold no code). A cut, altered or
-  foreign file is named in one line and the other generation used.
+* A file is a header line (JSON: format, nst version, when it was saved, the run's
+  fingerprint, the state's plain values with its tensors listed by dtype, shape and
+  offset), the tensors' raw bytes as the optimizer holds them (no serialization copy),
+  and a trailer with the bytes' length and CRC-32. A cut, altered or foreign file is
+  named in one line and the other generation used; nothing in a file is ever executed.
 * The fingerprint is the settings that make the picture and the bytes of every input
   file: a checkpoint of another command for the same output is refused, naming what
   differs, until ``--restart``.
@@ -27,11 +28,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import shutil
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,9 +46,9 @@ from .events import Stage
 from .execution import RunState
 from .optimize import OptimizerState
 
-MAGIC = b"NSTCKPT1\n"
+MAGIC = b"NSTCKPT2\n"
 #: the layout of the payload; a checkpoint of another format is refused as foreign
-FORMAT = 1
+FORMAT = 2
 GENERATIONS = ("checkpoint-0.nst", "checkpoint-1.nst")
 #: the heartbeat file is rewritten at most this often (seconds)
 BEAT_EVERY = 1.0
@@ -130,7 +131,7 @@ def _short(value: Any) -> str:
     return one_line(text if len(text) <= 40 else text[:37] + "...")
 
 
-# -- the state as plain values (what torch.load(weights_only=True) reads back) --------------
+# -- the state as plain values and tensors --------------------------------------------------
 def _to_plain(state: RunState) -> dict[str, Any]:
     opt = state.optimizer
     return {
@@ -183,32 +184,84 @@ class Damaged(Exception):
     """A checkpoint that cannot be used; the message says why, in a few words."""
 
 
+def _skeleton(value: Any, tensors: list[torch.Tensor]) -> Any:
+    """``value`` as JSON, each tensor replaced by its place in ``tensors``; dicts with keys
+    that are not strings (Adam's state by parameter number) kept as pairs."""
+    if isinstance(value, torch.Tensor):
+        tensors.append(value)
+        return {"@tensor": len(tensors) - 1}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and not k.startswith("@") for k in value):
+            return {k: _skeleton(v, tensors) for k, v in value.items()}
+        return {"@pairs": [[_skeleton(k, tensors), _skeleton(v, tensors)]
+                           for k, v in value.items()]}  # fmt: skip
+    if isinstance(value, (list, tuple)):
+        return [_skeleton(v, tensors) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"a checkpoint cannot hold {type(value).__name__}")
+
+
+def _flesh(value: Any, tensors: list[torch.Tensor]) -> Any:
+    if isinstance(value, dict):
+        if "@tensor" in value:
+            return tensors[int(value["@tensor"])]
+        if "@pairs" in value:
+            return {_flesh(k, tensors): _flesh(v, tensors) for k, v in value["@pairs"]}
+        return {k: _flesh(v, tensors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_flesh(v, tensors) for v in value]
+    return value
+
+
+def _raw(t: torch.Tensor) -> memoryview:
+    """A tensor's bytes without a copy (one is made only for a non-contiguous view)."""
+    flat = t.detach().cpu().contiguous().reshape(-1)
+    return flat.view(torch.uint8).numpy().data
+
+
+_DTYPES = {str(d): d for d in (torch.float64, torch.float32, torch.bfloat16, torch.float16,
+                               torch.int64, torch.int32, torch.uint8, torch.bool)}  # fmt: skip
+
+
 def read(path: Path) -> Saved:
-    """One checkpoint file, checked: magic, header, version, length and checksum."""
+    """One checkpoint file, checked: magic, header, version, length and CRC-32."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = bytearray(f.read())
     except OSError as exc:
         raise Damaged(f"cannot be read ({exc.strerror})") from None
     if not data.startswith(MAGIC):
         raise Damaged("not an nst checkpoint")
-    rest = data[len(MAGIC) :]
-    line, sep, payload = rest.partition(b"\n")
+    end = data.find(b"\n", len(MAGIC))
     try:
-        header = json.loads(line) if sep else None
+        header = json.loads(bytes(data[len(MAGIC) : end])) if end > 0 else None
     except ValueError:
         header = None
-    if not isinstance(header, dict):
+    if not isinstance(header, dict) or not isinstance(header.get("tensors"), list):
         raise Damaged("its header is damaged")
     if header.get("format") != FORMAT or header.get("nst") != __version__:
         raise Damaged(f"from another version of nst ({_short(header.get('nst', '?'))})")
-    if len(payload) != header.get("length"):
-        raise Damaged(f"cut short ({len(payload)} of {header.get('length')} bytes)")
-    if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
+    start = end + 1
+    length = header.get("length")
+    if not isinstance(length, int) or length < 0:
+        raise Damaged("its header is damaged")
+    whole = length + len(f"END {length} 00000000\n")  # the tensors' bytes and the trailer
+    if len(data) - start < whole:
+        raise Damaged(f"cut short ({len(data) - start} of {whole} bytes)")
+    payload = memoryview(data)[start : start + length]
+    if bytes(data[start + length :]) != f"END {length} {zlib.crc32(payload):08x}\n".encode():
         raise Damaged("its checksum does not match")
     try:
-        plain = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-        state = _from_plain(plain)
-    except Exception as exc:  # checked above; a payload that still fails is damaged
+        tensors = []
+        for spec in header["tensors"]:
+            dtype = _DTYPES[spec["dtype"]]
+            raw = torch.frombuffer(data, dtype=torch.uint8, count=int(spec["nbytes"]),
+                                   offset=start + int(spec["offset"])) if spec["nbytes"] else \
+                torch.empty(0, dtype=torch.uint8)  # fmt: skip
+            tensors.append(raw.view(dtype).reshape(spec["shape"]))
+        state = _from_plain(_flesh(header["state"], tensors))
+    except Exception as exc:  # a header that checks out but does not describe a state
         raise Damaged(f"unreadable ({type(exc).__name__})") from None
     return Saved(state, float(header["saved_at"]), int(header["sequence"]),
                  header["fingerprint"])  # fmt: skip
@@ -326,21 +379,32 @@ class WorkFolder:
         if self.broken or self.every is None:
             return
         started = time.perf_counter()
-        buf = io.BytesIO()
-        torch.save(_to_plain(state), buf)
-        payload = buf.getvalue()
+        tensors: list[torch.Tensor] = []
+        skeleton = _skeleton(_to_plain(state), tensors)
+        views = [_raw(t) for t in tensors]
+        specs, offset = [], 0
+        for t, v in zip(tensors, views):
+            specs.append({"dtype": str(t.dtype), "shape": list(t.shape), "offset": offset,
+                          "nbytes": v.nbytes})  # fmt: skip
+            offset += v.nbytes
         self.sequence += 1
         header = {
-            "format": FORMAT, "nst": __version__, "sha256": hashlib.sha256(payload).hexdigest(),
-            "length": len(payload), "saved_at": time.time(), "sequence": self.sequence,
-            "stage": state.stage, "iteration": state.iteration, "fingerprint": self.fingerprint,
+            "format": FORMAT, "nst": __version__, "saved_at": time.time(),
+            "sequence": self.sequence, "stage": state.stage, "iteration": state.iteration,
+            "fingerprint": self.fingerprint, "length": offset, "tensors": specs,
+            "state": skeleton,
         }  # fmt: skip
         target = self.path / GENERATIONS[self.sequence % 2]
         temp = target.with_name(target.name + ".tmp")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             with open(temp, "wb") as f:
-                f.write(MAGIC + json.dumps(header).encode() + b"\n" + payload)
+                f.write(MAGIC + json.dumps(header).encode() + b"\n")
+                crc = 0
+                for v in views:  # the tensors' own bytes, no copy
+                    f.write(v)
+                    crc = zlib.crc32(v, crc)
+                f.write(f"END {offset} {crc:08x}\n".encode())
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(temp, target)
@@ -357,7 +421,7 @@ class WorkFolder:
             return
         self.last_save = self.clock()
         self.last_saved = where(state, len(state.stages))
-        self.written = len(payload)
+        self.written = offset
         self.saves += 1
         self.seconds += time.perf_counter() - started
         self._beat()
