@@ -249,6 +249,9 @@ def execute(
         loss = result.loss
         reason = result.reason
         if reason == "cancelled":
+            last_state = reporter.state() if checkpoint is not None else None
+            if checkpoint is not None and last_state is not None:  # to go on from later
+                checkpoint.save(last_state)
             break
         if checkpoint is not None and stage + 1 < len(plan.stages):  # a stage boundary
             checkpoint.save(RunState(stage + 1, plan.seed, plan.stages, x=x.detach(),

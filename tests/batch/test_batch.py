@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -152,6 +153,47 @@ def test_a_killed_worker_is_replaced_and_its_job_retried(local_ray, inputs, tmp_
             im.load()
             assert im.size == (48, 36)
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_retried_job_continues_from_its_checkpoint(local_ray, inputs, tmp_path):
+    """A worker killed once its job has a checkpoint: the retry goes on from there (the
+    record says from where) and paints the picture of a run that never stopped (fp32)."""
+    from nst.batch import Cluster, JobEvents, Records, cross, expand, run_batch
+    from nst.batch.engine import CHECKPOINTS
+
+    c, s = inputs
+    out = tmp_path / "out"
+    out.mkdir()
+    options = {"size": 48, "iterations": 120, "seed": 0, "init": "noise", "precision": "fp32"}
+    jobs = cross(expand([str(c / "photo0.png")], "c"), expand([str(s / "paint0.jpg")], "s"),
+                 options, out)  # fmt: skip
+    killed: list[int] = []
+
+    def on_event(event):
+        saved = list((out / CHECKPOINTS).glob("*/checkpoint-*.nst"))
+        if isinstance(event, JobEvents) and not killed and len(saved) == 2:
+            pids = _painter_pids()
+            if pids:
+                for pid in pids:  # whichever worker has the job
+                    os.kill(pid, signal.SIGKILL)
+                killed.append(pids[0])
+
+    counts = run_batch(jobs, Records(out), Cluster(workers=1, retries=2), on_event,
+                       drain_every=0.1, checkpoint_every=0.0)  # fmt: skip
+    assert killed, "the job ended before its worker could be killed"
+    assert counts == {"ok": 1, "failed": 0, "skipped": 0}
+    (rec,) = records(out)
+    assert rec["attempts"] == 2 and rec["continued"]["iteration"] >= 1, rec
+    assert not (out / CHECKPOINTS).exists()  # a finished batch leaves no checkpoints
+    # the same job run through without a stop, on a worker like the first (its threads)
+    again = tmp_path / "again"
+    again.mkdir()
+    twin = cross(expand([str(c / "photo0.png")], "c"), expand([str(s / "paint0.jpg")], "s"),
+                 options, again)  # fmt: skip
+    run_batch(twin, Records(again), Cluster(workers=1), lambda e: None, checkpoint_every=None)
+    expected = np.asarray(Image.open(twin[0].output), dtype=np.int16)
+    got = np.asarray(Image.open(jobs[0].output), dtype=np.int16)
+    assert int(np.abs(expected - got).max()) <= 1
 
 
 def test_ctrl_c_keeps_finished_outputs_and_the_next_run_finishes(local_ray, inputs, tmp_path):

@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -154,6 +155,7 @@ class Painter:
         start = time.perf_counter()
         data = {path: ray.get(ref) for path, ref in blobs.items()}
         last: dict[str, Any] = {}
+        continued: dict[str, int] | None = None
 
         def on_event(event: Any) -> None:
             record = event.to_record()
@@ -189,7 +191,16 @@ class Painter:
                 plan = plan_stylize(
                     content, styles, config, labels=(spec["content"], spec["styles"])
                 )
-                result = execute(plan, on_event, stop=self.stop_flag)
+                work = job_checkpoints(spec, plan, data)
+                try:
+                    state = work.load().state
+                except ConfigError:  # a run of other settings under this name: not this job's
+                    work.discard()
+                    state = None
+                if state is not None:
+                    continued = {"stage": state.stage, "iteration": state.iteration}
+                result = execute(plan, on_event, stop=self.stop_flag, resume=state,
+                                 checkpoint=work)  # fmt: skip
         except NstError as exc:
             return {"error": one_line(str(exc)), "worker": self.identity(), "node": self.node()}
         except Exception as exc:  # a bug: the job fails, the worker goes on
@@ -198,11 +209,13 @@ class Painter:
                 "worker": self.identity(),
                 "node": self.node(),
             }
-        if self.stop_flag.is_set():
+        if self.stop_flag.is_set():  # its checkpoint is kept: the same command continues
             return {"cancelled": True, "worker": self.identity(), "node": self.node()}
+        work.remove()
         buf = io.BytesIO()
         to_pil(result).save(buf, format="PNG")
         return {
+            "continued": continued,
             "png": buf.getvalue(),
             "iterations": last.get("iteration"),
             "loss": last.get("loss"),
@@ -210,6 +223,34 @@ class Painter:
             "worker": self.identity(),
             "node": self.node(),
         }
+
+
+CHECKPOINTS = ".checkpoints"
+
+
+def checkpoint_place(output: Path) -> Path:
+    """Where a job's checkpoints go: ``OUT/.checkpoints/NAME.work`` (the batch's folder, so
+    a retry on any node that shares it, and the next run of the same command, find them)."""
+    return output.parent / CHECKPOINTS / output.name
+
+
+def job_checkpoints(spec: dict[str, Any], plan: Any, data: dict[str, bytes]) -> Any:
+    """The job's :class:`nst.checkpoints.WorkFolder`: in the batch's folder where this node
+    can write it, else in the node's temporary folder (a retry here still finds it); its
+    fingerprint is the job's settings and its inputs' bytes."""
+    import hashlib
+    import tempfile
+
+    from ..checkpoints import WorkFolder, fingerprint
+
+    place = Path(spec["work"])
+    if not os.access(place.parent.parent, os.W_OK):
+        place = Path(tempfile.gettempdir()) / "nst-batch-checkpoints" / place.name
+    settings = {**plan.config.identity(), "seed": plan.seed}
+    inputs = {name: {"path": name, "sha256": hashlib.sha256(blob).hexdigest()}
+              for name, blob in sorted(data.items())}  # fmt: skip
+    every = spec.get("checkpoint_every", 60.0)
+    return WorkFolder(place, fingerprint(settings, {}) | {"inputs": inputs}, every=every)
 
 
 # -- the driver ----------------------------------------------------------------------------------
@@ -286,13 +327,16 @@ def run_batch(
     on_event: Callable[[BatchEvent], None],
     skipped: list[BatchJob] | None = None,
     drain_every: float | None = None,
+    checkpoint_every: float | None = 60.0,
 ) -> dict[str, int]:
     """Run the jobs; every outcome is recorded and reported. Returns the counts by status.
 
     KeyboardInterrupt stops dispatching, cancels the running jobs (their workers are
-    stopped) and is raised again once the finished outputs are safe. ``drain_every``
-    (seconds) reads the running jobs' events that often (None: never, the least work
-    for the cluster when nobody reads them).
+    stopped, their checkpoints kept) and is raised again once the finished outputs are
+    safe. ``drain_every`` (seconds) reads the running jobs' events that often (None:
+    never, the least work for the cluster when nobody reads them). A job keeps a
+    checkpoint at most every ``checkpoint_every`` seconds (None: never): a retry after
+    its worker died, or the next run of the batch, continues from it.
     """
     from ..imageio import save_image
 
@@ -358,6 +402,10 @@ def run_batch(
                     "content": job.content,
                     "styles": list(job.styles),
                     "config": job.config.to_dict(),
+                    # where the job keeps its checkpoints: a retry (a worker lost, the same
+                    # command after Ctrl-C) continues from them where the node can reach it
+                    "work": str(checkpoint_place(job.output)),
+                    "checkpoint_every": checkpoint_every,
                 }
                 try:
                     refs = {f: blob(f) for f in set(job.inputs)}
@@ -416,6 +464,7 @@ def run_batch(
                 except NstError as exc:
                     finish(job, "failed", error=str(exc), worker=result.get("worker"))
                     continue
+                continued = {"continued": result["continued"]} if result.get("continued") else {}
                 finish(
                     job,
                     "ok",
@@ -425,6 +474,7 @@ def run_batch(
                     worker=result["worker"],
                     node=result["node"],
                     attempts=attempt + 1,
+                    **continued,
                 )
     except KeyboardInterrupt:
         for worker, _, _ in busy.values():
@@ -440,6 +490,8 @@ def run_batch(
             ray.kill(worker)
         if started:
             ray.shutdown()
+        with contextlib.suppress(OSError):  # no job left to continue: no folder either
+            (records.path.parent / CHECKPOINTS).rmdir()
     return counts
 
 

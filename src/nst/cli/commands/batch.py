@@ -14,7 +14,7 @@ import typer
 from ...errors import ConfigError, NstError, one_line
 from ..options import with_config
 from ..output import fail, format_time, say
-from ..run import check_writable, guarded
+from ..run import CheckpointEvery, check_writable, guarded
 
 
 class BatchProgress:
@@ -220,6 +220,7 @@ def batch(
         int, typer.Option(help="Runs more of a job whose worker died.", rich_help_panel="Ray")
     ] = 2,
     force: Annotated[bool, typer.Option(help="Run jobs recorded as done again.")] = False,
+    checkpoint_every: CheckpointEvery = "60",
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -240,10 +241,12 @@ def batch(
     local Ray or a cluster. Results and OUTPUT/batch.jsonl go to OUTPUT."""
     from ...batch import Cluster, Records, cross, expand, run_batch, split_done
     from ...batch import manifest as read_manifest
+    from ...checkpoints import parse_every
     from ...config import start_advice
 
     defaults = {"seed": seed, **options}
     try:
+        keep_every = parse_every(checkpoint_every)
         if manifest is None and not (contents and styles):
             raise ConfigError("give --contents and --styles, or a --manifest")
         if manifest is not None and (contents or styles):
@@ -311,7 +314,8 @@ def batch(
 
     with guarded(interrupted, [log_file] if log_file is not None else []):
         every = 1.0 if log_file is not None else None  # events only when logged
-        counts = run_batch(run, records, cluster, progress, skipped=skip, drain_every=every)
+        counts = run_batch(run, records, cluster, progress, skipped=skip, drain_every=every,
+                           checkpoint_every=keep_every)  # fmt: skip
     progress.draw(final=True)
     if not quiet and progress.workers:
         typer.echo("throughput per worker:\n" + "\n".join(progress.throughput()), err=True)
