@@ -340,3 +340,46 @@ def test_an_interrupted_run_saves_its_last_whole_iteration(images, tiny_network)
     assert state.iteration == 4 and state.stage == 0
     whole = execution.execute(plan)
     assert torch.equal(execution.execute(plan, resume=state), whole)
+
+
+@pytest.mark.parametrize("how", ["stop", "interrupt in a line search"])
+def test_a_run_stopped_between_checkpoints_goes_on_exactly(images, tiny_network, how,
+                                                           monkeypatch):  # fmt: skip
+    """Stopped (the web's cancel, a server's stop) or interrupted while a line search
+    evaluates, the state saved is that of the last whole iteration, with what the next
+    direction needs, and the run continued from it is the run that never stopped."""
+    config = Config(size=40, iterations=12, seed=2, init="noise", precision="fp32")
+    plan = planning.plan_stylize(images["content"], images["style"], config)
+    whole = execution.execute(plan)
+
+    class OnlyAtTheEnd(Keeper):
+        def due(self):
+            return False
+
+    keeper, stop = OnlyAtTheEnd(), threading.Event()
+    seen = []
+    if how == "stop":
+
+        def on_event(e):
+            if isinstance(e, Step) and e.iteration == 5:
+                stop.set()
+
+        execution.execute(plan, on_event, stop=stop, checkpoint=keeper)
+    else:
+        from nst.objective.objective import Objective
+
+        real = Objective.forward
+
+        def forward(self, x):
+            seen.append(1)
+            if len(seen) == 9:  # inside iteration 6's line search, at the latest
+                raise KeyboardInterrupt
+            return real(self, x)
+
+        monkeypatch.setattr(Objective, "forward", forward)
+        with pytest.raises(nst.Interrupted):
+            execution.execute(plan, checkpoint=keeper)
+        monkeypatch.setattr(Objective, "forward", real)
+    (state,) = keeper.states
+    assert state.iteration >= 1
+    assert torch.equal(execution.execute(plan, resume=state), whole)

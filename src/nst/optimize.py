@@ -337,7 +337,7 @@ class History:
         return {"kind": "pairs", "s": list(self.s), "y": list(self.y), "rho": list(self.rho),
                 "h_diag": self.h_diag}  # fmt: skip
 
-    def restore(self, state: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any], grad: torch.Tensor | None = None) -> None:
         self.clear()
         for s, y, rho in zip(state["s"], state["y"], state["rho"]):
             self.s.append(s)
@@ -380,6 +380,7 @@ class CompactHistory:
         self.yy = torch.zeros(size, size, dtype=torch.float64)  # [i, j] = y_i . y_j
         self.h_diag = 1.0
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None  # S^T g, Y^T g
+        self._pending_for: torch.Tensor | None = None  # the g they were made for
 
     def __len__(self) -> int:
         return len(self.order)
@@ -388,7 +389,7 @@ class CompactHistory:
         self.count = 0
         self.order.clear()
         self.h_diag = 1.0
-        self._pending = None
+        self._pending = self._pending_for = None
 
     def state(self) -> dict[str, Any]:
         """The filled rows of the buffers, the small matrices, the order and the products
@@ -408,7 +409,9 @@ class CompactHistory:
             "pending": list(self._pending) if self._pending is not None else [],
         }
 
-    def restore(self, state: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any], grad: torch.Tensor | None = None) -> None:
+        """The memory as ``state`` holds it; its products for the next direction are for
+        ``grad`` (the state's gradient)."""
         n = int(state["count"])
         if n > self.capacity:
             raise ValueError("resume: more L-BFGS pairs than this run keeps")
@@ -425,12 +428,13 @@ class CompactHistory:
         self.yy[:n, :n] = state["yy"]
         self.h_diag = float(state["h_diag"])
         pending = state["pending"]
-        self._pending = (pending[0], pending[1]) if pending else None
+        self._pending = (pending[0], pending[1]) if pending and grad is not None else None
+        self._pending_for = grad if self._pending is not None else None
 
     def push(self, s: torch.Tensor, y: torch.Tensor, g_next: torch.Tensor | None = None) -> None:
         """Keep the pair if it has positive curvature (y.s > CURVATURE_TOL). ``g_next``,
         the gradient the next direction is for, shares the pass over the buffers."""
-        self._pending = None
+        self._pending = self._pending_for = None
         ys = float(y.dot(s))
         if ys <= CURVATURE_TOL:
             return
@@ -463,7 +467,7 @@ class CompactHistory:
             if n:
                 a[:n], b[:n] = sv[:, -1], yv[:, -1]
             a[slot], b[slot] = s.dot(g_next), y.dot(g_next)
-            self._pending = (a, b)
+            self._pending, self._pending_for = (a, b), g_next
 
     def direction(self, g: torch.Tensor) -> torch.Tensor:
         """-H g."""
@@ -471,9 +475,10 @@ class CompactHistory:
             return g.neg()
         assert self.S is not None and self.Y is not None
         m = self.count
-        if self._pending is not None:
+        if self._pending is not None and g is self._pending_for:
+            # kept until the next pair: a state saved after this direction still holds
+            # them, so a run continued from it takes the same direction
             a, b = self._pending
-            self._pending = None
         else:
             a, b = self.S[:m] @ g, self.Y[:m] @ g
         idx = torch.tensor(self.order)
@@ -563,7 +568,7 @@ class LBFGS:
             k, f, g = resume.iteration, resume.loss, resume.grad.view(-1).to(flat)
             run.evaluate.count = resume.evaluations
             run.iteration = k
-            self.memory.restore(resume.memory)
+            self.memory.restore(resume.memory, g)
             run.state = functools.partial(self.state, k, f, g, resume.converged)
             if resume.converged:
                 return f, "converged"

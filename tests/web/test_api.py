@@ -5,6 +5,7 @@ import io
 import json
 import time
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -365,3 +366,35 @@ def test_the_config_lists_the_presets_and_the_page_starts_from_fast(make_client)
     assert r.status_code == 201
     assert r.json()["params"]["iterations"] == 3  # given explicitly: wins
     assert r.json()["params"]["style_loss"] == PRESETS["fast"]["style_loss"]
+
+
+def test_a_run_the_servers_stop_interrupted_continues_where_it_was(make_client, tiny_network):
+    """Stopped by the server's stop, a run keeps its checkpoint; after a restart its
+    "Continue" (POST .../continue) goes on from there and ends with the picture of the
+    same run never stopped (fp32), and its checkpoint goes."""
+    from nst.checkpoints import work_folder
+    from nst.web.jobs import api_runner
+
+    params = {"size": 48, "iterations": 300, "seed": 3, "init": "noise", "precision": "fp32"}
+    first = make_client(runner=api_runner)
+    job = submit(first, params=params).json()
+    while first.get(f"/api/jobs/{job['id']}").json()["progress"].get("done", 0) < 5:
+        time.sleep(0.02)
+    first.app.state.manager.stop()  # the server stops mid-run
+    again = make_client(runner=api_runner)  # and starts again on the same data
+    view = again.get(f"/api/jobs/{job['id']}").json()
+    assert view["state"] == "interrupted" and view["continuable"] is True
+    assert view["progress"]["done"] >= 5
+    r = again.post(f"/api/jobs/{job['id']}/continue", headers={"Origin": BASE})
+    assert r.status_code == 202 and r.json()["state"] in ("queued", "running")
+    done = wait_state(again, job["id"], timeout=180)
+    assert done["state"] == "done" and done["continuable"] is False
+    folder = again.app.state.manager.get(job["id"]).folder
+    assert not work_folder(folder / "result.png").exists()
+    twin = wait_state(again, submit(again, params=params).json()["id"], timeout=180)
+    mine = np.asarray(Image.open(io.BytesIO(again.get(done["result"]).content)), dtype=np.int16)
+    same = np.asarray(Image.open(io.BytesIO(again.get(twin["result"]).content)), dtype=np.int16)
+    assert int(np.abs(mine - same).max()) <= 1
+    r = again.post(f"/api/jobs/{job['id']}/continue", headers={"Origin": BASE})
+    assert r.status_code == 409
+    assert r.json()["detail"] == "only a run the server's stop interrupted can continue"

@@ -30,6 +30,11 @@ from .settings import MARKER, WebSettings
 
 __all__ = ["MARKER", "TERMINAL", "AscentPlan", "Job", "Runner", "WebSettings", "api_runner"]
 
+#: a stylization's result, and the full config its run can be planned again from
+RESULT = "result.png"
+CONFIG = "config.json"
+#: a web job keeps a checkpoint at most this often (seconds), and at a server's stop
+CHECKPOINT_EVERY = 60.0
 JOB_ID = re.compile(r"[0-9a-f]{32}")  # matched whole (fullmatch): "$" lets a "\n" through
 #: the input images a job keeps, by the names the API serves them under
 INPUT_NAME = re.compile(r"(content|mask|style_[0-9]{1,2})\.png")
@@ -77,6 +82,24 @@ class Job:
     started_at: float | None = None
     losses: list[float] = field(default_factory=list)
     position: int = 0  # place in the queue (1 = next), 0 when not queued
+    resume: bool = False  # the next run continues from the job's checkpoint
+
+    @property
+    def checkpoints(self) -> Path:
+        """The work folder of the job's checkpoints (beside its result)."""
+        from ..checkpoints import work_folder
+
+        return work_folder(self.folder / RESULT)
+
+    @property
+    def continuable(self) -> bool:
+        """Interrupted by a server stop with a checkpoint to go on from."""
+        return (
+            self.kind == "stylize"
+            and self.state == "interrupted"
+            and (self.folder / CONFIG).is_file()
+            and any(self.checkpoints.glob("checkpoint-*.nst"))
+        )
 
     def __post_init__(self) -> None:
         if isinstance(self.plan, AscentPlan):
@@ -138,6 +161,7 @@ class Job:
             },
             "result": f"/api/jobs/{self.id}/result.png" if self.has_result else None,
             "preview": self.preview_url(),
+            "continuable": self.continuable,
         }
 
     def history_record(self) -> dict[str, Any]:
@@ -198,7 +222,37 @@ def api_runner(
                          preview_every=preview_every).image  # fmt: skip
     if plan is None:
         raise ConfigError("this run is from the history and cannot run again")
-    return execute(plan, on_event, stop, preview_every)
+    work = checkpoints_of(job, plan)
+    state = None
+    if job.resume:
+        try:
+            state = work.load().state
+        except ConfigError:  # not this run's: start over
+            work.discard()
+    else:
+        work.discard()
+    return execute(plan, on_event, stop, preview_every, resume=state, checkpoint=work)
+
+
+def checkpoints_of(job: Job, plan: Plan) -> Any:
+    """The job's :class:`~nst.checkpoints.WorkFolder` (its settings and inputs' bytes)."""
+    from ..checkpoints import WorkFolder, fingerprint
+
+    inputs = {p.name: str(p) for p in (job.content, *job.styles) if p is not None}
+    inputs.update(plan.config.input_paths())
+    settings = {**plan.config.identity(), "output": list(plan.out_size)}
+    return WorkFolder(job.folder / RESULT, fingerprint(settings, inputs), CHECKPOINT_EVERY)
+
+
+def plan_again(job: Job) -> Plan:
+    """A stylization's plan made again from its folder (its config and inputs as they were
+    written when it was submitted), for a run that continues."""
+    from ..planning import plan_stylize
+
+    config = Config.from_dict(json.loads((job.folder / CONFIG).read_text()))
+    if job.content is None:
+        raise ConfigError("this run's inputs are gone")
+    return plan_stylize(str(job.content), [str(p) for p in job.styles], config)
 
 
 def safe_child(folder: Path, name: str) -> Path | None:

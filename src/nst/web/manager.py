@@ -37,10 +37,10 @@ from typing import Any
 
 import torch
 
-from ..errors import ImageError, NstError, RunStopped, one_line
+from ..errors import ConfigError, ImageError, NstError, RunStopped, one_line
 from ..events import Event, Progress, Started, Step, with_progress
 from ..imageio import atomic_write, save_image
-from .jobs import JOB_ID, Job, Runner, api_runner
+from .jobs import JOB_ID, Job, Runner, api_runner, plan_again
 from .settings import DIR_MODE, FILE_MODE, MARKER, WebSettings, make_private_dir
 
 log = logging.getLogger("nst.web")
@@ -225,6 +225,28 @@ class JobManager:
             self._record(job, {"type": "state", "state": "queued", "position": job.position})
             return job.view()
 
+    def continue_job(self, job: Job) -> dict[str, Any]:
+        """Queue an interrupted stylization again, to go on from its checkpoint. Raises
+        QueueFull, or ConfigError when it cannot continue (not interrupted, no checkpoint,
+        its inputs gone)."""
+        with self.lock:
+            if not job.continuable:
+                raise ConfigError("only a run the server's stop interrupted can continue")
+        plan = plan_again(job)  # reads its files: outside the lock
+        with self.lock:
+            if not job.continuable or self.closing.is_set():
+                raise ConfigError("only a run the server's stop interrupted can continue")
+            try:
+                self.waiting.put_nowait(job)
+            except queue.Full:
+                raise QueueFull from None
+            job.plan, job.config, job.resume = plan, plan.config, True
+            job.state, job.error, job.finished_at = "queued", None, None
+            job.cancel.clear()
+            job.position = self.waiting.qsize()
+            self._record(job, {"type": "state", "state": "queued", "position": job.position})
+            return job.view()
+
     def get(self, job_id: str) -> Job | None:
         if not JOB_ID.fullmatch(job_id):
             return None
@@ -324,11 +346,15 @@ class JobManager:
         return True
 
     def _after_end(self, job: Job) -> None:
-        """Outside the lock: the history record of a finished stylization, the cap."""
+        """Outside the lock: the history record of a finished stylization, the cap; its
+        checkpoints kept only when the server's stop interrupted it (to continue)."""
         with self.lock:
             if job.kind != "stylize" or job.id not in self.jobs:
                 return
             data = json.dumps(job.history_record()).encode()
+            keep = job.state == "interrupted"
+        if not keep:
+            shutil.rmtree(job.checkpoints, ignore_errors=True)
         try:
             atomic_write(job.folder / "job.json", lambda f: f.write(data), FILE_MODE)
         except ImageError:

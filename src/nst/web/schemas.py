@@ -42,6 +42,7 @@ class JobView(_Model):
     inputs: JobInputs
     result: str | None  # URL of the result
     preview: str | None  # URL of the latest preview
+    continuable: bool = False  # interrupted with a checkpoint: POST .../continue goes on
 
 
 class OptionSchema(_Model):

@@ -15,9 +15,12 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Uplo
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..jobs import INPUT_NAME, Job, safe_child
+from ...errors import NstError
+from ...imageio import atomic_write
+from ..jobs import CONFIG, INPUT_NAME, Job, safe_child
 from ..manager import QueueFull
 from ..schemas import JobView
+from ..settings import FILE_MODE
 from ..state import AppState, Problem, job_or_404, state
 from ..uploads import Refusal, Submission, Upload
 
@@ -76,6 +79,8 @@ async def create_job(
         shown = {k: v for k, v in plan.config.to_dict().items() if k not in hidden}
         shown["init"] = "previous result" if init_job else plan.config.init
         shown["seed"] = plan.seed
+        config = json.dumps(plan.config.to_dict()).encode()  # to plan it again (Continue)
+        await run_in_threadpool(atomic_write, folder / CONFIG, lambda f: f.write(config), FILE_MODE)
         job = Job(job_id, folder, plan, folder / "content.png", style_paths, shown)
         try:
             view = manager.submit(job)
@@ -105,6 +110,22 @@ def job_status(job_id: str, shared: Shared) -> JobView:
 def cancel_job(job_id: str, shared: Shared) -> JobView:
     """Stop a job; a running one keeps its last image as the result."""
     return JobView.model_validate(shared.manager.cancel(job_or_404(shared, job_id)))
+
+
+@router.post("/{job_id}/continue", status_code=202)
+def continue_job(job_id: str, shared: Shared) -> JobView:
+    """Queue again a run the server's stop interrupted; it goes on from its checkpoint
+    (409 when the job cannot continue, 429 when the queue is full)."""
+    job = job_or_404(shared, job_id)
+    try:
+        view = shared.manager.continue_job(job)
+    except QueueFull:
+        raise HTTPException(
+            429, f"the queue is full ({shared.settings.max_waiting} jobs waiting); try later"
+        ) from None
+    except NstError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return JobView.model_validate(view)
 
 
 @router.delete("/{job_id}", status_code=204)

@@ -578,6 +578,15 @@ function card(id) {
     .catch((e) => message(e.message)));
   $(".reuse", node).addEventListener("click", () => setInit(node.job));
   $(".again", node).addEventListener("click", () => runAgain(node.job));
+  // a run the server's stop interrupted goes on from its checkpoint, where it was
+  $(".continue", node).addEventListener("click", async () => {
+    try {
+      const job = await api(`/api/jobs/${id}/continue`, { method: "POST" });
+      showJob(job);
+      follow(id);
+      say("Run continues");
+    } catch (err) { message(err.message); }
+  });
   $(".remove", node).addEventListener("click", async () => {
     await api(`/api/jobs/${id}`, { method: "DELETE" }).catch(() => null);
     dropCard(id);
@@ -627,6 +636,7 @@ function showJob(job) {
   const node = card(job.id);
   node.job = job;
   node.dataset.state = job.state;
+  node.dataset.continuable = job.continuable ? "1" : "0";
   $(".state", node).textContent = stateText(job);
   const p = job.params;
   const blend = p.style_blend ? ` · blend ${p.style_blend}` : "";
@@ -736,6 +746,7 @@ function follow(id) {
   source.addEventListener("state", (e) => {
     const s = JSON.parse(e.data);
     node.dataset.state = s.state;
+    if (s.state !== "interrupted") node.dataset.continuable = "0";
     $(".state", node).textContent = stateText(s);
     if (s.state === "running") say("Run started");
   });
