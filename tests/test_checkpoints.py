@@ -253,7 +253,8 @@ def test_the_cli_says_where_it_continues_and_restart_starts_anew(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     line = err.strip().splitlines()[-1]
-    assert "; the same command continues from " in line and line.startswith("nst: interrupted")
+    assert " (the same command continues from " in line and line.startswith("nst: interrupted")
+    assert line.endswith(f"; wrote the last image to {out}")
     again = tiny_nst([*base, "--iterations", "201"], tmp_path)  # another command
     _, err = again.communicate(timeout=60)
     assert again.returncode == 2

@@ -171,48 +171,85 @@ def execute(
     with the picture the uninterrupted run makes; ``checkpoint`` receives its states."""
     if resume is not None:
         plan = resumed(plan, resume)
-    config = plan.config
-    device = runtime.resolve_device(config.device)
-    precision, dtype = runtime.resolve_precision(config.precision, device)
     if not plan.layers:
         raise ConfigError("nothing to match: give a content or a style image")
-    extractor = runtime.network(
-        config.weights, config.pooling, config.normalize, plan.layers, device, dtype
-    )
-    emit = on_event or (lambda event: None)
-    should_stop = stop_function(stop)
-    x: torch.Tensor | None = None
-    iterations = evaluations = 0
-    loss = float("nan")
-    elapsed = 0.0
-    reason = "completed"
-    first = 0
-    if resume is not None:
-        first, iterations, evaluations = resume.stage, resume.iterations, resume.evaluations
-        elapsed = resume.elapsed
-        if resume.optimizer is None:
-            assert resume.x is not None
-            x = resume.x.to(device)
-    for stage, s in enumerate(plan.stages):
-        if stage < first:
-            continue
+    return _Execution(plan, on_event, stop, preview_every, checkpoint).run(resume)
+
+
+class _Execution:
+    """One run of a plan: its network, the counters its stages carry on, and where its
+    states go."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        on_event: EventHandler | None,
+        stop: StopSignal,
+        preview_every: int,
+        checkpoint: Checkpointer | None,
+    ) -> None:
+        config = plan.config
+        self.plan = plan
+        self.device = runtime.resolve_device(config.device)
+        self.precision, self.dtype = runtime.resolve_precision(config.precision, self.device)
+        self.extractor = runtime.network(
+            config.weights, config.pooling, config.normalize, plan.layers, self.device,
+            self.dtype,
+        )  # fmt: skip
+        self.emit: EventHandler = on_event or (lambda event: None)
+        self.should_stop = stop_function(stop)
+        self.preview_every = preview_every
+        self.checkpoint = checkpoint
+        self.x: torch.Tensor | None = None
+        self.iterations = self.evaluations = 0
+        self.elapsed = 0.0
+        self.loss = float("nan")
+        self.reason = "completed"
+
+    def run(self, resume: RunState | None) -> torch.Tensor:
+        first = 0
+        if resume is not None:
+            first, self.iterations = resume.stage, resume.iterations
+            self.evaluations, self.elapsed = resume.evaluations, resume.elapsed
+            if resume.optimizer is None:  # a stage boundary: the previous stage's picture
+                assert resume.x is not None
+                self.x = resume.x.to(self.device)
+        for stage in range(first, len(self.plan.stages)):
+            if not self.stage(stage, resume if stage == first else None):
+                break  # cancelled
+        assert self.x is not None
+        self.emit(Finished(self.iterations, self.evaluations, self.loss, self.elapsed,
+                           self.reason))  # fmt: skip
+        return finish_image(
+            self.plan, to_output_size(self.plan, self.x)
+        )  # an earlier stage: upscaled
+
+    def _save(self, state: RunState | None) -> None:
+        if self.checkpoint is not None and state is not None:
+            self.checkpoint.save(state)
+
+    def stage(self, stage: int, resume: RunState | None) -> bool:
+        """Minimise one stage (from ``resume``'s state when it is in this stage); False
+        when the run was cancelled in it."""
+        plan, s = self.plan, self.plan.stages[stage]
         size = (s.height, s.width)
+        config = plan.config
         average = IterateAverage(config.average) if config.average > 0 else None
-        going_on = resume.optimizer if resume is not None and stage == first else None
+        going_on = resume.optimizer if resume is not None else None
         reporter: _Reporter | None = None
         try:
-            objective = build_objective(plan, stage, extractor)
+            objective = build_objective(plan, stage, self.extractor)
             if going_on is not None:
                 assert resume is not None
                 _restore(objective, average, resume)
-            x0 = start_image(plan, size).to(device) if x is None else _upsample(x, size)
-            emit(Started(stage, plan.stages, str(device), precision, plan.seed))
-            reporter = _Reporter(
-                plan, objective, emit, stage, preview_every, evaluations, elapsed, average,
-                RunState(stage, plan.seed, plan.stages, iterations=iterations,
-                         evaluations=evaluations, elapsed=elapsed),
-                checkpoint,
-            )  # fmt: skip
+            x = self.x
+            x0 = start_image(plan, size).to(self.device) if x is None else _upsample(x, size)
+            self.emit(Started(stage, plan.stages, str(self.device), self.precision, plan.seed))
+            before = RunState(stage, plan.seed, plan.stages, iterations=self.iterations,
+                              evaluations=self.evaluations, elapsed=self.elapsed)  # fmt: skip
+            reporter = _Reporter(plan, objective, self.emit, stage, self.preview_every,
+                                 self.evaluations, self.elapsed, average, before,
+                                 self.checkpoint)  # fmt: skip
             result = minimize(
                 objective,
                 x0,
@@ -221,45 +258,43 @@ def execute(
                 lr=config.learning_rate,
                 history=s.history or config.lbfgs_history,
                 on_step=reporter,
-                should_stop=should_stop,
+                should_stop=self.should_stop,
                 resume=going_on,
             )
         except RunStopped as exc:
-            if checkpoint is not None and reporter is not None and isinstance(exc, Interrupted):
-                last_state = reporter.state()
-                if last_state is not None:  # the last whole iteration, to go on from
-                    checkpoint.save(last_state)
-            kept = average.value() if average is not None else None
-            last = kept if kept is not None and bool(torch.isfinite(kept).all()) else exc.image
-            image = finish_image(plan, to_output_size(plan, last))
-            message = str(exc) + stopped_early(plan, stage)
-            raise type(exc)(message, image=image, iteration=exc.iteration) from None
+            if isinstance(exc, Interrupted) and reporter is not None:
+                self._save(reporter.state())  # the last whole iteration, to go on from
+            raise self.stopped(exc, stage, average) from None
         except (MemoryError, RuntimeError) as exc:
             if not _out_of_memory(exc):
                 raise
             raise ResourceError(
-                f"not enough memory for a {s.width}x{s.height} px image on {device}; try a "
-                "smaller --size" + (" or --precision bf16" if dtype is None else "")
+                f"not enough memory for a {s.width}x{s.height} px image on {self.device}; try "
+                "a smaller --size" + (" or --precision bf16" if self.dtype is None else "")
             ) from None
         averaged = average.value() if average is not None else None
-        x = result.x if averaged is None else averaged.to(result.x.dtype)
-        iterations += result.iterations
-        evaluations += result.evaluations
-        elapsed += result.elapsed
-        loss = result.loss
-        reason = result.reason
-        if reason == "cancelled":
-            last_state = reporter.state() if checkpoint is not None else None
-            if checkpoint is not None and last_state is not None:  # to go on from later
-                checkpoint.save(last_state)
-            break
-        if checkpoint is not None and stage + 1 < len(plan.stages):  # a stage boundary
-            checkpoint.save(RunState(stage + 1, plan.seed, plan.stages, x=x.detach(),
-                                     iterations=iterations, evaluations=evaluations,
-                                     elapsed=elapsed))  # fmt: skip
-    assert x is not None
-    emit(Finished(iterations, evaluations, loss, elapsed, reason))
-    return finish_image(plan, to_output_size(plan, x))  # a cancelled earlier stage: upscaled
+        self.x = result.x if averaged is None else averaged.to(result.x.dtype)
+        self.iterations += result.iterations
+        self.evaluations += result.evaluations
+        self.elapsed += result.elapsed
+        self.loss, self.reason = result.loss, result.reason
+        if self.reason == "cancelled":
+            self._save(reporter.state())  # to go on from later
+            return False
+        if stage + 1 < len(plan.stages):  # a stage boundary
+            self._save(RunState(stage + 1, plan.seed, plan.stages, x=self.x.detach(),
+                                iterations=self.iterations, evaluations=self.evaluations,
+                                elapsed=self.elapsed))  # fmt: skip
+        return True
+
+    def stopped(self, exc: RunStopped, stage: int, average: IterateAverage | None) -> RunStopped:
+        """The stop as the caller sees it: the last good image (the average's, if kept) at
+        the output's size, and where the run was."""
+        kept = average.value() if average is not None else None
+        last = kept if kept is not None and bool(torch.isfinite(kept).all()) else exc.image
+        image = finish_image(self.plan, to_output_size(self.plan, last))
+        message = str(exc) + stopped_early(self.plan, stage)
+        return type(exc)(message, image=image, iteration=exc.iteration)
 
 
 def to_output_size(plan: Plan, x: torch.Tensor) -> torch.Tensor:

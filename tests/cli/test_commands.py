@@ -169,7 +169,7 @@ def test_divergence_writes_the_last_finite_image_and_exits_3(images, tmp_path, m
     from nst import execution
     from nst.errors import Diverged
 
-    def diverge(plan, on_event=None, stop=None, preview_every=0):
+    def diverge(plan, on_event=None, stop=None, preview_every=0, **checkpoints):
         raise Diverged(
             "the loss became NaN or infinite after iteration 3; try ...",
             image=torch.full((3, 21, 32), 0.5),

@@ -315,10 +315,10 @@ def run_job(
             what = "interrupted" if isinstance(exc, Interrupted) else "stopped"
             again = ""
             if work is not None and isinstance(exc, Interrupted) and work.last_saved:
-                again = f"; the same command continues from {work.last_saved}"
+                again = f" (the same command continues from {work.last_saved})"
             elif work is not None:  # a diverged run is not continued
                 work.remove()
-            say(f"{what}: {exc}; wrote the last image to {output}{again}")
+            say(f"{what}: {exc}{again}; wrote the last image to {output}")
             raise typer.Exit(code) from None
     save_or_rescue(image, output)
     if work is not None:
