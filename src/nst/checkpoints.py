@@ -351,6 +351,18 @@ class WorkFolder:
         out.last_seen = self._last_seen()
         return out
 
+    def continued(self) -> RunState | None:
+        """The state to go on from when the folder holds this run's valid checkpoint;
+        otherwise (none, damaged, another run's) the folder is emptied and the run starts
+        afresh (for front ends with nobody to ask: the web's jobs, batch's)."""
+        try:
+            state = self.load().state
+        except ConfigError:
+            state = None
+        if state is None:
+            self.discard()
+        return state
+
     def _last_seen(self) -> float | None:
         try:
             return float(json.loads((self.path / "last").read_text())["time"])
@@ -456,7 +468,22 @@ def describe(loaded: Loaded, stages: int) -> str:
     return f"continuing from {what}{when}"
 
 
-def inputs_of(paths: Sequence[tuple[str, str | None]]) -> dict[str, str]:
-    """Role -> path for the inputs that are files or built-ins (None and keywords left out
-    by the caller)."""
-    return {role: p for role, p in paths if p}
+def plan_fingerprint(plan: Any, images: Sequence[str]) -> dict[str, Any]:
+    """What a checkpoint of ``plan`` (a :class:`nst.planning.Plan`) must match to be
+    continued: the kind of run, its settings (those that make the picture), the precision
+    it resolved to, the output's size, and the bytes of ``images`` (content then styles,
+    or the one image) and of every file the config names."""
+    from .runtime import resolve_device, resolve_precision
+
+    c = plan.config
+    kind = "texture" if plan.content is None else "content" if not plan.styles else "stylize"
+    precision, _ = resolve_precision(c.precision, resolve_device(c.device))
+    settings = {"run": kind, **c.identity(), "precision": precision,
+                "output": f"{plan.out_size[1]}x{plan.out_size[0]}"}  # fmt: skip
+    roles = ["content", "style"] if kind == "stylize" else ["image"]
+    named: dict[str, str] = {}
+    for k, path in enumerate(images):
+        role = roles[min(k, len(roles) - 1)]
+        named[role if role not in named else f"{role} {k}"] = path
+    named.update(c.input_paths())
+    return fingerprint(settings, named)

@@ -278,45 +278,16 @@ def test_other_settings_refuse_the_work_folder_until_restart(tiny_network, clip,
         stylize_video(clip, style, out, FAST, stop=lambda: True)
     work = tmp_path / "out.mp4.work"
     assert work.is_dir()
-    r = runner.invoke(
-        app,
-        [
-            "video",
-            str(clip),
-            str(style),
-            "-o",
-            str(out),
-            "--size",
-            "40",
-            "--iterations",
-            "2",
-            "--init",
-            "noise",
-            "-q",
-        ],
-    )
+    args = ["video", str(clip), str(style), "-o", str(out), "--size", "40", "--iterations", "2",
+            "--init", "noise", "-q"]  # fmt: skip
+    r = runner.invoke(app, args)
     assert r.exit_code == 2
     assert r.stderr == (
         f"nst: error: {work} holds frames made with other settings: iterations (12 there, 2 now); "
         "size (48 there, 40 now); run with the same ones to continue, or add --restart "
         "to discard them\n"
     )
-    r = runner.invoke(
-        app,
-        [
-            "video",
-            str(clip),
-            str(style),
-            "-o",
-            str(out),
-            "--size",
-            "40",
-            "--iterations",
-            "2",
-            "-q",
-            "--restart",
-        ],
-    )
+    r = runner.invoke(app, [*args, "--restart"])
     assert r.exit_code == 0, r.output
     assert vio.probe(out).width == 40
 

@@ -192,11 +192,7 @@ class Painter:
                     content, styles, config, labels=(spec["content"], spec["styles"])
                 )
                 work = job_checkpoints(spec, plan, data)
-                try:
-                    state = work.load().state
-                except ConfigError:  # a run of other settings under this name: not this job's
-                    work.discard()
-                    state = None
+                state = work.continued()
                 if state is not None:
                     continued = {"stage": state.stage, "iteration": state.iteration}
                 result = execute(plan, on_event, stop=self.stop_flag, resume=state,

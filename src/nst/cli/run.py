@@ -361,7 +361,7 @@ def paint(
     config (or its making), then every output place checked against the ``images`` read
     and the files the config names, then the plan, then :func:`run_job`. Any refusal is
     one line before work starts."""
-    from ..checkpoints import WorkFolder, describe, parse_every
+    from ..checkpoints import WorkFolder, describe, parse_every, plan_fingerprint
     from ..execution import execute
 
     try:
@@ -372,7 +372,7 @@ def paint(
         inputs = [*images, *final.input_paths().values()]
         check_paths(outputs.image, inputs, outputs.log, previews=outputs.save_every > 0)
         ready = plan(final)
-        work = WorkFolder(outputs.image, run_fingerprint(ready, images), every, on_error=say)
+        work = WorkFolder(outputs.image, plan_fingerprint(ready, images), every, on_error=say)
         if outputs.restart:
             work.discard()
         loaded = work.load()
@@ -394,24 +394,3 @@ def paint(
         outputs.image, quiet=outputs.quiet, log=outputs.log, save_every=outputs.save_every,
         work=work, resumed=record,
     )  # fmt: skip
-
-
-def run_fingerprint(plan: Plan, images: Sequence[str]) -> dict[str, Any]:
-    """What a checkpoint must match to be continued: the kind of run, its settings (those
-    that make the picture), the precision it resolved to, the output's size, and every
-    input file's bytes."""
-    from ..checkpoints import fingerprint
-    from ..runtime import resolve_device, resolve_precision
-
-    c = plan.config
-    kind = "texture" if plan.content is None else "content" if not plan.styles else "stylize"
-    precision, _ = resolve_precision(c.precision, resolve_device(c.device))
-    settings = {"run": kind, **c.identity(), "precision": precision,
-                "output": f"{plan.out_size[1]}x{plan.out_size[0]}"}  # fmt: skip
-    roles = ["content", "style"] if kind == "stylize" else ["image"]
-    named = {}
-    for k, path in enumerate(images):
-        role = roles[min(k, len(roles) - 1)]
-        named[role if role not in named else f"{role} {k}"] = path
-    named.update(c.input_paths())
-    return fingerprint(settings, named)

@@ -83,6 +83,7 @@ class Job:
     losses: list[float] = field(default_factory=list)
     position: int = 0  # place in the queue (1 = next), 0 when not queued
     resume: bool = False  # the next run continues from the job's checkpoint
+    checkpointed: bool = False  # ended with a checkpoint kept (looked at once, not per view)
 
     @property
     def checkpoints(self) -> Path:
@@ -91,15 +92,15 @@ class Job:
 
         return work_folder(self.folder / RESULT)
 
+    def has_checkpoint(self) -> bool:
+        """A checkpoint and the config to plan the run again are on disk (file I/O: asked
+        once when the job ends or is restored)."""
+        return (self.folder / CONFIG).is_file() and any(self.checkpoints.glob("checkpoint-*"))
+
     @property
     def continuable(self) -> bool:
         """Interrupted by a server stop with a checkpoint to go on from."""
-        return (
-            self.kind == "stylize"
-            and self.state == "interrupted"
-            and (self.folder / CONFIG).is_file()
-            and any(self.checkpoints.glob("checkpoint-*.nst"))
-        )
+        return self.kind == "stylize" and self.state == "interrupted" and self.checkpointed
 
     def __post_init__(self) -> None:
         if isinstance(self.plan, AscentPlan):
@@ -203,6 +204,7 @@ class Job:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         job.events.append({"type": "state", "state": job.state, "seq": 0})
+        job.checkpointed = job.state == "interrupted" and job.has_checkpoint()
         return job
 
 
@@ -222,26 +224,14 @@ def api_runner(
                          preview_every=preview_every).image  # fmt: skip
     if plan is None:
         raise ConfigError("this run is from the history and cannot run again")
-    work = checkpoints_of(job, plan)
-    state = None
-    if job.resume:
-        try:
-            state = work.load().state
-        except ConfigError:  # not this run's: start over
-            work.discard()
-    else:
+    from ..checkpoints import WorkFolder, plan_fingerprint
+
+    images = [str(p) for p in (job.content, *job.styles) if p is not None]
+    work = WorkFolder(job.folder / RESULT, plan_fingerprint(plan, images), CHECKPOINT_EVERY)
+    if not job.resume:
         work.discard()
+    state = work.continued() if job.resume else None
     return execute(plan, on_event, stop, preview_every, resume=state, checkpoint=work)
-
-
-def checkpoints_of(job: Job, plan: Plan) -> Any:
-    """The job's :class:`~nst.checkpoints.WorkFolder` (its settings and inputs' bytes)."""
-    from ..checkpoints import WorkFolder, fingerprint
-
-    inputs = {p.name: str(p) for p in (job.content, *job.styles) if p is not None}
-    inputs.update(plan.config.input_paths())
-    settings = {**plan.config.identity(), "output": list(plan.out_size)}
-    return WorkFolder(job.folder / RESULT, fingerprint(settings, inputs), CHECKPOINT_EVERY)
 
 
 def plan_again(job: Job) -> Plan:

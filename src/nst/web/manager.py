@@ -241,6 +241,7 @@ class JobManager:
             except queue.Full:
                 raise QueueFull from None
             job.plan, job.config, job.resume = plan, plan.config, True
+            job.checkpointed = False
             job.state, job.error, job.finished_at = "queued", None, None
             job.cancel.clear()
             job.position = self.waiting.qsize()
@@ -355,6 +356,9 @@ class JobManager:
             keep = job.state == "interrupted"
         if not keep:
             shutil.rmtree(job.checkpoints, ignore_errors=True)
+        kept = keep and job.has_checkpoint()
+        with self.lock:
+            job.checkpointed = kept
         try:
             atomic_write(job.folder / "job.json", lambda f: f.write(data), FILE_MODE)
         except ImageError:
