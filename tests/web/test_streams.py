@@ -114,3 +114,43 @@ def test_five_pages_follow_three_jobs_without_a_drop(chromium, tmp_path):
         for logger in watched:
             logger.removeHandler(logs)
     assert logs.records == []
+
+
+def test_a_job_list_read_before_a_stream_ended_does_not_reopen_it(chromium, tmp_path):
+    """The page's periodic list of jobs can be read while a job runs and arrive after its
+    stream said "end"; the page must not take that stale "running" for news and follow the
+    job again (a new stream replays every iteration: the curve and the steps doubled)."""
+    from playwright.sync_api import expect
+
+    gate = threading.Event()
+    iterations = 12
+    with serving(tmp_path / "data", gated(gate, iterations)) as url:
+        job_id = post_job(url, iterations)
+        page = chromium.new_page(viewport={"width": 1366, "height": 768})
+        page.add_init_script(RECORDER)
+        page.goto(url)
+        expect(page.locator(".job")).to_have_count(1, timeout=30_000)
+        page.wait_for_function("Object.keys(window.__streams).length === 1")
+        held = []
+
+        def hold(route):
+            if held or route.request.method != "GET":
+                route.continue_()
+            else:
+                held.append(route)
+
+        page.route("**/api/jobs", hold)
+        page.evaluate("() => { window.__synced = sync(); }")
+        while not held:  # the request reaches the route handler during a Playwright call
+            page.wait_for_timeout(20)
+        stale = held[0].fetch()  # read now, while the job waits at the gate: "queued"/"running"
+        assert json.loads(stale.body())[0]["state"] not in ("done", "failed", "cancelled")
+        gate.set()
+        expect(page.locator(".job[data-state='done']")).to_have_count(1, timeout=60_000)
+        page.wait_for_function("() => state.streams.size === 0")  # the page saw "end"
+        held[0].fulfill(response=stale)
+        page.evaluate("() => window.__synced")
+        page.unroute("**/api/jobs")
+        seen = page.evaluate("window.__streams")[f"/api/jobs/{job_id}/events"]
+        assert seen["steps"] == list(range(iterations + 1))
+        expect(page.locator(".job[data-state='done']")).to_have_count(1)

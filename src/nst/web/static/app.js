@@ -13,6 +13,8 @@ const state = {
   bundles: {},               // preset name -> its options (from /api/config)
   cards: new Map(),
   streams: new Map(),
+  ends: new Map(),           // job id -> the tick at which its stream said "end"
+  tick: 0,                   // counts stream ends, so a job list read before one is known stale
   online: true,
   mask: { painted: false, brush: 1 },
   thumbs: new Map(),         // built-in name -> its inlined thumbnail (a data URL)
@@ -752,6 +754,8 @@ function follow(id) {
   });
   source.addEventListener("failed", (e) => { $(".error", node).textContent = JSON.parse(e.data).error; });
   source.addEventListener("end", async () => {
+    state.tick += 1;
+    state.ends.set(id, state.tick);
     closeStream(id);
     try {
       const job = await api(`/api/jobs/${id}`);
@@ -795,11 +799,14 @@ async function checkServer() {
 // Every few seconds: jobs removed in another tab go, new ones come, and a lost server is noticed.
 async function sync() {
   let jobs;
+  const asked = state.tick;
   try { jobs = await api("/api/jobs"); } catch (err) { connection(false); return; }
   connection(true);
   const seen = new Set();
   for (const job of jobs.filter((j) => j.kind === "stylize")) {
     seen.add(job.id);
+    // a list asked for before this job's stream ended says it runs: it is stale for this job
+    if ((state.ends.get(job.id) || 0) > asked) continue;
     const node = state.cards.get(job.id);
     if (!node || !state.streams.has(job.id)) showJob(job);
     if (!ENDED.includes(job.state)) follow(job.id);
