@@ -5,7 +5,7 @@ channels_last, forward and backward with respect to the image, nothing else.
 Ours: `nst stylize` as users run it (default config, L-BFGS, events), timed per
 iteration from its own Step events after a warm-up (line searches included; also as the
 optimizer was before its trial points computed their gradients on demand and before the
-compact history, `nst.optimize.LAZY_GRADIENTS` and `COMPACT_HISTORY` off, and with lazy
+compact history, `nst.optimize.Variant(lazy_gradients=False, compact_history=False)`, and with lazy
 gradients alone), and per loss evaluation
 (one forward+backward of the whole objective: the network plus Gram matrices and
 losses), so the overhead outside the network and that of the optimizer show apart.
@@ -67,15 +67,13 @@ def measure(
         t_bare = min(t_bare, timed(bare, repeat, sync=sync))
         t_eval = min(t_eval, timed(evaluation, repeat, sync=sync))
         for name, (lazy, compact) in variants.items():
-            optimize.LAZY_GRADIENTS, optimize.COMPACT_HISTORY = lazy, compact
-            steps = _steps(plan)
+            steps = _steps(plan, optimize.Variant(lazy, compact))
             warm = 5  # the first iterations' line searches need more evaluations than later
             span = steps[-1].elapsed - steps[warm].elapsed
             n = steps[-1].iteration - steps[warm].iteration
             if span / n < per_iter[name]:
                 per_iter[name] = span / n
                 evals[name] = (steps[-1].evaluations - steps[warm].evaluations) / n
-    optimize.LAZY_GRADIENTS = optimize.COMPACT_HISTORY = True
     t_iter = per_iter["now"]
     return {
         "size": f"{w}x{h}",
@@ -92,9 +90,10 @@ def measure(
     }
 
 
-def _steps(plan: planning.Plan) -> list[Step]:
+def _steps(plan: planning.Plan, variant: optimize.Variant) -> list[Step]:
     steps: list[Step] = []
-    execution.execute(plan, lambda e: steps.append(e) if isinstance(e, Step) else None)
+    on_event = lambda e: steps.append(e) if isinstance(e, Step) else None  # noqa: E731
+    execution.execute(plan, on_event, variant=variant)
     return steps
 
 

@@ -281,3 +281,22 @@ def test_no_snapshot_while_an_update_is_under_way():
              on_step=lambda s: snaps.append(s.snapshot))  # fmt: skip
     assert seen == ["none yet", None, None, None]
     assert snaps[-1]().iteration == 3  # after the report, the state of iteration 3
+
+
+@pytest.mark.parametrize("lazy,compact", [(False, False), (True, False), (False, True)])
+def test_each_variant_of_lbfgs_takes_the_same_steps(lazy, compact):
+    """The variants an argument chooses (no module switch) compute the same iterates:
+    eager trial gradients compute more, the two-loop memory the same direction."""
+    from nst.optimize import Variant
+
+    x0 = torch.zeros(1, 3, 4, 4, dtype=torch.float64)
+    runs = {}
+    for variant in (Variant(), Variant(lazy, compact)):
+        steps = []
+        result = minimize(quadratic, x0, iterations=8, on_step=steps.append, variant=variant)
+        runs[variant] = ([s.loss for s in steps], result.x, result.evaluations)
+    (losses, x, evaluations), (other_losses, other_x, other_evaluations) = runs.values()
+    assert len(losses) == 9 and losses[-1] < losses[0] * 1e-3  # they made progress
+    assert other_losses == pytest.approx(losses, rel=1e-6, abs=1e-9 * losses[0])
+    assert torch.allclose(other_x, x, rtol=1e-6, atol=1e-6)
+    assert other_evaluations == evaluations  # a trial's gradient is not an evaluation

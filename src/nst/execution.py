@@ -24,7 +24,7 @@ from .model.vgg import VGG19Features
 from .model.weights import IMAGENET_MEAN_RGB
 from .objective import Objective, StageTargets, StyleSource, build_terms
 from .objective.tiling import Tiling
-from .optimize import OptimizerState, StepState, minimize
+from .optimize import OptimizerState, StepState, Variant, minimize
 from .planning import Plan
 
 StopSignal = Union[Callable[[], bool], threading.Event, None]
@@ -165,15 +165,17 @@ def execute(
     *,
     resume: RunState | None = None,
     checkpoint: Checkpointer | None = None,
+    variant: Variant = Variant(),
 ) -> torch.Tensor:
     """Run a plan; returns the (3, H, W) image in [0, 1] on the CPU. With ``resume`` (a
     state saved by an earlier run of the same plan) the run goes on from there and ends
-    with the picture the uninterrupted run makes; ``checkpoint`` receives its states."""
+    with the picture the uninterrupted run makes; ``checkpoint`` receives its states;
+    ``variant`` is how the optimizer computes (benchmarks compare them)."""
     if resume is not None:
         plan = resumed(plan, resume)
     if not plan.layers:
         raise ConfigError("nothing to match: give a content or a style image")
-    return _Execution(plan, on_event, stop, preview_every, checkpoint).run(resume)
+    return _Execution(plan, on_event, stop, preview_every, checkpoint, variant).run(resume)
 
 
 class _Execution:
@@ -187,9 +189,11 @@ class _Execution:
         stop: StopSignal,
         preview_every: int,
         checkpoint: Checkpointer | None,
+        variant: Variant,
     ) -> None:
         config = plan.config
         self.plan = plan
+        self.variant = variant
         self.device = runtime.resolve_device(config.device)
         self.precision, self.dtype = runtime.resolve_precision(config.precision, self.device)
         self.extractor = runtime.network(
@@ -260,6 +264,7 @@ class _Execution:
                 on_step=reporter,
                 should_stop=self.should_stop,
                 resume=going_on,
+                variant=self.variant,
             )
         except RunStopped as exc:
             if isinstance(exc, Interrupted) and reporter is not None:

@@ -27,10 +27,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from . import process
 from .errors import ConfigError, ImageError, one_line
 
-#: decoded pixels allowed per image (width * height); NST_MAX_PIXELS overrides
-MAX_PIXELS = int(os.environ.get("NST_MAX_PIXELS", 80_000_000))
 #: formats accepted on input
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
 #: output formats by file extension
@@ -69,7 +68,7 @@ def load_image(
     whatever the decoder raises, is one :class:`ImageError`; Pillow's warnings about
     damaged metadata stay quiet.
     """
-    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    limit = process.current().max_pixels if max_pixels is None else max_pixels
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<upload>")
     if isinstance(source, (str, os.PathLike)):
         fp: BinaryIO = open_regular(source, label)

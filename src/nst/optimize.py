@@ -44,11 +44,6 @@ NONFINITE_PENALTY = 1e30
 #: sufficient decrease (Armijo) and curvature constants of the strong Wolfe conditions
 ARMIJO_C1 = 1e-4
 CURVATURE_C2 = 0.9
-#: a line-search trial computes its gradient only when the search needs it (False: at
-#: once, as before; benchmarks/iteration.py measures both)
-LAZY_GRADIENTS = True
-#: the L-BFGS memory in the compact representation (False: the two-loop recursion)
-COMPACT_HISTORY = True
 #: evaluations one line search may spend
 MAX_LINE_EVALUATIONS = 25
 #: a line-search bracket narrower than this (in pixels moved) ends the search
@@ -61,6 +56,18 @@ PIXEL_STEP_TOL = 1e-9
 DESCENT_TOL = 1e-12
 #: a curvature pair is kept only when y.s is above this
 CURVATURE_TOL = 1e-10
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How L-BFGS computes what it computes (the iterates are the same up to rounding);
+    ``benchmarks/iteration.py`` measures each against the others."""
+
+    #: a line-search trial computes its gradient only when the search needs it (False:
+    #: at once, as before)
+    lazy_gradients: bool = True
+    #: the memory in the compact representation (False: the two-loop recursion)
+    compact_history: bool = True
 
 
 @dataclass(frozen=True)
@@ -263,6 +270,7 @@ def minimize(
     should_stop: Callable[[], bool] | None = None,
     clamp: tuple[float, float] | None = (0.0, 255.0),
     resume: OptimizerState | None = None,
+    variant: Variant = Variant(),
 ) -> OptimizeResult:
     """Minimise ``objective`` over the pixels of ``x0`` (not modified).
 
@@ -273,6 +281,7 @@ def minimize(
     :class:`OptimizerState` of the same method and shape) continues a minimisation after
     that state's iteration instead of starting at ``x0``; the iterations, the evaluations
     and the steps that follow are those the uninterrupted run would have made.
+    ``variant`` chooses how L-BFGS computes (:class:`Variant`; the defaults are the fastest).
     """
     if resume is not None and (resume.method != method or resume.x.numel() != x0.numel()):
         raise ValueError("resume: a state of another method or image size")
@@ -280,7 +289,7 @@ def minimize(
     run = _Run(objective, start.detach().clone().contiguous(), on_step, should_stop)
     try:
         if method == "lbfgs":
-            solver = LBFGS(run, lr, history, history_dtype)
+            solver = LBFGS(run, lr, history, history_dtype, variant)
             loss, reason = solver.solve(iterations, resume)
         elif method == "adam":
             loss, reason = _adam(run, iterations, lr, clamp, resume)
@@ -502,9 +511,15 @@ class LBFGS:
     """L-BFGS on the pixels with a strong-Wolfe line search, one step per iteration."""
 
     def __init__(
-        self, run: _Run, lr: float, history: int, history_dtype: torch.dtype | None = None
+        self,
+        run: _Run,
+        lr: float,
+        history: int,
+        history_dtype: torch.dtype | None = None,
+        variant: Variant = Variant(),
     ) -> None:
         self.run = run
+        self.variant = variant
         self.lr = lr
         flat = run.x.view(-1)
         size = (history_dtype or flat.dtype).itemsize
@@ -512,7 +527,7 @@ class LBFGS:
         pairs = max(MIN_PAIRS, min(history, HISTORY_BYTES // max(pair_bytes, 1)))
         self.memory: History | CompactHistory = (
             History(pairs, history_dtype)
-            if history_dtype is not None or not COMPACT_HISTORY
+            if history_dtype is not None or not variant.compact_history
             else CompactHistory(pairs)
         )
         self.nonfinite = False
@@ -546,7 +561,7 @@ class LBFGS:
 
         point = _Point(t, value, None, None, terms, checked, d)
         self.last = point
-        if not LAZY_GRADIENTS:
+        if not self.variant.lazy_gradients:
             point.gtd  # noqa: B018  (computes the gradient now)
         return point
 

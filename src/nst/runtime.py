@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
+from . import process
 from .errors import ConfigError
 from .layers import deepest
 from .model.classifier import VGGClassifier
@@ -119,12 +120,9 @@ def network(
     dtype: torch.dtype | None = None,
 ) -> VGG19Features:
     """The cached network for these settings, truncated after the deepest of ``layers``.
-
-    On CUDA this turns cuDNN's autotuner on: every stage evaluates one image size many
-    times, so the convolution algorithms are chosen once per size (1.35-1.5x in the peers'
-    tables; ``benchmarks/gpu.py`` measures it).
-    """
-    if torch.device(device).type == "cuda":
+    On CUDA, cuDNN's autotuner is turned on if the process's owner asked for it
+    (:attr:`nst.process.ProcessSettings.tune_convolutions`)."""
+    if torch.device(device).type == "cuda" and process.current().tune_convolutions:
         torch.backends.cudnn.benchmark = True
     net = _network(weights, pooling, normalize, str(device), dtype or torch.float32)
     return net.truncated(deepest(list(layers)))

@@ -50,3 +50,28 @@ def test_help_and_no_arguments_keep_their_exit_codes(capsys):
     assert run_main(capsys, "--help")[:2][0] == 0
     code, out, err = run_main(capsys)
     assert code == 2 and "Usage: nst" in out + err and "stylize" in out + err
+
+
+def test_the_pixel_limit_comes_from_the_environment_through_the_command(
+    capsys, monkeypatch, tmp_path
+):
+    """The library reads no environment: ``nst`` sets the limit from NST_MAX_PIXELS, and a
+    bad value is one line with exit 2."""
+    from PIL import Image
+
+    from nst import process
+
+    photo = tmp_path / "c.png"
+    Image.new("RGB", (40, 30), "gray").save(photo)
+    monkeypatch.setattr(process, "_current", process.ProcessSettings())  # restored after
+    monkeypatch.setenv("NST_MAX_PIXELS", "1000")
+    out = str(tmp_path / "x.png")
+    code, _, err = run_main(capsys, "stylize", str(photo), str(photo), "-o", out, "--size", "16")
+    assert code == 2
+    assert err == f"nst: error: {photo}: too many pixels (40×30 = 1,200 > 1,000)\n"
+    assert process.current() == process.ProcessSettings(1000, tune_convolutions=True)
+    assert not (tmp_path / "x.png").exists()
+    monkeypatch.setenv("NST_MAX_PIXELS", "lots")
+    code, _, err = run_main(capsys, "stylize", str(photo), str(photo), "-o", "y.png")
+    assert (code, err) == (2, "nst: error: NST_MAX_PIXELS must be a positive whole number "
+                              "(got 'lots')\n")  # fmt: skip

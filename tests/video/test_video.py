@@ -347,7 +347,10 @@ def test_bad_inputs_get_one_line(tiny_network, style, tmp_path, case):
 def test_zero_frames_and_pixel_limit(tiny_network, style, tmp_path, monkeypatch):
     clip = tmp_path / "c.mp4"
     write_clip(clip, sample_frames(64, 48, 2), tone=None)
-    monkeypatch.setattr(vio, "MAX_PIXELS", 64 * 48 - 1)
+    from nst import process
+
+    monkeypatch.setattr(process, "_current", process.ProcessSettings())  # restored after
+    monkeypatch.setenv("NST_MAX_PIXELS", str(64 * 48 - 1))  # the command sets it
     r = runner.invoke(app, ["video", str(clip), str(style), "-o", str(tmp_path / "o.mp4")])
     assert r.exit_code == 2
     assert r.stderr == f"nst: error: {clip}: 64x48 frames exceed the pixel limit (3,071)\n"

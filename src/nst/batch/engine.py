@@ -83,10 +83,14 @@ BatchEvent = JobDone | JobEvents | Retry | WorkersReady
 class Painter:
     """A Ray actor: paints jobs one at a time, keeping the network between them."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, max_pixels: int) -> None:
         import torch
 
+        from .. import process
+
         torch.set_num_threads(threads)
+        # the driver's limit, whatever this node's environment; the autotuner as the CLI's
+        process.configure(max_pixels=max_pixels, tune_convolutions=True)
         self.threads = threads
         self.stop_flag = threading.Event()
         self.events: list[dict[str, Any]] = []
@@ -335,6 +339,7 @@ def run_batch(
     its worker died, or the next run of the batch, continues from it.
     """
     from ..imageio import save_image
+    from ..process import current
 
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     for job in skipped or []:
@@ -350,7 +355,8 @@ def run_batch(
         for f in set(job.inputs):
             uses[f] = uses.get(f, 0) + 1
     blobs: dict[str, Any] = {}
-    idle = [actor.remote(cluster.threads) for _ in range(min(n_workers, len(jobs)) or 1)]
+    limit = current().max_pixels
+    idle = [actor.remote(cluster.threads, limit) for _ in range(min(n_workers, len(jobs)) or 1)]
     warming = time.perf_counter()
     try:  # a worker that cannot even start says so once, here, not once per job
         ray.get([w.warm.remote(jobs[0].config.to_dict()) for w in idle])
@@ -369,7 +375,7 @@ def run_batch(
     last_drain = time.monotonic()
 
     def replace_worker() -> None:
-        fresh = actor.remote(cluster.threads)
+        fresh = actor.remote(cluster.threads, limit)
         starting[fresh.warm.remote(warm_config)] = fresh
 
     def blob(path: str) -> Any:

@@ -3,11 +3,13 @@ one place (:data:`nst.cli.commands.MODULES`), and the console script."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import typer
 
@@ -18,6 +20,32 @@ except ImportError:  # pragma: no cover - older typer
 
 from ..errors import one_line
 from .commands import MODULES
+
+
+def _with_process_settings(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``command`` that first sets the process's settings (once its arguments are parsed:
+    ``--help`` stays quick, without torch)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if problem := _process_settings():
+            typer.echo(f"nst: error: {problem}", err=True)
+            raise typer.Exit(2)
+        return command(*args, **kwargs)
+
+    return run
+
+
+def _process_settings() -> str | None:
+    """Set what the command sets for the whole process (:mod:`nst.process`, from the
+    environment: the library reads none); a bad value's problem, in one line."""
+    from .. import process
+
+    try:
+        process.from_environment(dict(os.environ))
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def build_app() -> typer.Typer:
@@ -40,6 +68,8 @@ def _tidy(app: typer.Typer) -> None:
     for info in app.registered_commands:
         doc = info.help or inspect.getdoc(info.callback) or ""
         info.help = "\n\n".join(" ".join(p.split()) for p in doc.split("\n\n"))
+        if info.callback is not None:
+            info.callback = _with_process_settings(info.callback)
     for group in app.registered_groups:
         if group.typer_instance is not None:
             _tidy(group.typer_instance)

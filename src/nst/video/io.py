@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageError
-from ..imageio import MAX_PIXELS, file_problem
+from ..imageio import file_problem
+from ..process import current
 from .deps import import_av
 
 #: output codec by extension (H.264 unless the container needs another)
@@ -82,8 +83,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         w, h = vs.codec_context.width, vs.codec_context.height
         if not w or not h:
             raise ImageError(name, "the video stream has no frame size")
-        if w * h > MAX_PIXELS:
-            raise ImageError(name, f"{w}x{h} frames exceed the pixel limit ({MAX_PIXELS:,})")
+        if w * h > (limit := current().max_pixels):
+            raise ImageError(name, f"{w}x{h} frames exceed the pixel limit ({limit:,})")
         rate = vs.average_rate or vs.guessed_rate or Fraction(25)
         frames = int(vs.frames or 0)
         if not frames and vs.duration and vs.time_base:
@@ -105,7 +106,7 @@ def read_frames(path: str | os.PathLike[str], size: tuple[int, int]) -> Iterator
         stream.thread_type = "AUTO"
         try:
             for frame in container.decode(stream):
-                if frame.width * frame.height > MAX_PIXELS:
+                if frame.width * frame.height > current().max_pixels:
                     raise ImageError(name, f"frame {index + 1} exceeds the pixel limit")
                 image = frame.to_image()
                 if image.size != (w, h):

@@ -1,0 +1,55 @@
+"""Settings of the whole process, which only the front end that owns the process sets:
+the ``nst`` command (from its environment), a batch worker (from its driver), a program
+that uses the library (by calling :func:`configure`). The library reads them here and
+never sets them itself, nor reads the environment. No torch import: setting them costs
+nothing before a command has parsed its arguments."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+#: decoded pixels allowed per input image (width * height) by default
+MAX_PIXELS = 80_000_000
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    #: decoded pixels one input image or video frame may have
+    max_pixels: int = MAX_PIXELS
+    #: cuDNN's autotuner on (CUDA): every stage evaluates one image size many times, so
+    #: the convolution algorithms are best chosen once per size (1.35-1.5x in the peers'
+    #: tables; ``benchmarks/gpu.py`` measures it). Off unless a front end turns it on: it
+    #: changes the process's torch for every other user of it too
+    tune_convolutions: bool = False
+
+
+_current = ProcessSettings()
+
+
+def current() -> ProcessSettings:
+    """The settings in force."""
+    return _current
+
+
+def configure(**changes: object) -> ProcessSettings:
+    """Change some settings (by field name); returns the new ones. A bad value raises
+    :class:`ValueError` naming it."""
+    global _current
+    limit = changes.get("max_pixels", _current.max_pixels)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValueError(f"max_pixels must be a positive whole number (got {limit!r})")
+    _current = dataclasses.replace(_current, **changes)  # type: ignore[arg-type]
+    return _current
+
+
+def from_environment(environ: dict[str, str]) -> ProcessSettings:
+    """What the ``nst`` command sets: the autotuner on, and NST_MAX_PIXELS if given. A bad
+    value raises :class:`ValueError` with one line naming the variable."""
+    value = environ.get("NST_MAX_PIXELS", "").strip()
+    changes: dict[str, object] = {"tune_convolutions": True}
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"NST_MAX_PIXELS must be a positive whole number (got {value[:40]!r})")
+        changes["max_pixels"] = int(value)
+    return configure(**changes)
