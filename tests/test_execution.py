@@ -383,3 +383,34 @@ def test_a_run_stopped_between_checkpoints_goes_on_exactly(images, tiny_network,
     (state,) = keeper.states
     assert state.iteration >= 1
     assert torch.equal(execution.execute(plan, resume=state), whole)
+
+
+@pytest.mark.parametrize(
+    ("raised", "becomes"),
+    [
+        (MemoryError(), "not enough memory for a 40x27 px image"),
+        (RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't "
+                      "allocate memory: you tried to allocate 9 bytes"),
+         "not enough memory for a 40x27 px image"),
+        (torch.cuda.OutOfMemoryError("CUDA out of memory."), "not enough memory for a"),
+        # another runtime error that speaks of allocation is not taken for a lack of memory
+        (RuntimeError("could not allocate a descriptor"), None),
+    ],
+)  # fmt: skip
+def test_a_failed_allocation_is_told_by_its_type_not_any_word(
+    images, tiny_network, monkeypatch, raised, becomes
+):
+    from nst.errors import ResourceError
+
+    def failing(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(execution, "minimize", failing)
+    config = Config(**FAST, precision="fp32")
+    expected = ResourceError if becomes else RuntimeError
+    with pytest.raises(expected) as caught:
+        nst.stylize(images["content"], images["style"], config)
+    if becomes:
+        assert str(caught.value).startswith(becomes)
+    else:
+        assert caught.value is raised

@@ -171,3 +171,29 @@ def test_image_files_expands_folders_by_their_own_images_or_recursively(tmp_path
     with pytest.raises(ConfigError, match=r"styles: .*empty: no images in this folder"):
         (tmp_path / "empty").mkdir()
         image_files([str(tmp_path / "empty")], "styles")
+
+
+def test_an_images_refusal_has_a_kind_a_server_can_answer_by():
+    """The kinds are types (a server's 415 and 413 come from them, not from the words)."""
+    import io
+
+    from PIL import Image
+
+    from nst.errors import ImageError, ImageTooLarge, UnreadableImage
+    from nst.imageio import load_image
+    from nst.web.uploads import image_status
+
+    noise = torch.randint(0, 256, (20, 30, 3), generator=torch.Generator().manual_seed(0))
+    buf = io.BytesIO()
+    Image.fromarray(noise.to(torch.uint8).numpy()).save(buf, "PNG")
+    png = buf.getvalue()
+    cases = [
+        (b"plain text, no image", 500, UnreadableImage, 415),
+        (png, 500, ImageTooLarge, 413),
+        (png[: len(png) // 2], 1000, ImageError, 422),  # cut short: damaged, neither of the two
+    ]
+    for data, limit, kind, status in cases:
+        with pytest.raises(ImageError) as caught:
+            load_image(data, name="x.png", max_pixels=limit)
+        assert type(caught.value) is kind, caught.value
+        assert image_status(caught.value) == status

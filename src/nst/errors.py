@@ -44,6 +44,14 @@ class ImageError(NstError):
         self.reason = reason
 
 
+class UnreadableImage(ImageError):
+    """Not an image, or in a format nst does not read (a server answers 415)."""
+
+
+class ImageTooLarge(ImageError):
+    """More pixels than allowed, or than memory can decode (a server answers 413)."""
+
+
 class WeightsError(NstError):
     """The VGG19 weights are missing or not in a format nst understands."""
 

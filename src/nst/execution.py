@@ -324,8 +324,11 @@ def stopped_early(plan: Plan, stage: int) -> str:
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return isinstance(exc, MemoryError) or "out of memory" in text or "allocate" in text
+    """Whether ``exc`` says an allocation failed: a typed error where torch raises one
+    (CUDA, MPS and Python's own), and for torch's CPU allocator, which raises a plain
+    RuntimeError, the allocator's name in its message (the only mark it has)."""
+    typed = (MemoryError, torch.cuda.OutOfMemoryError)
+    return isinstance(exc, typed) or "DefaultCPUAllocator" in str(exc)
 
 
 class IterateAverage:

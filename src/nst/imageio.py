@@ -28,7 +28,7 @@ import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from . import process
-from .errors import ConfigError, ImageError, one_line
+from .errors import ConfigError, ImageError, ImageTooLarge, UnreadableImage, one_line
 
 #: formats accepted on input
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
@@ -127,14 +127,14 @@ def _decode(fp: BinaryIO, label: str, limit: int) -> Image.Image:
         except ImageError:
             raise
         except UnidentifiedImageError:
-            raise ImageError(label, "not an image file, or a format nst cannot read") from None
+            raise UnreadableImage(label, "not an image file, or a format nst cannot read") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             size = _declared_size(fp)
             if size is None:
-                raise ImageError(label, "too many pixels (decompression bomb guard)") from None
-            raise ImageError(label, too_many_pixels(*size, limit)) from None
+                raise ImageTooLarge(label, "too many pixels (decompression bomb guard)") from None
+            raise ImageTooLarge(label, too_many_pixels(*size, limit)) from None
         except MemoryError:
-            raise ImageError(label, "not enough memory to decode the image") from None
+            raise ImageTooLarge(label, "not enough memory to decode the image") from None
         except Exception as exc:  # Pillow raises many kinds for damaged files
             reason = one_line(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
             reason = reason[:120] or type(exc).__name__
@@ -144,14 +144,14 @@ def _decode(fp: BinaryIO, label: str, limit: int) -> Image.Image:
 def _open(fp: BinaryIO, label: str, limit: int) -> Image.Image:
     img = Image.open(fp)
     if img.format not in ALLOWED_FORMATS:
-        raise ImageError(
+        raise UnreadableImage(
             label, f"unsupported image format {img.format} (use PNG, JPEG, WebP, BMP, TIFF or GIF)"
         )
     w, h = img.size
     if w < 1 or h < 1:
         raise ImageError(label, f"image has no pixels ({w}x{h})")
     if w * h > limit:
-        raise ImageError(label, too_many_pixels(w, h, limit))
+        raise ImageTooLarge(label, too_many_pixels(w, h, limit))
     img.load()
     return to_rgb(img)
 
@@ -200,18 +200,18 @@ def _header(fp: BinaryIO, label: str) -> tuple[int, int]:
         try:
             with Image.open(fp) as img:
                 if img.format not in ALLOWED_FORMATS:
-                    raise ImageError(label, f"unsupported image format {img.format} "
-                                     "(use PNG, JPEG, WebP, BMP, TIFF or GIF)")  # fmt: skip
+                    raise UnreadableImage(label, f"unsupported image format {img.format} "
+                                          "(use PNG, JPEG, WebP, BMP, TIFF or GIF)")  # fmt: skip
                 return img.size
         except ImageError:
             raise
         except Image.DecompressionBombError:  # past Pillow's own cap: the size, undecoded
             size = _declared_size(fp)
             if size is None:
-                raise ImageError(label, "too many pixels (decompression bomb guard)") from None
+                raise ImageTooLarge(label, "too many pixels (decompression bomb guard)") from None
             return size
         except UnidentifiedImageError:
-            raise ImageError(label, "not an image file, or a format nst cannot read") from None
+            raise UnreadableImage(label, "not an image file, or a format nst cannot read") from None
         except Exception as exc:
             raise ImageError(
                 label, f"truncated or corrupt image data ({type(exc).__name__})"

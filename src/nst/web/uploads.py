@@ -19,7 +19,7 @@ from PIL import Image
 
 from .. import builtins
 from ..config import MAX_SIDE, Config
-from ..errors import ConfigError, ImageError, NstError, one_line
+from ..errors import ConfigError, ImageError, ImageTooLarge, NstError, UnreadableImage, one_line
 from ..imageio import fit_size, image_size, load_image, save_image, to_tensor, too_many_pixels
 from ..numbers import loads
 from ..planning import Plan, plan_stylize
@@ -56,9 +56,10 @@ class Submission:
 
 
 def image_status(exc: ImageError) -> int:
-    if exc.reason.startswith(("not an image", "unsupported image format")):
+    """The HTTP status of an image's refusal, by its kind."""
+    if isinstance(exc, UnreadableImage):
         return 415
-    if exc.reason.startswith(("too many pixels", "not enough memory")):
+    if isinstance(exc, ImageTooLarge):
         return 413
     return 422
 
@@ -117,9 +118,8 @@ class Preparer:
             except ImageError as exc:
                 raise Refusal(image_status(exc), str(exc)) from None
             if w * h > self.settings.max_pixels:
-                raise Refusal(
-                    413, f"{up.filename}: {too_many_pixels(w, h, self.settings.max_pixels)}"
-                )
+                limit = self.settings.max_pixels
+                raise Refusal(413, f"{up.filename}: {too_many_pixels(w, h, limit)}")
             total += w * h
         if total > self.settings.max_request_pixels:
             raise Refusal(

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Uplo
 from starlette.concurrency import run_in_threadpool
 
 from ... import builtins
-from ...errors import ConfigError, ImageError, NstError
+from ...errors import ConfigError, ImageError, ImageTooLarge, NstError
 from ...explain import METHODS, VisualizeConfig
 from ...explain.saliency import display, saliency
 from ...explain.targets import Target, parse
@@ -80,7 +80,7 @@ def _compute(
         if data is not None:
             w, h = image_size(data, filename)
             if w * h > settings.max_pixels:
-                raise ImageError(filename, too_many_pixels(w, h, settings.max_pixels))
+                raise ImageTooLarge(filename, too_many_pixels(w, h, settings.max_pixels))
             image = to_tensor(load_image(data, name=filename, max_pixels=settings.max_pixels))
         else:
             if not builtins.is_builtin(builtin):
