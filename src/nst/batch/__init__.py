@@ -1,6 +1,7 @@
 """``nst batch``: many stylizations on this machine or a Ray cluster, resumable."""
 
-from .engine import Cluster, JobDone, JobEvents, Retry, WorkersReady, run_batch
+from .dispatch import JobDone, JobEvents, Retry, WorkersReady
+from .engine import Cluster, run_batch
 from .jobs import BatchJob, Records, cross, expand, manifest, split_done
 
 __all__ = [

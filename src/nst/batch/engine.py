@@ -21,16 +21,24 @@ import signal
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from ..errors import ConfigError, NstError, one_line
 from .auth import client_missing, join_failure, use_token_if_any
+from .dispatch import (
+    CHECKPOINTS,
+    BatchEvent,
+    Dispatch,
+    PaintCancelled,
+    Painted,
+    PaintFailed,
+    PaintResult,
+    TaskFailed,
+    WorkerLost,
+)
 from .jobs import BatchJob, Records
 
 INSTALL_HINT = "nst batch needs Ray: pip install 'nst[batch]' (or: pip install ray)"
@@ -42,41 +50,6 @@ def import_ray() -> Any:
     except ImportError:
         raise ConfigError(INSTALL_HINT) from None
     return ray
-
-
-# -- what the driver reports ------------------------------------------------------------------
-@dataclass(frozen=True)
-class JobDone:
-    """A job ended: ``record`` is what batch.jsonl got (status ok, failed or skipped)."""
-
-    job: BatchJob
-    record: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class JobEvents:
-    """Event records of a running job (its Started/Step/Finished, as JSON)."""
-
-    job: BatchJob
-    records: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class WorkersReady:
-    """Every worker has started and loaded its network (``seconds`` after Ray was up)."""
-
-    workers: int
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Retry:
-    job: BatchJob
-    attempt: int
-    reason: str
-
-
-BatchEvent = JobDone | JobEvents | Retry | WorkersReady
 
 
 # -- the worker ----------------------------------------------------------------------------------
@@ -142,9 +115,8 @@ class Painter:
     def cancel(self) -> None:
         self.stop_flag.set()
 
-    def run(self, spec: dict[str, Any], blobs: dict[str, Any]) -> dict[str, Any]:
-        """Paint one job; returns the PNG bytes and figures, or the error's one line."""
-        import io
+    def run(self, spec: dict[str, Any], blobs: dict[str, Any]) -> PaintResult:
+        """Paint one job: the picture and its figures, or the error's one line."""
         import tempfile
 
         import ray
@@ -202,36 +174,18 @@ class Painter:
                 result = execute(plan, on_event, stop=self.stop_flag, resume=state,
                                  checkpoint=work)  # fmt: skip
         except NstError as exc:
-            return {"error": one_line(str(exc)), "worker": self.identity(), "node": self.node()}
+            return PaintFailed(one_line(str(exc)), self.identity(), self.node())
         except Exception as exc:  # a bug: the job fails, the worker goes on
-            return {
-                "error": f"internal error: {type(exc).__name__}: {one_line(str(exc))[:200]}",
-                "worker": self.identity(),
-                "node": self.node(),
-            }
+            error = f"internal error: {type(exc).__name__}: {one_line(str(exc))[:200]}"
+            return PaintFailed(error, self.identity(), self.node())
         if self.stop_flag.is_set():  # its checkpoint is kept: the same command continues
-            return {"cancelled": True, "worker": self.identity(), "node": self.node()}
+            return PaintCancelled(self.identity(), self.node())
         work.remove()
         buf = io.BytesIO()
         to_pil(result).save(buf, format="PNG")
-        return {
-            "continued": continued,
-            "png": buf.getvalue(),
-            "iterations": last.get("iteration"),
-            "loss": last.get("loss"),
-            "seconds": round(time.perf_counter() - start, 3),
-            "worker": self.identity(),
-            "node": self.node(),
-        }
-
-
-CHECKPOINTS = ".checkpoints"
-
-
-def checkpoint_place(output: Path) -> Path:
-    """Where a job's checkpoints go: ``OUT/.checkpoints/NAME.work`` (the batch's folder, so
-    a retry on any node that shares it, and the next run of the same command, find them)."""
-    return output.parent / CHECKPOINTS / output.name
+        seconds = round(time.perf_counter() - start, 3)
+        return Painted(buf.getvalue(), last.get("iteration"), last.get("loss"), seconds,
+                       self.identity(), self.node(), continued)  # fmt: skip
 
 
 def job_checkpoints(spec: dict[str, Any], plan: Any, data: dict[str, bytes]) -> Any:
@@ -338,171 +292,75 @@ def run_batch(
     checkpoint at most every ``checkpoint_every`` seconds (None: never): a retry after
     its worker died, or the next run of the batch, continues from it.
     """
-    from ..imageio import save_image
-    from ..process import current
-
-    counts = {"ok": 0, "failed": 0, "skipped": 0}
-    for job in skipped or []:
-        counts["skipped"] += 1
-        on_event(JobDone(job, records.write(job, "skipped")))
-    if not jobs:
-        return counts
-    ray, n_workers, started = cluster.start()
-    actor = ray.remote(num_cpus=cluster.threads, num_gpus=cluster.gpus, max_concurrency=2)(Painter)
-    pending: deque[tuple[BatchJob, int]] = deque((j, 0) for j in jobs)
-    uses: dict[str, int] = {}
-    for job in jobs:
-        for f in set(job.inputs):
-            uses[f] = uses.get(f, 0) + 1
-    blobs: dict[str, Any] = {}
-    limit = current().max_pixels
-    idle = [actor.remote(cluster.threads, limit) for _ in range(min(n_workers, len(jobs)) or 1)]
-    warming = time.perf_counter()
-    try:  # a worker that cannot even start says so once, here, not once per job
-        ray.get([w.warm.remote(jobs[0].config.to_dict()) for w in idle])
-    except ray.exceptions.RayError as exc:
-        for w in idle:
-            ray.kill(w)
-        if started:
-            ray.shutdown()
-        raise ConfigError(f"the workers cannot start ({one_line(str(exc))[:200]})") from None
-    on_event(WorkersReady(len(idle), time.perf_counter() - warming))
-    busy: dict[Any, tuple[Any, BatchJob, int]] = {}
-    # replacements of dead workers get jobs once started: one that cannot start (its node
-    # is gone and the others' CPUs are taken) never holds a job
-    starting: dict[Any, Any] = {}
-    warm_config = jobs[0].config.to_dict()
-    last_drain = time.monotonic()
-
-    def replace_worker() -> None:
-        fresh = actor.remote(cluster.threads, limit)
-        starting[fresh.warm.remote(warm_config)] = fresh
-
-    def blob(path: str) -> Any:
-        if path not in blobs:
-            with open(path, "rb") as f:
-                blobs[path] = ray.put(f.read())
-        return blobs[path]
-
-    def release(job: BatchJob) -> None:
-        for f in set(job.inputs):
-            uses[f] -= 1
-            if uses[f] <= 0:
-                blobs.pop(f, None)
-
-    def finish(job: BatchJob, status: str, **fields: Any) -> None:
-        counts[status] += 1
-        release(job)
-        on_event(JobDone(job, records.write(job, status, **fields)))
-
+    dispatch = Dispatch(RayPool(cluster), records, on_event, cluster.retries, drain_every,
+                        checkpoint_every)  # fmt: skip
     try:
-        while pending or busy:
-            while idle and pending:
-                job, attempt = pending.popleft()
-                worker = idle.pop()
-                spec = {
-                    "content": job.content,
-                    "styles": list(job.styles),
-                    "config": job.config.to_dict(),
-                    # where the job keeps its checkpoints: a retry (a worker lost, the same
-                    # command after Ctrl-C) continues from them where the node can reach it
-                    "work": str(checkpoint_place(job.output)),
-                    "checkpoint_every": checkpoint_every,
-                }
-                try:
-                    refs = {f: blob(f) for f in set(job.inputs)}
-                except OSError as exc:
-                    idle.append(worker)
-                    finish(job, "failed", error=f"{job.content}: cannot read ({exc.strerror})")
-                    continue
-                busy[worker.run.remote(spec, refs)] = (worker, job, attempt)
-            waiting = [*busy, *starting]
-            ready, _ = ray.wait(waiting, num_returns=1, timeout=drain_every or 1.0)
-            if drain_every is not None and time.monotonic() - last_drain >= drain_every:
-                last_drain = time.monotonic()
-                _drain(ray, busy, on_event)
-            for ref in ready:
-                if ref in starting:
-                    fresh = starting.pop(ref)
-                    try:
-                        ray.get(ref)
-                        idle.append(fresh)
-                    except ray.exceptions.RayError:  # it died starting: another one
-                        replace_worker()
-                    continue
-                worker, job, attempt = busy.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayActorError as exc:
-                    # the worker process died (killed, out of memory, its node lost): a fresh
-                    # one takes over when it can start; the job goes to the next free worker
-                    replace_worker()
-                    why = "the worker died" + (f" ({type(exc).__name__})" if exc else "")
-                    if attempt < cluster.retries:
-                        on_event(Retry(job, attempt + 1, why))
-                        pending.appendleft((job, attempt + 1))
-                    else:
-                        finish(
-                            job, "failed", error=f"{why} {attempt + 1} times", attempts=attempt + 1
-                        )
-                    continue
-                except ray.exceptions.RayError as exc:
-                    idle.append(worker)
-                    finish(job, "failed", error=f"ray: {one_line(str(exc))[:200]}")
-                    continue
-                idle.append(worker)
-                if "error" in result:
-                    finish(
-                        job,
-                        "failed",
-                        error=result["error"],
-                        worker=result.get("worker"),
-                        node=result.get("node"),
-                        attempts=attempt + 1,
-                    )
-                    continue
-                try:
-                    save_image(Image.open(io.BytesIO(result["png"])), job.output)
-                except NstError as exc:
-                    finish(job, "failed", error=str(exc), worker=result.get("worker"))
-                    continue
-                continued = {"continued": result["continued"]} if result.get("continued") else {}
-                finish(
-                    job,
-                    "ok",
-                    iterations=result["iterations"],
-                    loss=result["loss"],
-                    seconds=result["seconds"],
-                    worker=result["worker"],
-                    node=result["node"],
-                    attempts=attempt + 1,
-                    **continued,
-                )
-    except KeyboardInterrupt:
-        for worker, _, _ in busy.values():
-            worker.cancel.remote()
-        deadline = time.monotonic() + 5
-        while busy and time.monotonic() < deadline:
-            ready, _ = ray.wait(list(busy), num_returns=len(busy), timeout=0.5)
-            for ref in ready:
-                busy.pop(ref)
-        raise
+        return dispatch.run(jobs, skipped or [])
     finally:
-        for worker in [w for w, _, _ in busy.values()] + list(starting.values()):
-            ray.kill(worker)
-        if started:
-            ray.shutdown()
         with contextlib.suppress(OSError):  # no job left to continue: no folder either
             (records.path.parent / CHECKPOINTS).rmdir()
-    return counts
 
 
-def _drain(ray: Any, busy: dict[Any, tuple[Any, BatchJob, int]], on_event: Callable) -> None:
-    calls = {w.drain.remote(): job for w, job, _ in busy.values()}
-    try:
-        done = ray.get(list(calls), timeout=2.0)
-    except Exception:  # a worker that just died: its job is handled in the main loop
-        return
-    for records, job in zip(done, calls.values()):
-        if records:
-            on_event(JobEvents(job, records))
+class RayPool:
+    """:class:`nst.batch.dispatch.Pool` on Ray: workers are :class:`Painter` actors."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.ray: Any = None
+        self.actor: Any = None
+        self.started = False
+        self.max_pixels = 0
+
+    def open(self) -> int:
+        from ..process import current
+
+        self.ray, workers, self.started = self.cluster.start()
+        c = self.cluster
+        self.actor = self.ray.remote(num_cpus=c.threads, num_gpus=c.gpus,
+                                     max_concurrency=2)(Painter)  # fmt: skip
+        self.max_pixels = current().max_pixels  # the driver's limit, on every node
+        return workers
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+    def spawn(self) -> Any:
+        return self.actor.remote(self.cluster.threads, self.max_pixels)
+
+    def warm(self, worker: Any, config: dict[str, Any]) -> Any:
+        return worker.warm.remote(config)
+
+    def share(self, path: str) -> Any:
+        with open(path, "rb") as f:
+            return self.ray.put(f.read())
+
+    def paint(self, worker: Any, spec: dict[str, Any], inputs: dict[str, Any]) -> Any:
+        return worker.run.remote(spec, inputs)
+
+    def wait(self, calls: list[Any], timeout: float) -> list[Any]:
+        if not calls:
+            return []
+        ready, _ = self.ray.wait(calls, num_returns=1, timeout=timeout)
+        return list(ready)
+
+    def result(self, call: Any) -> Any:
+        exceptions = self.ray.exceptions
+        try:
+            return self.ray.get(call)
+        except exceptions.RayActorError as exc:
+            raise WorkerLost(type(exc).__name__) from None
+        except exceptions.RayError as exc:
+            raise TaskFailed(one_line(str(exc))) from None
+
+    def events(self, workers: list[Any]) -> list[list[dict[str, Any]]] | None:
+        try:
+            return list(self.ray.get([w.drain.remote() for w in workers], timeout=2.0))
+        except Exception:  # a worker that just died: its job is handled when its call ends
+            return None
+
+    def cancel(self, worker: Any) -> None:
+        worker.cancel.remote()
+
+    def kill(self, worker: Any) -> None:
+        self.ray.kill(worker)
