@@ -9,11 +9,12 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install browser demo test lint bench serve figures clean
+.PHONY: help install browser demo test test-fast lint bench serve figures clean
 
 help:
 	@echo "make demo    - install, then stylize a built-in photo (prints where the result is)"
 	@echo "make test    - install, then run lint, type checks and the whole test suite"
+	@echo "make test-fast - the loop while working: lint, types, every test but the slow ones"
 	@echo "make bench   - quick side-by-side speed benchmarks (ratios)"
 	@echo "make serve   - the web app on http://127.0.0.1:8000"
 
@@ -47,6 +48,11 @@ lint: $(STAMP)
 test: $(STAMP) browser lint
 	@if command -v chromium >/dev/null 2>&1; then export NST_REQUIRE_BROWSER=1; fi; \
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# every test but those tests/conftest.py marks slow (a browser, Ray, a process of its
+# own, video files, the real weights): about a minute and a half on 2 cores
+test-fast: $(STAMP) lint
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --quick

@@ -163,3 +163,37 @@ def sharpness_spec(factor: float, layer: str | None = None):
         objective.add_term("sharpness", module, layer=layer, factor=factor)
 
     return TermSpec("sharpness", build, layers=lambda run: (layer,) if layer else ())
+
+
+# -- the fast loop: what makes a test slow ----------------------------------------------------
+#: a test is slow (``make test-fast`` leaves it out, ``make test`` runs it) when it carries
+#: one of these marks ...
+SLOW_KINDS = ("browser", "cluster", "ray", "spawns", "video", "weights")
+#: ... uses one of these fixtures (a browser; nst in a process of its own) ...
+SLOW_FIXTURES = {"chromium": "browser", "tiny_nst": "spawns", "run_cli": "spawns"}
+#: ... or lives here (every test of the folder or file needs what it names)
+SLOW_PLACES = {
+    "video/": "video",  # encodes and decodes real video files through PyAV
+    "batch/test_batch.py": "ray",  # a local Ray
+    "test_readme.py": "spawns",  # every README command, as a user types it
+    "robustness/test_signals.py": "spawns",  # signals sent to real processes
+}
+TESTS = Path(__file__).parent
+
+
+def slow_kinds(item: pytest.Item) -> set[str]:
+    """Why ``item`` is slow (empty: it is not)."""
+    kinds = {m.name for m in item.iter_markers() if m.name in SLOW_KINDS}
+    if any(m == requires_weights.mark for m in item.iter_markers("skipif")):
+        kinds.add("weights")  # the real VGG19 weights
+    kinds |= {kind for name, kind in SLOW_FIXTURES.items() if name in item.fixturenames}
+    where = Path(str(item.path)).relative_to(TESTS).as_posix()
+    kinds |= {kind for place, kind in SLOW_PLACES.items() if where.startswith(place)}
+    return kinds
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for kind in sorted(slow_kinds(item)):
+            item.add_marker(kind)
+            item.add_marker("slow")

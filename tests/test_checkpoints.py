@@ -158,10 +158,17 @@ def test_checkpoints_are_due_by_time_and_every_is_parsed():
 
 
 # -- a real process, killed --------------------------------------------------------------
-def tiny_nst(args, cwd, **kwargs):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-c", TINY_NST, *map(str, args)], cwd=cwd, env=env,
-                            stderr=subprocess.PIPE, text=True, **kwargs)  # fmt: skip
+@pytest.fixture
+def tiny_nst():
+    """Starts ``nst`` on the tiny network in a process of its own (a test using it is
+    slow: ``make test-fast`` leaves it out)."""
+
+    def start(args, cwd, **kwargs):
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        return subprocess.Popen([sys.executable, "-c", TINY_NST, *map(str, args)], cwd=cwd,
+                                env=env, stderr=subprocess.PIPE, text=True, **kwargs)  # fmt: skip
+
+    return start
 
 
 def steps_in(log: Path) -> int:
@@ -189,7 +196,7 @@ KINDS = {
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_a_run_killed_at_a_random_iteration_continues_to_the_same_picture(tmp_path, kind):
+def test_a_run_killed_at_a_random_iteration_continues_to_the_same_picture(tmp_path, kind, tiny_nst):
     content, style, style2, mask = (tmp_path / f"{n}.png" for n in ("c", "s", "s2", "m"))
     Image.fromarray(picture(48, 32, 0)).save(content)
     Image.fromarray(picture(40, 40, 1)).save(style)
@@ -237,7 +244,7 @@ def test_a_run_killed_at_a_random_iteration_continues_to_the_same_picture(tmp_pa
     assert len(resumed) == kills and all(r["type"] != "step" or "loss" in r for r in records)
 
 
-def test_the_cli_says_where_it_continues_and_restart_starts_anew(tmp_path):
+def test_the_cli_says_where_it_continues_and_restart_starts_anew(tmp_path, tiny_nst):
     content, style = tmp_path / "c.png", tmp_path / "s.png"
     Image.fromarray(picture(48, 32, 0)).save(content)
     Image.fromarray(picture(40, 40, 1)).save(style)

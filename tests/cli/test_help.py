@@ -25,13 +25,19 @@ finally:
 """
 
 
-def run_cli(*args: str) -> tuple[int, str, list[str]]:
-    r = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120
-    )
-    *rest, marker = r.stderr.rstrip("\n").rsplit("\n", 1)
-    assert marker.startswith("LOADED="), r.stderr
-    return r.returncode, r.stdout + "".join(rest), json.loads(marker[len("LOADED=") :])
+@pytest.fixture
+def run_cli():
+    """Runs ``nst`` in a fresh interpreter: (exit code, output, heavy modules it loaded)."""
+
+    def run(*args: str) -> tuple[int, str, list[str]]:
+        r = subprocess.run(
+            [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120
+        )
+        *rest, marker = r.stderr.rstrip("\n").rsplit("\n", 1)
+        assert marker.startswith("LOADED="), r.stderr
+        return r.returncode, r.stdout + "".join(rest), json.loads(marker[len("LOADED=") :])
+
+    return run
 
 
 def command_paths() -> list[list[str]]:
@@ -44,7 +50,7 @@ def command_paths() -> list[list[str]]:
     return paths
 
 
-def test_every_help_loads_no_heavy_module():
+def test_every_help_loads_no_heavy_module(run_cli):
     for path in [[], *command_paths()]:
         code, out, loaded = run_cli(*path, "--help")
         assert code == 0, (path, out)
@@ -62,7 +68,7 @@ def test_every_help_loads_no_heavy_module():
         (["nonsense"], "nst: error: no such command 'nonsense' (see 'nst --help')"),
     ],
 )
-def test_a_bad_argument_fails_in_one_line_without_loading_torch(args, message):
+def test_a_bad_argument_fails_in_one_line_without_loading_torch(args, message, run_cli):
     code, out, loaded = run_cli(*args)
     assert code == 2, out
     assert message in out

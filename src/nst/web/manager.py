@@ -58,7 +58,8 @@ class JobManager:
         self.runner = runner
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
-        self.waiting: queue.Queue[Job] = queue.Queue(maxsize=settings.max_waiting)
+        # jobs to run; None wakes a worker to see that the server stops
+        self.waiting: queue.Queue[Job | None] = queue.Queue(maxsize=settings.max_waiting)
         self.threads: list[threading.Thread] = []
         self.closing = threading.Event()
         self._watchers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
@@ -90,6 +91,9 @@ class JobManager:
                 job.cancel.set()
             for job_id in list(self._watchers):
                 self._notify(job_id)
+        for _ in self.threads:  # the idle workers see it now, not at their next poll
+            with contextlib.suppress(queue.Full):
+                self.waiting.put_nowait(None)
         for job in ended:
             self._after_end(job)
 
@@ -377,6 +381,8 @@ class JobManager:
             try:
                 job = self.waiting.get(timeout=0.5)
             except queue.Empty:
+                continue
+            if job is None:
                 continue
             with self.lock:  # the others move up the queue
                 for other in self.jobs.values():
