@@ -50,3 +50,24 @@ def test_the_command_prints_every_figure_and_json(images, tiny_network):
     r = runner.invoke(app, [*args, "--style-blend", "1"])
     assert r.exit_code == 2
     assert "style-blend has 1 weights for 2 style image(s)" in r.output
+
+
+def test_each_registered_statistic_scores_itself(images, tiny_network, monkeypatch):
+    """``score`` asks the registry: a statistic registered with its own ``score`` is
+    scored at every style layer, with the style images' blend weights summing to 1."""
+    from nst.objective.statistics import STATISTICS, Statistic
+
+    seen = []
+
+    def by_hand(samples, features, layer):
+        seen.append((sum(w for _, w in samples), features.shape[1], samples[0][0].shape[1]))
+        return layer + 0.5
+
+    monkeypatch.setitem(STATISTICS, "mean", Statistic("mean", None, None, by_hand))  # type: ignore[arg-type]
+    s = nst.score(images["content"], images["content"], [images["style"], images["style2"]],
+                  blend=[3.0, 1.0])  # fmt: skip
+    assert set(s.style) == {"gram", "w2", "swd", "mean"}
+    assert list(s.style["mean"]) == ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+    assert list(s.style["mean"].values()) == [0.5, 1.5, 2.5, 3.5, 4.5]
+    assert [w for w, _, _ in seen] == [1.0] * 5  # the blend's weights, normalized
+    assert all(c == cs for _, c, cs in seen)  # the image's and the styles' features of a layer

@@ -38,9 +38,37 @@ POOLINGS = ("avg", "max")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 WEIGHTINGS = ("calibrated", "reference", "paper")
 COLOR_MODES = ("none", "luminance", "histogram")
-#: the style statistics (nst.objective.statistics): the paper's Gram matrices, the
-#: 2-Wasserstein distance of Gaussians (mean and covariance), the sliced Wasserstein distance
-STYLE_LOSSES = ("gram", "w2", "swd")
+
+
+@dataclass(frozen=True)
+class StyleLoss:
+    """What a style statistic (``--style-loss``) can do, declared here without torch so
+    that options are checked before any is loaded; the statistic registered under the
+    same name (:mod:`nst.objective.statistics`) implements it (a test checks they agree)."""
+
+    name: str
+    #: it can be guided by region masks (``--mask``)
+    guides: bool
+    #: it can be evaluated in tiles (print sizes under a memory limit)
+    tiles: bool
+
+
+#: the style statistics: the paper's Gram matrices, the 2-Wasserstein distance of
+#: Gaussians (mean and covariance), the sliced Wasserstein distance
+STYLE_LOSS_KINDS = {
+    k.name: k
+    for k in (StyleLoss("gram", True, True), StyleLoss("w2", True, True),
+              StyleLoss("swd", guides=False, tiles=False))
+}  # fmt: skip
+STYLE_LOSSES = tuple(STYLE_LOSS_KINDS)
+
+
+def style_losses_that(can: str) -> str:
+    """The style losses that can ``guides`` or ``tiles``, as advice: ``gram or w2``."""
+    names = [k.name for k in STYLE_LOSS_KINDS.values() if getattr(k, can)]
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
 INIT_KEYWORDS = ("auto", "noise", "content", "style")
 #: L-BFGS iterations a run from noise takes to become a picture: fewer leave grain over a
 #: barely recognisable photo (measured with the paper's defaults at 128 and 256 px:
@@ -102,6 +130,7 @@ class Config(Declared):
     size: int = option(
         512, "Longest side of the output in pixels.", INT, lo=16, hi=MAX_SIDE,
         panel="Output", web="main", label="Size (longest side)", cap="max_size", unit="px",
+        web_default=256,  # a first try on the page: smaller than the command's
     )  # fmt: skip
     style_size: int | None = option(
         None, "Longest side of the style image(s) in pixels (default: size * style-scale).",
@@ -120,7 +149,7 @@ class Config(Declared):
         "both are reported). With coarse-to-fine, the first stage's; later stages get half "
         "as many each.",
         INT, lo=1, hi=1_000_000, panel="Optimization", web="main", label="Iterations",
-        cap="max_iterations",
+        cap="max_iterations", web_default=300,
     )  # fmt: skip
     optimizer: str = option(
         "lbfgs", "lbfgs (default, as the paper) or adam.", TEXT, choices=OPTIMIZERS,
@@ -206,7 +235,7 @@ class Config(Declared):
         "Region label image (same framing as the content); its colours select a style per "
         "region (see --regions).",
         TEXT, nullable=True, panel="Colour and regions", web="server", label="Mask",
-        path=True, modes=("stylize",),
+        path=True, image=True, modes=("stylize",),
     )  # fmt: skip
     regions: tuple[tuple[str, str], ...] = option(
         (),
@@ -253,13 +282,13 @@ class Config(Declared):
         f"or the content photo when there are fewer than {NOISE_ITERATIONS} iterations "
         "(too few to paint from noise).",
         TEXT,
-        panel="Optimization", web="main", label="Start from", path=True,
+        panel="Optimization", web="main", label="Start from", path=True, image=True,
         keywords=INIT_KEYWORDS, modes=NOT_METRICS,
     )  # fmt: skip
     seed: int | None = option(
         None, "Random seed (noise init); the same seed repeats a run.", INT, lo=0,
         hi=2**63 - 1, nullable=True, panel="Optimization", web="main", label="Seed",
-        modes=NOT_METRICS,
+        modes=NOT_METRICS, default_text="random, printed",
     )  # fmt: skip
     # hardware
     device: str = option(
@@ -302,8 +331,9 @@ class Config(Declared):
             raise ConfigError("scales: give the stage sizes from small to large, e.g. 256,512")
         if self.regions and not self.mask:
             raise ConfigError("regions: give a --mask image whose colours they refer to")
-        if self.mask and self.style_loss == "swd":
-            raise ConfigError("style-loss swd: masks are not supported; use gram or w2")
+        if self.mask and not STYLE_LOSS_KINDS[self.style_loss].guides:
+            raise ConfigError(f"style-loss {self.style_loss}: masks are not supported; use "
+                              f"{style_losses_that('guides')}")  # fmt: skip
         if self.mask and not self.regions:
             raise ConfigError("mask: say which style goes where with --regions, e.g. #ff0000=1")
         if not self.init.strip():

@@ -340,6 +340,8 @@ class Option:
     #: against outputs); ``keywords`` are the values that name no file
     path: bool = False
     keywords: tuple[str, ...] = ()
+    #: a path option whose file is an image (read and checked as one before work)
+    image: bool = False
     #: the server limit (a field of the web app's settings) that bounds this option
     cap: str | None = None
     unit: str = ""  # of its numbers, in messages ("px")
@@ -349,6 +351,8 @@ class Option:
     identity: bool = True
     #: the value a web form starts from, where it differs from ``default`` (a first visit)
     web_default: Any = None
+    #: how help shows the default where it is not a value (``seed``: random, printed)
+    default_text: str = ""
 
     @property
     def server_only(self) -> bool:

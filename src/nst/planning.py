@@ -20,7 +20,14 @@ import torch
 from PIL import Image
 
 from . import builtins, controls, memory
-from .config import MAX_SIDE, Config, start_advice, start_keyword
+from .config import (
+    MAX_SIDE,
+    STYLE_LOSS_KINDS,
+    Config,
+    start_advice,
+    start_keyword,
+    style_losses_that,
+)
 from .errors import ConfigError, TooLarge
 from .events import Stage
 from .imageio import fit_size, load_image, resize_to, to_tensor
@@ -136,11 +143,12 @@ def _fit_memory(plan: Plan) -> Plan:
             need = memory.fit(stage_work, size, limit, forced)
         except TooLarge as exc:
             raise _too_large(plan, k, exc, limit or 0) from None
-        if need.tile is not None and plan.styles and c.style_loss == "swd":
+        if need.tile is not None and plan.styles and not STYLE_LOSS_KINDS[c.style_loss].tiles:
             raise ConfigError(
-                f"style-loss swd cannot be evaluated in tiles, which a {s.width}x{s.height} px "
-                f"stage needs within --memory-limit {memory.gb(limit or 0)}: use gram or w2, "
-                "or a higher --memory-limit"
+                f"style-loss {c.style_loss} cannot be evaluated in tiles, which a "
+                f"{s.width}x{s.height} px stage needs within --memory-limit "
+                f"{memory.gb(limit or 0)}: use {style_losses_that('tiles')}, or a higher "
+                "--memory-limit"
             )
         factor = memory.cost(work.layers, size, need.tile)
         stages.append(

@@ -26,16 +26,12 @@ import torch
 from . import controls, runtime
 from .config import PAPER_STYLE_LAYERS, Config
 from .imageio import resize_longest, resize_to
-from .objective.losses import gram_matrix, style_layer_loss
-from .objective.statistics import statistic
-from .objective.w2 import W2Target, blend_moments
+from .objective.statistics import STATISTICS
 from .planning import ImageLike, as_list, load
 
 CONTENT_LAYER = "conv4_2"
 STYLE_LAYERS = tuple(n for n, _ in PAPER_STYLE_LAYERS)
 #: draws of random directions averaged in the sliced Wasserstein score
-SWD_DRAWS = 4
-STATISTICS = ("gram", "w2", "swd")
 
 
 @dataclass(frozen=True)
@@ -116,14 +112,9 @@ def score(
     total = sum(weights)
     per: dict[str, dict[str, float]] = {s: {} for s in STATISTICS}
     for k, name in enumerate(STYLE_LAYERS):
-        f = fo[name]
-        target = torch.stack([gram_matrix(x[name])[0] * (w / total) for x, w in zip(fs, weights)])
-        per["gram"][name] = float(style_layer_loss(gram_matrix(f)[0], target.sum(0)))
-        samples = [(x[name], w) for x, w in zip(fs, weights)]
-        mu, cov = blend_moments(samples)
-        per["w2"][name] = float(W2Target(mu, cov)(f.double())) / f.shape[1]  # in float64
-        swd = statistic("swd").encode(samples, None, 0, k)  # seeded by the layer
-        per["swd"][name] = float(sum(float(swd(f)) for _ in range(SWD_DRAWS)) / SWD_DRAWS)
+        samples = [(x[name], w / total) for x, w in zip(fs, weights)]
+        for statistic, scores in per.items():  # each statistic scores itself
+            scores[name] = STATISTICS[statistic].score(samples, fo[name], k)
     return Score(
         content=content_distance,
         ssim=ssim_luminance(out, photo),

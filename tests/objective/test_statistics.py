@@ -173,3 +173,15 @@ def test_w2_with_regions_gives_each_region_its_style(images, tiny_network, tmp_p
         None, "avg", True, plan.layers, torch.device("cpu"), None))  # fmt: skip
     term = objective.modules_["style__conv1_1"]
     assert len(term) == 2 and all(t.guide is not None for t in term)  # one target per region
+
+
+def test_every_declared_style_loss_is_registered_and_can_what_it_says():
+    """The options declare each style loss's abilities without torch (masks, tiles); the
+    registered statistic of the same name must agree."""
+    from nst.config import STYLE_LOSS_KINDS, style_losses_that
+    from nst.objective import STATISTICS
+
+    assert set(STATISTICS) == set(STYLE_LOSS_KINDS)
+    for name, kind in STYLE_LOSS_KINDS.items():
+        assert (STATISTICS[name].guides, STATISTICS[name].tiles) == (kind.guides, kind.tiles)
+    assert style_losses_that("guides") == "gram or w2" == style_losses_that("tiles")

@@ -26,8 +26,6 @@ from ..imageio import SAVE_FORMATS, file_problem, image_files, output_format, pr
 from ..numbers import loads, quote
 from ..planning import check_styles
 
-#: options naming image files (their headers are read before work)
-IMAGE_OPTIONS = ("mask", "init")
 #: manifest columns that are not stylize options
 COLUMNS = ("content", "style", "styles", "output")
 RECORDS = "batch.jsonl"
@@ -143,8 +141,9 @@ def _job(
     _check_file(row, "content", content)
     for s in styles:
         _check_file(row, "style", s)
+    declared = config.path_options()
     for role, value in config.input_paths().items():
-        _check_file(row, role.replace("_", "-"), value, image=role in IMAGE_OPTIONS)
+        _check_file(row, role.replace("_", "-"), value, image=declared[role].image)
     if output:
         if Path(output).name != output or output.startswith("."):
             raise ConfigError(f"{row}: output '{one_line(output)}' must be a plain file name")

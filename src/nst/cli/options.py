@@ -24,9 +24,7 @@ from .output import fail
 def _help(opt: Option) -> str:
     if "default" in opt.help:
         return opt.help
-    default = opt.to_text(opt.default) or "none"
-    if opt.name == "seed":
-        default = "random, printed"
+    default = opt.default_text or opt.to_text(opt.default) or "none"
     return f"{opt.help} \\[default: {default}]"  # escaped: rich would read [..] as markup
 
 

@@ -5,7 +5,8 @@ Each statistic encodes the target of one layer once, from one or several style i
 in which units its value enters the total. The style term spec
 (:mod:`nst.objective.terms`) builds ``style:LAYER`` terms with the run's statistic; a new
 statistic is one module that :func:`register` s itself (``w2.py``, ``swd.py``) and its
-name in :data:`nst.config.STYLE_LOSSES`.
+declaration in :data:`nst.config.STYLE_LOSS_KINDS` (whether it takes masks and tiles,
+checked before torch loads).
 
 ``gram`` (the paper's): the Gram matrix, E_l in the paper's units.
 """
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .losses import StyleTarget, gram_matrix
+from .losses import StyleTarget, gram_matrix, style_layer_loss
 from .objective import CALIBRATION, REFERENCE_STYLE_FACTOR, Objective
 
 #: one style image's features at a layer (1, C, H, W) and its weight in the blend
@@ -39,13 +40,28 @@ class Statistic:
     encode: Callable[[Sequence[Sample], torch.Tensor | None, int, int], nn.Module]
     #: (objective, channels) -> what the value is multiplied by, before beta * w_l
     units: Callable[[Objective, int], float]
-    guides: bool = True  # supports region guides (masks)
+    #: how ``nst score`` measures an image's features (1, C, H, W) against the style
+    #: images' (a blend) at the layer of that index: the distance in the statistic's own
+    #: units, whatever the run's weighting
+    score: Callable[[Sequence[Sample], torch.Tensor, int], float]
     #: the same from each style image's sums over positions (:class:`MomentSample`), which
     #: can be taken in tiles; None: the statistic needs the features themselves (the style
     #: image is then encoded untiled and the run's terms cannot be tiled)
     encode_moments: (
         Callable[[Sequence[MomentSample], torch.Tensor | None, int, int], nn.Module] | None
     ) = None
+
+    @property
+    def guides(self) -> bool:
+        """It takes region guides (masks), as its declaration in the options says."""
+        from ..config import STYLE_LOSS_KINDS
+
+        return STYLE_LOSS_KINDS[self.name].guides
+
+    @property
+    def tiles(self) -> bool:
+        """It can be evaluated in tiles (it encodes from sums over positions)."""
+        return self.encode_moments is not None
 
 
 STATISTICS: dict[str, Statistic] = {}
@@ -97,4 +113,12 @@ def _gram_from_moments(
     return StyleTarget(blended.float().unsqueeze(0), guide)
 
 
-GRAM = register(Statistic("gram", _gram_target, gram_units, encode_moments=_gram_from_moments))
+def _gram_score(samples: Sequence[Sample], features: torch.Tensor, layer: int) -> float:
+    """E_l between the image's Gram matrix and the blend of the style images'."""
+    total = sum(w for _, w in samples)
+    target = torch.stack([gram_matrix(f)[0] * (w / total) for f, w in samples]).sum(0)
+    return float(style_layer_loss(gram_matrix(features)[0], target))
+
+
+GRAM = register(Statistic("gram", _gram_target, gram_units, _gram_score,
+                          encode_moments=_gram_from_moments))  # fmt: skip

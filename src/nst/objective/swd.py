@@ -130,4 +130,14 @@ def swd_units(objective: Objective, channels: int) -> float:
     return SWD_CALIBRATION
 
 
-SWD = register(Statistic("swd", _encode, swd_units, guides=False))
+#: random projections a score averages (each draw is another set of directions)
+SCORE_DRAWS = 4
+
+
+def _score(samples: Sequence[Sample], features: torch.Tensor, layer: int) -> float:
+    """SW^2 averaged over :data:`SCORE_DRAWS` draws of directions, seeded by the layer."""
+    target = _encode(samples, None, 0, layer)
+    return float(sum(float(target(features)) for _ in range(SCORE_DRAWS)) / SCORE_DRAWS)
+
+
+SWD = register(Statistic("swd", _encode, swd_units, _score))

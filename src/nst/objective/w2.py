@@ -159,4 +159,10 @@ def w2_units(objective: Objective, channels: int) -> float:
     return W2_CALIBRATION / channels
 
 
-W2 = register(Statistic("w2", _encode, w2_units, encode_moments=_encode_moments))
+def _score(samples: Sequence[Sample], features: torch.Tensor, layer: int) -> float:
+    """W2^2 per channel to the blend's Gaussian, in float64."""
+    mu, cov = blend_moments(samples)
+    return float(W2Target(mu, cov)(features.double())) / features.shape[1]
+
+
+W2 = register(Statistic("w2", _encode, w2_units, _score, encode_moments=_encode_moments))

@@ -182,7 +182,6 @@ function setupDrop() {
 // the per-style sliders; every other option a page may set gets a control by its kind,
 // range and choices.
 const SLIDER = new Set(["content_weight", "style_weight", "style_blend"]);
-const FORM_DEFAULTS = { size: 256, iterations: 300 };  // smaller than the CLI's for a first try
 // The strength buttons set the balance only (log10 of alpha/beta); time is the preset's and
 // the size's business.
 const STRENGTH = { subtle: -2, balanced: -3, strong: -4 };
@@ -194,7 +193,7 @@ async function loadConfig() {
   state.fields = schema.fields;
   state.limits = schema.limits;
   state.bundles = schema.presets || {};
-  buildForm(schema.fields, { skip: SLIDER, defaults: FORM_DEFAULTS });
+  buildForm(schema.fields, { skip: SLIDER });
   for (const f of schema.fields) {
     const input = document.getElementById(f.name);
     if (input) input.addEventListener("change", () => { save(); estimate(); markPreset(); });
@@ -209,16 +208,21 @@ function applyBundle(name) {
   const bundle = state.bundles[name];
   if (!bundle) return;
   for (const [option, value] of Object.entries(bundle)) {
-    if (option === "iterations") setValue(option, Math.min(value, state.limits.max_iterations || value));
-    else if (option === "size") setValue(option, Math.min(value, state.limits.max_size || value));
-    else setValue(option, value);
+    const most = field(option)?.max;  // the declaration's bound or this server's cap
+    setValue(option, typeof value === "number" && most != null ? Math.min(value, most) : value);
   }
   if ("content_weight" in bundle || "style_weight" in bundle) {
-    const ratio = Math.log10((bundle.content_weight ?? 1) / (bundle.style_weight ?? 1000));
+    const weight = (name) => bundle[name] ?? field(name).default;
+    const ratio = Math.log10(weight("content_weight") / weight("style_weight"));
     $("#ratio").value = Math.round(ratio * 2) / 2;
     $("#ratio-label").textContent = ratioText($("#ratio").value);
   }
   markPreset();
+}
+
+// an option's field as /api/config declares it
+function field(name) {
+  return state.fields.find((f) => f.name === name);
 }
 
 function setValue(name, value) {
