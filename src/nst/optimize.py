@@ -30,6 +30,8 @@ from .objective.objective import TermValues
 #: x -> (the total with grad, the term values by name), as nst.objective.Objective
 Objective = Callable[[torch.Tensor], tuple[torch.Tensor, TermValues]]
 StepCallback = Callable[["StepState"], None]
+#: (the iterate after a step, the gradient that step took) -> the iterate to go on from
+Projection = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: L-BFGS history is capped so that it never takes more than this many bytes: 50 pairs
 #: up to 512x384 px in fp32, 20 at 1024x768 (where coarse to fine runs its last stage
@@ -271,6 +273,7 @@ def minimize(
     clamp: tuple[float, float] | None = (0.0, 255.0),
     resume: OptimizerState | None = None,
     variant: Variant = Variant(),
+    after_step: Projection | None = None,
 ) -> OptimizeResult:
     """Minimise ``objective`` over the pixels of ``x0`` (not modified).
 
@@ -282,6 +285,9 @@ def minimize(
     that state's iteration instead of starting at ``x0``; the iterations, the evaluations
     and the steps that follow are those the uninterrupted run would have made.
     ``variant`` chooses how L-BFGS computes (:class:`Variant`; the defaults are the fastest).
+    ``after_step`` (Adam) maps each new iterate, shaped as ``x0``, and the gradient the
+    step took to the iterate the next evaluation sees (the regularizers of gradient
+    ascent: blur, clipping), after ``clamp``.
     """
     if resume is not None and (resume.method != method or resume.x.numel() != x0.numel()):
         raise ValueError("resume: a state of another method or image size")
@@ -292,7 +298,7 @@ def minimize(
             solver = LBFGS(run, lr, history, history_dtype, variant)
             loss, reason = solver.solve(iterations, resume)
         elif method == "adam":
-            loss, reason = _adam(run, iterations, lr, clamp, resume)
+            loss, reason = _adam(run, iterations, lr, clamp, resume, after_step)
         else:
             raise ValueError(f"unknown optimizer {method!r}")
     except KeyboardInterrupt:
@@ -741,6 +747,7 @@ def _adam(
     lr: float,
     clamp: tuple[float, float] | None,
     resume: OptimizerState | None = None,
+    after_step: Projection | None = None,
 ) -> tuple[float, str]:
     flat = run.x.view(-1)
     param = torch.nn.Parameter(flat.detach().clone())
@@ -771,6 +778,9 @@ def _adam(
         opt.step()
         if clamp is not None:
             param.data.clamp_(*clamp)
+        if after_step is not None:
+            shape = run.x.shape
+            param.data.copy_(after_step(param.data.view(shape), g.view(shape)).reshape(-1))
         f_new, g_new, terms = run.evaluate(param.data)
         if not _finite(f_new, g_new):
             raise run.diverged()

@@ -70,3 +70,17 @@ def test_a_neurons_gradient_is_zero_outside_its_receptive_field(pooling, method,
     if method == "deconvnet" and pooling == "avg":  # nothing masks the way back: the box is tight
         assert g[top].max() > 0 and g[bottom].max() > 0
         assert g[:, left].max() > 0 and g[:, right].max() > 0
+
+
+def test_the_redirected_relu_wakes_a_silent_unit_whichever_way_the_loss_points():
+    """Gradient ascent on f and descent on -f both let the gradient through a silent unit
+    exactly where a step would switch it on (the optimizer minimises -f: ``minimised``)."""
+    from nst.explain import rules
+
+    for minimised, sign in ((False, 1.0), (True, -1.0)):
+        x = torch.tensor([-1.0, 2.0], requires_grad=True)
+        (sign * rules.redirected(minimised)(x).sum()).backward()
+        assert x.grad.tolist() == [sign, sign]  # the silent unit too: the step wakes it
+        x = torch.tensor([-1.0, 2.0], requires_grad=True)
+        (-sign * rules.redirected(minimised)(x).sum()).backward()
+        assert x.grad.tolist() == [0.0, -sign]  # a step that would silence it more: blocked

@@ -14,7 +14,7 @@ score before the softmax.
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +24,8 @@ from ..errors import Interrupted
 from ..events import EventHandler, Finished, Stage, Started, Step
 from ..execution import NOISE_MEAN, StopSignal, stop_function
 from ..objective.losses import tv_loss
+from ..objective.objective import TermValues
+from ..optimize import StepState, minimize
 from . import rules
 from .config import VisualizeConfig
 from .network import Network, network
@@ -98,7 +100,6 @@ def visualize(
 
         images, lucid_value = lucid_visualize(t, cfg, net, emit, stop, preview_every)
         return Ascent(torch.cat(list(images), dim=2), lucid_value, t)  # N images side by side
-    should_stop = stop_function(stop) or (lambda: False)
     dev = net.device
     gen = torch.Generator().manual_seed(cfg.seed)
     mean = torch.tensor(NOISE_MEAN, device=dev).view(1, 3, 1, 1)
@@ -106,88 +107,89 @@ def visualize(
         init = torch.randn(1, 3, *size, generator=gen) * 20.0
     else:
         init = torch.zeros(1, 3, *size)
-    img = init.to(dev)  # I: the image minus the mean pixel, 0..255 units
-    opt_state = (torch.zeros_like(img), torch.zeros_like(img))
     emit(Started(0, (Stage(*size, cfg.iterations),), str(dev), "fp32", cfg.seed))
-    weights_ = {"activation": 1.0, "l2": 1.0, "tv": 1.0}
-    factors = {"activation": -1.0, "l2": cfg.l2, "tv": cfg.tv_weight}
-    start = time.perf_counter()
-    value = 0.0
-    k = 0
+    ascent = _Ascent(net, t, cfg, gen, mean)
 
     def finish(i: torch.Tensor) -> torch.Tensor:
-        return (i + mean).clamp(0, 255)[0].div(255).cpu()
+        return (i.view_as(init) + mean).clamp(0, 255)[0].div(255).cpu()
 
+    # I, the image minus the mean pixel in 0..255 units, climbs f by Adam's steps (the loss
+    # minimised is minus the objective), the regularizers applied after each step
+    on_step = steps_as_events(emit, ascent.weights, ascent.factors, preview_every,
+                              cfg.iterations, finish)  # fmt: skip
     try:
-        for k in range(cfg.iterations + 1):
-            dy = (
-                int(torch.randint(-cfg.jitter, cfg.jitter + 1, (1,), generator=gen))
-                if cfg.jitter
-                else 0
-            )
-            dx = (
-                int(torch.randint(-cfg.jitter, cfg.jitter + 1, (1,), generator=gen))
-                if cfg.jitter
-                else 0
-            )
-            x = img.detach().requires_grad_(True)
-            shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-            # while the target is silent, a redirected ReLU lets the gradient wake it up
-            relu = rules.redirected() if value <= 0 else None
-            act = net.value((shifted + mean).clamp(0, 255), t, relu=relu, reduce="mean").sum()
-            l2 = (x / 255.0).pow(2).mean()
-            tv = tv_loss(x)
-            objective = act - cfg.l2 * l2 - cfg.tv_weight * tv
-            (grad,) = torch.autograd.grad(objective, x)
-            value = float(act.detach())
-            terms = {"activation": value, "l2": float(l2.detach()), "tv": float(tv.detach())}
-            preview = None
-            if preview_every and (k % preview_every == 0 or k == cfg.iterations):
-                preview = finish(img)
-            emit(
-                Step(
-                    iteration=k,
-                    evaluations=k + 1,
-                    loss=-float(objective.detach()),
-                    terms=terms,
-                    weights=weights_,
-                    factors=factors,
-                    elapsed=time.perf_counter() - start,
-                    stage=0,
-                    preview=preview,
-                )
-            )
-            if k == cfg.iterations or should_stop():
-                break
-            img = _adam(img, grad, opt_state, k + 1, cfg.lr)
-            if cfg.blur_every and (k + 1) % cfg.blur_every == 0:
-                img = gaussian_blur(img, cfg.blur_sigma)
-            img = _clip_below(img, img.norm(dim=1)[0], cfg.clip_value)
-            img = _clip_below(img, (img * grad).abs().sum(dim=1)[0], cfg.clip_grad)
-            img = (img + mean).clamp(0, 255) - mean
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted after step {k}", finish(img), k) from None
-    reason = "cancelled" if k < cfg.iterations else "completed"
-    emit(Finished(k, k + 1, -value, time.perf_counter() - start, reason))
-    return Ascent(finish(img), value, t)
+        result = minimize(ascent, init.to(dev), iterations=cfg.iterations, method="adam",
+                          lr=cfg.lr, clamp=None, on_step=on_step, should_stop=stop_function(stop),
+                          after_step=ascent.regularize)  # fmt: skip
+    except Interrupted as exc:
+        k = exc.iteration
+        raise Interrupted(f"interrupted after step {k}", finish(exc.image), k) from None
+    emit(Finished(result.iterations, result.evaluations, -ascent.value, result.elapsed,
+                  result.reason))  # fmt: skip
+    return Ascent(finish(result.x), ascent.value, t)
 
 
-def _adam(
-    x: torch.Tensor,
-    grad: torch.Tensor,
-    state: tuple[torch.Tensor, torch.Tensor],
-    step: int,
-    lr: float,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-) -> torch.Tensor:
-    """One Adam step uphill (state is updated in place)."""
-    m, v = state
-    m.mul_(betas[0]).add_(grad, alpha=1 - betas[0])
-    v.mul_(betas[1]).addcmul_(grad, grad, value=1 - betas[1])
-    m_hat = m / (1 - betas[0] ** step)
-    v_hat = v / (1 - betas[1] ** step)
-    return x + lr * m_hat / (v_hat.sqrt() + eps)
+class _Ascent:
+    """The objective of gradient ascent (its loss is minus f(I) - l2 |I|^2 - tv TV(I), the
+    image jittered before each evaluation) and its regularizers between steps."""
+
+    def __init__(self, net: Network, target: Target, cfg: VisualizeConfig,
+                 gen: torch.Generator, mean: torch.Tensor) -> None:  # fmt: skip
+        self.net, self.target, self.cfg, self.gen, self.mean = net, target, cfg, gen, mean
+        self.value = 0.0  # the target's value at the last evaluation
+        self.steps = 0
+        self.weights = {"activation": 1.0, "l2": 1.0, "tv": 1.0}
+        self.factors = {"activation": -1.0, "l2": cfg.l2, "tv": cfg.tv_weight}
+
+    def shift(self) -> int:
+        jitter = self.cfg.jitter
+        return int(torch.randint(-jitter, jitter + 1, (1,), generator=self.gen)) if jitter else 0
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, TermValues]:
+        cfg = self.cfg
+        dy, dx = self.shift(), self.shift()
+        shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+        # while the target is silent, a redirected ReLU lets the gradient wake it up
+        relu = rules.redirected(minimised=True) if self.value <= 0 else None
+        act = self.net.value((shifted + self.mean).clamp(0, 255), self.target, relu=relu,
+                             reduce="mean").sum()  # fmt: skip
+        l2 = (x / 255.0).pow(2).mean()
+        tv = tv_loss(x)
+        self.value = float(act.detach())
+        terms = TermValues(("activation", "l2", "tv"), torch.stack([act, l2, tv]).detach())
+        return -(act - cfg.l2 * l2 - cfg.tv_weight * tv), terms
+
+    def regularize(self, img: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """Yosinski et al.'s regularizers after a step: a blur every few steps, the pixels
+        of small norm and of small contribution |I * grad| set to zero, the image kept
+        within 0..255."""
+        cfg = self.cfg
+        self.steps += 1
+        if cfg.blur_every and self.steps % cfg.blur_every == 0:
+            img = gaussian_blur(img, cfg.blur_sigma)
+        img = _clip_below(img, img.norm(dim=1)[0], cfg.clip_value)
+        img = _clip_below(img, (img * grad).abs().sum(dim=1)[0], cfg.clip_grad)
+        return (img + self.mean).clamp(0, 255) - self.mean
+
+
+def steps_as_events(
+    emit: EventHandler,
+    weights: dict[str, float],
+    factors: dict[str, float],
+    preview_every: int,
+    iterations: int,
+    picture: Callable[[torch.Tensor], torch.Tensor],
+) -> Callable[[StepState], None]:
+    """The optimizer's steps as the :class:`Step` events every front end renders, with a
+    preview (``picture`` of the iterate) every ``preview_every`` steps and at the last."""
+
+    def on_step(s: StepState) -> None:
+        k = s.iteration
+        due = preview_every and (k % preview_every == 0 or k == iterations)
+        emit(Step(k, s.evaluations, s.loss, s.terms.floats(), weights, factors, s.elapsed, 0,
+                  picture(s.x) if due else None))  # fmt: skip
+
+    return on_step
 
 
 def activation(image: torch.Tensor, target: Target, net: Network, size: int | None = None) -> float:

@@ -22,15 +22,17 @@ value (a channel: its mean over positions). The pixel regularizers of
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import Interrupted
-from ..events import EventHandler, Finished, Stage, Started, Step
+from ..events import EventHandler, Finished, Stage, Started
 from ..execution import StopSignal, stop_function
+from ..objective.objective import TermValues
+from ..optimize import minimize
 from . import rules
+from .ascent import steps_as_events
 from .config import VisualizeConfig
 from .network import Network
 from .targets import Target
@@ -73,12 +75,21 @@ class Parameterization(torch.nn.Module):
         m = COLOR_CORRELATION / COLOR_CORRELATION.norm(dim=0).max()
         self.register_buffer("colors", m)
 
+    @property
+    def parameter(self) -> torch.nn.Parameter:
+        """The one tensor the images are made from."""
+        return self.spectrum if self.fourier else self.pixels
+
     def forward(self) -> torch.Tensor:
+        return self.render(self.parameter)
+
+    def render(self, parameter: torch.Tensor) -> torch.Tensor:
+        """The images from ``parameter`` (a tensor shaped as :attr:`parameter`)."""
         if self.fourier:
-            spec = torch.view_as_complex(self.spectrum) * self.scale
+            spec = torch.view_as_complex(parameter) * self.scale
             x = torch.fft.irfft2(spec, s=(self.size, self.size), norm="ortho") / 4.0
         else:
-            x = self.pixels
+            x = parameter
         if self.decorrelate:
             x = torch.einsum("nchw,dc->ndhw", x, self.colors)
             return torch.sigmoid(x)
@@ -127,55 +138,68 @@ def lucid_visualize(
     preview_every: int = 0,
 ) -> tuple[torch.Tensor, float]:
     """The Lucid run: (images (N, 3, H, W) in [0, 1], the target's mean value on them)."""
-    should_stop = stop_function(stop) or (lambda: False)
-    dev = net.device
-    n = cfg.diversity
-    param = Parameterization(n, cfg.size, cfg.param == "fourier", cfg.decorrelate, cfg.seed)
-    param = param.to(dev)
-    opt = torch.optim.Adam(param.parameters(), lr=LEARNING_RATE)
-    g = torch.Generator().manual_seed(cfg.seed + 1)
-    names = cfg.transform_list
-    layer = net.layer_of(target)
-    emit(Started(0, (Stage(cfg.size, cfg.size, cfg.iterations),), str(dev), "fp32", cfg.seed))
-    weights = {"activation": 1.0, "diversity": 1.0}
-    factors = {"activation": -1.0, "diversity": DIVERSITY_WEIGHT if n > 1 else 0.0}
-    start = time.perf_counter()
-    value = 0.0
-    k = 0
-    try:
-        for k in range(cfg.iterations + 1):
-            images = param()
-            x = _transform(images, names, g) * 255.0
-            # once the target is found silent, a redirected ReLU lets the gradient wake it up
-            relu = rules.redirected() if k > 0 and value <= 0 else None
-            if target.kind == "class" or n == 1:
-                act = net.value(x, target, relu=relu, reduce="mean")
-                div = torch.zeros((), device=dev)
-            else:
-                feats = net.features(x, [layer], relu=relu)[layer].float()
-                channel = feats[:, target.index]
-                act = (channel[:, target.row, target.col] if target.kind == "neuron"
-                       else channel.mean(dim=(1, 2)))  # fmt: skip
-                div = _diversity(feats)
-            value = float(act.detach().mean())
-            objective = act.mean() - factors["diversity"] * div
-            preview = None
-            if preview_every and (k % preview_every == 0 or k == cfg.iterations):
-                preview = images[0].detach().cpu()
-            emit(Step(k, k + 1, -float(objective.detach()),
-                      {"activation": value, "diversity": float(div.detach())}, weights, factors,
-                      time.perf_counter() - start, 0, preview))  # fmt: skip
-            if k == cfg.iterations or should_stop():
-                break
-            opt.zero_grad(set_to_none=True)
-            (-objective).backward()
-            opt.step()
-    except KeyboardInterrupt:
+    param = Parameterization(cfg.diversity, cfg.size, cfg.param == "fourier", cfg.decorrelate,
+                             cfg.seed).to(net.device)  # fmt: skip
+    objective = _LucidObjective(target, cfg, net, param)
+    emit(Started(0, (Stage(cfg.size, cfg.size, cfg.iterations),), str(net.device), "fp32",
+                 cfg.seed))  # fmt: skip
+
+    def first(p: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            last = param()[0].cpu()
-        raise Interrupted(f"interrupted after step {k}", last, k) from None
-    reason = "cancelled" if k < cfg.iterations else "completed"
-    emit(Finished(k, k + 1, -value, time.perf_counter() - start, reason))
+            return param.render(p)[0].cpu()
+
+    # Adam on the parameters (the loss minimised is minus the objective)
+    on_step = steps_as_events(emit, objective.weights, objective.factors, preview_every,
+                              cfg.iterations, first)  # fmt: skip
+    start = param.parameter.detach()
+    try:
+        result = minimize(objective, start, iterations=cfg.iterations, method="adam",
+                          lr=LEARNING_RATE, clamp=None, on_step=on_step,
+                          should_stop=stop_function(stop))  # fmt: skip
+    except Interrupted as exc:
+        k = exc.iteration
+        raise Interrupted(f"interrupted after step {k}", first(exc.image), k) from None
+    emit(Finished(result.iterations, result.evaluations, -objective.value, result.elapsed,
+                  result.reason))  # fmt: skip
     with torch.no_grad():
-        images = param().cpu()
-    return images, value
+        images = param.render(result.x).cpu()
+    return images, objective.value
+
+
+class _LucidObjective:
+    """Minus the target's mean activation on the transformed images (plus their diversity
+    penalty), as a function of the parameters."""
+
+    def __init__(self, target: Target, cfg: VisualizeConfig, net: Network,
+                 param: Parameterization) -> None:  # fmt: skip
+        self.target, self.net, self.param = target, net, param
+        self.names = cfg.transform_list
+        self.layer = net.layer_of(target)
+        self.generator = torch.Generator().manual_seed(cfg.seed + 1)
+        n = cfg.diversity
+        self.weights = {"activation": 1.0, "diversity": 1.0}
+        self.factors = {"activation": -1.0, "diversity": DIVERSITY_WEIGHT if n > 1 else 0.0}
+        self.value = 0.0  # the target's mean value at the last evaluation
+        self.evaluations = 0
+
+    def __call__(self, p: torch.Tensor) -> tuple[torch.Tensor, TermValues]:
+        images = self.param.render(p)
+        x = _transform(images, self.names, self.generator) * 255.0
+        # once the target is found silent, a redirected ReLU lets the gradient wake it up
+        silent = self.evaluations > 0 and self.value <= 0
+        relu = rules.redirected(minimised=True) if silent else None
+        self.evaluations += 1
+        target, n = self.target, images.shape[0]
+        if target.kind == "class" or n == 1:
+            act = self.net.value(x, target, relu=relu, reduce="mean")
+            div = torch.zeros((), device=x.device)
+        else:
+            feats = self.net.features(x, [self.layer], relu=relu)[self.layer].float()
+            channel = feats[:, target.index]
+            act = (channel[:, target.row, target.col] if target.kind == "neuron"
+                   else channel.mean(dim=(1, 2)))  # fmt: skip
+            div = _diversity(feats)
+        self.value = float(act.detach().mean())
+        objective = act.mean() - self.factors["diversity"] * div
+        values = torch.stack([act.detach().mean(), div.detach()]).float()
+        return -objective, TermValues(("activation", "diversity"), values)

@@ -58,9 +58,25 @@ class _Redirected(torch.autograd.Function):
         return grad * ((x > 0) | (grad > 0)).to(grad.dtype)
 
 
-def redirected() -> Callable[[torch.Tensor], torch.Tensor]:
-    """The ReLU of :class:`_Redirected` (not a saliency method: for gradient ascent)."""
-    return _Redirected.apply
+class _RedirectedDescent(torch.autograd.Function):
+    """:class:`_Redirected` for a loss that is minimised (minus the objective): a step
+    moves against the gradient, so a silent unit is switched on where R < 0."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return grad * ((x > 0) | (grad < 0)).to(grad.dtype)
+
+
+def redirected(minimised: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The ReLU of :class:`_Redirected` (not a saliency method: for gradient ascent), for
+    the gradient of the objective, or (``minimised``) of a loss that is minus it."""
+    return (_RedirectedDescent if minimised else _Redirected).apply
 
 
 def relu(method: str) -> Callable[[torch.Tensor], torch.Tensor]:
