@@ -168,7 +168,7 @@ def sharpness_spec(factor: float, layer: str | None = None):
 # -- the fast loop: what makes a test slow ----------------------------------------------------
 #: a test is slow (``make test-fast`` leaves it out, ``make test`` runs it) when it carries
 #: one of these marks ...
-SLOW_KINDS = ("browser", "cluster", "ray", "spawns", "video", "weights")
+SLOW_KINDS = ("browser", "cluster", "ray", "spawns", "typecheck", "video", "weights")
 #: ... uses one of these fixtures (a browser; nst in a process of its own) ...
 SLOW_FIXTURES = {"chromium": "browser", "tiny_nst": "spawns", "run_cli": "spawns"}
 #: ... or lives here (every test of the folder or file needs what it names)

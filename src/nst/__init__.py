@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .events import Event, Finished, Progress, Stage, Started, Step
     from .explain import VisualizeConfig, saliency, top_patches, visualize
     from .imageio import save_image
+    from .objective.terms import TermSpec
     from .progress import progress
     from .score import Score, score
 
@@ -77,6 +78,17 @@ _WHERE = homes(
     imageio=["save_image"],
     progress=["progress"],
     score=["Score", "score"],
+    **{"objective.terms": ["TermSpec"]},
 )
-__all__ = sorted(_WHERE)
+if TYPE_CHECKING:  # spelled out for type checkers (tests/test_api_surface.py: the same names)
+    __all__ = [
+        "Config", "ConfigError", "Diverged", "Event", "Finished", "ImageError",
+        "ImageTooLarge", "Interrupted", "NstError", "NstWarning", "Plan", "Progress",
+        "Score", "Stage", "Started", "Step", "TermSpec", "TooLarge", "UnreadableImage",
+        "VisualizeConfig", "WeightsError", "execute", "load", "plan_content", "plan_stylize",
+        "plan_texture", "progress", "reconstruct_content", "saliency", "save_image", "score",
+        "stylize", "synthesize_texture", "top_patches", "visualize",
+    ]  # fmt: skip
+else:
+    __all__ = sorted(_WHERE)
 install(__name__, _WHERE)

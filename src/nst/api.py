@@ -79,9 +79,9 @@ def reconstruct_content(
 def synthesize_texture(
     image: ImageLike,
     config: Config | None = None,
-    size: tuple[int, int] | None = None,
     on_event: EventHandler | None = None,
     *,
+    size: tuple[int, int] | None = None,
     stop: StopSignal = None,
     preview_every: int = 0,
 ) -> torch.Tensor:

@@ -9,6 +9,7 @@ by :meth:`Config.from_dict`, the one boundary parser.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from .errors import ConfigError
 from .layers import LayerWeights
@@ -33,11 +34,18 @@ NOT_METRICS = ("stylize", "video", "content", "texture")
 PAPER_STYLE_LAYERS: LayerWeights = tuple((f"conv{b}_1", 0.2) for b in range(1, 6))
 PAPER_CONTENT_LAYERS: LayerWeights = (("conv4_2", 1.0),)
 
-OPTIMIZERS = ("lbfgs", "adam")
-POOLINGS = ("avg", "max")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-WEIGHTINGS = ("calibrated", "reference", "paper")
-COLOR_MODES = ("none", "luminance", "histogram")
+# the choices of the options that have them, as types (mypy catches optimizer="lbgfs")
+Optimizer = Literal["lbfgs", "adam"]
+Pooling = Literal["avg", "max"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Weighting = Literal["calibrated", "reference", "paper"]
+ColorMode = Literal["none", "luminance", "histogram"]
+StyleLossName = Literal["gram", "w2", "swd"]
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+POOLINGS: tuple[str, ...] = get_args(Pooling)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
+COLOR_MODES: tuple[str, ...] = get_args(ColorMode)
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,8 @@ STYLE_LOSS_KINDS = {
               StyleLoss("swd", guides=False, tiles=False))
 }  # fmt: skip
 STYLE_LOSSES = tuple(STYLE_LOSS_KINDS)
+if STYLE_LOSSES != get_args(StyleLossName):  # pragma: no cover - a declaration's slip
+    raise AssertionError("STYLE_LOSS_KINDS and StyleLossName must name the same losses")
 
 
 def style_losses_that(can: str) -> str:
@@ -151,7 +161,7 @@ class Config(Declared):
         INT, lo=1, hi=1_000_000, panel="Optimization", web="main", label="Iterations",
         cap="max_iterations", web_default=300,
     )  # fmt: skip
-    optimizer: str = option(
+    optimizer: Optimizer = option(
         "lbfgs", "lbfgs (default, as the paper) or adam.", TEXT, choices=OPTIMIZERS,
         panel="Optimization", label="Optimizer",
     )  # fmt: skip
@@ -189,14 +199,14 @@ class Config(Declared):
         PAPER_STYLE_LAYERS, "Style layers with weights w_l (default conv1_1 … conv5_1 at 1/5).",
         LAYERS, label="Style layers", modes=(*ONE_IMAGE, "texture"),
     )  # fmt: skip
-    style_loss: str = option(
+    style_loss: StyleLossName = option(
         "gram",
         "What the style term matches per layer: gram (the paper's Gram matrices), w2 (mean "
         "and covariance, 2-Wasserstein) or swd (the whole distribution, sliced "
         "Wasserstein). See docs/QUALITY.md.",
         TEXT, choices=STYLE_LOSSES, label="Style loss", modes=(*ONE_IMAGE, "texture"),
     )  # fmt: skip
-    weighting: str = option(
+    weighting: Weighting = option(
         "calibrated",
         "Loss units: calibrated (size-independent; the paper's alpha/beta give the paper's "
         "look), reference (the authors' released code) or paper (the formulas as printed). "
@@ -223,7 +233,7 @@ class Config(Declared):
         None, "Blend weights of several style images, e.g. 0.7,0.3 (default: equal).", FLOATS,
         lo=0, hi=1e6, nullable=True, label="Style blend", modes=ONE_IMAGE,
     )  # fmt: skip
-    preserve_colors: str = option(
+    preserve_colors: ColorMode = option(
         "none",
         "Keep the content's colours: luminance (transfer on luminance only) or histogram "
         "(match the style's colour statistics to the content first).",
@@ -263,7 +273,7 @@ class Config(Declared):
         cap="max_size", unit="px",
     )  # fmt: skip
     # network
-    pooling: str = option(
+    pooling: Pooling = option(
         "avg", "Pooling: avg (the paper's choice) or max.", TEXT, choices=POOLINGS,
         panel="Model", web="main", label="Pooling",
     )  # fmt: skip
@@ -295,7 +305,7 @@ class Config(Declared):
         "auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps.", TEXT, panel="Model",
         web="server", label="Device", identity=False,
     )  # fmt: skip
-    precision: str = option(
+    precision: Precision = option(
         "auto",
         "auto (bf16 on GPUs and on CPUs with native bf16, else fp32), fp32 (the paper's "
         "exact loss values), bf16 or fp16 (GPU).",

@@ -135,8 +135,8 @@ def test_texture_synthesis_loss_falls_and_takes_any_size(images):
         Config.from_dict(
             {"size": 40, "iterations": 40, "seed": 0, "style_layers": "conv1_1,conv2_1,conv3_1"}
         ),
-        (24, 56),
         steps.append,
+        size=(24, 56),
     )
     losses = [e.style_loss for e in steps if isinstance(e, Step)]
     assert losses[-1] < losses[0] / 20

@@ -4,12 +4,15 @@ kept apart from the computation so the command line can read them without torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from ..errors import ConfigError
 from ..options import BOOL, FLOAT, INT, TEXT, Declared, declare, option
 
-STARTS = ("zeros", "noise")
-PARAMS = ("pixel", "fourier")
+Start = Literal["zeros", "noise"]
+Param = Literal["pixel", "fourier"]
+STARTS: tuple[str, ...] = get_args(Start)
+PARAMS: tuple[str, ...] = get_args(Param)
 TRANSFORMS = ("jitter", "scale", "rotate")
 
 
@@ -119,7 +122,7 @@ class VisualizeConfig(Declared):
         panel="Regularizers",
         label="TV weight",
     )
-    start: str = option(
+    start: Start = option(
         "zeros",
         "Start from zeros (the mean pixel) or seeded noise.",
         TEXT,
@@ -127,7 +130,7 @@ class VisualizeConfig(Declared):
         panel="Optimization",
         label="Start",
     )
-    param: str = option(
+    param: Param = option(
         "pixel",
         "The image's parameterization: pixel, or fourier (a 1/f-scaled spectrum, as in "
         "Olah et al.'s Feature Visualization; with any of --param fourier, --decorrelate, "

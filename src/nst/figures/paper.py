@@ -164,4 +164,4 @@ def run_content(job: Job) -> torch.Tensor:
 def run_texture(job: Job) -> torch.Tensor:
     from .. import api
 
-    return api.synthesize_texture(job.source, job.config, job.size)
+    return api.synthesize_texture(job.source, job.config, size=job.size)

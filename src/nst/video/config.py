@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from ..options import BOOL, FLOAT, INT, TEXT, Declared, declare, option
 
 #: the temporal weight used when none is given (measured: see docs/VIDEO.md)
 DEFAULT_TEMPORAL_WEIGHT = 0.02
 #: the optical-flow methods (nst.video.flow computes them)
-FLOW_METHODS = ("dis", "farneback")
+FlowMethod = Literal["dis", "farneback"]
+FLOW_METHODS: tuple[str, ...] = get_args(FlowMethod)
 
 
 @declare
@@ -70,7 +72,7 @@ class VideoConfig(Declared):
         panel="Video",
         label="Passes",
     )
-    flow: str = option(
+    flow: FlowMethod = option(
         "dis",
         "Optical flow: dis (OpenCV DIS, default) or farneback.",
         TEXT,
