@@ -6,6 +6,9 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from ..options import BOOL, FLOAT, INT, TEXT, Declared, declare, option
 
 #: marks a folder as made by this app (only such folders are swept)
 MARKER = ".nst-job"
@@ -28,27 +31,98 @@ def make_private_dir(path: Path) -> None:
     os.chmod(path, DIR_MODE)
 
 
+@declare
+@dataclass(frozen=True)
+class ServeConfig(Declared):
+    """What ``nst serve`` takes: one declaration per setting, from which its flags, help,
+    defaults and range checks derive (and :class:`WebSettings`' defaults)."""
+
+    host: str = option(
+        "127.0.0.1", "Address to bind.", TEXT, panel="Server", identity=False,
+    )  # fmt: skip
+    port: int = option(8000, "Port.", INT, lo=0, hi=65535, panel="Server")
+    allow_remote: bool = option(
+        False, "Allow binding an address other machines can reach.", BOOL, panel="Server",
+    )  # fmt: skip
+    data_dir: str | None = option(
+        None, "Job files (default: ~/.local/share/nst/web, private to you).", TEXT,
+        nullable=True, panel="Server",
+    )  # fmt: skip
+    workers: int = option(1, "Jobs running at the same time.", INT, lo=1, hi=64, panel="Limits")
+    max_waiting: int = option(
+        8, "Jobs allowed to wait; beyond: 429.", INT, lo=0, hi=10_000, panel="Limits",
+    )  # fmt: skip
+    max_size: int = option(
+        1024, "Largest output side a job may ask.", INT, lo=16, hi=16384, panel="Limits",
+        unit="px",
+    )  # fmt: skip
+    max_iterations: int = option(
+        2000, "Most iterations a job may ask.", INT, lo=1, hi=1_000_000, panel="Limits",
+    )  # fmt: skip
+    job_ttl: float = option(
+        30 * 86400.0, "Seconds a finished job is kept (default 30 days).", FLOAT, lo=0,
+        lo_open=True, hi=1e12, panel="Limits",
+    )  # fmt: skip
+    history_jobs: int = option(
+        50, "Finished jobs kept across restarts (oldest removed first).", INT, lo=0,
+        hi=100_000, panel="Limits",
+    )  # fmt: skip
+    history_mb: float = option(
+        500.0, "Largest total size of the kept jobs, in MB.", FLOAT, lo=0, hi=1_000_000,
+        panel="Limits",
+    )  # fmt: skip
+    max_body_mb: float = option(
+        20.0, "Largest request body, in MB.", FLOAT, lo=0, lo_open=True, hi=1024,
+        panel="Limits",
+    )  # fmt: skip
+    max_pixels: int = option(
+        40_000_000, "Most decoded pixels of one uploaded image.", INT, lo=1,
+        hi=400_000_000, panel="Limits",
+    )  # fmt: skip
+
+    def settings(self, data_dir: Path, allowed_hosts: tuple[str, ...] = ()) -> WebSettings:
+        """The server's settings with these values."""
+        return WebSettings(
+            data_dir=data_dir, host=self.host, port=self.port, workers=self.workers,
+            max_waiting=self.max_waiting, max_size=self.max_size,
+            max_iterations=self.max_iterations, job_ttl=self.job_ttl,
+            allowed_hosts=allowed_hosts, max_body=int(self.max_body_mb * 2**20),
+            max_pixels=self.max_pixels,
+            max_request_pixels=max(self.max_pixels, REQUEST_PIXELS),
+            history_jobs=self.history_jobs, history_mb=self.history_mb,
+        )  # fmt: skip
+
+
+def _default(name: str) -> Any:
+    """A setting's declared default (:class:`ServeConfig`)."""
+    return ServeConfig.OPTIONS[name].default
+
+
+#: decoded pixels of all uploads of one job (or ``max_pixels`` if that is larger)
+REQUEST_PIXELS = 60_000_000
+
+
 @dataclass(frozen=True)
 class WebSettings:
-    """Limits and places of one server."""
+    """Limits and places of one server (the defaults are :class:`ServeConfig`'s)."""
 
     data_dir: Path
-    host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
-    max_waiting: int = 8
-    max_body: int = 20 * 2**20
-    max_size: int = 1024
-    max_iterations: int = 2000
+    host: str = _default("host")
+    port: int = _default("port")
+    workers: int = _default("workers")
+    max_waiting: int = _default("max_waiting")
+    max_body: int = int(_default("max_body_mb") * 2**20)
+    max_size: int = _default("max_size")
+    max_iterations: int = _default("max_iterations")
     max_styles: int = 4
-    max_pixels: int = 40_000_000  # decoded pixels of one upload
-    max_request_pixels: int = 60_000_000  # decoded pixels of all uploads of one job
+    max_pixels: int = _default("max_pixels")
+    max_request_pixels: int = REQUEST_PIXELS
     header_timeout: float = 10.0  # seconds for a request's headers
     body_timeout: float = 30.0  # seconds between two parts of a request body
-    job_ttl: float = 30 * 86400.0
+    job_ttl: float = _default("job_ttl")
     preview_every: int = 5
-    history_jobs: int = 50  # finished jobs kept (across restarts), oldest removed first
-    history_mb: float = 500.0  # and their folders' total size
+    history_jobs: int = _default("history_jobs")
+    history_mb: float = _default("history_mb")
     event_tail: int = 200  # events a finished job keeps for replay (its curve is kept whole)
     max_events: int = 20_000  # events a running job keeps (the oldest are dropped)
     allowed_hosts: tuple[str, ...] = ()

@@ -13,25 +13,9 @@ from typing import Annotated, Any
 import typer
 
 from ...errors import ConfigError
+from ...web.settings import ServeConfig, WebSettings
+from ..options import with_config
 from ..output import fail, say
-
-
-def _check_settings(
-    port: int, workers: int, max_waiting: int, max_size: int, max_iterations: int, ttl: float
-) -> None:
-    checks = [
-        (0 <= port <= 65535, f"port must be between 0 and 65535 (got {port})"),
-        (1 <= workers <= 64, f"workers must be between 1 and 64 (got {workers})"),
-        (0 <= max_waiting <= 10_000,
-         f"max-waiting must be between 0 and 10000 (got {max_waiting})"),
-        (16 <= max_size <= 16384, f"max-size must be between 16 and 16384 (got {max_size})"),
-        (0 <= max_iterations <= 1_000_000,
-         f"max-iterations must be between 1 and 1000000 (got {max_iterations})"),
-        (ttl > 0, f"job-ttl must be > 0 seconds (got {ttl:g})"),
-    ]  # fmt: skip
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
 
 
 def _check_port(host: str, port: int) -> None:
@@ -45,58 +29,24 @@ def _check_port(host: str, port: int) -> None:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
 
 
+@with_config(cls=ServeConfig)
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
-    allow_remote: Annotated[
-        bool, typer.Option(help="Allow binding an address other machines can reach.")
-    ] = False,
     allowed_host: Annotated[
-        list[str] | None, typer.Option(help="Extra host name accepted in the Host header.")
+        list[str] | None,
+        typer.Option(help="Extra host name accepted in the Host header.", rich_help_panel="Server"),
     ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(help="Job files (default: ~/.local/share/nst/web, private to you)."),
-    ] = None,
-    workers: Annotated[int, typer.Option(help="Jobs running at the same time.")] = 1,
-    max_waiting: Annotated[int, typer.Option(help="Jobs allowed to wait; beyond: 429.")] = 8,
-    max_size: Annotated[int, typer.Option(help="Largest output side a job may ask.")] = 1024,
-    max_iterations: Annotated[int, typer.Option(help="Most iterations a job may ask.")] = 2000,
-    job_ttl: Annotated[
-        float, typer.Option(help="Seconds a finished job is kept (default 30 days).")
-    ] = 30 * 86400,
-    history_jobs: Annotated[
-        int, typer.Option(help="Finished jobs kept across restarts (oldest removed first).")
-    ] = 50,
-    history_mb: Annotated[
-        float, typer.Option(help="Largest total size of the kept jobs, in MB.")
-    ] = 500,
-    max_body_mb: Annotated[float, typer.Option(help="Largest request body, in MB.")] = 20,
-    max_pixels: Annotated[
-        int, typer.Option(help="Most decoded pixels of one uploaded image.")
-    ] = 40_000_000,
+    *,
+    config: ServeConfig,
 ) -> None:
     """The web app: pick or upload images, tune, watch it paint, download."""
-    import uvicorn
-
-    from ...web import WebSettings, create_app
-    from ...web.guard import timed_protocol
     from ...web.settings import default_data_dir, make_private_dir
 
+    host, port = config.host, config.port
     local = host in ("127.0.0.1", "localhost", "::1")
     try:
-        if not local and not allow_remote:
+        if not local and not config.allow_remote:
             raise ConfigError(f"host {host} can be reached from other machines; add --allow-remote")
-        _check_settings(port, workers, max_waiting, max_size, max_iterations, job_ttl)
-        if not 0 < max_body_mb <= 1024:
-            raise ConfigError(f"max-body-mb must be > 0 and at most 1024 (got {max_body_mb:g})")
-        if not 0 <= history_jobs <= 100_000:
-            raise ConfigError(f"history-jobs must be between 0 and 100000 (got {history_jobs})")
-        if not 0 <= history_mb <= 1_000_000:
-            raise ConfigError(f"history-mb must be between 0 and 1000000 (got {history_mb:g})")
-        if not 1 <= max_pixels <= 400_000_000:
-            raise ConfigError(f"max-pixels must be between 1 and 400000000 (got {max_pixels})")
-        folder = data_dir or default_data_dir()
+        folder = Path(config.data_dir) if config.data_dir else default_data_dir()
         try:
             make_private_dir(folder)
         except OSError as exc:
@@ -106,13 +56,17 @@ def serve(
         fail(exc)
     if not local:
         say(f"warning: serving on {host}: anyone who can reach it can run jobs (there is no login)")
-    settings = WebSettings(
-        data_dir=folder, host=host, port=port, workers=workers, max_waiting=max_waiting,
-        max_size=max_size, max_iterations=max_iterations, job_ttl=job_ttl,
-        allowed_hosts=tuple(allowed_host or ()), max_body=int(max_body_mb * 2**20),
-        max_pixels=max_pixels, max_request_pixels=max(max_pixels, 60_000_000),
-        history_jobs=history_jobs, history_mb=history_mb,
-    )  # fmt: skip
+    _run(config.settings(folder, tuple(allowed_host or ())))
+
+
+def _run(settings: WebSettings) -> None:
+    """Serve until a signal; exit 128 + the signal's number."""
+    import uvicorn
+
+    from ...web import create_app
+    from ...web.guard import timed_protocol
+
+    host, port, folder = settings.host, settings.port, settings.data_dir
     shown = f"[{host}]" if ":" in host else host
     app = create_app(settings)
 
