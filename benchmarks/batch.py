@@ -48,7 +48,7 @@ def batch(jobs, out: Path, workers: int, threads: int, nodes: int = 0) -> tuple[
             nodes_cluster.add_node(num_cpus=threads)
         nodes_cluster.wait_for_nodes()
     address = nodes_cluster.address if nodes_cluster else None
-    cluster = Cluster(address=address, workers=workers, threads=threads)
+    cluster = Cluster(address=address, workers=workers, threads_per_worker=threads)
     cluster.start()
     ready = []
 

@@ -69,7 +69,7 @@ STYLE_LOSS_KINDS = {
               StyleLoss("swd", guides=False, tiles=False))
 }  # fmt: skip
 STYLE_LOSSES = tuple(STYLE_LOSS_KINDS)
-if STYLE_LOSSES != get_args(StyleLossName):  # pragma: no cover - a declaration's slip
+if get_args(StyleLossName) != STYLE_LOSSES:  # pragma: no cover - a declaration's slip
     raise AssertionError("STYLE_LOSS_KINDS and StyleLossName must name the same losses")
 
 

@@ -28,9 +28,7 @@ def run_main(capsys, *args: str) -> tuple[int, str, str]:
          "nst: error: stylize: no such option: --colour (did you mean --preserve-colors?) "
          "(see 'nst stylize --help')"),
         (["bogus"], "nst: error: no such command 'bogus' (see 'nst --help')"),
-        (["batch", "-o", "out", "--retries", "x"],
-         "nst: error: batch: invalid value for '--retries': Input should be a valid integer, "
-         "unable to parse string as an integer (see 'nst batch --help')"),
+        (["batch", "-o", "out", "--retries", "x"], "nst: error: retries: 'x' is not an integer"),
     ],
 )  # fmt: skip
 def test_a_usage_error_is_one_line_with_exit_code_2(capsys, monkeypatch, args, line):

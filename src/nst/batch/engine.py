@@ -22,12 +22,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, NstError, one_line
 from .auth import client_missing, join_failure, use_token_if_any
+from .cluster import Cluster
 from .dispatch import (
     CHECKPOINTS,
     BatchEvent,
@@ -226,52 +226,43 @@ def _keeping_signal_handlers() -> Iterator[None]:
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
-@dataclass(frozen=True)
-class Cluster:
-    """Where to run: no address = a local Ray on this machine."""
+def start_cluster(cluster: Cluster) -> tuple[Any, int, bool]:
+    """Reach the cluster (or start a local Ray): (ray, number of workers, whether this
+    call started Ray)."""
+    ray = import_ray()
+    started = False
+    if cluster.address and (why := client_missing(cluster.address)):
+        raise ConfigError(why)
+    if not ray.is_initialized():
+        import logging
 
-    address: str | None = None
-    workers: int | None = None
-    threads: int = 1
-    gpus: float = 0.0
-    retries: int = 2
-
-    def start(self) -> tuple[Any, int, bool]:
-        """(ray, number of workers, whether this call started Ray)."""
-        ray = import_ray()
-        started = False
-        if self.address and (why := client_missing(self.address)):
-            raise ConfigError(why)
-        if not ray.is_initialized():
-            import logging
-
-            kwargs: dict[str, Any] = {
-                "include_dashboard": False,
-                "log_to_driver": False,
-                "logging_level": logging.ERROR,
-                "configure_logging": True,
-            }
-            try:
-                with _keeping_signal_handlers():
-                    if self.address:
-                        use_token_if_any(self.address)
-                        ray.init(address=self.address, **kwargs)
-                    else:
-                        ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
-            except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ...
-                error = one_line(str(exc))
-                if self.address:
-                    raise ConfigError(join_failure(self.address, error)) from None
-                raise ConfigError(f"cannot start a local Ray ({error[:160]})") from None
-            started = True
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        workers = self.workers or max(1, cpus // self.threads)
-        if self.gpus:
-            gpus = ray.cluster_resources().get("GPU", 0)
-            if gpus < self.gpus:
-                raise ConfigError(f"gpus-per-worker {self.gpus:g}: the cluster has {gpus:g} GPUs")
-            workers = min(workers, int(gpus / self.gpus)) or 1
-        return ray, workers, started
+        kwargs: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": logging.ERROR,
+            "configure_logging": True,
+        }
+        try:
+            with _keeping_signal_handlers():
+                if cluster.address:
+                    use_token_if_any(cluster.address)
+                    ray.init(address=cluster.address, **kwargs)
+                else:
+                    ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ...
+            error = one_line(str(exc))
+            if cluster.address:
+                raise ConfigError(join_failure(cluster.address, error)) from None
+            raise ConfigError(f"cannot start a local Ray ({error[:160]})") from None
+        started = True
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    workers = cluster.workers or max(1, cpus // cluster.threads)
+    if cluster.gpus:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if gpus < cluster.gpus:
+            raise ConfigError(f"gpus-per-worker {cluster.gpus:g}: the cluster has {gpus:g} GPUs")
+        workers = min(workers, int(gpus / cluster.gpus)) or 1
+    return ray, workers, started
 
 
 def run_batch(
@@ -314,7 +305,7 @@ class RayPool:
     def open(self) -> int:
         from ..process import current
 
-        self.ray, workers, self.started = self.cluster.start()
+        self.ray, workers, self.started = start_cluster(self.cluster)
         c = self.cluster
         self.actor = self.ray.remote(num_cpus=c.threads, num_gpus=c.gpus,
                                      max_concurrency=2)(Painter)  # fmt: skip

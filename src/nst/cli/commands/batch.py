@@ -11,6 +11,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
+from ...batch.cluster import Cluster
 from ...errors import ConfigError, NstError, one_line
 from ..options import with_config
 from ..output import fail, format_time, say
@@ -161,6 +162,7 @@ def show_plan(run: list[Any], skip: list[Any], records: Any, workers: int, threa
     typer.echo("\n".join(lines))
 
 
+@with_config(cls=Cluster, name="cluster")
 @with_config(mode="stylize", replaced=("seed",), raw=True)  # --seed defaults to 0
 def batch(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the results.")],
@@ -195,30 +197,6 @@ def batch(
             rich_help_panel="Optimization",
         ),
     ] = 0,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            help="Workers (default: the CPUs divided by --threads-per-worker).",
-            rich_help_panel="Ray",
-        ),
-    ] = None,
-    threads_per_worker: Annotated[
-        int, typer.Option(help="Torch threads (and Ray CPUs) per worker.", rich_help_panel="Ray")
-    ] = 1,
-    gpus_per_worker: Annotated[
-        float, typer.Option(help="GPUs per worker (e.g. 0.5: two per GPU).", rich_help_panel="Ray")
-    ] = 0.0,
-    address: Annotated[
-        str | None,
-        typer.Option(
-            help="Join a Ray cluster: HOST:6379 or auto (its token is read as Ray reads it: "
-            "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token; default: a local Ray).",
-            rich_help_panel="Ray",
-        ),
-    ] = None,
-    retries: Annotated[
-        int, typer.Option(help="Runs more of a job whose worker died.", rich_help_panel="Ray")
-    ] = 2,
     force: Annotated[bool, typer.Option(help="Run jobs recorded as done again.")] = False,
     checkpoint_every: CheckpointEvery = "60",
     dry_run: Annotated[
@@ -236,10 +214,11 @@ def batch(
     ] = None,
     *,
     options: dict[str, Any],
+    cluster: Cluster,
 ) -> None:
     """Many stylizations, resumable: every content x style pair or a manifest's rows, on a
     local Ray or a cluster. Results and OUTPUT/batch.jsonl go to OUTPUT."""
-    from ...batch import Cluster, Records, cross, expand, run_batch, split_done
+    from ...batch import Records, cross, expand, run_batch, split_done
     from ...batch import manifest as read_manifest
     from ...checkpoints import parse_every
     from ...config import start_advice
@@ -251,24 +230,6 @@ def batch(
             raise ConfigError("give --contents and --styles, or a --manifest")
         if manifest is not None and (contents or styles):
             raise ConfigError("give a --manifest or --contents and --styles, not both")
-        checks = [
-            (
-                workers is None or 1 <= workers <= 4096,
-                f"workers must be between 1 and 4096 (got {workers})",
-            ),
-            (
-                1 <= threads_per_worker <= 256,
-                f"threads-per-worker must be between 1 and 256 (got {threads_per_worker})",
-            ),
-            (
-                0 <= gpus_per_worker <= 64,
-                f"gpus-per-worker must be between 0 and 64 (got {gpus_per_worker:g})",
-            ),
-            (0 <= retries <= 100, f"retries must be between 0 and 100 (got {retries})"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
         check_writable(output / "batch.jsonl", "output folder", make=not dry_run)
         records_file = (output / "batch.jsonl").resolve()
         for what, given in (("manifest", manifest), ("log", log)):
@@ -292,8 +253,8 @@ def batch(
         if dry_run:
             for line in () if quiet else advice:
                 say(f"warning: {line}")  # once for all the jobs it concerns
-            local = max(1, (os.cpu_count() or 1) // threads_per_worker)
-            show_plan(run, skip, records, workers or local, threads_per_worker)
+            local = max(1, (os.cpu_count() or 1) // cluster.threads)
+            show_plan(run, skip, records, cluster.workers or local, cluster.threads)
             return
         log_file = None
         if log is not None:
@@ -303,7 +264,6 @@ def batch(
         fail(exc)
     progress = BatchProgress(len(jobs), verbose, quiet, log_file)
     progress.advice = advice
-    cluster = Cluster(address, workers, threads_per_worker, gpus_per_worker, retries)
     start = time.monotonic()
 
     def interrupted() -> str:
