@@ -353,6 +353,8 @@ class Option:
     web_default: Any = None
     #: how help shows the default where it is not a value (``seed``: random, printed)
     default_text: str = ""
+    #: a short flag as well (``-k``)
+    short: str = ""
 
     @property
     def server_only(self) -> bool:
@@ -482,6 +484,14 @@ class Declared:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
         return {n: o for n, o in cls.OPTIONS.items() if mode in o.modes}
+
+    @classmethod
+    def check_values(cls, **values: Any) -> None:
+        """Check values given one by one (a library function's keywords) as declared."""
+        for name, value in values.items():
+            opt = cls.OPTIONS[name]
+            with _blaming(name):
+                opt.check(opt.normalize(value))
 
     @classmethod
     def path_options(cls) -> dict[str, Option]:

@@ -115,3 +115,22 @@ def test_bad_attribution_settings_are_one_line(tiny_network, photo):
     with pytest.raises(ConfigError, match="rule must be one of gradient, deconvnet, guided"):
         smoothgrad(photo, "conv3_1:2", rule="lrp")
     _ = gen(0)
+
+
+@pytest.mark.parametrize("method", ["guided", "gradcam++", "integrated", "smoothgrad"])
+def test_attribute_takes_its_settings_as_stylize_takes_a_config(tiny_network, photo, method):
+    """``attribute(image, SaliencyConfig(...))`` is the method's own function with the
+    config's settings (the command line and the Explore page call it)."""
+    from nst.explain import SaliencyConfig, attribute
+
+    config = SaliencyConfig(target="conv3_1:2", method=method, size=32, steps=8, samples=3,
+                            noise=0.1, seed=4)  # fmt: skip
+    got = attribute(photo, config)
+    direct = {
+        "guided": lambda: saliency(photo, "conv3_1:2", "guided", size=32),
+        "gradcam++": lambda: gradcam(photo, "conv3_1:2", plus=True, size=32),
+        "integrated": lambda: integrated_gradients(photo, "conv3_1:2", steps=8, seed=4, size=32),
+        "smoothgrad": lambda: smoothgrad(photo, "conv3_1:2", samples=3, noise=0.1, seed=4, size=32),
+    }[method]()
+    assert got.method == direct.method and got.working_size == direct.working_size
+    assert torch.equal(got.gradient, direct.gradient) and got.value == direct.value

@@ -200,7 +200,7 @@ OPTIONS: list[tuple[list[str], str]] = [
     (["saliency", "{photo}", "--target", "conv3_1:1", "--method", "smoothgrad", "--rule",
       "lrp"], "rule must be one of gradient, deconvnet, guided (got 'lrp')"),
     (["saliency", "{photo}", "--target", "conv3_1:1", "--clip", "0"],
-     "clip must be a percentile in (0, 100] (got 0)"),
+     "clip must be > 0 and at most 100 (got 0)"),
     (["saliency", "{photo}", "--target", "conv3_1:1", "--display", "loud"],
      "display must be one of rgb, magnitude, signed, heat (got 'loud')"),
     (["saliency", "{photo}", "--target", "conv3_1:1", "--raw", "{dir}/r.txt"],
@@ -343,7 +343,7 @@ API_REQUESTS: list[tuple[str, dict, int, str]] = [
     ("saliency", {"image_builtin": "builtin:coffee", "target": "conv3_1:1", "size": DIGITS}, 422,
      ""),
     ("saliency", {"image_builtin": "builtin:coffee", "target": "conv3_1:1", "size": "0"}, 422,
-     "size must be between 16 and 512"),
+     "size must be between 16 and 4096 (got 0)"),
     ("saliency", {"image_builtin": "builtin:nope", "target": "conv3_1:1"}, 422,
      "builtin:nope: no such built-in image (known: builtin:chelsea, builtin:astronaut, "
      "builtin:coffee, builtin:rocket, builtin:swirls, builtin:mosaic)"),

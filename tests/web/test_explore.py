@@ -51,7 +51,7 @@ def test_bad_saliency_requests_are_422(make_client, tiny_network, tmp_path):
         ({"image_builtin": "builtin:nothing", "target": "conv3_1:1"}, "no such built-in"),
         (
             {"image_builtin": "builtin:coffee", "target": "conv3_1:1", "size": "4096"},
-            "size must be between 16 and 512",
+            "size: at most 512 px on this server",
         ),
         ({"target": "conv3_1:1"}, "give one image"),
     ]

@@ -46,7 +46,8 @@ def config_parameters(
             annotation: Any = Annotated[bool | None, decl]
         else:
             decl = typer.Option(
-                opt.flag, help=_help(opt), rich_help_panel=opt.panel, show_default=False,
+                opt.flag, *([opt.short] if opt.short else []), help=_help(opt),
+                rich_help_panel=opt.panel, show_default=False,
                 metavar="CHOICE" if opt.choices else opt.kind.name.upper(),
             )  # fmt: skip
             annotation = Annotated[str | None, decl]

@@ -11,8 +11,14 @@ from ..lazy import homes, install
 
 if TYPE_CHECKING:
     from .ascent import Ascent, visualize
-    from .attribution import ATTRIBUTIONS, gradcam, integrated_gradients, smoothgrad
-    from .config import VisualizeConfig
+    from .attribution import attribute, gradcam, integrated_gradients, smoothgrad
+    from .config import (
+        ATTRIBUTIONS,
+        ModelConfig,
+        PatchesConfig,
+        SaliencyConfig,
+        VisualizeConfig,
+    )
     from .network import Network, network
     from .patches import Patch, top_patches
     from .rules import METHODS
@@ -21,8 +27,8 @@ if TYPE_CHECKING:
 
 _WHERE = homes(
     ascent=["Ascent", "visualize"],
-    attribution=["ATTRIBUTIONS", "gradcam", "integrated_gradients", "smoothgrad"],
-    config=["VisualizeConfig"],
+    attribution=["attribute", "gradcam", "integrated_gradients", "smoothgrad"],
+    config=["ATTRIBUTIONS", "ModelConfig", "PatchesConfig", "SaliencyConfig", "VisualizeConfig"],
     network=["Network", "network"],
     patches=["Patch", "top_patches"],
     rules=["METHODS"],

@@ -27,14 +27,35 @@ from ..errors import ConfigError
 from ..layers import INDEX, canonical
 from ..planning import ImageLike, load
 from . import rules
+from .config import BASELINES, ModelConfig, SaliencyConfig
 from .network import Network, network
-from .saliency import SaliencyMap, resize_differentiable, resolve, working_size
+from .saliency import SaliencyMap, resize_differentiable, resolve, saliency, working_size
 from .targets import Target, parse
 
-ATTRIBUTIONS = ("gradcam", "gradcam++", "integrated", "smoothgrad")
-BASELINES = ("black", "blur", "noise")
 #: the layer Grad-CAM uses for a class target unless told (the last convolution)
 CLASS_LAYER = "conv5_4"
+
+
+def attribute(
+    image: ImageLike, config: SaliencyConfig | None = None, *, net: Network | None = None,
+    model: ModelConfig | None = None,
+) -> SaliencyMap:  # fmt: skip
+    """The saliency map ``config`` asks for (its target, by its method), as :func:`nst.stylize`
+    takes a :class:`~nst.Config`: the one entry the command line and the Explore page use."""
+    c = config or SaliencyConfig()
+    m = model or ModelConfig()
+    net = net or network(m.weights, m.pooling, m.device)
+    target = parse(c.target)
+    if c.method.startswith("gradcam"):
+        return gradcam(image, target, layer=c.layer, plus=c.method == "gradcam++", size=c.size,
+                       net=net)  # fmt: skip
+    if c.method == "integrated":
+        return integrated_gradients(image, target, steps=c.steps, base=c.baseline, seed=c.seed,
+                                    size=c.size, net=net)  # fmt: skip
+    if c.method == "smoothgrad":
+        return smoothgrad(image, target, rule=c.rule, samples=c.samples, noise=c.noise,
+                          seed=c.seed, size=c.size, net=net)  # fmt: skip
+    return saliency(image, target, c.method, size=c.size, net=net)
 
 
 def cam_layer(target: Target, layer: str | None) -> str:
@@ -133,8 +154,7 @@ def integrated_gradients(
 ) -> SaliencyMap:
     """Integrated gradients of ``target`` from the ``base`` baseline in ``steps`` steps;
     ``value`` is f(x) - f(x'), which the attributions sum to (completeness)."""
-    if not 1 <= steps <= 4096:
-        raise ConfigError(f"steps must be between 1 and 4096 (got {steps})")
+    SaliencyConfig.check_values(steps=steps, baseline=base)
     net, t, img, wh = _prepare(image, target, size, net, weights, pooling, device)
     x = img.to(net.device)
     x0 = baseline(img, base, seed).to(net.device)
@@ -173,12 +193,7 @@ def smoothgrad(
 ) -> SaliencyMap:
     """SmoothGrad: ``rule``'s gradient averaged over ``samples`` noisy copies of the image
     (sigma = ``noise`` x its value range); ``value`` is the target on the image itself."""
-    if rule not in rules.METHODS:
-        raise ConfigError(f"rule must be one of {', '.join(rules.METHODS)} (got {rule!r})")
-    if not 1 <= samples <= 1024:
-        raise ConfigError(f"samples must be between 1 and 1024 (got {samples})")
-    if not 0 <= noise <= 1:
-        raise ConfigError(f"noise must be between 0 and 1 (got {noise:g})")
+    SaliencyConfig.check_values(rule=rule, samples=samples, noise=noise)
     net, t, img, wh = _prepare(image, target, size, net, weights, pooling, device)
     x = img.to(net.device)
     sigma = noise * float(x.max() - x.min())

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-METHODS = ("gradient", "deconvnet", "guided")
+from .config import RULES as METHODS
 
 
 class _Deconvnet(torch.autograd.Function):

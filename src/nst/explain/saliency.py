@@ -90,10 +90,6 @@ def resolve(target: Target, image: torch.Tensor, size: tuple[int, int], net: Net
     return Target("channel", int(torch.argmax(sums)), layer)
 
 
-#: the display modes of :func:`display`
-DISPLAYS = ("rgb", "magnitude", "signed", "heat")
-
-
 def _scale(values: torch.Tensor, clip: float) -> float:
     """The ``clip`` percentile of |values| over the pixels where it is not 0: a map that is
     zero outside a small receptive field is scaled by its own pixels, not saturated."""

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ... import builtins
 from ...errors import ConfigError, ImageError, ImageTooLarge, NstError
-from ...explain import METHODS, VisualizeConfig
+from ...explain import METHODS, SaliencyConfig, VisualizeConfig
 from ...explain.saliency import display, saliency
 from ...explain.targets import Target, parse
 from ...imageio import image_size, load_image, to_pil, to_tensor, too_many_pixels
@@ -118,11 +118,12 @@ async def saliency_maps(
     size: int = Form(256, description="Longest side the network sees"),
 ) -> SaliencyView:
     """The target's saliency by gradient, deconvnet and guided backprop (PNG data URLs)."""
-    limit = int(_limits(shared.settings)["max_size"])
     if (image is None) == (image_builtin is None):
         raise HTTPException(422, "give one image (a file or a built-in)")
-    if not 16 <= size <= limit:
-        raise HTTPException(422, f"size must be between 16 and {limit}")
+    try:  # the size as the command's --size is declared, capped by this server
+        SaliencyConfig.from_dict({"size": size}, limits=_limits(shared.settings))
+    except ConfigError as exc:
+        raise Problem(422, str(exc), exc.option) from None
     data = await image.read() if image is not None else None
     name = (image.filename or "image") if image is not None else ""
     async with shared.saliency_busy:
