@@ -268,13 +268,23 @@ def stylize_video(
     """Stylize every frame of ``source`` and write ``output`` (codec by extension, the
     sound copied). Raises :class:`VideoStopped` when stopped or when the input breaks
     half-way (frames kept), other :class:`~nst.errors.NstError` before any work."""
-    config = config or Config()
-    video = video or VideoConfig()
-    emit = on_event or (lambda e: None)
-    should_stop = stop_function(stop) or (lambda: False)
-    name = os.fspath(source)
-    out = Path(output)
-    vio.check_output(out)
+    run = _VideoRun(source, style, output, config or Config(), video or VideoConfig(),
+                    on_event or (lambda e: None), stop, restart)  # fmt: skip
+    try:
+        run.first_pass()
+        run.later_passes()
+    except (KeyboardInterrupt, Interrupted):
+        # (a signal can come while the next frame is decoded, before ``index`` moves on)
+        raise run.stopped(f"stopped at frame {run.at or run.total + 1}", True, frames_dir) from None
+    except ImageError as exc:
+        if run.total == 0:
+            raise
+        raise run.stopped(str(exc), False, frames_dir) from None
+    return run.finish(frames_dir)
+
+
+def _check(config: Config, video: VideoConfig, styles: list[ImageLike]) -> None:
+    """Refuse, before any work, what a video cannot take."""
     if config.mask:
         raise ConfigError("mask: not available for videos (a mask fits one image)")
     if video.passes > 1 and not video.temporal:
@@ -282,87 +292,109 @@ def stylize_video(
             "passes: the later passes blend each frame with its neighbours along the flow; "
             "they need temporal consistency (drop --no-temporal)"
         )
-    styles = as_list(style)
     if not styles:
         raise ConfigError("give at least one style image")
-    info = vio.probe(name)
-    style_t = [load(s, "style") for s in styles]
-    h, w = working_size(info.width, info.height, config.size)
-    layers = [n for n, _ in config.content_layers] + [n for n, _ in config.style_layers]
-    if min(h, w) < min_side(layers):
-        raise ConfigError(
-            f"{name}: frames of {info.width}x{info.height} px are {w}x{h} px at size "
-            f"{config.size}; the layers in use (down to {deepest(layers)}) need at least "
-            f"{min_side(layers)} px on each side (use a larger --size)"
-        )
-    work = _Work(work_folder(out))
-    settings = _settings(name, styles, config, video)
-    done, seed = work.open(settings, config.seed, restart, (h, w), lambda m: emit(Notice(m)))
-    first = config.replace(size=max(h, w), seed=seed)
-    later = first.replace(scales=(max(h, w),), iterations=video.next_iterations(config.iterations))
-    if not video.temporal and video.iterations_next is None:
-        later = first  # independent frames: each one as the first
-    keep = max(video.offsets, default=1)
-    # (input frame, result) of the frames before, the previous one first
-    history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=keep)
-    started = time.perf_counter()
-    made = 0
-    index = 0
-    at = ""  # in a later pass: "N of pass P" (in the first, the frame after those made)
-    weight = video.temporal_weight if video.temporal else 0.0
 
-    def paint(frame: np.ndarray, config: Config, earlier: list[Earlier],
+
+class _VideoRun:
+    """One run over a video: its settings, its work folder and the frames painted so far;
+    the first pass and the later ones (``--passes``) are methods over this state."""
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str],
+        style: ImageLike | Sequence[ImageLike],
+        output: str | os.PathLike[str],
+        config: Config,
+        video: VideoConfig,
+        emit: VideoHandler,
+        stop: StopSignal,
+        restart: bool,
+    ) -> None:
+        self.name = name = os.fspath(source)
+        self.out = Path(output)
+        vio.check_output(self.out)
+        styles = as_list(style)
+        _check(config, video, styles)
+        self.info = info = vio.probe(name)
+        self.styles = [load(s, "style") for s in styles]
+        h, w = self.size = working_size(info.width, info.height, config.size)
+        layers = [n for n, _ in config.content_layers] + [n for n, _ in config.style_layers]
+        if min(h, w) < min_side(layers):
+            raise ConfigError(
+                f"{name}: frames of {info.width}x{info.height} px are {w}x{h} px at size "
+                f"{config.size}; the layers in use (down to {deepest(layers)}) need at least "
+                f"{min_side(layers)} px on each side (use a larger --size)"
+            )
+        self.video, self.emit, self.stop = video, emit, stop
+        self.should_stop = stop_function(stop) or (lambda: False)
+        self.work = _Work(work_folder(self.out))
+        settings = _settings(name, styles, config, video)
+        self.done, seed = self.work.open(settings, config.seed, restart, (h, w),
+                                         lambda m: emit(Notice(m)))  # fmt: skip
+        self.first = config.replace(size=max(h, w), seed=seed)
+        nxt = video.next_iterations(config.iterations)
+        self.later = self.first.replace(scales=(max(h, w),), iterations=nxt)
+        if not video.temporal and video.iterations_next is None:
+            self.later = self.first  # independent frames: each one as the first
+        self.keep = max(video.offsets, default=1)
+        self.weight = video.temporal_weight if video.temporal else 0.0
+        self.made = 0
+        self.at = ""  # in a later pass: "N of pass P" (in the first, the frame after those made)
+        self.started = time.perf_counter()
+
+    @property
+    def total(self) -> int:
+        """Frames of the first pass painted, by this run and the runs before."""
+        return self.done + self.made
+
+    def paint(self, frame: np.ndarray, config: Config, earlier: list[Earlier],
               last: np.ndarray | None) -> tuple[np.ndarray, Finished | None]:  # fmt: skip
         finished: list[Finished] = []
 
         def relay(event: Any) -> None:
             if isinstance(event, Finished):
                 finished.append(event)
-            emit(event)
+            self.emit(event)
 
         image = stylize_frame(
-            frame, style_t, config, earlier, temporal_weight=weight, flow_method=video.flow,
-            last=last, on_event=relay, stop=stop,
+            frame, self.styles, config, earlier, temporal_weight=self.weight,
+            flow_method=self.video.flow, last=last, on_event=relay, stop=self.stop,
         )  # fmt: skip
         return _as_array(image), (finished[-1] if finished else None)
 
-    def stopped(message: str, interrupted: bool) -> VideoStopped:
-        count = done + made
-        written = False
-        if count:
-            with contextlib.suppress(NstError):  # the frames stay in the work folder anyway
-                _copy_frames(work, count, frames_dir)
-            try:
-                vio.write_video(out, work.frames(count), info.rate, audio_from=name)
-                written = True
-            except NstError:
-                pass
-        return VideoStopped(message, count, work.folder, written, interrupted)
-
-    try:
-        for index, frame in enumerate(vio.read_frames(name, (h, w)), start=1):
+    def first_pass(self) -> None:
+        """Every frame in order, each from the frames before it (those a run before made
+        are read back)."""
+        video, work, done = self.video, self.work, self.done
+        # (input frame, result) of the frames before, the previous one first
+        history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self.keep)
+        for index, frame in enumerate(vio.read_frames(self.name, self.size), start=1):
             if video.passes > 1:
                 work.keep_input(index, frame)
             if index <= done:
-                if index > done - keep:
+                if index > done - self.keep:
                     history.appendleft((frame, work.read(index)))
-                emit(FrameDone(index, info.frames, 0, 0.0, 0.0, resumed=True,
-                               passes=video.passes))  # fmt: skip
+                self.emit(FrameDone(index, self.info.frames, 0, 0.0, 0.0, resumed=True,
+                                    passes=video.passes))  # fmt: skip
                 continue
-            if should_stop():
+            if self.should_stop():
                 raise KeyboardInterrupt
-            earlier = [
-                Earlier(k, before, result)
-                for k, (before, result) in enumerate(history, start=1)
-                if k in video.offsets
-            ]
+            earlier = [Earlier(k, before, result)
+                       for k, (before, result) in enumerate(history, start=1)
+                       if k in video.offsets]  # fmt: skip
             t0 = time.perf_counter()
-            result, fin = paint(frame, first if index == 1 else later, earlier, None)
+            result, fin = self.paint(frame, self.first if index == 1 else self.later, earlier,
+                                     None)  # fmt: skip
             save_image(Image.fromarray(result), work.frame(index))
-            made += 1
+            self.made += 1
             history.appendleft((frame, result))
-            emit(_frame_done(index, info.frames, fin, t0, 1, video.passes))
-        total = done + made
+            self.emit(_frame_done(index, self.info.frames, fin, t0, 1, video.passes))
+
+    def later_passes(self) -> None:
+        """Passes 2.. (even ones backward): each frame again from its last result, blended
+        with the neighbour just painted."""
+        video, work, total = self.video, self.work, self.total
         first_pass, skip = work.passed(total) if video.passes > 1 else (2, 0)
         for number in range(first_pass, video.passes + 1):
             # even passes run backward, odd ones forward; "earlier" is the way the pass goes
@@ -370,38 +402,49 @@ def stylize_video(
             order = range(total, 0, -1) if step < 0 else range(1, total + 1)
             recent: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # this pass: (input, result)
             for n, index in enumerate(order):
-                at = f"{index} of pass {number}"
+                self.at = f"{index} of pass {number}"
                 if number == first_pass and n < skip:
-                    emit(FrameDone(index, total, 0, 0.0, 0.0, resumed=True, pass_index=number,
-                                   passes=video.passes))  # fmt: skip
+                    self.emit(FrameDone(index, total, 0, 0.0, 0.0, resumed=True,
+                                        pass_index=number, passes=video.passes))  # fmt: skip
                     continue
-                if should_stop():
+                if self.should_stop():
                     raise KeyboardInterrupt
                 near = [(k, index - step * k) for k in video.offsets]
-                earlier = [
-                    Earlier(k, *(recent.get(i) or (work.read_input(i), work.read(i))))
-                    for k, i in near
-                    if 1 <= i <= total
-                ]
+                earlier = [Earlier(k, *(recent.get(i) or (work.read_input(i), work.read(i))))
+                           for k, i in near if 1 <= i <= total]  # fmt: skip
                 t0 = time.perf_counter()
                 shot = work.read_input(index)
-                result, fin = paint(shot, later, earlier, work.read(index))
+                result, fin = self.paint(shot, self.later, earlier, work.read(index))
                 save_image(Image.fromarray(result), work.frame(index))
                 recent[index] = (shot, result)
-                recent.pop(index - step * keep, None)  # farther back than any offset
+                recent.pop(index - step * self.keep, None)  # farther back than any offset
                 work.set_passed(number, n + 1, total)
-                emit(_frame_done(index, total, fin, t0, number, video.passes))
-    except (KeyboardInterrupt, Interrupted):
-        # (a signal can come while the next frame is decoded, before ``index`` moves on)
-        raise stopped(f"stopped at frame {at or done + made + 1}", True) from None
-    except ImageError as exc:
-        if done + made == 0:
-            raise
-        raise stopped(str(exc), False) from None
-    _copy_frames(work, total, frames_dir)
-    count, warning = vio.write_video(out, work.frames(total), info.rate, audio_from=name)
-    shutil.rmtree(work.folder, ignore_errors=True)
-    return VideoResult(out, count, done, time.perf_counter() - started, warning)
+                self.emit(_frame_done(index, total, fin, t0, number, video.passes))
+
+    def stopped(self, message: str, interrupted: bool,
+                frames_dir: str | os.PathLike[str] | None) -> VideoStopped:  # fmt: skip
+        """The stop, with the frames made so far written as a video where they can be."""
+        count, written = self.total, False
+        if count:
+            with contextlib.suppress(NstError):  # the frames stay in the work folder anyway
+                _copy_frames(self.work, count, frames_dir)
+            try:
+                vio.write_video(self.out, self.work.frames(count), self.info.rate,
+                                audio_from=self.name)  # fmt: skip
+                written = True
+            except NstError:
+                pass
+        return VideoStopped(message, count, self.work.folder, written, interrupted)
+
+    def finish(self, frames_dir: str | os.PathLike[str] | None) -> VideoResult:
+        """Write the video (and the frames where asked); the work folder goes."""
+        total = self.total
+        _copy_frames(self.work, total, frames_dir)
+        count, warning = vio.write_video(self.out, self.work.frames(total), self.info.rate,
+                                         audio_from=self.name)  # fmt: skip
+        shutil.rmtree(self.work.folder, ignore_errors=True)
+        return VideoResult(self.out, count, self.done, time.perf_counter() - self.started,
+                           warning)  # fmt: skip
 
 
 def _frame_done(
