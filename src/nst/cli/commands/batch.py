@@ -218,37 +218,13 @@ def batch(
 ) -> None:
     """Many stylizations, resumable: every content x style pair or a manifest's rows, on a
     local Ray or a cluster. Results and OUTPUT/batch.jsonl go to OUTPUT."""
-    from ...batch import Records, cross, expand, run_batch, split_done
-    from ...batch import manifest as read_manifest
     from ...checkpoints import parse_every
     from ...config import start_advice
 
-    defaults = {"seed": seed, **options}
     try:
         keep_every = parse_every(checkpoint_every)
-        if manifest is None and not (contents and styles):
-            raise ConfigError("give --contents and --styles, or a --manifest")
-        if manifest is not None and (contents or styles):
-            raise ConfigError("give a --manifest or --contents and --styles, not both")
-        check_writable(output / "batch.jsonl", "output folder", make=not dry_run)
-        records_file = (output / "batch.jsonl").resolve()
-        for what, given in (("manifest", manifest), ("log", log)):
-            if given is not None and given.resolve() == records_file:
-                raise ConfigError(
-                    f"{what} {given} is the output folder's record file; give another -o "
-                    "folder or file name"
-                )
-        if manifest is not None and log is not None and log.resolve() == manifest.resolve():
-            raise ConfigError(f"log {log} is the manifest; give the log another name")
-        if manifest is not None:
-            jobs = read_manifest(manifest, defaults, output)
-        else:
-            assert contents and styles
-            jobs = cross(expand(contents, "contents"), expand(styles, "styles"), defaults, output)
-        records = Records(output)
-        run, skip = split_done(jobs, records, force)
-        for warning in records.warnings:
-            say(f"warning: {warning}")
+        jobs = _jobs(output, contents, styles, manifest, {"seed": seed, **options}, log, dry_run)
+        records, run, skip = _split(output, jobs, force)
         advice = list(dict.fromkeys(a for job in run for a in start_advice(job.config, True)))
         if dry_run:
             for line in () if quiet else advice:
@@ -259,17 +235,69 @@ def batch(
         log_file = None
         if log is not None:
             check_writable(log, "log file")
-            log_file = open(log, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+            log_file = open(log, "a", encoding="utf-8")  # noqa: SIM115 - closed in _run
     except NstError as exc:
         fail(exc)
     progress = BatchProgress(len(jobs), verbose, quiet, log_file)
     progress.advice = advice
+    _run(run, skip, records, cluster, progress, keep_every, quiet)
+
+
+def _jobs(
+    output: Path, contents: list[str] | None, styles: list[str] | None, manifest: Path | None,
+    defaults: dict[str, Any], log: Path | None, dry_run: bool,
+) -> list[Any]:  # fmt: skip
+    """The batch's jobs, from the folders or the manifest, once every file is checked."""
+    from ...batch import cross, expand
+    from ...batch import manifest as read_manifest
+
+    if manifest is None and not (contents and styles):
+        raise ConfigError("give --contents and --styles, or a --manifest")
+    if manifest is not None and (contents or styles):
+        raise ConfigError("give a --manifest or --contents and --styles, not both")
+    check_writable(output / "batch.jsonl", "output folder", make=not dry_run)
+    records_file = (output / "batch.jsonl").resolve()
+    for what, given in (("manifest", manifest), ("log", log)):
+        if given is not None and given.resolve() == records_file:
+            raise ConfigError(
+                f"{what} {given} is the output folder's record file; give another -o "
+                "folder or file name"
+            )
+    if manifest is not None and log is not None and log.resolve() == manifest.resolve():
+        raise ConfigError(f"log {log} is the manifest; give the log another name")
+    if manifest is not None:
+        return list(read_manifest(manifest, defaults, output))
+    assert contents and styles
+    return list(cross(expand(contents, "contents"), expand(styles, "styles"), defaults, output))
+
+
+def _split(output: Path, jobs: list[Any], force: bool) -> tuple[Any, list[Any], list[Any]]:
+    """(the folder's records, the jobs to run, those recorded as done), with a warning per
+    damaged record."""
+    from ...batch import Records, split_done
+
+    records = Records(output)
+    run, skip = split_done(jobs, records, force)
+    for warning in records.warnings:
+        say(f"warning: {warning}")
+    return records, run, skip
+
+
+def _run(
+    run: list[Any], skip: list[Any], records: Any, cluster: Cluster, progress: BatchProgress,
+    keep_every: float | None, quiet: bool,
+) -> None:  # fmt: skip
+    """Run the jobs with a progress bar; the summary (exit 1 when a job failed)."""
+    from ...batch import run_batch
+
+    total = len(run) + len(skip)
     start = time.monotonic()
+    log_file = progress.log
 
     def interrupted() -> str:
         progress.draw(final=True)
         c = progress.counts
-        left = len(jobs) - sum(c.values())
+        left = total - sum(c.values())
         return f"interrupted: {c['ok']} done, {left} left; the same command finishes the rest"
 
     with guarded(interrupted, [log_file] if log_file is not None else []):
@@ -285,7 +313,7 @@ def batch(
         f"in {took}; records in {records.path}"
     )
     if counts["failed"]:
-        fail(ConfigError(f"{counts['failed']} of {len(jobs)} jobs failed: {one_line(summary)}"), 1)
+        fail(ConfigError(f"{counts['failed']} of {total} jobs failed: {one_line(summary)}"), 1)
     typer.echo(f"batch: {summary}", err=True)
 
 
