@@ -1,6 +1,6 @@
 """Functions in src/ longer than a limit (default 80 lines), longest first; exit 1 if any.
 
-    python scripts/long_functions.py [--limit 80]
+python scripts/long_functions.py [--limit 80]
 """
 
 from __future__ import annotations

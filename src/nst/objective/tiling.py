@@ -307,10 +307,34 @@ def value_and_grad(
     windows = tiling.windows((x.shape[-2], x.shape[-1]))
     global_terms = [t for t in features if not t.module.local]
     local_terms = [t for t in features if t.module.local]
-    values: dict[str, torch.Tensor] = {}
     # 1. the global terms' statistics, summed over the tiles
     sums = _stats_pass(objective, x, windows, global_terms)
     # 2. their values, and d(factor * value)/d(statistics)
+    values, coefficients = _coefficients(global_terms, sums)
+    # 3. the surrogate's gradient tile by tile; the local terms' values on the way
+    grad = torch.zeros_like(x)
+    backward = [t for t in global_terms if t.name in coefficients] + local_terms
+    values.update(_tile_gradients(objective, x, windows, backward, coefficients, grad))
+    # 4. the terms that read the image itself, on the whole image
+    total = _image_terms(terms, x, values, grad)
+    for t in features:
+        if t.factor != 0.0:
+            total = total + t.factor * values[t.name]
+    names = tuple(t.name for t in terms)
+    stacked = (
+        torch.stack([values[n].float() for n in names])
+        if names
+        else x.new_zeros((0,), dtype=torch.float32)
+    )
+    return total, grad, TermValues(names, stacked)
+
+
+def _coefficients(
+    global_terms: list[_Feature], sums: dict[str, list[torch.Tensor]]
+) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, ...]]]:
+    """The global terms' values from their summed statistics, and the coefficients of the
+    surrogate: d(factor * value)/d(statistics) (none for a term whose factor is 0)."""
+    values: dict[str, torch.Tensor] = {}
     coefficients: dict[str, tuple[torch.Tensor, ...]] = {}
     for t in global_terms:
         stats = [s.detach().requires_grad_(t.factor != 0.0) for s in sums[t.name]]
@@ -322,36 +346,53 @@ def value_and_grad(
                     torch.zeros_like(s) if g is None else g for g, s in zip(grads, stats)
                 )
         values[t.name] = value.detach()
-    # 3. the surrogate's gradient tile by tile; the local terms' values on the way
-    grad = torch.zeros_like(x)
-    backward = [t for t in global_terms if t.name in coefficients] + local_terms
-    local_sums = {t.name: x.new_zeros(()) for t in local_terms}
-    if backward:
-        layers = sorted({t.layer for t in backward}, key=INDEX.__getitem__)
-        for win in windows:
-            xt = win.crop(x).detach().requires_grad_(True)
-            with torch.enable_grad():
-                feats = objective.extractor(xt, layers)
-                surrogate = xt.new_zeros((), dtype=torch.float32)
-                for t in backward:
-                    f = win.local(feats[t.layer], t.layer)
-                    where = win.where(t.layer)
-                    if t.name in coefficients:
-                        part = t.module.tile_stats(f, where)
-                        for c, p in zip(coefficients[t.name], part):
-                            surrogate = surrogate + (c * p.to(c.dtype)).sum().float()
-                        continue
-                    if t.factor == 0.0:
-                        f = f.detach()
-                    piece = _scalar(t.name, t.module.from_stats(t.module.tile_stats(f, where)))
-                    if t.factor != 0.0:
-                        surrogate = surrogate + t.factor * piece.float()
-                    local_sums[t.name] = local_sums[t.name] + piece.detach()
-                if surrogate.requires_grad:
-                    (g,) = torch.autograd.grad(surrogate, xt)
-                    win.crop(grad).add_(g)
-    values.update(local_sums)
-    # 4. the terms that read the image itself, on the whole image
+    return values, coefficients
+
+
+def _tile_gradients(
+    objective: Objective,
+    x: torch.Tensor,
+    windows: Sequence[Window],
+    backward: list[_Feature],
+    coefficients: dict[str, tuple[torch.Tensor, ...]],
+    grad: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """Add the surrogate's gradient to ``grad`` tile by tile; returns the local terms'
+    values (summed over the tiles)."""
+    local_sums = {t.name: x.new_zeros(()) for t in backward if t.name not in coefficients}
+    if not backward:
+        return local_sums
+    layers = sorted({t.layer for t in backward}, key=INDEX.__getitem__)
+    for win in windows:
+        xt = win.crop(x).detach().requires_grad_(True)
+        with torch.enable_grad():
+            feats = objective.extractor(xt, layers)
+            surrogate = xt.new_zeros((), dtype=torch.float32)
+            for t in backward:
+                f = win.local(feats[t.layer], t.layer)
+                where = win.where(t.layer)
+                if t.name in coefficients:
+                    part = t.module.tile_stats(f, where)
+                    for c, p in zip(coefficients[t.name], part):
+                        surrogate = surrogate + (c * p.to(c.dtype)).sum().float()
+                    continue
+                if t.factor == 0.0:
+                    f = f.detach()
+                piece = _scalar(t.name, t.module.from_stats(t.module.tile_stats(f, where)))
+                if t.factor != 0.0:
+                    surrogate = surrogate + t.factor * piece.float()
+                local_sums[t.name] = local_sums[t.name] + piece.detach()
+            if surrogate.requires_grad:
+                (g,) = torch.autograd.grad(surrogate, xt)
+                win.crop(grad).add_(g)
+    return local_sums
+
+
+def _image_terms(
+    terms: Sequence[Term], x: torch.Tensor, values: dict[str, torch.Tensor], grad: torch.Tensor
+) -> torch.Tensor:
+    """The terms that read the image itself, on the whole image: their values into
+    ``values``, their gradient added to ``grad``; returns their weighted sum."""
     total = x.new_zeros((), dtype=torch.float32)
     image_terms = [t for t in terms if t.layer is None]
     if image_terms:
@@ -368,14 +409,4 @@ def value_and_grad(
             if total.requires_grad:
                 (g,) = torch.autograd.grad(total, xi)
                 grad.add_(g)
-    total = total.detach()
-    for t in features:
-        if t.factor != 0.0:
-            total = total + t.factor * values[t.name]
-    names = tuple(t.name for t in terms)
-    stacked = (
-        torch.stack([values[n].float() for n in names])
-        if names
-        else x.new_zeros((0,), dtype=torch.float32)
-    )
-    return total, grad, TermValues(names, stacked)
+    return total.detach()

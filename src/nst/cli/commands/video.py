@@ -102,6 +102,33 @@ class VideoProgress:
         self.last_line = self.clock()
 
 
+class VideoEvents:
+    """Where a video's events go: notices and the advice (once the first frame starts) as
+    lines, the progress ``handlers``, and the log, each record tagged with its frame and
+    pass."""
+
+    def __init__(self, handlers: list[Any], log: JsonLog | None, advice: list[str]) -> None:
+        self.handlers, self.log, self.advice = handlers, log, advice
+        self.frame = (1, 1)  # (frame, pass) being painted
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, Notice):
+            say(event.message)
+        if isinstance(event, Started) and self.advice:  # once the first frame starts
+            for line in self.advice:
+                say(f"warning: {line}")
+            self.advice.clear()
+        for h in self.handlers:
+            h(event)
+        if self.log is None:
+            return
+        if isinstance(event, FrameDone):
+            self.log.write(event.to_record())
+            self.frame = following(event)
+        else:
+            self.log.write({"frame": self.frame[0], "pass": self.frame[1], **event.to_record()})
+
+
 @with_config(mode="video")
 @with_config(cls=VideoConfig, name="video")
 def video(
@@ -145,25 +172,8 @@ def video(
         json_log = JsonLog(log) if log is not None else None
     except NstError as exc:
         fail(exc)
-    frame = [(1, 1)]  # (frame, pass) being painted
     advice = [] if quiet else list(start_advice(config, True))
-
-    def on_event(event: Any) -> None:
-        if isinstance(event, Notice):
-            say(event.message)
-        if isinstance(event, Started) and advice:  # once the first frame starts
-            for line in advice:
-                say(f"warning: {line}")
-            advice.clear()
-        for h in handlers:
-            h(event)
-        if json_log is not None:
-            if isinstance(event, FrameDone):
-                json_log.write(event.to_record())
-                frame[0] = following(event)
-            else:
-                json_log.write({"frame": frame[0][0], "pass": frame[0][1], **event.to_record()})
-
+    on_event = VideoEvents(handlers, json_log, advice)
     start = time.monotonic()
     closing = [json_log] if json_log is not None else []
     with guarded(lambda: "interrupted before the first frame; nothing written", closing) as sig:
