@@ -260,8 +260,11 @@ def test_result_as_next_init_and_delete(make_client):
 def test_page_static_builtins_and_openapi(make_client):
     client = make_client()
     page = client.get("/")
-    assert page.status_code == 200 and '<script src="/static/app.js">' in page.text
-    assert client.get("/static/app.js").status_code == 200
+    assert page.status_code == 200 and '<script type="module" src="/static/app.js">' in page.text
+    # the page's modules, each served as JavaScript (a module with another type is refused)
+    for name in ("app", "state", "images", "form", "mask", "jobs", "common", "zoom", "explore"):
+        r = client.get(f"/static/{name}.js")
+        assert r.status_code == 200 and "javascript" in r.headers["content-type"], name
     names = [b["name"] for b in client.get("/api/builtins").json()]
     assert "builtin:chelsea" in names and "builtin:swirls" in names
     img = client.get("/api/builtins/swirls.png")
@@ -360,6 +363,8 @@ def test_the_config_lists_the_presets_and_the_page_starts_from_fast(make_client)
 
     schema = make_client().get("/api/config").json()
     assert schema["presets"] == PRESETS
+    # the page reads the states a job ends in from here, not from a copy of its own
+    assert schema["ended"] == ["done", "cancelled", "failed", "interrupted"]
     preset = next(f for f in schema["fields"] if f["name"] == "preset")
     assert preset["default"] == "fast" and preset["choices"] == list(PRESETS)
     r = submit(make_client(), params={"size": 32, "preset": "fast", "iterations": 3})

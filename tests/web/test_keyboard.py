@@ -121,7 +121,9 @@ def test_a_neuron_is_picked_with_the_arrow_keys(chromium, tmp_path, tiny_network
         page.wait_for_function("document.querySelector('#photo').naturalWidth > 0")
         page.select_option("#layer", "conv3_1")
         page.fill("#channel", "1")
-        rows, cols = page.evaluate("() => { const g = grid(); return [g.rows, g.cols]; }")
+        rows, cols = page.evaluate(
+            "() => { const g = window.nstExplore.grid(); return [g.rows, g.cols]; }"
+        )
         tab_to(page, "#pick")
         expect(page.locator("#marker")).to_be_hidden()
         page.keyboard.press("ArrowRight")  # the first press: the centre

@@ -140,14 +140,16 @@ def test_a_job_list_read_before_a_stream_ended_does_not_reopen_it(chromium, tmp_
                 held.append(route)
 
         page.route("**/api/jobs", hold)
-        page.evaluate("() => { window.__synced = sync(); }")
+        page.evaluate("() => { window.__synced = window.nstPage.sync(); }")
         while not held:  # the request reaches the route handler during a Playwright call
             page.wait_for_timeout(20)
         stale = held[0].fetch()  # read now, while the job waits at the gate: "queued"/"running"
         assert json.loads(stale.body())[0]["state"] not in ("done", "failed", "cancelled")
         gate.set()
         expect(page.locator(".job[data-state='done']")).to_have_count(1, timeout=60_000)
-        page.wait_for_function("() => state.streams.size === 0")  # the page saw "end"
+        page.wait_for_function(
+            "() => window.nstPage.state.streams.size === 0"
+        )  # the page saw "end"
         held[0].fulfill(response=stale)
         page.evaluate("() => window.__synced")
         page.unroute("**/api/jobs")

@@ -76,6 +76,7 @@ class ConfigView(_Model):
     limits: Limits
     init: list[str]
     presets: dict[str, dict[str, Any]]  # preset -> option -> value (what a choice sets)
+    ended: list[str]  # the states a job ends in (no more events come)
 
 
 class FormView(_Model):

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from ... import builtins
 from ...config import INIT_KEYWORDS
 from ...errors import NstError
+from ..jobs import TERMINAL
 from ..schemas import BuiltinView, ConfigView, Estimate
 from ..state import AppState, state
 
@@ -56,7 +57,13 @@ def config_schema(shared: Shared) -> ConfigView:
     fields = shared.config_class.web_schema(settings.limits())
     presets = shared.config_class.PRESETS
     return ConfigView.model_validate(
-        {"fields": fields, "limits": limits, "init": list(INIT_KEYWORDS), "presets": presets}
+        {
+            "fields": fields,
+            "limits": limits,
+            "init": list(INIT_KEYWORDS),
+            "presets": presets,
+            "ended": list(TERMINAL),
+        }
     )
 
 

@@ -1,9 +1,8 @@
 // Shared by the pages: DOM and API helpers, and forms built from option declarations.
-"use strict";
 
-const $ = (sel, root = document) => root.querySelector(sel);
+export const $ = (sel, root = document) => root.querySelector(sel);
 
-function fmtTime(seconds) {
+export function fmtTime(seconds) {
   if (seconds == null || !isFinite(seconds)) return "–";
   const s = Math.max(0, Math.round(seconds));
   const m = Math.floor(s / 60);
@@ -12,7 +11,7 @@ function fmtTime(seconds) {
 
 // A failed request throws an Error whose message is the server's one line; ``field``
 // names the option at fault when the server says (a 422 of a form).
-async function api(path, options = {}) {
+export async function api(path, options = {}) {
   const response = await fetch(path, options);
   if (!response.ok) {
     let detail = response.statusText, field = null;
@@ -31,12 +30,12 @@ async function api(path, options = {}) {
 
 // -- the form's checks: the same rules as the server's (from /api/config) --------------------
 // Numbers as people read them: 2^63−1 for the seed's bound, thousands kept whole.
-function fmtBound(x) {
+export function fmtBound(x) {
   if (Math.abs(x) >= 2 ** 53) return Math.abs(Math.abs(x) - 2 ** 63) <= 2 ** 11 ? "2^63−1" : x.toExponential(2);
   return String(x);
 }
 
-function rangeText(field) {
+export function rangeText(field) {
   const unit = field.unit ? ` ${field.unit}` : "";
   const lo = field.min, hi = field.max;
   if (lo != null && hi != null) {
@@ -49,7 +48,7 @@ function rangeText(field) {
 }
 
 // What is wrong with a control's value by its option's rules, or null.
-function problemOf(field, input) {
+export function problemOf(field, input) {
   if (input.disabled || field.choices || input.type === "checkbox") return null;
   const numeric = field.kind === "int" || field.kind === "float";
   if (!numeric) return null;  // text options (lists, regions): the server checks them
@@ -65,7 +64,7 @@ function problemOf(field, input) {
 }
 
 // Mark one control as wrong: its message is read with it, its panel opens, it gets the focus.
-function markInvalid(input, messageId) {
+export function markInvalid(input, messageId) {
   input.setAttribute("aria-invalid", "true");
   input.setAttribute("aria-errormessage", messageId);
   const panel = input.closest("details");
@@ -73,7 +72,7 @@ function markInvalid(input, messageId) {
   input.focus();
 }
 
-function clearInvalid(root = document) {
+export function clearInvalid(root = document) {
   for (const el of root.querySelectorAll("[aria-invalid]")) {
     el.removeAttribute("aria-invalid");
     el.removeAttribute("aria-errormessage");
@@ -82,7 +81,7 @@ function clearInvalid(root = document) {
 
 // One control per declared option (its kind, range and choices come from the server's
 // schema), placed in #main-options or #advanced-options by the declaration's "web".
-function control(field, defaults = {}) {
+export function control(field, defaults = {}) {
   let input;
   if (field.choices) {
     input = document.createElement("select");
@@ -117,7 +116,7 @@ function control(field, defaults = {}) {
   return label;
 }
 
-function buildForm(fields, { skip = new Set(), defaults = {}, main = "#main-options",
+export function buildForm(fields, { skip = new Set(), defaults = {}, main = "#main-options",
                              advanced = "#advanced-options" } = {}) {
   for (const field of fields) {
     if (skip.has(field.name)) continue;
@@ -125,7 +124,7 @@ function buildForm(fields, { skip = new Set(), defaults = {}, main = "#main-opti
   }
 }
 
-function formValues(fields, skip = new Set()) {
+export function formValues(fields, skip = new Set()) {
   const p = {};
   for (const field of fields) {
     if (skip.has(field.name)) continue;

@@ -1,6 +1,6 @@
 // The Explore page: pick an image and a target, see its saliency maps by the three
 // backward rules, and run gradient ascent with live previews (a job, followed over SSE).
-"use strict";
+import { $, api, buildForm, formValues } from "./common.js";
 
 const explore = { builtin: "builtin:chelsea", file: null, layers: [], neuron: null,
                   fields: [], stream: null, autoChannel: false };
@@ -230,4 +230,5 @@ async function init() {
   choosePhoto("builtin:chelsea", null);
 }
 
+window.nstExplore = { grid };  // for tests and the browser's console
 init().catch((err) => { $("#saliency-status").textContent = err.message; });

@@ -1,6 +1,6 @@
 // The full-size view of a result: the picture in a dialog at any zoom, moved by wheel,
 // pinch, drag or keys (+ − zoom, 0 shows 100%, F fits, arrows pan; Shift: further).
-"use strict";
+import { $ } from "./common.js";
 
 const zoom = { scale: 1, x: 0, y: 0, pointers: new Map(), pinch: null, drag: null };
 const ZOOM_MIN = 0.05, ZOOM_MAX = 32;
@@ -64,7 +64,7 @@ function zoomPoint(e) {
   return [e.clientX - r.left, e.clientY - r.top];
 }
 
-function setupZoom() {
+export function setupZoom() {
   const view = zoomView();
   $("#enlarge").addEventListener("keydown", zoomKey);
   view.addEventListener("wheel", (e) => {
@@ -107,7 +107,7 @@ function setupZoom() {
 
 // Open the dialog on ``url``: fitted to the window (small results are shown larger; 0 gives
 // their real size), the focus on the picture so the keys work at once.
-function openZoom(url, label) {
+export function openZoom(url, label) {
   const img = zoomImg();
   $("#enlarge-title").textContent = label;
   img.alt = label;

@@ -1,0 +1,217 @@
+// The settings form (built from /api/config), presets, checks, the estimate, Start.
+import { state, STORE, ratioText, say, message, SLIDER, STRENGTH, LONG_RUN, ENDED } from "./state.js";
+import { styleList, renderChosen, images } from "./images.js";
+import { regions, maskBlob } from "./mask.js";
+import { showJob, follow } from "./jobs.js";
+import { $, fmtTime, api, problemOf, markInvalid, clearInvalid, buildForm, formValues } from "./common.js";
+
+export async function loadConfig() {
+  const schema = await api("/api/config");
+  state.fields = schema.fields;
+  state.limits = schema.limits;
+  state.bundles = schema.presets || {};
+  ENDED.splice(0, ENDED.length, ...schema.ended);
+  buildForm(schema.fields, { skip: SLIDER });
+  for (const f of schema.fields) {
+    const input = document.getElementById(f.name);
+    if (input) input.addEventListener("change", () => { save(); estimate(); markPreset(); });
+  }
+  const preset = document.getElementById("preset");
+  if (preset) preset.addEventListener("change", () => { applyBundle(preset.value); save(); estimate(); });
+}
+
+// A preset (the server's named bundle of options) sets the form's controls to its values;
+// the first visit starts from the page's default preset.
+export function applyBundle(name) {
+  const bundle = state.bundles[name];
+  if (!bundle) return;
+  for (const [option, value] of Object.entries(bundle)) {
+    const most = field(option)?.max;  // the declaration's bound or this server's cap
+    setValue(option, typeof value === "number" && most != null ? Math.min(value, most) : value);
+  }
+  if ("content_weight" in bundle || "style_weight" in bundle) {
+    const weight = (name) => bundle[name] ?? field(name).default;
+    const ratio = Math.log10(weight("content_weight") / weight("style_weight"));
+    $("#ratio").value = Math.round(ratio * 2) / 2;
+    $("#ratio-label").textContent = ratioText($("#ratio").value);
+  }
+  markPreset();
+}
+
+// an option's field as /api/config declares it
+export function field(name) {
+  return state.fields.find((f) => f.name === name);
+}
+
+export function setValue(name, value) {
+  const input = document.getElementById(name);
+  if (!input) return;
+  if (input.type === "checkbox") input.checked = Boolean(value);
+  else input.value = value == null ? "" : String(value);
+}
+
+export function applyStrength(name) {
+  $("#ratio").value = STRENGTH[name];
+  $("#ratio-label").textContent = ratioText(STRENGTH[name]);
+  markPreset();
+  save();
+}
+
+export function markPreset() {
+  for (const b of document.querySelectorAll("[data-preset]")) {
+    b.setAttribute("aria-pressed", String(Number($("#ratio").value) === STRENGTH[b.dataset.preset]));
+  }
+}
+
+export function params() {
+  const ratio = Math.pow(10, Number($("#ratio").value));
+  const p = {
+    content_weight: 1,
+    style_weight: Number((1 / ratio).toPrecision(4)),
+    ...formValues(state.fields, SLIDER),
+  };
+  const list = styleList();
+  if (list.length > 1) {
+    const w = list.map((s) => state.weights.get(s.key) ?? 1);
+    if (w.some((x) => x !== w[0])) p.style_blend = w.map((x) => Math.max(x, 0.001)).join(",");
+  }
+  if (state.mask.painted) p.regions = regions();
+  return p;
+}
+
+// The page checks each value by the server's rules first (/api/config: kinds, exclusive
+// bounds, this server's caps); the server checks again, and its 422 names the field.
+export function validate() {
+  clearInvalid($("#job-form"));
+  for (const f of state.fields) {
+    const input = document.getElementById(f.name);
+    if (!input || SLIDER.has(f.name)) continue;
+    const problem = problemOf(f, input);
+    if (problem) {
+      markInvalid(input, "message");
+      return `${f.label}: ${problem}`;
+    }
+  }
+  if (!styleList().length) return "pick or upload at least one style image";
+  if (styleList().length > (state.limits.max_styles || 4)) return `at most ${state.limits.max_styles} style images`;
+  return null;
+}
+
+// A server's refusal of one option, in the form's words, with that field marked.
+export function refused(err) {
+  const f = state.fields.find((x) => x.name === err.field);
+  const input = f && document.getElementById(f.name);
+  if (!input) return err.message;
+  markInvalid(input, "message");
+  const what = f.name.replace(/_/g, "-");  // the server's messages name options CLI-style
+  const text = err.message.startsWith(what) ? err.message.slice(what.length).replace(/^:?\s*/, "") : err.message;
+  return `${f.label}: ${text}`;
+}
+
+export async function submit(event) {
+  event.preventDefault();
+  message("");
+  const problem = validate();
+  if (problem) { message(problem); return; }
+  const form = new FormData();
+  if (state.contentFile) form.append("content", state.contentFile);
+  else form.append("content_builtin", state.contentBuiltin);
+  for (const f of state.styleFiles) form.append("style", f);
+  for (const name of state.styleBuiltins) form.append("style_builtin", name);
+  if (state.initJob) form.append("init_job", state.initJob);
+  if (state.mask.painted) form.append("mask", await maskBlob(), "mask.png");
+  form.append("params", JSON.stringify(params()));
+  $("#start").disabled = true;
+  try {
+    const job = await api("/api/jobs", { method: "POST", body: form });
+    const node = showJob(job);
+    follow(job.id);
+    node.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    node.focus({ preventScroll: true });
+    say(job.position > 1 ? `Run queued, place ${job.position}` : "Run started");
+  } catch (err) {
+    message(err.field ? refused(err) : err.message);
+  } finally {
+    $("#start").disabled = false;
+  }
+}
+
+// -- the run time estimate (the server's measured speed) -------------------------------------
+// Before any run the server's start-up test run gives the speed; while it runs, the page
+// asks again every few seconds. A run estimated over 10 minutes is said so before Start.
+let estimateTimer = null;
+export function estimate(delay = 250) {
+  clearTimeout(estimateTimer);
+  estimateTimer = setTimeout(async () => {
+    const box = $("#estimate");
+    const size = Number($("#size") && $("#size").value), its = Number($("#iterations") && $("#iterations").value);
+    box.classList.remove("long");
+    const low = (name) => field(name)?.min ?? 1;  // the declared bounds
+    if (!Number.isInteger(size) || !Number.isInteger(its) || size < low("size") || its < low("iterations")) { box.textContent = ""; return; }
+    const aspect = state.contentAspect || 0.75;
+    try {
+      const e = await api(`/api/estimate?size=${size}&iterations=${its}&aspect=${aspect.toFixed(3)}`);
+      if (e.seconds == null) {
+        box.textContent = e.measuring ? "measuring this server's speed…" : "time estimate after the first run";
+        if (e.measuring) estimate(3000);
+        return;
+      }
+      const basis = e.basis === "calibration" ? " (from a test run at start-up)" : "";
+      box.textContent = `about ${fmtTime(e.seconds)} on this server${basis}`;
+      if (e.seconds > LONG_RUN) {
+        box.classList.add("long");
+        box.textContent += ": over 10 minutes; a smaller size, fewer iterations or the fast preset is quicker";
+      }
+    } catch (err) { box.textContent = ""; }
+  }, delay);
+}
+
+// -- the form survives a reload ---------------------------------------------------------------
+export function save() {
+  if (!state.fields.length) return;
+  const data = {
+    values: formValues(state.fields, SLIDER),
+    ratio: $("#ratio").value,
+    contentBuiltin: state.contentBuiltin,
+    styleBuiltins: state.styleBuiltins,
+    weights: [...state.weights].filter(([k]) => k.startsWith("builtin:")),
+  };
+  try { localStorage.setItem(STORE, JSON.stringify(data)); } catch (e) { /* private mode */ }
+}
+
+export function restore() {
+  let data = null;
+  try { data = JSON.parse(localStorage.getItem(STORE) || "null"); } catch (e) { data = null; }
+  if (!data) {
+    const preset = document.getElementById("preset");
+    if (preset && preset.value) applyBundle(preset.value);  // a first visit
+    return;
+  }
+  for (const [name, value] of Object.entries(data.values || {})) setValue(name, value);
+  if (data.ratio) { $("#ratio").value = data.ratio; $("#ratio-label").textContent = ratioText(data.ratio); }
+  if (data.contentBuiltin) state.contentBuiltin = data.contentBuiltin;
+  if (Array.isArray(data.styleBuiltins)) state.styleBuiltins = data.styleBuiltins;
+  for (const [k, v] of data.weights || []) state.weights.set(k, v);
+}
+
+export async function runAgain(job) {
+  if (!job) return;
+  for (const [name, value] of Object.entries(job.params)) {
+    if (!SLIDER.has(name) && name !== "init" && name !== "seed") setValue(name, Array.isArray(value) ? value.join(",") : value);
+  }
+  if (job.progress && job.progress.seed != null) setValue("seed", job.progress.seed);
+  const ratio = Math.log10(job.params.content_weight / job.params.style_weight);
+  $("#ratio").value = ratio.toFixed(1);
+  $("#ratio-label").textContent = ratioText(ratio);
+  try {
+    const blob = async (u) => new File([await (await fetch(u)).blob()], u.split("/").pop(), { type: "image/png" });
+    state.contentFile = await blob(job.inputs.content);
+    state.styleFiles = await Promise.all(job.inputs.styles.map(blob));
+    state.styleBuiltins = [];
+    renderChosen();
+    message("");
+    say("Settings and images of that run are in the form; press Start");
+    $("#start").focus();
+  } catch (err) { message("could not fetch that run's images"); }
+}
+

@@ -1,0 +1,252 @@
+// Job cards, their event streams and the job list kept in step with the server.
+import { state, say, message, ENDED } from "./state.js";
+import { thumb, setInit } from "./images.js";
+import { estimate, runAgain } from "./form.js";
+
+import { $, fmtTime, api } from "./common.js";
+import { openZoom } from "./zoom.js";
+
+export function card(id) {
+  if (state.cards.has(id)) return state.cards.get(id);
+  const node = $("#job-template").content.firstElementChild.cloneNode(true);
+  node.dataset.id = id;
+  node.losses = [];
+  node.setAttribute("aria-label", `run ${id.slice(0, 8)}`);
+  $(".cancel", node).addEventListener("click", () => api(`/api/jobs/${id}/cancel`, { method: "POST" })
+    .catch((e) => message(e.message)));
+  $(".reuse", node).addEventListener("click", () => setInit(node.job));
+  $(".again", node).addEventListener("click", () => runAgain(node.job));
+  // a run the server's stop interrupted goes on from its checkpoint, where it was
+  $(".continue", node).addEventListener("click", async () => {
+    try {
+      const job = await api(`/api/jobs/${id}/continue`, { method: "POST" });
+      showJob(job);
+      follow(id);
+      say("Run continues");
+    } catch (err) { message(err.message); }
+  });
+  $(".remove", node).addEventListener("click", async () => {
+    await api(`/api/jobs/${id}`, { method: "DELETE" }).catch(() => null);
+    dropCard(id);
+  });
+  $(".format", node).addEventListener("change", () => downloadLink(node));
+  const slider = $(".compare-slider", node);
+  slider.addEventListener("input", () => { $(".compare", node).style.setProperty("--reveal", `${slider.value}%`); });
+  const open = () => {
+    if (!node.job || !node.job.result) return;
+    openZoom(node.job.result, `Result of run ${id.slice(0, 8)}`);
+  };
+  $(".preview", node).addEventListener("click", open);
+  $(".preview", node).addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); }
+  });
+  // newest first, so the tab order follows what the eye sees
+  $("#job-list").prepend(node);
+  $("#no-jobs").hidden = true;
+  state.cards.set(id, node);
+  return node;
+}
+
+export function dropCard(id) {
+  closeStream(id);
+  const node = state.cards.get(id);
+  if (node) node.remove();
+  state.cards.delete(id);
+  if (state.initJob === id) setInit(null);
+  $("#no-jobs").hidden = state.cards.size > 0;
+}
+
+export function downloadLink(node) {
+  const job = node.job;
+  if (!job || !job.result) return;
+  const ext = $(".format", node).value;
+  $(".download", node).href = ext === "png" ? job.result + "?download=1" : job.result.replace(/\.png$/, `.${ext}`);
+  $(".download", node).textContent = `Download ${ext === "jpg" ? "JPEG" : ext.toUpperCase().replace("WEBP", "WebP")}`;
+}
+
+export function stateText(job) {
+  if (job.state === "queued" && job.position) return `queued · place ${job.position}`;
+  if (job.state === "interrupted") return "interrupted (server stopped)";
+  return job.state;
+}
+
+export function showJob(job) {
+  const node = card(job.id);
+  node.job = job;
+  node.dataset.state = job.state;
+  node.dataset.continuable = job.continuable ? "1" : "0";
+  $(".state", node).textContent = stateText(job);
+  const p = job.params;
+  const blend = p.style_blend ? ` · blend ${p.style_blend}` : "";
+  $(".params", node).textContent =
+    `${p.size} px · α/β ${(p.content_weight / p.style_weight).toExponential(1)} · ` +
+    `${p.iterations} iterations · ${p.pooling} pooling · init ${p.init}` +
+    (job.progress && job.progress.seed != null ? ` · seed ${job.progress.seed}` : "") +
+    (p.preserve_colors !== "none" ? ` · colours ${p.preserve_colors}` : "") + blend +
+    (p.regions && p.regions.length ? " · painted regions" : "");
+  $(".error", node).textContent = job.error || "";
+  const inputs = $(".inputs", node);
+  if (!inputs.childElementCount && job.inputs) {
+    if (job.inputs.content) inputs.append(thumb(job.inputs.content, "content used"));
+    job.inputs.styles.forEach((u, i) => inputs.append(thumb(u, `style ${i + 1} used`)));
+    if (job.inputs.content) $(".before", node).src = job.inputs.content;
+  }
+  if (job.result && node.dataset.hasResult !== "1") {
+    node.dataset.hasResult = "1";
+    $(".preview", node).src = job.result + "?t=" + Date.now();
+    const preview = $(".preview", node);
+    preview.classList.add("result");
+    preview.alt = "the result: Enter or a click opens it full size";
+    preview.tabIndex = 0;
+    preview.setAttribute("role", "button");
+    downloadLink(node);
+  } else if (job.preview && !job.result) {
+    $(".preview", node).src = job.preview;
+  }
+  if (job.losses && job.losses.length > node.losses.length) { node.losses = job.losses.slice(); plot(node); }
+  const made = job.progress || {};
+  if (ENDED.includes(job.state)) {  // how far it came, from the record (also after a reload)
+    $(".bar", node).value = job.state === "done" ? 1 : (made.total ? (made.done || 0) / made.total : 0);
+    const it = made.done != null ? `iteration ${made.done}/${made.total}` : "";
+    const took = job.elapsed != null ? `took ${fmtTime(job.elapsed)}` : "";
+    $(".progress-text", node).textContent = [it, took].filter(Boolean).join(" · ");
+  } else if (made.total) {
+    progress(node, made);
+  }
+  return node;
+}
+
+export function progress(node, step) {
+  node.step = step;
+  $(".bar", node).value = step.total ? step.done / step.total : 0;
+  const eta = step.eta != null && state.online ? ` · ETA ${fmtTime(step.eta)}` : "";
+  $(".progress-text", node).textContent =
+    `iteration ${step.done}/${step.total} · loss ${Number(step.loss).toPrecision(4)}${eta}`;
+}
+
+// The loss curve on log axes: decades on the left, iterations along the bottom.
+export function plot(node) {
+  const canvas = $(".plot", node);
+  const ctx = canvas.getContext("2d");
+  const dark = matchMedia("(prefers-color-scheme: dark)").matches;
+  const ink = dark ? "#dfe4f0" : "#1c2230";
+  const values = node.losses.filter((v) => v > 0).map(Math.log10);
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const L = 40, R = 8, T = 18, B = 22;
+  const w = canvas.width - L - R, h = canvas.height - T - B;
+  ctx.strokeStyle = ink; ctx.fillStyle = ink; ctx.lineWidth = 1;
+  ctx.font = "10px system-ui, sans-serif";
+  ctx.beginPath(); ctx.moveTo(L, T); ctx.lineTo(L, T + h); ctx.lineTo(L + w, T + h); ctx.stroke();
+  ctx.fillText("loss (log)", 4, 11);
+  ctx.fillText("iteration", L + w - 44, canvas.height - 4);
+  if (values.length < 2) return;
+  let lo = Math.min(...values), hi = Math.max(...values);
+  if (hi - lo < 1e-6) { lo -= 0.5; hi += 0.5; }
+  const y = (v) => T + h - ((v - lo) / (hi - lo)) * h;
+  for (let d = Math.ceil(lo); d <= Math.floor(hi); d++) {
+    ctx.fillText(`1e${d}`, 4, y(d) + 3);
+    ctx.beginPath(); ctx.moveTo(L - 3, y(d)); ctx.lineTo(L, y(d)); ctx.stroke();
+  }
+  ctx.fillText("0", L - 3, T + h + 12);
+  ctx.fillText(String(values.length - 1), L + w - 16, T + h + 12);
+  ctx.strokeStyle = dark ? "#8fb0ff" : "#3056d3";
+  ctx.lineWidth = 1.5;
+  ctx.beginPath();
+  values.forEach((v, i) => {
+    const px = L + (i / (values.length - 1)) * w;
+    if (i === 0) ctx.moveTo(px, y(v)); else ctx.lineTo(px, y(v));
+  });
+  ctx.stroke();
+  node.dataset.points = String(values.length);
+}
+
+export function closeStream(id) {
+  const source = state.streams.get(id);
+  if (source) source.close();
+  state.streams.delete(id);
+}
+
+export function follow(id) {
+  if (state.streams.has(id)) return;
+  const node = card(id);
+  const source = new EventSource(`/api/jobs/${id}/events`);
+  state.streams.set(id, source);
+  let replayed = false;
+  source.addEventListener("open", () => { connection(true); });
+  source.addEventListener("step", (e) => {
+    const step = JSON.parse(e.data);
+    if (!replayed) { node.losses = []; replayed = true; }
+    node.losses.push(step.loss);
+    progress(node, step);
+    plot(node);
+  });
+  source.addEventListener("preview", (e) => { $(".preview", node).src = JSON.parse(e.data).url; });
+  source.addEventListener("state", (e) => {
+    const s = JSON.parse(e.data);
+    node.dataset.state = s.state;
+    if (s.state !== "interrupted") node.dataset.continuable = "0";
+    $(".state", node).textContent = stateText(s);
+    if (s.state === "running") say("Run started");
+  });
+  source.addEventListener("failed", (e) => { $(".error", node).textContent = JSON.parse(e.data).error; });
+  source.addEventListener("end", async () => {
+    state.tick += 1;
+    state.ends.set(id, state.tick);
+    closeStream(id);
+    try {
+      const job = await api(`/api/jobs/${id}`);
+      showJob(job);
+      say(`Run ${job.state}${job.error ? ": " + job.error : ""}`);
+      estimate();
+    } catch (err) { /* removed meanwhile */ }
+  });
+  source.onerror = () => {
+    // the server went away (the browser retries by itself) or the job is gone
+    if (source.readyState === EventSource.CLOSED) {
+      closeStream(id);
+      api(`/api/jobs/${id}`).then((job) => { showJob(job); if (!ENDED.includes(job.state)) follow(id); })
+        .catch(() => null);
+    }
+    checkServer();
+  };
+}
+
+// -- the connection, and other tabs --------------------------------------------------------------
+export function connection(up) {
+  if (up === state.online) return;
+  state.online = up;
+  $("#connection").hidden = up;
+  for (const node of state.cards.values()) {
+    node.classList.toggle("offline", !up);
+    if (node.step && !ENDED.includes(node.dataset.state)) progress(node, node.step);  // no stale ETA
+  }
+  if (up) sync();
+}
+
+export async function checkServer() {
+  try {
+    await api("/api/jobs");
+    connection(true);
+  } catch (err) {
+    connection(false);
+  }
+}
+
+// Every few seconds: jobs removed in another tab go, new ones come, and a lost server is noticed.
+export async function sync() {
+  let jobs;
+  const asked = state.tick;
+  try { jobs = await api("/api/jobs"); } catch (err) { connection(false); return; }
+  connection(true);
+  const seen = new Set();
+  for (const job of jobs.filter((j) => j.kind === "stylize")) {
+    seen.add(job.id);
+    // a list asked for before this job's stream ended says it runs: it is stale for this job
+    if ((state.ends.get(job.id) || 0) > asked) continue;
+    const node = state.cards.get(job.id);
+    if (!node || !state.streams.has(job.id)) showJob(job);
+    if (!ENDED.includes(job.state)) follow(job.id);
+  }
+  for (const id of [...state.cards.keys()]) if (!seen.has(id)) dropCard(id);
+}
+
