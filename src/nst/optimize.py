@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -30,6 +30,18 @@ from .objective.objective import TermValues
 #: x -> (the total with grad, the term values by name), as nst.objective.Objective
 Objective = Callable[[torch.Tensor], tuple[torch.Tensor, TermValues]]
 StepCallback = Callable[["StepState"], None]
+
+
+@runtime_checkable
+class TiledEvaluation(Protocol):
+    """An objective that may evaluate in tiles (an nst :class:`~nst.objective.Objective`):
+    with ``tiling`` set, its loss and gradient come together from ``value_and_grad``."""
+
+    tiling: object | None
+
+    def value_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, TermValues]: ...
+
+
 #: (the iterate after a step, the gradient that step took) -> the iterate to go on from
 Projection = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -187,8 +199,8 @@ class _Evaluator:
         both at once (its gradient pass needs the statistics of every tile)."""
         x = flat.detach().view(self.shape)
         self.count += 1
-        if getattr(self.objective, "tiling", None) is not None:
-            loss, grad, terms = self.objective.value_and_grad(x)  # type: ignore[attr-defined]
+        if isinstance(self.objective, TiledEvaluation) and self.objective.tiling is not None:
+            loss, grad, terms = self.objective.value_and_grad(x)
             flat_grad = grad.reshape(-1)
             return float(loss.detach()), terms, lambda: flat_grad
         x = x.requires_grad_(True)

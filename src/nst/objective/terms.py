@@ -9,7 +9,7 @@ the Mahendran & Vedaldi alpha-norm prior are the registered specs, :data:`TERMS`
 adds its own (the video's temporal term) with :meth:`nst.planning.Plan.with_term`.
 
 A new kind of term is one spec: a module that encodes its target once and returns a
-scalar, a ``build`` that adds it, ``layers`` and ``weight_option``; :func:`register` it
+scalar, a ``build`` that adds it, ``layers`` and ``weight_of``; :func:`register` it
 (a built-in) or put it on a plan.
 """
 
@@ -22,6 +22,7 @@ from typing import Any, Protocol, cast
 import torch
 from torch import nn
 
+from ..config import Config
 from ..errors import ConfigError, TermError
 from ..layers import LayerWeights, feature_size
 from .losses import AlphaNormLoss, ContentTarget, TVLoss
@@ -34,7 +35,7 @@ class RunInputs(Protocol):
     """What a spec reads of a run (a :class:`~nst.planning.Plan` is one)."""
 
     @property
-    def config(self) -> Any: ...
+    def config(self) -> Config: ...
 
     @property
     def content(self) -> torch.Tensor | None: ...
@@ -76,14 +77,13 @@ class TermSpec:
     name: str
     build: Build  # (objective, run, stage targets, weight) -> adds the terms
     layers: Callable[[RunInputs], tuple[str, ...]] = field(default=_no_layers)
-    weight_option: str | None = None  # the config option that weights it, if any
+    #: the term's weight, read off a run's settings (None: 1)
+    weight_of: Callable[[Config], float] | None = None
     active: Callable[[RunInputs], bool] = field(default=_always)
 
     def weight(self, run: RunInputs) -> float:
-        """The term's weight in this run: its option's value (1 without an option)."""
-        if self.weight_option is None:
-            return 1.0
-        return float(getattr(run.config, self.weight_option))
+        """The term's weight in this run (1 without a ``weight_of``)."""
+        return 1.0 if self.weight_of is None else float(self.weight_of(run.config))
 
 
 #: the registered specs, in the order their terms are reported
@@ -262,8 +262,8 @@ def _build_content(objective: Objective, run: RunInputs, stage: StageTargets, w:
 
 def _build_style(objective: Objective, run: RunInputs, stage: StageTargets, w: float) -> None:
     config = run.config
-    loss = getattr(config, "style_loss", "gram")
-    add_style(objective, stage.styles, config.style_layers, w, stage.size, loss, run.seed)
+    add_style(objective, stage.styles, config.style_layers, w, stage.size, config.style_loss,
+              run.seed)  # fmt: skip
 
 
 def _build_tv(objective: Objective, run: RunInputs, stage: StageTargets, w: float) -> None:
@@ -280,7 +280,7 @@ CONTENT = register(
         "content",
         _build_content,
         layers=_content_layers,
-        weight_option="content_weight",
+        weight_of=lambda config: config.content_weight,
         active=lambda run: run.content is not None,
     )
 )
@@ -289,16 +289,16 @@ STYLE = register(
         "style",
         _build_style,
         layers=_style_layers,
-        weight_option="style_weight",
+        weight_of=lambda config: config.style_weight,
         active=lambda run: bool(run.styles),
     )
 )
-TV = register(TermSpec("tv", _build_tv, weight_option="tv_weight"))
+TV = register(TermSpec("tv", _build_tv, weight_of=lambda config: config.tv_weight))
 ALPHA = register(
     TermSpec(
         "alpha",
         _build_alpha,
-        weight_option="alpha_weight",
+        weight_of=lambda config: config.alpha_weight,
         active=lambda run: run.config.alpha_weight > 0,
     )
 )
