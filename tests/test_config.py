@@ -1,5 +1,3 @@
-import dataclasses
-
 import pytest
 
 from nst.config import NOISE_ITERATIONS, OPTIONS, Config, start_advice, start_keyword
@@ -112,14 +110,23 @@ def test_from_dict_keeps_a_base_and_round_trips():
         Config.from_dict(["size", 4])
 
 
-def test_every_option_is_declared_once_with_help_and_a_panel():
-    assert set(OPTIONS) == {f.name for f in dataclasses.fields(Config)}
-    for opt in OPTIONS.values():
-        assert opt.help and opt.panel and opt.web in ("main", "advanced", "hidden", "server")
-        schema = opt.schema()
-        assert schema["name"] == opt.name and "kind" in schema
-    assert OPTIONS["pooling"].schema()["choices"] == ["avg", "max"]
-    assert OPTIONS["size"].schema()["min"] == 16
+def test_every_option_reaches_the_command_line_and_the_page_it_is_declared_for():
+    """What the declarations promise is there: each stylize option is a flag of ``nst
+    stylize --help`` with its help, and the page's schema holds exactly the options a
+    browser may set, with their bounds."""
+    from typer.testing import CliRunner
+
+    from nst.cli import app
+
+    shown = CliRunner().invoke(app, ["stylize", "--help"], env={"COLUMNS": "400"}).output
+    for opt in Config.options_for("stylize").values():
+        assert opt.flag in shown, opt.flag
+        assert opt.help.split()[0] in shown, opt.name
+    schema = {f["name"]: f for f in Config.web_schema({"max_size": 700})}
+    browser = {n for n, o in OPTIONS.items() if o.web in ("main", "advanced")}
+    assert set(schema) == browser and "device" not in schema and "weights" not in schema
+    assert schema["pooling"]["choices"] == ["avg", "max"]
+    assert (schema["size"]["min"], schema["size"]["max"]) == (16, 700)  # the cap applies
 
 
 def test_coarse_to_fine_stages():

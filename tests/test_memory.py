@@ -27,9 +27,20 @@ def test_memory_limits_are_read_with_units(text, expected):
     assert memory.parse_limit(text) == expected
 
 
-def test_auto_is_a_fraction_of_what_is_available():
-    assert memory.parse_limit("auto") == int(memory.AUTO_FRACTION * memory.available())
-    assert memory.available() >= memory.resident() > 0
+def test_auto_is_a_fraction_of_what_is_available(monkeypatch):
+    """available = the kernel's MemAvailable, bounded by a cgroup's room, plus what the
+    process holds; auto is a fixed fraction of it (machine facts replaced by numbers)."""
+    gib = 1 << 30
+    monkeypatch.setattr(memory, "resident", lambda: 1 * gib)
+    monkeypatch.setattr(memory, "_meminfo", lambda key: {"MemAvailable": 10 * gib}.get(key))
+    monkeypatch.setattr(memory, "_cgroup_room", lambda: None)
+    assert memory.available() == 11 * gib
+    assert memory.parse_limit("auto") == int(memory.AUTO_FRACTION * 11 * gib)
+    monkeypatch.setattr(memory, "_cgroup_room", lambda: 3 * gib)  # a container's limit
+    assert memory.available() == 4 * gib
+    monkeypatch.setattr(memory, "_meminfo", lambda key: None)  # no /proc/meminfo: 8 GiB
+    monkeypatch.setattr(memory, "_cgroup_room", lambda: None)
+    assert memory.available() == 9 * gib
 
 
 @pytest.mark.parametrize(
