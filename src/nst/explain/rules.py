@@ -30,27 +30,26 @@ class _Deconvnet(torch.autograd.Function):
         return grad.clamp(min=0)
 
 
-class _Guided(torch.autograd.Function):
+class _Rectifier(torch.autograd.Function):
+    """Forward: ReLU, keeping its input for a backward rule of a subclass."""
+
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x)
         return x.clamp(min=0)
 
+
+class _Guided(_Rectifier):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (x,) = ctx.saved_tensors
         return grad.clamp(min=0) * (x > 0).to(grad.dtype)
 
 
-class _Redirected(torch.autograd.Function):
+class _Redirected(_Rectifier):
     """Forward: ReLU. Backward: also through a silent unit when the gradient would switch it
     on (R * ([f > 0] or [R > 0])). Gradient ascent uses it while its target is silent, so
     a channel that does not fire on the start image can still be woken up."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        return x.clamp(min=0)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
@@ -58,14 +57,9 @@ class _Redirected(torch.autograd.Function):
         return grad * ((x > 0) | (grad > 0)).to(grad.dtype)
 
 
-class _RedirectedDescent(torch.autograd.Function):
+class _RedirectedDescent(_Rectifier):
     """:class:`_Redirected` for a loss that is minimised (minus the objective): a step
     moves against the gradient, so a silent unit is switched on where R < 0."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        return x.clamp(min=0)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
