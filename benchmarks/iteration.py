@@ -1,7 +1,12 @@
-"""Our time per iteration / a bare truncated VGG19 forward+backward, same size and precision.
+"""Our time per iteration / a plain VGG19 pass, same size, precision and weights.
 
-The bare pass: the extractor truncated after conv5_1 (the deepest default layer),
-channels_last, forward and backward with respect to the image, nothing else.
+The reference (``plain``): a stack of conv2d + relu (+ avg_pool2d between blocks) to
+conv5_1 built here from the same weights, cast once to the run's dtype, channels_last,
+forward and the gradient with respect to the input, nothing else: what the network
+itself costs, with none of nst's code. Ratios to it, side by side in one run, for each
+``--style-loss``: nst's network alone (``net/plain``: its input handling, feature
+capture, casts, layout), one evaluation of the objective (``eval/plain``) and one
+iteration (``iteration/plain``). Also, against nst's network (``bare``):
 Ours: `nst stylize` as users run it (default config, L-BFGS, events), timed per
 iteration from its own Step events after a warm-up (line searches included; also as the
 optimizer was before its trial points computed their gradients on demand and before the
@@ -16,11 +21,41 @@ from __future__ import annotations
 import argparse
 
 import torch
+import torch.nn.functional as F
 
 from common import inputs, machine, table, timed
 from nst import execution, optimize, planning, runtime
-from nst.config import Config
+from nst.config import STYLE_LOSSES, Config
 from nst.events import Step
+from nst.layers import BLOCKS
+from nst.model.weights import load_weights
+
+
+def plain_stack(
+    device: torch.device, dtype: torch.dtype | None
+) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+    """conv1_1 ... conv5_1 of the built-in weights as (weight, bias) in the run's dtype,
+    channels_last, with None where an average pooling goes."""
+    convs = load_weights(None).convs
+    layers: list[tuple[torch.Tensor, torch.Tensor] | None] = []
+    for b, (n, _) in enumerate(BLOCKS, start=1):
+        for i in range(1, (n if b < 5 else 1) + 1):
+            w, bias = convs[f"conv{b}_{i}"]
+            cast = dtype or torch.float32
+            w = w.to(device, cast).contiguous(memory_format=torch.channels_last)
+            layers.append((w, bias.to(device, cast)))
+        if b < 5:
+            layers.append(None)
+    return layers
+
+
+def plain_pass(layers: list[tuple[torch.Tensor, torch.Tensor] | None], x: torch.Tensor) -> None:
+    """Forward to conv5_1 and the gradient with respect to x."""
+    xi = x.detach().requires_grad_(True)
+    h = xi.to(layers[0][0].dtype).contiguous(memory_format=torch.channels_last)  # type: ignore[index]
+    for layer in layers:
+        h = F.avg_pool2d(h, 2) if layer is None else F.relu(F.conv2d(h, *layer, padding=1))
+    torch.autograd.grad(h.float().sum(), xi)
 
 
 def measure(
@@ -31,10 +66,11 @@ def measure(
     rounds: int = 2,
     device: str = "auto",
     scales: tuple[int, ...] = (),
+    style_loss: str = "gram",
 ) -> dict[str, object]:
     content, style = inputs()
     config = Config(size=size, precision=precision, seed=0, iterations=iterations,
-                    device=device, scales=scales)  # fmt: skip
+                    device=device, scales=scales, style_loss=style_loss)  # fmt: skip
     device = runtime.resolve_device(config.device)
     label, dtype = runtime.resolve_precision(precision, device)
     plan = planning.plan_stylize(content, style, config)
@@ -47,6 +83,11 @@ def measure(
         out = model(xi, [model.last_layer])[model.last_layer]
         torch.autograd.grad(out.float().sum(), xi)
 
+    stack = plain_stack(device, dtype)
+
+    def plain() -> None:
+        plain_pass(stack, x)
+
     objective = execution.build_objective(plan, 0, model)
 
     def evaluation() -> None:
@@ -57,13 +98,14 @@ def measure(
 
     sync = device.type == "cuda"
     # two interleaved rounds, keeping the lower of each: this VM's speed drifts by 10-20%
-    t_bare = t_eval = float("inf")
+    t_plain = t_bare = t_eval = float("inf")
     # the optimizer as it was (gradients of every line-search trial, the two-loop
     # recursion), with lazy trial gradients, and as it is (lazy, the compact history)
     variants = {"before": (False, False), "lazy": (True, False), "now": (True, True)}
     per_iter = dict.fromkeys(variants, float("inf"))
     evals = dict.fromkeys(variants, 1.0)
     for _ in range(rounds):
+        t_plain = min(t_plain, timed(plain, repeat, sync=sync))
         t_bare = min(t_bare, timed(bare, repeat, sync=sync))
         t_eval = min(t_eval, timed(evaluation, repeat, sync=sync))
         for name, (lazy, compact) in variants.items():
@@ -78,6 +120,11 @@ def measure(
     return {
         "size": f"{w}x{h}",
         "precision": label,
+        "style loss": style_loss,
+        "plain s": t_plain,
+        "net/plain": t_bare / t_plain,
+        "eval/plain": t_eval / t_plain,
+        "iteration/plain": t_iter / t_plain,
         "bare fwd+bwd s": t_bare,
         "our eval s": t_eval,
         "our iteration s": t_iter,
@@ -102,13 +149,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="256,512")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--style-losses", default=",".join(STYLE_LOSSES[:2]),
+                        help="comma-separated (gram, w2, swd)")  # fmt: skip
     args = parser.parse_args(argv)
     print(f"# iteration benchmark ({machine()})")
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         for precision in args.precisions.split(","):
-            rows.append(measure(size, precision, args.iterations))
-            print(table(rows[-1:]), flush=True)
+            for loss in args.style_losses.split(","):
+                rows.append(measure(size, precision, args.iterations, style_loss=loss))
+                print(table(rows[-1:]), flush=True)
     print()
     print(table(rows))
 
