@@ -273,7 +273,11 @@ def test_page_static_builtins_and_openapi(make_client):
     assert {"/api/jobs", "/api/jobs/{job_id}/events", "/api/jobs/{job_id}/cancel"} <= set(
         schema["paths"]
     )
-    assert client.get("/api/docs").status_code == 200
+    docs = client.get("/api/docs")  # the page's own, drawn from openapi.json: no CDN
+    assert (
+        docs.status_code == 200 and '<script type="module" src="/static/apidocs.js">' in docs.text
+    )
+    assert "cdn" not in docs.text.lower() and "swagger" not in docs.text.lower()
     fields = {f["name"]: f for f in client.get("/api/config").json()["fields"]}
     assert "size" in fields and "weights" not in fields and "device" not in fields
     assert fields["init"]["choices"] == ["auto", "noise", "content", "style"]

@@ -50,7 +50,7 @@ def create_app(
         title="nst",
         description="Neural style transfer (Gatys et al. 2016): the API the web page uses.",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # our own page (routes/pages.py): Swagger's loads scripts from a CDN
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )

@@ -1,4 +1,5 @@
-"""The two pages (plain HTML from ``nst/web/static``)."""
+"""The pages (plain HTML from ``nst/web/static``): Stylize, Explore and the API's
+documentation, each drawn by the page itself from the server's own files."""
 
 from __future__ import annotations
 
@@ -23,3 +24,9 @@ def index() -> HTMLResponse:
 @router.get("/explore", response_class=HTMLResponse)
 def explore() -> HTMLResponse:
     return HTMLResponse((static_dir() / "explore.html").read_text(encoding="utf-8"))
+
+
+@router.get("/api/docs", response_class=HTMLResponse)
+def api_docs() -> HTMLResponse:
+    """The API's documentation, drawn in the page from /api/openapi.json (offline)."""
+    return HTMLResponse((static_dir() / "apidocs.html").read_text(encoding="utf-8"))
