@@ -55,6 +55,12 @@ def test_the_page_checks_by_the_servers_rules_and_marks_the_field(chromium, tmp_
             expect(page.locator("#message")).to_have_text(text)
             expect(page.locator(f"#{field}")).to_have_attribute("aria-invalid", "true")
             expect(page.locator(f"#{field}")).to_be_focused()  # its panel was opened for it
+            # the message is at the field too, and read with it
+            note = page.locator(f"#{field}-error")
+            expect(note).to_have_text(text.split(": ", 1)[1])
+            expect(page.locator(f"#{field}")).to_have_attribute(
+                "aria-errormessage", f"{field}-error"
+            )
             put(
                 page,
                 field,
@@ -179,3 +185,43 @@ def test_a_run_the_server_stopped_reads_interrupted_after_a_restart(chromium, tm
         assert float(running.locator(".bar").evaluate("b => b.value")) == pytest.approx(0.002)
         expect(running.locator(".again")).to_be_visible()
         expect(running.locator(".cancel")).to_be_hidden()
+
+
+def test_every_wrong_value_is_marked_at_its_field_at_once_and_nothing_is_sent(chromium, tmp_path):
+    """Three wrong values: three messages, each beside its field and outlined, the focus
+    on the first, a summary at Start; no job and no estimate request while any is wrong."""
+    from playwright.sync_api import expect
+
+    with serving(tmp_path / "data", fake_runner()) as url:
+        page = open_page(chromium, url)
+        sent = posts(page)
+        asked: list[str] = []
+        page.on("request", lambda r: "/api/estimate" in r.url and asked.append(r.url))
+        small_run(page)
+        close_panels(page)
+        page.fill("#size", "20000")
+        page.dispatch_event("#size", "change")
+        put(page, "iterations", "0")
+        put(page, "lr", "-3")
+        page.click("#start")
+        expect(page.locator("#message")).to_have_text(
+            "3 settings need a change: Size (longest side), Iterations, Step size"
+        )
+        for field, text in [("size", "must be from 16 to 1024 px (got 20000)"),
+                            ("iterations", "must be from 1 to 2000 (got 0)"),
+                            ("lr", "must be more than 0 and at most 10000 (got -3)")]:  # fmt: skip
+            expect(page.locator(f"#{field}")).to_have_attribute("aria-invalid", "true")
+            expect(page.locator(f"#{field}-error")).to_have_text(text)
+        expect(page.locator("#size")).to_be_focused()
+        put(page, "iterations", "4")
+        put(page, "lr", "1")
+        # a right value is estimated (the requests go in order: a wrong one would be first)
+        with page.expect_request(lambda r: "/api/estimate" in r.url and "size=48" in r.url):
+            page.fill("#size", "48")
+            page.dispatch_event("#size", "change")
+        assert sent == [] and not [u for u in asked if "size=20000" in u]
+        page.click("#start")
+        expect(page.locator(".job")).to_have_count(1, timeout=30_000)
+        expect(page.locator("[aria-invalid]")).to_have_count(0)
+        expect(page.locator(".field-error:visible")).to_have_count(0)
+        assert len(sent) == 1 and not page.errors

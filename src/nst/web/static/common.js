@@ -63,13 +63,19 @@ export function problemOf(field, input) {
   return low || high ? `must be ${rangeText(field)} (got ${raw})` : null;
 }
 
-// Mark one control as wrong: its message is read with it, its panel opens, it gets the focus.
-export function markInvalid(input, messageId) {
+// Mark one control as wrong: its own message shows next to it (and is read with it), its
+// panel opens, and it gets the focus when asked (the first of several does).
+export function markInvalid(input, text, focus = true) {
+  const note = document.getElementById(`${input.id}-error`);
   input.setAttribute("aria-invalid", "true");
-  input.setAttribute("aria-errormessage", messageId);
+  if (note) {
+    note.textContent = text;
+    note.hidden = false;
+    input.setAttribute("aria-errormessage", note.id);
+  }
   const panel = input.closest("details");
   if (panel) panel.open = true;
-  input.focus();
+  if (focus) input.focus();
 }
 
 export function clearInvalid(root = document) {
@@ -77,6 +83,22 @@ export function clearInvalid(root = document) {
     el.removeAttribute("aria-invalid");
     el.removeAttribute("aria-errormessage");
   }
+  for (const note of root.querySelectorAll(".field-error")) {
+    note.textContent = "";
+    note.hidden = true;
+  }
+}
+
+// Every control of ``fields`` whose value breaks its option's rules: [field, input, problem].
+export function problems(fields, skip = new Set()) {
+  const out = [];
+  for (const f of fields) {
+    const input = document.getElementById(f.name);
+    if (!input || skip.has(f.name)) continue;
+    const problem = problemOf(f, input);
+    if (problem) out.push([f, input, problem]);
+  }
+  return out;
 }
 
 // One control per declared option (its kind, range and choices come from the server's
@@ -112,7 +134,11 @@ export function control(field, defaults = {}) {
   else input.value = value == null ? "" : String(value);
   const label = document.createElement("label");
   label.title = field.help;
-  label.append(field.label + " ", input);
+  const note = document.createElement("span");  // its own message, when its value is wrong
+  note.className = "field-error";
+  note.id = `${field.name}-error`;
+  note.hidden = true;
+  label.append(field.label + " ", input, note);
   return label;
 }
 

@@ -3,7 +3,7 @@ import { state, STORE, ratioText, say, message, SLIDER, STRENGTH, LONG_RUN, ENDE
 import { styleList, renderChosen, images } from "./images.js";
 import { regions, maskBlob } from "./mask.js";
 import { showJob, follow } from "./jobs.js";
-import { $, fmtTime, api, problemOf, markInvalid, clearInvalid, buildForm, formValues } from "./common.js";
+import { $, fmtTime, api, problems, markInvalid, clearInvalid, buildForm, formValues } from "./common.js";
 
 export async function loadConfig() {
   const schema = await api("/api/config");
@@ -81,16 +81,15 @@ export function params() {
 
 // The page checks each value by the server's rules first (/api/config: kinds, exclusive
 // bounds, this server's caps); the server checks again, and its 422 names the field.
+// Every wrong value marked at its field at once (the focus on the first); the summary for
+// the Start bar, or null when the form can be sent.
 export function validate() {
   clearInvalid($("#job-form"));
-  for (const f of state.fields) {
-    const input = document.getElementById(f.name);
-    if (!input || SLIDER.has(f.name)) continue;
-    const problem = problemOf(f, input);
-    if (problem) {
-      markInvalid(input, "message");
-      return `${f.label}: ${problem}`;
-    }
+  const found = problems(state.fields, SLIDER);
+  found.forEach(([, input, problem], i) => markInvalid(input, problem, i === 0));
+  if (found.length === 1) return `${found[0][0].label}: ${found[0][2]}`;
+  if (found.length > 1) {
+    return `${found.length} settings need a change: ${found.map(([f]) => f.label).join(", ")}`;
   }
   if (!styleList().length) return "pick or upload at least one style image";
   if (styleList().length > (state.limits.max_styles || 4)) return `at most ${state.limits.max_styles} style images`;
@@ -102,9 +101,9 @@ export function refused(err) {
   const f = state.fields.find((x) => x.name === err.field);
   const input = f && document.getElementById(f.name);
   if (!input) return err.message;
-  markInvalid(input, "message");
   const what = f.name.replace(/_/g, "-");  // the server's messages name options CLI-style
   const text = err.message.startsWith(what) ? err.message.slice(what.length).replace(/^:?\s*/, "") : err.message;
+  markInvalid(input, text);
   return `${f.label}: ${text}`;
 }
 
@@ -146,8 +145,9 @@ export function estimate(delay = 250) {
     const box = $("#estimate");
     const size = Number($("#size") && $("#size").value), its = Number($("#iterations") && $("#iterations").value);
     box.classList.remove("long");
-    const low = (name) => field(name)?.min ?? 1;  // the declared bounds
-    if (!Number.isInteger(size) || !Number.isInteger(its) || size < low("size") || its < low("iterations")) { box.textContent = ""; return; }
+    // no request while a value breaks its rules (the server would refuse it: 422)
+    const wrong = problems(state.fields.filter((f) => f.name === "size" || f.name === "iterations"));
+    if (wrong.length || !Number.isInteger(size) || !Number.isInteger(its)) { box.textContent = ""; return; }
     const aspect = state.contentAspect || 0.75;
     try {
       const e = await api(`/api/estimate?size=${size}&iterations=${its}&aspect=${aspect.toFixed(3)}`);
