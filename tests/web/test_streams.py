@@ -23,17 +23,28 @@ from tests.web.helpers import fake_runner
 
 pytestmark = pytest.mark.browser
 
-# Every EventSource the page opens reports what it receives: the iterations of its steps
-# and any error (a dropped connection), by job URL.
+# Every EventSource the page opens reports what it receives, by job: the iterations of its
+# steps, and the streams' errors (a dropped connection); and how many streams were open at
+# once at most.
 RECORDER = """
 (() => {
   const Real = window.EventSource;
   window.__streams = {};
+  window.__open = { now: 0, most: 0, errors: 0 };
+  const of = (e) => {
+    const job = JSON.parse(e.data).job;
+    return (window.__streams[job] = window.__streams[job] || { steps: [] });
+  };
   window.EventSource = function (url) {
     const source = new Real(url);
-    const log = (window.__streams[url] = window.__streams[url] || { steps: [], errors: 0 });
-    source.addEventListener("step", (e) => log.steps.push(JSON.parse(e.data).iteration));
-    source.addEventListener("error", () => { log.errors += 1; });
+    const open = window.__open;
+    open.now += 1;
+    open.most = Math.max(open.most, open.now);
+    const close = source.close.bind(source);
+    source.close = () => { if (source.readyState !== 2) open.now -= 1; close(); };
+    source.addEventListener("state", (e) => { of(e); });
+    source.addEventListener("step", (e) => of(e).steps.push(JSON.parse(e.data).iteration));
+    source.addEventListener("error", () => { open.errors += 1; });
     return source;
   };
   window.EventSource.prototype = Real.prototype;
@@ -103,10 +114,9 @@ def test_five_pages_follow_three_jobs_without_a_drop(chromium, tmp_path):
                 expect(page.locator(".job[data-state='done']")).to_have_count(3, timeout=120_000)
             for page in pages:
                 streams = page.evaluate("window.__streams")
+                assert page.evaluate("window.__open.errors") == 0, "a stream dropped"
                 for job_id in jobs:
-                    seen = streams[f"/api/jobs/{job_id}/events"]
-                    assert seen["errors"] == 0, f"a stream of {job_id} dropped"
-                    assert seen["steps"] == list(range(iterations + 1)), job_id
+                    assert streams[job_id]["steps"] == list(range(iterations + 1)), job_id
                 assert not page.errors
             with urllib.request.urlopen(f"{url}/api/jobs") as r:
                 assert [j["state"] for j in json.loads(r.read())] == ["done"] * 3
@@ -148,11 +158,46 @@ def test_a_job_list_read_before_a_stream_ended_does_not_reopen_it(chromium, tmp_
         gate.set()
         expect(page.locator(".job[data-state='done']")).to_have_count(1, timeout=60_000)
         page.wait_for_function(
-            "() => window.nstPage.state.streams.size === 0"
+            "() => window.nstPage.state.followed.size === 0"
         )  # the page saw "end"
         held[0].fulfill(response=stale)
         page.evaluate("() => window.__synced")
         page.unroute("**/api/jobs")
-        seen = page.evaluate("window.__streams")[f"/api/jobs/{job_id}/events"]
+        seen = page.evaluate("window.__streams")[job_id]
         assert seen["steps"] == list(range(iterations + 1))
         expect(page.locator(".job[data-state='done']")).to_have_count(1)
+
+
+def test_ten_queued_runs_share_one_stream_and_the_page_still_works(chromium, tmp_path):
+    """A browser opens at most six connections to a host: a stream per job froze the page
+    with six unfinished runs (Start, Cancel and the estimate waited for a connection). All
+    the jobs a page follows now come on one stream."""
+    from playwright.sync_api import expect
+
+    gate = threading.Event()
+    with serving(tmp_path / "data", gated(gate, 5), max_waiting=16) as url:
+        page = chromium.new_page(viewport={"width": 1366, "height": 768})
+        page.add_init_script(RECORDER)
+        page.goto(url)
+        page.wait_for_selector("#iterations")
+        jobs = [post_job(url, 5) for _ in range(10)]
+        expect(page.locator(".job")).to_have_count(10, timeout=30_000)
+        page.wait_for_function("Object.keys(window.__streams).length === 10")
+        assert page.evaluate("window.__open.now") == 1
+        # the page still works: a run started from it, one cancelled, an estimate answered
+        page.fill("#size", "48")
+        page.fill("#iterations", "5")
+        page.click("#start")
+        expect(page.locator(".job")).to_have_count(11, timeout=10_000)
+        page.locator(f".job[aria-label='run {jobs[3][:8]}'] .cancel").click()
+        expect(page.locator(f".job[aria-label='run {jobs[3][:8]}']")).to_have_attribute(
+            "data-state", "cancelled", timeout=10_000
+        )
+        expect(page.locator("#estimate")).not_to_have_text("", timeout=10_000)
+        gate.set()
+        expect(page.locator(".job[data-state='done']")).to_have_count(10, timeout=120_000)
+        seen = page.evaluate("window.__streams")
+        for job_id in jobs[:3] + jobs[4:]:
+            assert seen[job_id]["steps"] == list(range(6)), job_id
+        assert page.evaluate("window.__open.most") == 1
+        assert page.evaluate("window.__open.errors") == 0

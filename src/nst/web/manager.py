@@ -299,11 +299,12 @@ class JobManager:
             after = job.next_seq
             return batch, after, job.ended and seq <= after
 
-    def watch(self, job: Job) -> asyncio.Event:
+    def watch(self, job: Job, waiter: asyncio.Event | None = None) -> asyncio.Event:
         """An event set (on the calling loop) whenever ``job`` gets a record or the server
-        stops; give it back with :meth:`unwatch`."""
+        stops (``waiter``: one already watching other jobs, so a stream of several jobs
+        waits on one); give it back with :meth:`unwatch`."""
         loop = asyncio.get_running_loop()
-        waiter = asyncio.Event()
+        waiter = waiter or asyncio.Event()
         with self.lock:
             self._watchers.setdefault(job.id, set()).add((loop, waiter))
         return waiter

@@ -160,55 +160,85 @@ export function plot(node) {
   node.dataset.points = String(values.length);
 }
 
+// -- one event stream for every job the page follows --------------------------------------------
+// (a browser opens at most six connections to a host: a stream per job froze the page with six
+// unfinished runs). state.followed maps a job to the first record it still wants; a record
+// already seen (after a reconnection) is skipped by its sequence number.
 export function closeStream(id) {
-  const source = state.streams.get(id);
-  if (source) source.close();
-  state.streams.delete(id);
+  if (state.followed.delete(id)) soon();
 }
 
 export function follow(id) {
-  if (state.streams.has(id)) return;
-  const node = card(id);
-  const source = new EventSource(`/api/jobs/${id}/events`);
-  state.streams.set(id, source);
-  let replayed = false;
+  if (state.followed.has(id)) return;
+  card(id).losses = [];  // its records come again from the first: the curve is drawn anew
+  state.followed.set(id, 0);
+  soon();
+}
+
+// one new stream for all the changes of this task (a list of new jobs opens one, not one each)
+function soon() {
+  if (state.reopening) return;
+  state.reopening = true;
+  queueMicrotask(() => { state.reopening = false; reopen(); });
+}
+
+function reopen() {
+  if (state.stream) state.stream.close();
+  state.stream = null;
+  if (!state.followed.size) return;
+  const positions = [...state.followed].map(([id, seq]) => `${id}:${seq}`).join(",");
+  const source = new EventSource(`/api/events?follow=${positions}`);
+  state.stream = source;
   source.addEventListener("open", () => { connection(true); });
-  source.addEventListener("step", (e) => {
-    const step = JSON.parse(e.data);
-    if (!replayed) { node.losses = []; replayed = true; }
-    node.losses.push(step.loss);
-    progress(node, step);
-    plot(node);
-  });
-  source.addEventListener("preview", (e) => { $(".preview", node).src = JSON.parse(e.data).url; });
-  source.addEventListener("state", (e) => {
-    const s = JSON.parse(e.data);
-    node.dataset.state = s.state;
-    if (s.state !== "interrupted") node.dataset.continuable = "0";
-    $(".state", node).textContent = stateText(s);
-    if (s.state === "running") say("Run started");
-  });
-  source.addEventListener("failed", (e) => { $(".error", node).textContent = JSON.parse(e.data).error; });
-  source.addEventListener("end", async () => {
-    state.tick += 1;
-    state.ends.set(id, state.tick);
-    closeStream(id);
-    try {
-      const job = await api(`/api/jobs/${id}`);
-      showJob(job);
-      say(`Run ${job.state}${job.error ? ": " + job.error : ""}`);
-      estimate();
-    } catch (err) { /* removed meanwhile */ }
-  });
+  for (const kind of ["step", "preview", "state", "failed"]) {
+    source.addEventListener(kind, (e) => record(kind, JSON.parse(e.data)));
+  }
+  source.addEventListener("end", (e) => ended(JSON.parse(e.data).job));
+  source.addEventListener("gone", (e) => { state.followed.delete(JSON.parse(e.data).job); });
   source.onerror = () => {
-    // the server went away (the browser retries by itself) or the job is gone
+    if (source !== state.stream) return;
+    // the server went away (the browser retries by itself) or refused the stream
     if (source.readyState === EventSource.CLOSED) {
-      closeStream(id);
-      api(`/api/jobs/${id}`).then((job) => { showJob(job); if (!ENDED.includes(job.state)) follow(id); })
-        .catch(() => null);
+      state.stream = null;
+      checkServer().then(() => { if (state.online) reopen(); });
+      return;
     }
     checkServer();
   };
+}
+
+function record(kind, data) {
+  const id = data.job, next = state.followed.get(id);
+  if (next === undefined || data.seq < next) return;  // not followed, or seen already
+  state.followed.set(id, data.seq + 1);
+  const node = card(id);
+  if (kind === "step") {
+    node.losses.push(data.loss);
+    progress(node, data);
+    plot(node);
+  } else if (kind === "preview") {
+    $(".preview", node).src = data.url;
+  } else if (kind === "state") {
+    node.dataset.state = data.state;
+    if (data.state !== "interrupted") node.dataset.continuable = "0";
+    $(".state", node).textContent = stateText(data);
+    if (data.state === "running") say("Run started");
+  } else if (kind === "failed") {
+    $(".error", node).textContent = data.error;
+  }
+}
+
+async function ended(id) {
+  if (!state.followed.delete(id)) return;
+  state.tick += 1;
+  state.ends.set(id, state.tick);
+  if (!state.followed.size && state.stream) { state.stream.close(); state.stream = null; }
+  try {
+    const job = await api(`/api/jobs/${id}`);
+    showJob(job);
+    say(`Run ${job.state}${job.error ? ": " + job.error : ""}`);
+    estimate();
+  } catch (err) { /* removed meanwhile */ }
 }
 
 // -- the connection, and other tabs --------------------------------------------------------------
@@ -220,7 +250,10 @@ export function connection(up) {
     node.classList.toggle("offline", !up);
     if (node.step && !ENDED.includes(node.dataset.state)) progress(node, node.step);  // no stale ETA
   }
-  if (up) sync();
+  if (up) {
+    if (!state.stream && state.followed.size) reopen();  // the stream was refused: open it again
+    sync();
+  }
 }
 
 export async function checkServer() {
@@ -244,7 +277,7 @@ export async function sync() {
     // a list asked for before this job's stream ended says it runs: it is stale for this job
     if ((state.ends.get(job.id) || 0) > asked) continue;
     const node = state.cards.get(job.id);
-    if (!node || !state.streams.has(job.id)) showJob(job);
+    if (!node || !state.followed.has(job.id)) showJob(job);
     if (!ENDED.includes(job.state)) follow(job.id);
   }
   for (const id of [...state.cards.keys()]) if (!seen.has(id)) dropCard(id);

@@ -12,7 +12,9 @@ export const state = {
   limits: {},
   bundles: {},               // preset name -> its options (from /api/config)
   cards: new Map(),
-  streams: new Map(),
+  followed: new Map(),       // job id -> the first record still wanted (one stream for all)
+  stream: null,              // the EventSource carrying them
+  reopening: false,          // a new stream is due at the end of this task
   ends: new Map(),           // job id -> the tick at which its stream said "end"
   tick: 0,                   // counts stream ends, so a job list read before one is known stale
   online: true,
