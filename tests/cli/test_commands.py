@@ -185,3 +185,16 @@ def test_divergence_writes_the_last_finite_image_and_exits_3(images, tmp_path, m
         f"wrote the last image to {out}"
     )
     assert Image.open(out).size == (32, 21)
+
+
+def test_the_server_drops_asyncios_closed_tab_noise_only():
+    import logging
+
+    from nst.cli.commands.serve import ClosedTabNoise
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("asyncio", logging.WARNING, __file__, 1, message, (), None)
+
+    noise = ClosedTabNoise()
+    assert noise.filter(record("socket.send() raised exception.")) is False
+    assert noise.filter(record("Task exception was never retrieved")) is True

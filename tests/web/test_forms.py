@@ -185,6 +185,13 @@ def test_a_run_the_server_stopped_reads_interrupted_after_a_restart(chromium, tm
         assert float(running.locator(".bar").evaluate("b => b.value")) == pytest.approx(0.002)
         expect(running.locator(".again")).to_be_visible()
         expect(running.locator(".cancel")).to_be_hidden()
+        # "Run again" fills the form and says so where Start is
+        running.locator(".again").click()
+        expect(page.locator("#note")).to_have_text(
+            f"The settings and images of run {running.get_attribute('aria-label')[4:]} are "
+            "in the form: press Start to run it again."
+        )
+        expect(page.locator("#start")).to_be_focused()
 
 
 def test_every_wrong_value_is_marked_at_its_field_at_once_and_nothing_is_sent(chromium, tmp_path):
@@ -225,3 +232,17 @@ def test_every_wrong_value_is_marked_at_its_field_at_once_and_nothing_is_sent(ch
         expect(page.locator("[aria-invalid]")).to_have_count(0)
         expect(page.locator(".field-error:visible")).to_have_count(0)
         assert len(sent) == 1 and not page.errors
+
+
+def test_the_connection_banner_is_in_sight_on_a_scrolled_phone(chromium, tmp_path):
+    """Scrolled to the runs on a phone, the page still shows that the server is gone."""
+    from playwright.sync_api import expect
+
+    with serving(tmp_path / "data", fake_runner()) as url:
+        page = open_page(chromium, url, width=390, height=844)
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        assert page.evaluate("window.scrollY") > 400  # far below the top
+    # the server is gone: the next check of the list says so
+    expect(page.locator("#connection")).to_be_visible(timeout=30_000)
+    top = page.evaluate("document.querySelector('#connection').getBoundingClientRect().top")
+    assert 0 <= top < 5, top

@@ -136,6 +136,10 @@ def test_a_neuron_is_picked_with_the_arrow_keys(chromium, tmp_path, tiny_network
         expect(page.locator("#pick-announce")).to_have_text(
             f"neuron: row {r + 5} of {rows}, column {c + 2} of {cols}"
         )
+        # what the page shows counts rows and columns as what it announces does (from 1)
+        expect(page.locator("#neuron")).to_have_text(
+            f"row {r + 5}, column {c + 2} of the conv3_1 map"
+        )
         # the cursor covers that neuron's cell of the image
         cell = page.evaluate("""() => {
             const m = document.querySelector('#marker').getBoundingClientRect();

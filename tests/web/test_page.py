@@ -52,6 +52,9 @@ def test_drag_and_drop_content_and_style(chromium, tmp_path, tiny_network):
         drop(page, "style", "paint.png", png(40, 40, 4))
         expect(page.locator("#content-chosen img")).to_have_attribute("alt", "content: mine.png")
         expect(page.locator("#style-chosen li")).to_have_count(1)  # replaces the built-in one
+        expect(page.locator("#note")).to_have_text(  # and says so
+            "Your painting replaces the built-in swirls; click it to blend it in."
+        )
         page.click("#style-gallery .thumb[data-name='builtin:mosaic']")  # and blends with it
         expect(page.locator("#style-chosen li")).to_have_count(2)
         drop(page, "style", "notes.txt", b"hello", "text/plain")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import socket
 import threading
@@ -59,9 +60,20 @@ def serve(
     _run(config.settings(folder, tuple(allowed_host or ())))
 
 
+class ClosedTabNoise(logging.Filter):
+    """asyncio's "socket.send() raised exception." comes when a tab closes while its event
+    stream is being written (the stream ends at its next check): nothing anyone can act on,
+    and a class closing tabs made twenty of them. Other records pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "socket.send() raised exception."
+
+
 def _run(settings: WebSettings) -> None:
     """Serve until a signal; exit 128 + the signal's number."""
     import uvicorn
+
+    logging.getLogger("asyncio").addFilter(ClosedTabNoise())  # this process is the server's
 
     from ...web import create_app
     from ...web.guard import timed_protocol

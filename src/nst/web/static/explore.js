@@ -22,7 +22,7 @@ function targetText() {
 function showTarget() {
   $("#target-text").textContent = targetText();
   $("#neuron").textContent = explore.neuron
-    ? `row ${explore.neuron[0]}, column ${explore.neuron[1]} of the ${$("#layer").value} map`
+    ? `row ${explore.neuron[0] + 1}, column ${explore.neuron[1] + 1} of the ${$("#layer").value} map`
     : "the whole channel";
   $("#neuron-clear").hidden = !explore.neuron;
   $("#marker").hidden = !explore.neuron;

@@ -1,5 +1,5 @@
 // The settings form (built from /api/config), presets, checks, the estimate, Start.
-import { state, STORE, ratioText, say, message, SLIDER, STRENGTH, LONG_RUN, ENDED } from "./state.js";
+import { state, STORE, ratioText, say, message, note, SLIDER, STRENGTH, LONG_RUN, ENDED } from "./state.js";
 import { styleList, renderChosen, images } from "./images.js";
 import { regions, maskBlob } from "./mask.js";
 import { showJob, follow } from "./jobs.js";
@@ -110,6 +110,7 @@ export function refused(err) {
 export async function submit(event) {
   event.preventDefault();
   message("");
+  note("");
   const problem = validate();
   if (problem) { message(problem); return; }
   const form = new FormData();
@@ -210,7 +211,7 @@ export async function runAgain(job) {
     state.styleBuiltins = [];
     renderChosen();
     message("");
-    say("Settings and images of that run are in the form; press Start");
+    note(`The settings and images of run ${job.id.slice(0, 8)} are in the form: press Start to run it again.`);
     $("#start").focus();
   } catch (err) { message("could not fetch that run's images"); }
 }

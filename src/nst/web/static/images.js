@@ -1,5 +1,5 @@
 // Choosing the images: built-ins, files, drops, pastes, an earlier result as the start.
-import { state, say, message } from "./state.js";
+import { state, say, message, note } from "./state.js";
 import { estimate, save } from "./form.js";
 import { renderBrushes, loadMask, clearMask } from "./mask.js";
 
@@ -132,9 +132,17 @@ export function setContent(files) {
 }
 
 export function addStyles(files) {
-  // uploaded paintings replace the built-in ones chosen (click those again to blend them in)
+  // uploaded paintings replace the built-in ones chosen (click those again to blend them
+  // in), and the page says so
   const ok = images(files, "style");
-  if (ok.length) { state.styleFiles.push(...ok); state.styleBuiltins = []; renderChosen(); }
+  if (!ok.length) return;
+  const dropped = state.styleBuiltins.map((b) => b.replace(/^builtin:/, ""));
+  state.styleFiles.push(...ok);
+  state.styleBuiltins = [];
+  renderChosen();
+  if (dropped.length) {
+    note(`Your painting replaces the built-in ${dropped.join(" and ")}; click ${dropped.length > 1 ? "them" : "it"} to blend ${dropped.length > 1 ? "them" : "it"} in.`);
+  }
 }
 
 // Drag and drop: onto the content or the style section; a file dropped anywhere else is

@@ -31,6 +31,8 @@ export function ratioText(value) {
 
 export function say(text) { $("#announce").textContent = text; }
 export function message(text) { $("#message").textContent = text || ""; }
+// what the page did on its own that the person should see (shown by Start, and read out)
+export function note(text) { $("#note").textContent = text || ""; }
 // -- the settings form, built from the option declarations (/api/config) ----------------------
 // content_weight and style_weight are set by the balance slider (alpha/beta); style_blend by
 // the per-style sliders; every other option a page may set gets a control by its kind,
