@@ -407,3 +407,17 @@ def test_a_run_the_servers_stop_interrupted_continues_where_it_was(make_client, 
     r = again.post(f"/api/jobs/{job['id']}/continue", headers={"Origin": BASE})
     assert r.status_code == 409
     assert r.json()["detail"] == "only a run the server's stop interrupted can continue"
+
+
+def test_the_measured_speed_outlives_its_runs_and_a_restart(make_client):
+    """Deleting every finished run keeps what they measured; so does a restart."""
+    client = make_client()
+    job_id = submit(client).json()["id"]
+    wait_state(client, job_id)
+    after_run = client.get("/api/estimate?size=256&iterations=100").json()
+    assert after_run["basis"] == "runs" and after_run["seconds"] > 0
+    assert client.delete(f"/api/jobs/{job_id}", headers={"Origin": BASE}).status_code == 204
+    assert client.get("/api/jobs").json() == []
+    assert client.get("/api/estimate?size=256&iterations=100").json() == after_run
+    again = make_client()  # the same data folder: the server started again
+    assert again.get("/api/estimate?size=256&iterations=100").json() == after_run

@@ -43,6 +43,10 @@ from ..imageio import atomic_write, save_image
 from .jobs import JOB_ID, Job, Runner, api_runner, plan_again
 from .settings import DIR_MODE, FILE_MODE, MARKER, WebSettings, make_private_dir
 
+#: runs whose median speed makes the estimate
+RECENT_RUNS = 5
+#: where the recent runs' speeds are kept (in the data folder)
+SPEEDS = "speeds.json"
 log = logging.getLogger("nst.web")
 
 
@@ -64,6 +68,9 @@ class JobManager:
         self.closing = threading.Event()
         self._watchers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self.calibrated: float | None = None  # seconds/iteration/Mpx of the start-up test run
+        #: (when it finished, seconds/iteration/Mpx) of the recent runs, oldest first: kept
+        #: apart from the jobs (and in SPEEDS), so deleting runs keeps what they measured
+        self.measured: list[tuple[float, float]] = []
         self._aside: dict[str, Job] = {}  # jobs run outside the table (the test run)
         self.measuring = False  # the start-up test run is on its way
 
@@ -119,8 +126,32 @@ class JobManager:
         with self.lock:
             for job in restored:
                 self.jobs[job.id] = job
+            kept = self._read_speeds()
+            ran = [(j.finished_at or 0.0, v) for j in restored
+                   if j.state == "done" and (v := j.speed()) is not None]  # fmt: skip
+            self.measured = sorted(set(kept) | set(ran))[-RECENT_RUNS:]
         self.trim_history()
         return len(restored)
+
+    def _read_speeds(self) -> list[tuple[float, float]]:
+        try:
+            data = json.loads((self.settings.data_dir / SPEEDS).read_text())
+            return [(float(t), float(v)) for t, v in data if float(v) > 0][-RECENT_RUNS:]
+        except (OSError, ValueError, TypeError):
+            return []
+
+    def _keep_speed(self, job: Job) -> None:
+        """A finished run's speed among the recent ones, kept on disk as well."""
+        speed = job.speed() if job.state == "done" else None
+        if speed is None:
+            return
+        with self.lock:
+            self.measured = [*self.measured, (job.finished_at or time.time(), speed)][-RECENT_RUNS:]
+            data = json.dumps(self.measured).encode()
+        try:
+            atomic_write(self.settings.data_dir / SPEEDS, lambda f: f.write(data), FILE_MODE)
+        except ImageError:
+            log.warning("could not keep the measured speed")
 
     def trim_history(self) -> list[str]:
         """Remove the oldest finished jobs beyond ``history_jobs`` or ``history_mb``."""
@@ -151,14 +182,10 @@ class JobManager:
 
     def speed(self) -> tuple[float | None, str | None]:
         """This machine's seconds per iteration per megapixel and what measured it: the
-        median of the recent runs ("runs"), else the start-up test run ("calibration"),
-        else (None, None)."""
+        median of the recent runs ("runs", deleted ones too), else the start-up test run
+        ("calibration"), else (None, None)."""
         with self.lock:
-            runs = sorted(
-                (j for j in self.jobs.values() if j.state == "done" and j.speed()),
-                key=lambda j: j.finished_at or 0,
-            )[-5:]
-            speeds = sorted(s for j in runs if (s := j.speed()) is not None)
+            speeds = sorted(s for _, s in self.measured)
             if speeds:
                 return speeds[len(speeds) // 2], "runs"
             if self.calibrated is not None:
@@ -352,11 +379,13 @@ class JobManager:
         return True
 
     def _after_end(self, job: Job) -> None:
-        """Outside the lock: the history record of a finished stylization, the cap; its
-        checkpoints kept only when the server's stop interrupted it (to continue)."""
+        """Outside the lock: the history record of a finished stylization, its speed, the
+        cap; its checkpoints kept only when the server's stop interrupted it (to continue)."""
         with self.lock:
             if job.kind != "stylize" or job.id not in self.jobs:
                 return
+        self._keep_speed(job)
+        with self.lock:
             data = json.dumps(job.history_record()).encode()
             keep = job.state == "interrupted"
         if not keep:

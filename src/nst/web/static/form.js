@@ -161,7 +161,10 @@ export function estimate(delay = 250) {
       box.textContent = `about ${fmtTime(e.seconds)} on this server${basis}`;
       if (e.seconds > LONG_RUN) {
         box.classList.add("long");
-        box.textContent += ": over 10 minutes; a smaller size, fewer iterations or the fast preset is quicker";
+        // (the fast preset is advised only when another one is chosen)
+        const fast = $("#preset") && $("#preset").value === "fast";
+        box.textContent += fast ? ": over 10 minutes; a smaller size or fewer iterations is quicker"
+          : ": over 10 minutes; a smaller size, fewer iterations or the fast preset is quicker";
       }
     } catch (err) { box.textContent = ""; }
   }, delay);
