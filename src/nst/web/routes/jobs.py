@@ -158,17 +158,30 @@ async def job_events(job_id: str, request: Request, shared: Shared) -> Streaming
                     return
                 if manager.closing.is_set():  # the server stops: the page will retry
                     return
-                try:
-                    await asyncio.wait_for(waiter.wait(), KEEP_ALIVE)
-                except asyncio.TimeoutError:
-                    if await request.is_disconnected():
-                        return
-                    yield ": keep-alive\n\n"
+                if (comment := await next_records(waiter, request)) is None:
+                    return
+                if comment:  # a keep-alive on a quiet stream
+                    yield comment
         finally:
             manager.unwatch(job, waiter)
 
+    return sse_response(stream())
+
+
+async def next_records(waiter: asyncio.Event, request: Request) -> str | None:
+    """Wait until ``waiter`` is set: "" then; on a quiet stream a keep-alive comment to
+    send, or None when the client has gone (the stream ends)."""
+    try:
+        await asyncio.wait_for(waiter.wait(), KEEP_ALIVE)
+        return ""
+    except asyncio.TimeoutError:
+        return None if await request.is_disconnected() else ": keep-alive\n\n"
+
+
+def sse_response(stream: AsyncIterator[str]) -> StreamingResponse:
+    """An event stream as Server-Sent Events, never cached or buffered by a proxy."""
     return StreamingResponse(
-        stream(),
+        stream,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

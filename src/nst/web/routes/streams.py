@@ -23,7 +23,7 @@ from fastapi.responses import StreamingResponse
 from ..jobs import Job
 from ..manager import JobManager
 from ..state import AppState, state
-from .jobs import KEEP_ALIVE
+from .jobs import next_records, sse_response
 
 router = APIRouter(prefix="/api")
 Shared = Annotated[AppState, Depends(state)]
@@ -60,11 +60,7 @@ async def follow_jobs(
     ``job`` and ``seq``) from the positions given, an ``end`` per job that ended."""
     wanted = positions(follow)
     manager = shared.manager
-    return StreamingResponse(
-        _stream(manager, request, wanted),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse_response(_stream(manager, request, wanted))
 
 
 async def _stream(
@@ -93,12 +89,10 @@ async def _stream(
                     del jobs[job_id]
             if not jobs or manager.closing.is_set():  # the server stops: the page will retry
                 return
-            try:
-                await asyncio.wait_for(waiter.wait(), KEEP_ALIVE)
-            except asyncio.TimeoutError:
-                if await request.is_disconnected():
-                    return
-                yield ": keep-alive\n\n"
+            if (comment := await next_records(waiter, request)) is None:
+                return
+            if comment:  # a keep-alive on a quiet stream
+                yield comment
     finally:
         for job in jobs.values():
             manager.unwatch(job, waiter)
