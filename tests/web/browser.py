@@ -56,7 +56,7 @@ def free_port() -> int:
 def serving(data_dir: Path, runner: Runner | None = None, **settings: object) -> Iterator[str]:
     """The web app on a free port in a thread; yields its URL; stops it after."""
     port = free_port()
-    settings = {"calibrate": False, **settings}  # no start-up test run unless asked
+    settings = {"calibrate": False, "measure_load": False, **settings}  # no test run, load 0
     web = WebSettings(data_dir=data_dir, port=port, **settings)  # type: ignore[arg-type]
     app = create_app(web, runner) if runner is not None else create_app(web)
     srv = uvicorn.Server(

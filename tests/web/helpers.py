@@ -119,7 +119,7 @@ def client_factory(tmp_path, clients):
     """make(runner=None, **settings) -> a started TestClient of a fresh app."""
 
     def make(runner=None, config_class=None, **overrides) -> TestClient:
-        overrides = {"calibrate": False, **overrides}  # no start-up test run unless asked
+        overrides = {"calibrate": False, "measure_load": False, **overrides}  # no test run, load 0
         settings = WebSettings(data_dir=tmp_path / "data", preview_every=2, **overrides)
         extra = {"config_class": config_class} if config_class is not None else {}
         app = create_app(settings, runner or fake_runner(), **extra)

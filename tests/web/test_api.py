@@ -103,7 +103,8 @@ def test_builtins_come_with_inlined_thumbnails(make_client):
 
 def test_without_a_test_run_the_estimate_waits_for_a_first_run(make_client):
     e = make_client().get("/api/estimate?size=256&iterations=100").json()
-    assert e == {"seconds": None, "seconds_per_iteration_megapixel": None, "basis": None,
+    assert e == {"seconds": None, "low": None, "high": None, "wait": 0.0, "slowdown": 1.0,
+                 "seconds_per_iteration_megapixel": None, "basis": None,
                  "measuring": False}  # fmt: skip
 
 

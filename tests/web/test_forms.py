@@ -122,6 +122,15 @@ def test_an_estimate_before_any_run_and_a_warning_over_ten_minutes(chromium, tmp
             "about 11:00 on this server: over 10 minutes; a smaller size, fewer iterations "
             "or the fast preset is quicker"
         )
+        # the recent runs vary, the machine is busy and two runs are queued
+        reply.update(seconds=200.0, low=170.0, high=230.0, slowdown=1.5, wait=120.0)
+        page.fill("#iterations", "300")
+        page.dispatch_event("#iterations", "change")
+        expect(page.locator("#estimate")).to_have_text(
+            "about 2:50 to 3:50 on this server; the machine is busy: runs take about 1.5× as "
+            "long now; it starts after about 2:00 of runs queued before it"
+        )
+        expect(page.locator("#estimate")).not_to_have_class("long")
 
 
 def test_galleries_show_their_thumbnails_at_once(chromium, tmp_path):

@@ -214,3 +214,47 @@ def test_a_stop_ends_running_and_queued_jobs_interrupted_and_keeps_them(tmp_path
     assert {j.state for j in again.jobs.values()} == {"interrupted"}
     assert again.jobs[running.id].progress["done"] == 0  # how far it came, kept
     assert again.jobs[waiting.id].progress == {}
+
+
+def test_a_second_stop_signal_stops_waiting_for_a_job_that_does_not_step(manager):
+    """A job stuck before its next step (loading a network) holds the stop until
+    ``hurry`` (the server's second Ctrl-C)."""
+    gate, entered = threading.Event(), threading.Event()
+
+    def stuck(job, on_event, stop, preview_every):
+        entered.set()
+        gate.wait(60)  # sees no stop meanwhile
+        return torch.zeros(3, 8, 8)
+
+    m = manager(stuck)
+    m.submit(new_job(m))
+    assert entered.wait(30)
+    stopper = threading.Thread(target=m.stop, kwargs={"timeout": 120})
+    stopper.start()
+    stopper.join(0.3)
+    assert stopper.is_alive()  # the first stop waits for the job
+    m.hurry()
+    stopper.join(30)
+    assert not stopper.is_alive()  # the second does not
+    gate.set()
+
+
+def test_the_start_up_test_run_is_not_waited_for(manager, monkeypatch):
+    from nst.web import calibration
+
+    gate, entered = threading.Event(), threading.Event()
+
+    def loading(shared):
+        entered.set()
+        gate.wait(60)  # the test run loading its network: it sees no stop
+        return None
+
+    m = manager(stepping_runner(1))
+    monkeypatch.setattr(calibration, "_test_run", loading)
+    try:
+        thread = calibration.start_calibration(SimpleNamespace(manager=m))  # type: ignore[arg-type]
+        assert entered.wait(30)
+        m.stop(timeout=120)  # returns although the test run has not ended
+        assert thread.is_alive()
+    finally:
+        gate.set()

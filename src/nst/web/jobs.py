@@ -183,6 +183,13 @@ class Job:
             return None
         return float(seconds / (work * done / total))  # the optimization's time, no loading
 
+    def share(self) -> float:
+        """The share of its iterations the run made (a converged run stops early)."""
+        total, done = self.progress.get("total"), self.progress.get("done")
+        if not total or not done:
+            return 1.0
+        return float(min(1.0, max(0.0, done / total)))
+
     @classmethod
     def restore(cls, folder: Path) -> Job | None:
         """A finished job from its folder's ``job.json`` (None if there is none)."""

@@ -32,21 +32,21 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError, ImageError, NstError, RunStopped, one_line
-from ..events import Event, Progress, Started, Step, with_progress
+from ..events import Event, Progress, Stage, Started, Step, with_progress
 from ..imageio import atomic_write, save_image
+from .estimates import Measured, Speed, SpeedBook
 from .jobs import JOB_ID, Job, Runner, api_runner, plan_again
+from .load import EVERY as LOAD_EVERY
+from .load import MachineLoad
 from .settings import DIR_MODE, FILE_MODE, MARKER, WebSettings, make_private_dir
 
-#: runs whose median speed makes the estimate
-RECENT_RUNS = 5
-#: where the recent runs' speeds are kept (in the data folder)
-SPEEDS = "speeds.json"
 log = logging.getLogger("nst.web")
 
 
@@ -54,10 +54,41 @@ class QueueFull(Exception):
     pass
 
 
+#: other programs want fewer cores than this: the machine is quiet
+QUIET = 0.25
+
+
+@dataclass(frozen=True)
+class Estimated:
+    """A run's estimate: the speed at the load now (a range once runs vary), the work
+    (iterations × megapixels), the seconds it would wait for the runs before it."""
+
+    speed: Speed
+    work: float
+    wait: float
+
+
+def _kind(job: Job) -> str:
+    """What a run's speed is kept by: its style loss (the cost of an iteration)."""
+    return str(job.params.get("style_loss") or getattr(job.config, "style_loss", "") or "")
+
+
+def _work_left(job: Job) -> float:
+    """A queued or running stylization's work still to do (iterations × megapixels)."""
+    stages: tuple[Stage, ...] = getattr(job.plan, "stages", ())  # (none: an Explore run)
+    total = sum(s.iterations * s.work for s in stages) / 1e6
+    done, of = job.progress.get("done"), job.progress.get("total")
+    if job.state == "running" and done and of:
+        return total * max(0.0, 1 - done / of)
+    return total
+
+
 class JobManager:
     """The queue, the workers and the job table of one server."""
 
-    def __init__(self, settings: WebSettings, runner: Runner = api_runner) -> None:
+    def __init__(
+        self, settings: WebSettings, runner: Runner = api_runner, load: MachineLoad | None = None
+    ) -> None:
         self.settings = settings
         self.runner = runner
         self.jobs: dict[str, Job] = {}
@@ -66,11 +97,12 @@ class JobManager:
         self.waiting: queue.Queue[Job | None] = queue.Queue(maxsize=settings.max_waiting)
         self.threads: list[threading.Thread] = []
         self.closing = threading.Event()
+        self.hurried = threading.Event()
         self._watchers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
-        self.calibrated: float | None = None  # seconds/iteration/Mpx of the start-up test run
-        #: (when it finished, seconds/iteration/Mpx) of the recent runs, oldest first: kept
-        #: apart from the jobs (and in SPEEDS), so deleting runs keeps what they measured
-        self.measured: list[tuple[float, float]] = []
+        #: the measured speeds, kept apart from the jobs (deleting runs keeps them)
+        self.speeds = SpeedBook(settings.data_dir)
+        self.load = load or MachineLoad(reader=None if settings.measure_load else lambda: None)
+        self.run_threads = torch.get_num_threads()  # the threads one run computes with
         self._aside: dict[str, Job] = {}  # jobs run outside the table (the test run)
         self.measuring = False  # the start-up test run is on its way
 
@@ -82,9 +114,8 @@ class JobManager:
             t = threading.Thread(target=self._work, name=f"nst-worker-{i}", daemon=True)
             t.start()
             self.threads.append(t)
-        t = threading.Thread(target=self._expire_loop, name="nst-expiry", daemon=True)
-        t.start()
-        self.threads.append(t)
+        self.spawn(self._expire_loop, "nst-expiry")
+        self.spawn(self._load_loop, "nst-load")
 
     def begin_stop(self) -> None:
         """The server is stopping: event streams end, every job is stopped (no wait).
@@ -105,11 +136,20 @@ class JobManager:
             self._after_end(job)
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Cancel every job and wait for the workers (a running job ends at its next step)."""
+        """Cancel every job and wait for the workers (a running job ends at its next step,
+        keeping its last image), unless :meth:`hurry` is called meanwhile."""
         self.begin_stop()
         deadline = time.monotonic() + timeout
         for t in self.threads:
-            t.join(max(0.0, deadline - time.monotonic()))
+            while t.is_alive() and not self.hurried.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                t.join(min(0.1, left))
+
+    def hurry(self) -> None:
+        """Stop waiting for the jobs to end (a second Ctrl-C): :meth:`stop` returns now."""
+        self.hurried.set()
 
     def restore_history(self) -> int:
         """Load the finished jobs of earlier runs (``job.json``) and remove the folders of
@@ -126,32 +166,19 @@ class JobManager:
         with self.lock:
             for job in restored:
                 self.jobs[job.id] = job
-            kept = self._read_speeds()
-            ran = [(j.finished_at or 0.0, v) for j in restored
-                   if j.state == "done" and (v := j.speed()) is not None]  # fmt: skip
-            self.measured = sorted(set(kept) | set(ran))[-RECENT_RUNS:]
+        self.speeds.restore([Measured(j.finished_at or 0.0, v, _kind(j), 0.0, j.share())
+                             for j in restored
+                             if j.state == "done" and (v := j.speed()) is not None])  # fmt: skip
         self.trim_history()
         return len(restored)
 
-    def _read_speeds(self) -> list[tuple[float, float]]:
-        try:
-            data = json.loads((self.settings.data_dir / SPEEDS).read_text())
-            return [(float(t), float(v)) for t, v in data if float(v) > 0][-RECENT_RUNS:]
-        except (OSError, ValueError, TypeError):
-            return []
-
     def _keep_speed(self, job: Job) -> None:
-        """A finished run's speed among the recent ones, kept on disk as well."""
+        """A finished run's speed, with the machine's load while it ran."""
         speed = job.speed() if job.state == "done" else None
-        if speed is None:
+        if speed is None or job.started_at is None or job.finished_at is None:
             return
-        with self.lock:
-            self.measured = [*self.measured, (job.finished_at or time.time(), speed)][-RECENT_RUNS:]
-            data = json.dumps(self.measured).encode()
-        try:
-            atomic_write(self.settings.data_dir / SPEEDS, lambda f: f.write(data), FILE_MODE)
-        except ImageError:
-            log.warning("could not keep the measured speed")
+        busy = self.load.busy_during(job.started_at, job.finished_at)
+        self.speeds.keep(Measured(job.finished_at, speed, _kind(job), busy, job.share()))
 
     def trim_history(self) -> list[str]:
         """Remove the oldest finished jobs beyond ``history_jobs`` or ``history_mb``."""
@@ -180,42 +207,73 @@ class JobManager:
         with self.lock:
             self.measuring = on
 
-    def speed(self) -> tuple[float | None, str | None]:
-        """This machine's seconds per iteration per megapixel and what measured it: the
-        median of the recent runs ("runs", deleted ones too), else the start-up test run
-        ("calibration"), else (None, None)."""
+    def estimate(self, work: float, kind: str = "") -> Estimated | None:
+        """How long a run of ``work`` (iterations × megapixels) of ``kind`` (its style
+        loss) would take if asked now, and how long it would wait for the runs before it
+        (None: no speed measured yet)."""
+        speed = self.speeds.speed(kind, self.load.busy)
+        if speed is None:
+            return None
         with self.lock:
-            speeds = sorted(s for _, s in self.measured)
-            if speeds:
-                return speeds[len(speeds) // 2], "runs"
-            if self.calibrated is not None:
-                return self.calibrated, "calibration"
-        return None, None
+            running = [j for j in self.jobs.values() if j.state == "running"]
+            queued = [j for j in self.jobs.values() if j.state == "queued"]
+            ahead = sum(_work_left(j) for j in (*running, *queued))
+        workers = self.settings.workers
+        full = len(running) + len(queued) >= workers
+        wait = speed.median * ahead * speed.share / workers if full else 0.0
+        return Estimated(speed, work * speed.share, wait)  # (runs that converge stop early)
 
-    def calibrate(self, job: Job) -> float | None:
+    def calibrate(self, job: Job, busy: float) -> float | None:
         """Run ``job`` (a small stylization, never listed) on the calling thread like any
-        job, and keep its speed for estimates until real runs are measured. A stop of the
-        server stops it like a job; so does a job starting (its speed is measured then)."""
+        job, and keep its speed for estimates until real runs are measured, unless other
+        programs wanted ``busy`` cores or more meanwhile (a short run on a busy machine
+        was measured 3.5x slower, where a real run was not slower). A stop of the server
+        stops it like a job; so does a job starting (its speed is measured then). Returns
+        the cores other programs wanted meanwhile (None: it did not finish)."""
         with self.lock:
             if self.closing.is_set():
                 return None
             self._aside[job.id] = job
+        start = time.time()
         try:
             self._run(job)
         finally:
             with self.lock:
                 self._aside.pop(job.id, None)
+        others = max(self.load.busy_during(start, time.time()), self.load.busy)
         with self.lock:
             speed = job.speed() if job.state == "done" else None
-            if speed is not None:
-                self.calibrated = speed
-        return speed
+        if speed is None:
+            return None
+        if others < busy:
+            self.speeds.calibrate(speed)
+        return others
 
-    def spawn(self, target: Callable[[], object], name: str) -> threading.Thread:
-        """Run ``target`` on a thread of the manager's (joined by :meth:`stop`)."""
+    def quiet(self) -> bool:
+        """No run of this server's and the machine not busy (a test run measures well)."""
+        with self.lock:
+            if any(j.state in ("queued", "running") for j in self.jobs.values()):
+                return False
+        return self.load.busy < QUIET
+
+    def _own_threads(self) -> int:
+        with self.lock:
+            running = sum(j.state == "running" for j in self.jobs.values()) + len(self._aside)
+        return running * self.run_threads
+
+    def _load_loop(self) -> None:
+        self.load.sample(0)
+        while not self.closing.wait(LOAD_EVERY):
+            self.load.sample(self._own_threads())
+
+    def spawn(self, target: Callable[[], object], name: str, wait: bool = True) -> threading.Thread:
+        """Run ``target`` on a thread of the manager's, joined by :meth:`stop` if ``wait``
+        (a thread with nothing to keep, such as the start-up test run, is not waited for:
+        it may be loading the network, where no stop is seen)."""
         t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
-        self.threads.append(t)
+        if wait:
+            self.threads.append(t)
         return t
 
     def expire(self, now: float | None = None) -> list[str]:

@@ -93,7 +93,12 @@ class BuiltinView(_Model):
 
 class Estimate(_Model):
     seconds: float | None  # null before this server has measured a run
-    seconds_per_iteration_megapixel: float | None
+    # the range of the recent runs (null while they agree, or before any)
+    low: float | None = None
+    high: float | None = None
+    wait: float = 0.0  # seconds it would wait for the runs queued and running before it
+    slowdown: float = 1.0  # how much slower the load now makes a run (learnt from the runs)
+    seconds_per_iteration_megapixel: float | None  # at the load now
     basis: str | None  # "runs" | "calibration" | null: what measured the speed
     measuring: bool  # the start-up test run is on its way (ask again soon)
 

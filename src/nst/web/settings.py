@@ -127,6 +127,7 @@ class WebSettings:
     max_events: int = 20_000  # events a running job keeps (the oldest are dropped)
     allowed_hosts: tuple[str, ...] = ()
     calibrate: bool = True  # a short test run at start-up, for estimates before any run
+    measure_load: bool = True  # estimates corrected for the machine's load (nst.web.load)
 
     def limits(self) -> dict[str, float]:
         """The numeric limits by name: what options declare as their ``cap``."""

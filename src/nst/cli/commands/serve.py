@@ -85,7 +85,8 @@ def _run(settings: WebSettings) -> None:
     class Server(uvicorn.Server):
         """Ctrl-C, SIGTERM or SIGHUP: end the event streams and cancel the jobs at once, so
         the server exits within seconds even while pages watch jobs, then exit 130, 143
-        or 129 (uvicorn would raise the signal again, and SIGHUP would kill at once)."""
+        or 129 (uvicorn would raise the signal again, and SIGHUP would kill at once). A
+        second signal stops waiting for the running job's next step."""
 
         received: int | None = None
 
@@ -98,6 +99,8 @@ def _run(settings: WebSettings) -> None:
             app.state.manager.begin_stop()
             if self.received is None:
                 self.received = int(sig)
+            else:  # a second signal: quit now, without waiting for a job's next step
+                app.state.manager.hurry()
             super().handle_exit(sig, frame)
 
         @contextlib.contextmanager

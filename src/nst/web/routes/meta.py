@@ -68,22 +68,42 @@ def config_schema(shared: Shared) -> ConfigView:
 
 
 @router.get("/estimate")
-def estimate(shared: Shared, size: int, iterations: int, aspect: float = 0.75) -> Estimate:
-    """Seconds a run would take on this server, from the measured seconds per
-    iteration per megapixel of its recent runs ("runs"), else of its start-up test run
-    ("calibration"); null while neither has been measured."""
+def estimate(
+    shared: Shared,
+    size: int,
+    iterations: int,
+    aspect: float = 0.75,
+    preset: str | None = None,
+    style_loss: str | None = None,
+) -> Estimate:
+    """Seconds a run would take on this server if started now: the measured speed
+    (seconds per iteration per megapixel) of its recent runs of the same style loss (the
+    preset's, unless given; "runs") at the machine's load now, else of its start-up test
+    run ("calibration"), times the work; a range once the recent runs vary; ``wait``: the
+    runs before it. Null while nothing has been measured."""
     try:
-        config = shared.config_class.from_dict({"size": size, "iterations": iterations})
+        given = {"size": size, "iterations": iterations, "preset": preset, "style_loss": style_loss}
+        config = shared.config_class.from_dict({k: v for k, v in given.items() if v is not None})
         if not 0.05 <= aspect <= 20:
             raise HTTPException(422, "aspect must be between 0.05 and 20")
     except NstError as exc:
         raise HTTPException(422, str(exc)) from None
-    speed, basis = shared.manager.speed()
     short = min(aspect, 1 / aspect)  # the short side over the long one
     work = sum(n * s * s * short / 1e6 for s, n in zip(config.stage_sizes, config.stage_iterations))
+    measuring = shared.manager.measuring
+    got = shared.manager.estimate(work, config.style_loss)
+    if got is None:
+        return Estimate(seconds=None, seconds_per_iteration_megapixel=None, basis=None,
+                        measuring=measuring)  # fmt: skip
+    speed = got.speed
+    varies = speed.varies
     return Estimate(
-        seconds=None if speed is None else speed * work,
-        seconds_per_iteration_megapixel=speed,
-        basis=basis,
-        measuring=shared.manager.measuring,
+        seconds=speed.median * got.work,
+        low=speed.low * got.work if varies else None,
+        high=speed.high * got.work if varies else None,
+        wait=round(got.wait, 1),
+        slowdown=round(speed.slowdown, 3),
+        seconds_per_iteration_megapixel=speed.median,
+        basis=speed.basis,
+        measuring=measuring,
     )

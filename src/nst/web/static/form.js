@@ -138,8 +138,10 @@ export async function submit(event) {
 
 // -- the run time estimate (the server's measured speed) -------------------------------------
 // Before any run the server's start-up test run gives the speed; while it runs, the page
-// asks again every few seconds. A run estimated over 10 minutes is said so before Start.
+// asks again every few seconds; after, every 20 s (the load and the queue change). A run
+// estimated over 10 minutes is said so before Start.
 let estimateTimer = null;
+const ESTIMATE_AGAIN = 20000;  // ms
 export function estimate(delay = 250) {
   clearTimeout(estimateTimer);
   estimateTimer = setTimeout(async () => {
@@ -151,23 +153,38 @@ export function estimate(delay = 250) {
     if (wrong.length || !Number.isInteger(size) || !Number.isInteger(its)) { box.textContent = ""; return; }
     const aspect = state.contentAspect || 0.75;
     try {
-      const e = await api(`/api/estimate?size=${size}&iterations=${its}&aspect=${aspect.toFixed(3)}`);
+      const query = new URLSearchParams({ size, iterations: its, aspect: aspect.toFixed(3) });
+      for (const name of ["preset", "style_loss"]) {  // what an iteration costs
+        const input = $(`#${name}`);
+        if (input && input.value) query.set(name, input.value);
+      }
+      const e = await api(`/api/estimate?${query}`);
       if (e.seconds == null) {
         box.textContent = e.measuring ? "measuring this server's speed…" : "time estimate after the first run";
         if (e.measuring) estimate(3000);
         return;
       }
-      const basis = e.basis === "calibration" ? " (from a test run at start-up)" : "";
-      box.textContent = `about ${fmtTime(e.seconds)} on this server${basis}`;
-      if (e.seconds > LONG_RUN) {
-        box.classList.add("long");
-        // (the fast preset is advised only when another one is chosen)
-        const fast = $("#preset") && $("#preset").value === "fast";
-        box.textContent += fast ? ": over 10 minutes; a smaller size or fewer iterations is quicker"
-          : ": over 10 minutes; a smaller size, fewer iterations or the fast preset is quicker";
-      }
+      box.textContent = estimateText(e, $("#preset") && $("#preset").value === "fast");
+      if (e.seconds > LONG_RUN) box.classList.add("long");
+      estimate(ESTIMATE_AGAIN);  // the machine's load and the queue change
     } catch (err) { box.textContent = ""; }
   }, delay);
+}
+
+// "about 3:10" or "about 2:50 to 3:40" (once the recent runs vary), what measured it, a
+// warning over 10 minutes (the fast preset advised only when another one is chosen), the
+// machine's load now and the wait for the runs before it
+export function estimateText(e, fast) {
+  const range = e.low != null && e.high != null && fmtTime(e.low) !== fmtTime(e.high);
+  let text = `about ${range ? `${fmtTime(e.low)} to ${fmtTime(e.high)}` : fmtTime(e.seconds)} on this server`;
+  if (e.basis === "calibration") text += " (from a test run at start-up)";
+  if (e.seconds > LONG_RUN) {
+    text += fast ? ": over 10 minutes; a smaller size or fewer iterations is quicker"
+      : ": over 10 minutes; a smaller size, fewer iterations or the fast preset is quicker";
+  }
+  if (e.slowdown >= 1.15) text += `; the machine is busy: runs take about ${e.slowdown.toFixed(1)}× as long now`;
+  if (e.wait >= 1) text += `; it starts after about ${fmtTime(e.wait)} of runs queued before it`;
+  return text;
 }
 
 // -- the form survives a reload ---------------------------------------------------------------
