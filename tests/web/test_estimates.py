@@ -20,7 +20,6 @@ from nst.web.estimates import SPEEDS, Measured, Speed, SpeedBook
 from nst.web.jobs import Job
 from nst.web.load import MachineLoad
 from nst.web.manager import JobManager
-from nst.web.settings import WebSettings
 from tests.web.helpers import fake_step
 from tests.web.test_manager import stepping_runner
 
@@ -131,21 +130,6 @@ def test_speeds_are_kept_by_the_runs_style_loss(tmp_path):
     book.keep(Measured(2.0, 4.0, "w2"))
     assert book.speed("w2") == Speed(4.0, 4.0, 4.0, "runs")
     assert book.speed("gram") == Speed(2.0, 2.0, 2.0, "runs")
-
-
-@pytest.fixture
-def manager(tmp_path):
-    made = []
-
-    def make(runner, load, **settings):
-        m = JobManager(WebSettings(data_dir=tmp_path / "data", **settings), runner, load)
-        m.start()
-        made.append(m)
-        return m
-
-    yield make
-    for m in made:
-        m.stop(timeout=30)
 
 
 def a_job(m: JobManager, iterations: int = 10) -> Job:

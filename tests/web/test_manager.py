@@ -9,7 +9,6 @@ import threading
 import time
 from types import SimpleNamespace
 
-import pytest
 import torch
 
 from nst.config import Config
@@ -36,21 +35,6 @@ def stepping_runner(steps: int, gate: threading.Event | None = None):
         return torch.zeros(3, 8, 8)
 
     return run
-
-
-@pytest.fixture
-def manager(tmp_path):
-    managers = []
-
-    def make(runner, **settings):
-        m = JobManager(WebSettings(data_dir=tmp_path / "data", **settings), runner)
-        m.start()
-        managers.append(m)
-        return m
-
-    yield make
-    for m in managers:
-        m.stop(timeout=30)
 
 
 def new_job(m: JobManager) -> Job:

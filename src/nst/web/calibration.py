@@ -57,6 +57,8 @@ def calibrate(shared: AppState, quiet_wait: float = QUIET_WAIT) -> float | None:
 
 
 def _test_run(shared: AppState) -> float | None:
+    """One test run; its speed kept unless the machine was busy. Returns the cores other
+    programs wanted meanwhile (None: it failed or was stopped)."""
     manager = shared.manager
     job_id, folder = manager.new_folder()
     try:
@@ -64,12 +66,18 @@ def _test_run(shared: AppState) -> float | None:
                          None, None)  # fmt: skip
         plan, styles = shared.preparer.prepare(folder, sub)
         job = Job(job_id, folder, plan, folder / "content.png", styles, dict(PARAMS))
-        return manager.calibrate(job, BUSY)
+        measured = manager.run_aside(job)
     except (NstError, Refusal, OSError) as exc:
         log.warning("the start-up test run failed (%s); estimates wait for a first run", exc)
         return None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    if measured is None:
+        return None
+    speed, busy = measured
+    if busy < BUSY:  # (a short run on a busy machine was measured 3.5x slower; a real one not)
+        manager.speeds.calibrate(speed)
+    return busy
 
 
 def start_calibration(shared: AppState) -> threading.Thread:

@@ -71,12 +71,10 @@ def cores() -> int:
 
 @dataclass(frozen=True)
 class LoadSample:
-    """Over one interval ending at ``at``: the cores other programs wanted, and the
-    threads this server's runs wanted."""
+    """Over one interval ending at ``at``: the cores other programs wanted."""
 
     at: float
     others: float
-    own: float
 
 
 class MachineLoad:
@@ -117,7 +115,7 @@ class MachineLoad:
             saturated = own_used + others_used >= SATURATED * self.cores
             if saturated and own_threads > 0 and own_used > 0.05:
                 others = others_used * own_threads / own_used
-            s = LoadSample(now.at, others, own_threads)
+            s = LoadSample(now.at, others)
             self.samples.append(s)
             keep = 0.5 ** (span / self.half_life)
             first = len(self.samples) == 1

@@ -223,13 +223,12 @@ class JobManager:
         wait = speed.median * ahead * speed.share / workers if full else 0.0
         return Estimated(speed, work * speed.share, wait)  # (runs that converge stop early)
 
-    def calibrate(self, job: Job, busy: float) -> float | None:
-        """Run ``job`` (a small stylization, never listed) on the calling thread like any
-        job, and keep its speed for estimates until real runs are measured, unless other
-        programs wanted ``busy`` cores or more meanwhile (a short run on a busy machine
-        was measured 3.5x slower, where a real run was not slower). A stop of the server
-        stops it like a job; so does a job starting (its speed is measured then). Returns
-        the cores other programs wanted meanwhile (None: it did not finish)."""
+    def run_aside(self, job: Job) -> tuple[float, float] | None:
+        """Run ``job`` (a small stylization, never listed: the start-up test run) on the
+        calling thread like any job. A stop of the server stops it like a job; so does a
+        job starting (its speed is measured then). Returns its speed (seconds per
+        iteration per megapixel) and the cores other programs wanted meanwhile (None: it
+        did not finish)."""
         with self.lock:
             if self.closing.is_set():
                 return None
@@ -243,11 +242,7 @@ class JobManager:
         others = max(self.load.busy_during(start, time.time()), self.load.busy)
         with self.lock:
             speed = job.speed() if job.state == "done" else None
-        if speed is None:
-            return None
-        if others < busy:
-            self.speeds.calibrate(speed)
-        return others
+        return None if speed is None else (speed, others)
 
     def quiet(self) -> bool:
         """No run of this server's and the machine not busy (a test run measures well)."""

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import NstError
 from ...imageio import atomic_write
 from ..jobs import CONFIG, INPUT_NAME, Job, safe_child
-from ..manager import QueueFull
+from ..manager import JobManager, QueueFull
 from ..schemas import JobView
 from ..settings import FILE_MODE
 from ..state import AppState, Problem, job_or_404, state
@@ -156,9 +156,7 @@ async def job_events(job_id: str, request: Request, shared: Shared) -> Streaming
                 if ended:
                     yield "event: end\ndata: {}\n\n"
                     return
-                if manager.closing.is_set():  # the server stops: the page will retry
-                    return
-                if (comment := await next_records(waiter, request)) is None:
+                if (comment := await next_records(manager, waiter, request)) is None:
                     return
                 if comment:  # a keep-alive on a quiet stream
                     yield comment
@@ -168,9 +166,12 @@ async def job_events(job_id: str, request: Request, shared: Shared) -> Streaming
     return sse_response(stream())
 
 
-async def next_records(waiter: asyncio.Event, request: Request) -> str | None:
+async def next_records(manager: JobManager, waiter: asyncio.Event, request: Request) -> str | None:
     """Wait until ``waiter`` is set: "" then; on a quiet stream a keep-alive comment to
-    send, or None when the client has gone (the stream ends)."""
+    send; None when the server stops (the page will retry) or the client has gone: the
+    stream ends."""
+    if manager.closing.is_set():
+        return None
     try:
         await asyncio.wait_for(waiter.wait(), KEEP_ALIVE)
         return ""

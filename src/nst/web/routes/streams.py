@@ -87,9 +87,7 @@ async def _stream(
                     yield _sse("end", {"job": job_id})
                     manager.unwatch(job, waiter)
                     del jobs[job_id]
-            if not jobs or manager.closing.is_set():  # the server stops: the page will retry
-                return
-            if (comment := await next_records(waiter, request)) is None:
+            if not jobs or (comment := await next_records(manager, waiter, request)) is None:
                 return
             if comment:  # a keep-alive on a quiet stream
                 yield comment
