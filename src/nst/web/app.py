@@ -18,13 +18,14 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from ..config import Config
+from .access import Access, SignIn, session_key
 from .calibration import start_calibration
 from .guard import Guard
 from .jobs import Runner, api_runner
 from .manager import JobManager
 from .routes import ROUTERS
 from .routes.pages import static_dir
-from .settings import WebSettings
+from .settings import WebSettings, make_private_dir
 from .state import AppState, Problem, problem_reply
 from .uploads import Preparer
 
@@ -35,7 +36,11 @@ def create_app(
     """The app of one server: its job manager (started and stopped with the app), the
     Guard, the static files and the routers."""
     manager = JobManager(settings, runner)
-    shared = AppState(settings, manager, Preparer(settings, config_class), config_class)
+    access = None
+    if settings.token is not None:
+        make_private_dir(settings.data_dir)
+        access = Access(settings.token, session_key(settings.data_dir, settings.token))
+    shared = AppState(settings, manager, Preparer(settings, config_class), config_class, access)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,6 +62,7 @@ def create_app(
     app.state.nst = shared
     app.add_exception_handler(Problem, problem_reply)
     app.state.manager = manager
+    app.add_middleware(SignIn, access=access)  # inside the Guard: Host and Origin first
     app.add_middleware(
         Guard,
         host=settings.host,

@@ -84,6 +84,8 @@ class Job:
     position: int = 0  # place in the queue (1 = next), 0 when not queued
     resume: bool = False  # the next run continues from the job's checkpoint
     checkpointed: bool = False  # ended with a checkpoint kept (looked at once, not per view)
+    owner: str = ""  # the visitor whose job it is ("": a server without sign-in)
+    wait: float | None = None  # queued: seconds until it may start, as last estimated
 
     @property
     def checkpoints(self) -> Path:
@@ -147,6 +149,7 @@ class Job:
             "finished_at": self.finished_at,
             "elapsed": self.elapsed,
             "position": self.position if self.state == "queued" else 0,
+            "wait": self.wait if self.state == "queued" else None,
             "error": self.error,
             "losses": self.curve(),
             "params": dict(self.params),
@@ -173,6 +176,7 @@ class Job:
             "finished_at": self.finished_at, "params": self.params,
             "progress": self.progress, "losses": self.curve(), "has_result": self.has_result,
             "styles": [p.name for p in self.styles], "speed": self.speed(),
+            "owner": self.owner,
         }  # fmt: skip
 
     def speed(self) -> float | None:
@@ -207,6 +211,7 @@ class Job:
                 progress=dict(r.get("progress") or {}),
                 has_result=bool(r.get("has_result")) and (folder / "result.png").is_file(),
                 started_at=r.get("started_at"), losses=[float(x) for x in r.get("losses", [])],
+                owner=str(r.get("owner") or ""),
             )  # fmt: skip
         except (OSError, ValueError, KeyError, TypeError):
             return None

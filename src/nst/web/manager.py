@@ -26,11 +26,11 @@ import contextlib
 import json
 import logging
 import os
-import queue
 import secrets
 import shutil
 import threading
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +51,8 @@ log = logging.getLogger("nst.web")
 
 
 class QueueFull(Exception):
-    pass
+    """No room for a job: the queue is at its cap, or its visitor has as many jobs waiting
+    or running as each may (the message says which; the API answers 429)."""
 
 
 #: other programs want fewer cores than this: the machine is quiet
@@ -93,8 +94,10 @@ class JobManager:
         self.runner = runner
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
-        # jobs to run; None wakes a worker to see that the server stops
-        self.waiting: queue.Queue[Job | None] = queue.Queue(maxsize=settings.max_waiting)
+        # the jobs waiting, one line per visitor, the lines in turn (round robin): the
+        # next job is the first of the first line, whose line then goes to the end
+        self.lines: OrderedDict[str, deque[Job]] = OrderedDict()
+        self.ready = threading.Condition(self.lock)  # a job is waiting, or the server stops
         self.threads: list[threading.Thread] = []
         self.closing = threading.Event()
         self.hurried = threading.Event()
@@ -129,9 +132,8 @@ class JobManager:
                 job.cancel.set()
             for job_id in list(self._watchers):
                 self._notify(job_id)
-        for _ in self.threads:  # the idle workers see it now, not at their next poll
-            with contextlib.suppress(queue.Full):
-                self.waiting.put_nowait(None)
+            self.lines.clear()
+            self.ready.notify_all()  # the idle workers see it now
         for job in ended:
             self._after_end(job)
 
@@ -290,23 +292,23 @@ class JobManager:
             self.expire()
 
     # -- jobs --------------------------------------------------------------------------------
-    def new_folder(self) -> tuple[str, Path]:
+    def new_folder(self, owner: str = "") -> tuple[str, Path]:
+        """A new job's id and private folder; its marker file names the visitor (for
+        ``nst serve --list-jobs`` while the job has no record yet)."""
         job_id = secrets.token_hex(16)
         folder = self.settings.data_dir / job_id
         folder.mkdir(mode=DIR_MODE)
-        (folder / MARKER).touch(mode=FILE_MODE)
+        fd = os.open(folder / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with os.fdopen(fd, "w") as f:
+            f.write(owner)
         return job_id, folder
 
     def submit(self, job: Job) -> dict[str, Any]:
         """Queue a job; returns its view. Raises QueueFull when the line is at its cap."""
         with self.lock:
-            try:
-                self.waiting.put_nowait(job)
-            except queue.Full:
-                raise QueueFull from None
+            self._queue(job)
             self.jobs[job.id] = job
-            job.position = self.waiting.qsize()
-            self._record(job, {"type": "state", "state": "queued", "position": job.position})
+            self._places()
             return job.view()
 
     def continue_job(self, job: Job) -> dict[str, Any]:
@@ -320,28 +322,31 @@ class JobManager:
         with self.lock:
             if not job.continuable or self.closing.is_set():
                 raise ConfigError("only a run the server's stop interrupted can continue")
-            try:
-                self.waiting.put_nowait(job)
-            except queue.Full:
-                raise QueueFull from None
+            self._queue(job)
             job.plan, job.config, job.resume = plan, plan.config, True
             job.checkpointed = False
             job.state, job.error, job.finished_at = "queued", None, None
             job.cancel.clear()
-            job.position = self.waiting.qsize()
-            self._record(job, {"type": "state", "state": "queued", "position": job.position})
+            job.position = 0
+            self._places()
             return job.view()
 
-    def get(self, job_id: str) -> Job | None:
+    def get(self, job_id: str, visitor: str | None = None) -> Job | None:
+        """The job ``job_id`` if ``visitor`` may see it (None: everyone's, the person who
+        runs a server without sign-in); another visitor's job is not there."""
         if not JOB_ID.fullmatch(job_id):
             return None
         with self.lock:
-            return self.jobs.get(job_id)
+            job = self.jobs.get(job_id)
+        if job is None or (visitor is not None and job.owner != visitor):
+            return None
+        return job
 
-    def all(self) -> list[dict[str, Any]]:
-        """Every job's view, oldest first."""
+    def all(self, visitor: str | None = None) -> list[dict[str, Any]]:
+        """The views of ``visitor``'s jobs (None: every job), oldest first."""
         with self.lock:
-            return [j.view() for j in sorted(self.jobs.values(), key=lambda j: j.created)]
+            mine = [j for j in self.jobs.values() if visitor is None or j.owner == visitor]
+            return [j.view() for j in sorted(mine, key=lambda j: j.created)]
 
     def view(self, job: Job) -> dict[str, Any]:
         """One job's view, read under the lock."""
@@ -357,6 +362,7 @@ class JobManager:
         with self.lock:
             job.cancel.set()
             finished = job.state == "queued" and self._end(job, "cancelled")
+            self._unqueue(job)
             view = job.view()
         if finished:
             self._after_end(job)
@@ -365,6 +371,7 @@ class JobManager:
     def delete(self, job: Job) -> None:
         with self.lock:
             job.cancel.set()
+            self._unqueue(job)
             self.jobs.pop(job.id, None)
             self._notify(job.id)
         shutil.rmtree(job.folder, ignore_errors=True)
@@ -460,22 +467,93 @@ class JobManager:
 
     # -- the worker --------------------------------------------------------------------------
     def _work(self) -> None:
-        while not self.closing.is_set():
-            try:
-                job = self.waiting.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if job is None:
-                continue
-            with self.lock:  # the others move up the queue
-                for other in self.jobs.values():
-                    if other.state == "queued" and other.position > 1:
-                        other.position -= 1
+        while True:
+            with self.ready:
+                while not self.lines and not self.closing.is_set():
+                    self.ready.wait()
+                if self.closing.is_set():
+                    return
+                job = self._next()
                 started = self._begin(job)
+                self._places()  # the others move up the queue
             if started:
                 self._run(job)
             else:
                 self._finish(job, "cancelled")
+
+    # -- the queue: visitors in turn, always under the lock ------------------------------------
+    def _queue(self, job: Job) -> None:
+        """Put ``job`` at the end of its visitor's line, or raise QueueFull (the queue at
+        its cap, or the visitor at theirs: ``visitor_jobs``, with sign-in on)."""
+        waiting = sum(len(line) for line in self.lines.values())
+        if waiting >= self.settings.max_waiting:
+            raise QueueFull(
+                f"the queue is full ({self.settings.max_waiting} jobs waiting); try later"
+            )
+        most = self.settings.visitor_jobs
+        if job.owner and most:
+            active = sum(
+                j.owner == job.owner and j.state in ("queued", "running") and j is not job
+                for j in self.jobs.values()
+            )
+            if active >= most:
+                raise QueueFull(
+                    f"you have {active} runs waiting or running, the most this server allows "
+                    "each person; wait for one to end or cancel one"
+                )
+        self.lines.setdefault(job.owner, deque()).append(job)
+        self.ready.notify()
+
+    def _unqueue(self, job: Job) -> None:
+        line = self.lines.get(job.owner)
+        if line is not None and job in line:
+            line.remove(job)
+            if not line:
+                del self.lines[job.owner]
+            self._places()
+
+    def _next(self) -> Job:
+        """The next job to run: the first of the first visitor's line (that visitor's
+        line then goes to the end: one job of each visitor in turn)."""
+        owner, line = next(iter(self.lines.items()))
+        job = line.popleft()
+        if line:
+            self.lines.move_to_end(owner)
+        else:
+            del self.lines[owner]
+        return job
+
+    def order(self) -> list[Job]:
+        """The waiting jobs in the order they will start (locked)."""
+        lines = [list(line) for line in self.lines.values()]
+        return [line[k] for k in range(max(map(len, lines), default=0))
+                for line in lines if k < len(line)]  # fmt: skip
+
+    def _places(self) -> None:
+        """Each waiting job's place (1 = next) and the seconds until it may start: the
+        ``queued`` state record of a job just queued, a ``place`` record of one that moved."""
+        running = [j for j in self.jobs.values() if j.state == "running"]
+        ahead = sum(_work_left(j) for j in running)
+        free = len(running) < self.settings.workers
+        for k, job in enumerate(self.order()):
+            if job.position != k + 1:
+                first = job.position == 0  # just queued: its state record says it
+                job.position = k + 1
+                job.wait = self._wait(job, ahead, free and k < self.settings.workers - len(running))
+                where = {"position": k + 1, "wait": job.wait}
+                self._record(job, {"type": "state", "state": "queued", **where}
+                             if first else {"type": "place", **where})  # fmt: skip
+            ahead += _work_left(job)
+
+    def _wait(self, job: Job, ahead: float, starts_now: bool) -> float | None:
+        """Seconds until ``job`` may start: the work before it at the measured speed,
+        shared by the workers (None: nothing measured yet)."""
+        if starts_now:
+            return 0.0
+        speed = self.speeds.speed(_kind(job), self.load.busy)
+        if speed is None:
+            return None
+        return round(speed.median * speed.share * ahead / self.settings.workers, 1)
 
     def _begin(self, job: Job) -> bool:
         """queued -> running, unless the job was cancelled or deleted meanwhile (locked)."""

@@ -35,6 +35,7 @@ class JobView(_Model):
     finished_at: float | None
     elapsed: float | None
     position: int  # place in the queue (1 = next), 0 when not queued
+    wait: float | None = None  # queued: about how many seconds until it starts
     error: str | None
     losses: list[float]  # the loss curve, thinned to at most 300 points
     params: dict[str, Any]  # the job's settings as shown (no server-only option)

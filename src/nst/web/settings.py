@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,22 @@ class ServeConfig(Declared):
         None, "Job files (default: ~/.local/share/nst/web, private to you).", TEXT,
         nullable=True, panel="Server",
     )  # fmt: skip
+    token_file: str | None = option(
+        None, "Sign-in: a file holding the token visitors must give (or NST_TOKEN); "
+        "--allow-remote makes one if none is given.", TEXT, nullable=True, panel="Sign-in",
+    )  # fmt: skip
+    visitor_jobs: int = option(
+        2, "Jobs each signed-in visitor may have waiting or running; beyond: 429.", INT,
+        lo=1, hi=10_000, panel="Sign-in",
+    )  # fmt: skip
+    proxy_headers: bool = option(
+        False, "Trust X-Forwarded-For/-Proto from the proxies --forwarded-allow-ips names "
+        "(HTTPS through a reverse proxy).", BOOL, panel="Sign-in",
+    )  # fmt: skip
+    forwarded_allow_ips: str | None = option(
+        None, "The reverse proxies' addresses, comma-separated (implies --proxy-headers; "
+        "default 127.0.0.1).", TEXT, nullable=True, panel="Sign-in",
+    )  # fmt: skip
     workers: int = option(1, "Jobs running at the same time.", INT, lo=1, hi=64, panel="Limits")
     max_waiting: int = option(
         8, "Jobs allowed to wait; beyond: 429.", INT, lo=0, hi=10_000, panel="Limits",
@@ -80,9 +96,12 @@ class ServeConfig(Declared):
         hi=400_000_000, panel="Limits",
     )  # fmt: skip
 
-    def settings(self, data_dir: Path, allowed_hosts: tuple[str, ...] = ()) -> WebSettings:
-        """The server's settings with these values."""
+    def settings(
+        self, data_dir: Path, allowed_hosts: tuple[str, ...] = (), token: str | None = None
+    ) -> WebSettings:
+        """The server's settings with these values (``token``: sign-in on)."""
         return WebSettings(
+            token=token, visitor_jobs=self.visitor_jobs,
             data_dir=data_dir, host=self.host, port=self.port, workers=self.workers,
             max_waiting=self.max_waiting, max_size=self.max_size,
             max_iterations=self.max_iterations, job_ttl=self.job_ttl,
@@ -126,6 +145,9 @@ class WebSettings:
     event_tail: int = 200  # events a finished job keeps for replay (its curve is kept whole)
     max_events: int = 20_000  # events a running job keeps (the oldest are dropped)
     allowed_hosts: tuple[str, ...] = ()
+    #: sign-in: the token visitors give (None: off, one person who sees every job)
+    token: str | None = field(default=None, repr=False)
+    visitor_jobs: int = _default("visitor_jobs")  # with sign-in: jobs per visitor
     calibrate: bool = True  # a short test run at start-up, for estimates before any run
     measure_load: bool = True  # estimates corrected for the machine's load (nst.web.load)
 

@@ -9,6 +9,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from ..config import Config
+from .access import Access
 from .gallery import Gallery
 from .jobs import Job
 from .manager import JobManager
@@ -22,6 +23,7 @@ class AppState:
     manager: JobManager
     preparer: Preparer
     config_class: type[Config] = Config
+    access: Access | None = None  # sign-in (None: off)
     gallery: Gallery = field(default_factory=Gallery)  # built-ins encoded once
     saliency_busy: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
@@ -32,8 +34,22 @@ def state(request: Request) -> AppState:
     return shared
 
 
-def job_or_404(shared: AppState, job_id: str) -> Job:
-    job = shared.manager.get(job_id)
+def visitor(request: Request) -> str | None:
+    """Who is asking (a FastAPI dependency): the signed-in visitor's id, or None on a
+    server without sign-in (one person, who sees every job)."""
+    who: str | None = getattr(request.state, "visitor", None)
+    return who
+
+
+def owner(who: str | None) -> str:
+    """The owner a new job of ``who`` is filed under ("" without sign-in)."""
+    return who or ""
+
+
+def job_or_404(shared: AppState, job_id: str, who: str | None) -> Job:
+    """The job if ``who`` may see it; else 404, as for an id that does not exist (another
+    visitor learns nothing of it)."""
+    job = shared.manager.get(job_id, who)
     if job is None:
         raise HTTPException(404, "no such job")
     return job

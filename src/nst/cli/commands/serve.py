@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import signal
 import socket
 import threading
@@ -36,18 +37,31 @@ def serve(
         list[str] | None,
         typer.Option(help="Extra host name accepted in the Host header.", rich_help_panel="Server"),
     ] = None,
+    list_jobs: Annotated[
+        bool,
+        typer.Option(
+            "--list-jobs",
+            help="List every visitor's jobs in the data folder and exit.",
+            rich_help_panel="Sign-in",
+        ),
+    ] = False,
     *,
     config: ServeConfig,
 ) -> None:
     """The web app: pick or upload images, tune, watch it paint, download."""
+    from ...web.access import new_token, read_token
     from ...web.settings import default_data_dir, make_private_dir
 
     host, port = config.host, config.port
     local = host in ("127.0.0.1", "localhost", "::1")
+    folder = Path(config.data_dir) if config.data_dir else default_data_dir()
+    if list_jobs:
+        _list_jobs(folder)
+        return
     try:
         if not local and not config.allow_remote:
             raise ConfigError(f"host {host} can be reached from other machines; add --allow-remote")
-        folder = Path(config.data_dir) if config.data_dir else default_data_dir()
+        token, source = read_token(config.token_file)
         try:
             make_private_dir(folder)
         except OSError as exc:
@@ -55,9 +69,59 @@ def serve(
         _check_port(host, port)
     except ConfigError as exc:
         fail(exc)
-    if not local:
-        say(f"warning: serving on {host}: anyone who can reach it can run jobs (there is no login)")
-    _run(config.settings(folder, tuple(allowed_host or ())))
+    made = token is None and not local  # another machine may reach it: never without sign-in
+    if made:
+        token = new_token()
+    settings = config.settings(folder, tuple(allowed_host or ()), token)
+    _run(settings, config, _welcome(host, port, token if made else None, source))
+
+
+def _welcome(host: str, port: int, made: str | None, source: str | None) -> list[str]:
+    """What the server says once it listens: where to open it and how to sign in (a token
+    it made is shown once, in the address, as Jupyter does; one from a file never)."""
+    name = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{f'[{name}]' if ':' in name else name}:{port}/"
+    if made is not None:
+        return [f"open {url}?token={made}", "(sign-in token made for this run; "
+                "--token-file or NST_TOKEN keeps one across runs)"]  # fmt: skip
+    if source is not None:
+        return [f"open {url} and sign in with the token from {source}"]
+    return [f"open {url}"]
+
+
+def _list_jobs(folder: Path) -> None:
+    """``--list-jobs``: every visitor's jobs, one line each (visitor ids shortened)."""
+    import time
+
+    from ...web.admin import listed
+
+    jobs = listed(folder)
+    if not jobs:
+        typer.echo(f"no jobs in {folder}")
+        return
+    typer.echo(f"{'job':<32}  {'visitor':<12}  {'state':<11}  {'kind':<9}  {'created':<16}  size")
+    for j in jobs:
+        made = time.strftime("%Y-%m-%d %H:%M", time.localtime(j.created)) if j.created else "?"
+        who = j.visitor[:12] or "(no sign-in)"
+        size = f"{j.size} px" if j.size else ""
+        typer.echo(f"{j.id:<32}  {who:<12}  {j.state:<11}  {j.kind:<9}  {made:<16}  {size}")
+    visitors = len({j.visitor for j in jobs})
+    total = sum(j.bytes for j in jobs) / 2**20
+    typer.echo(f"{len(jobs)} jobs of {visitors} visitors, {total:.1f} MB in {folder}")
+
+
+class RedactToken(logging.Filter):
+    """Takes the sign-in token out of any log line (an address with ``?token=`` in
+    uvicorn's access log, a header quoted in an error): the token is never logged."""
+
+    PATTERN = re.compile(r"(token=)[^&\s\"']+|(Bearer\s+)[^\s\"',]+", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = self.PATTERN.sub(lambda m: (m.group(1) or m.group(2)) + "…", message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
 
 
 class ClosedTabNoise(logging.Filter):
@@ -69,11 +133,13 @@ class ClosedTabNoise(logging.Filter):
         return record.getMessage() != "socket.send() raised exception."
 
 
-def _run(settings: WebSettings) -> None:
+def _run(settings: WebSettings, config: ServeConfig, welcome: list[str]) -> None:
     """Serve until a signal; exit 128 + the signal's number."""
     import uvicorn
 
     logging.getLogger("asyncio").addFilter(ClosedTabNoise())  # this process is the server's
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "nst", "nst.web"):
+        logging.getLogger(name).addFilter(RedactToken())
 
     from ...web import create_app
     from ...web.guard import timed_protocol
@@ -94,6 +160,8 @@ def _run(settings: WebSettings) -> None:
             await super().startup(sockets)
             if self.started:  # listening, with the signal handlers below installed
                 say(f"serving http://{shown}:{port}/ (jobs in {folder}); Ctrl-C stops")
+                for line in welcome:
+                    say(line)
 
         def handle_exit(self, sig: int, frame: Any) -> None:
             app.state.manager.begin_stop()
@@ -121,6 +189,10 @@ def _run(settings: WebSettings) -> None:
         uvicorn.Config(
             app, host=host, port=port, log_level="warning",
             http=timed_protocol(settings.header_timeout), timeout_graceful_shutdown=3,
+            # X-Forwarded-* only from the proxies the admin named (uvicorn's default trusts
+            # 127.0.0.1 always)
+            proxy_headers=config.proxy_headers or config.forwarded_allow_ips is not None,
+            forwarded_allow_ips=config.forwarded_allow_ips or "127.0.0.1",
         )
     )  # fmt: skip
     server.run()

@@ -28,7 +28,7 @@ from ..jobs import AscentPlan, Job
 from ..manager import QueueFull
 from ..schemas import FormView, JobView, LayersView, SaliencyView
 from ..settings import WebSettings
-from ..state import AppState, Problem, state
+from ..state import AppState, Problem, owner, state, visitor
 from ..uploads import image_status
 
 router = APIRouter(prefix="/api/explain")
@@ -146,7 +146,9 @@ def _ascent_plan(settings: WebSettings, body: dict[str, Any]) -> tuple[Target, V
 
 
 @router.post("/visualize", status_code=201)
-async def start_ascent(request: Request, shared: Shared) -> JobView:
+async def start_ascent(
+    request: Request, shared: Shared, who: Annotated[str | None, Depends(visitor)]
+) -> JobView:
     """Queue a gradient-ascent job: ``{"target": "conv4_1:12", "params": {...}}``."""
     try:
         body = await request.json()
@@ -161,16 +163,14 @@ async def start_ascent(request: Request, shared: Shared) -> JobView:
     except NstError as exc:
         raise HTTPException(422, str(exc)) from None
     manager = shared.manager
-    job_id, folder = await run_in_threadpool(manager.new_folder)
+    job_id, folder = await run_in_threadpool(manager.new_folder, owner(who))
     params = {"target": t.label, **config.to_dict()}
-    job = Job(job_id, folder, AscentPlan(t, config), None, [], params)
+    job = Job(job_id, folder, AscentPlan(t, config), None, [], params, owner=owner(who))
     try:
         view = manager.submit(job)
-    except QueueFull:
+    except QueueFull as exc:
         import shutil
 
         shutil.rmtree(folder, ignore_errors=True)
-        raise HTTPException(
-            429, f"the queue is full ({shared.settings.max_waiting} jobs waiting); try later"
-        ) from None
+        raise HTTPException(429, str(exc)) from None
     return JobView.model_validate(view)

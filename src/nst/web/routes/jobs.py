@@ -21,11 +21,12 @@ from ..jobs import CONFIG, INPUT_NAME, Job, safe_child
 from ..manager import JobManager, QueueFull
 from ..schemas import JobView
 from ..settings import FILE_MODE
-from ..state import AppState, Problem, job_or_404, state
+from ..state import AppState, Problem, job_or_404, owner, state, visitor
 from ..uploads import Refusal, Submission, Upload
 
 router = APIRouter(prefix="/api/jobs")
 Shared = Annotated[AppState, Depends(state)]
+Who = Annotated[str | None, Depends(visitor)]
 LAST_EVENT_ID = re.compile(r"[0-9]{1,12}")
 #: seconds between keep-alive comments on a quiet stream
 KEEP_ALIVE = 15.0
@@ -34,6 +35,7 @@ KEEP_ALIVE = 15.0
 @router.post("", status_code=201)
 async def create_job(
     shared: Shared,
+    who: Who,
     content: UploadFile | None = File(None, description="Content image file"),
     content_builtin: str | None = Form(None, description="or a builtin:NAME"),
     style: list[UploadFile] = File([], description="Style image file(s)"),
@@ -42,7 +44,8 @@ async def create_job(
     init_job: str | None = Form(None, description="Start from this job's result"),
     params: str = Form("{}", description="JSON object of Config parameters"),
 ) -> JobView:
-    """Create a style-transfer job; it waits in the queue (429 when the queue is full)."""
+    """Create a style-transfer job; it waits in the queue, visitors in turn (429 when the
+    queue is full or you have as many jobs waiting or running as each visitor may)."""
     settings, manager = shared.settings, shared.manager
     n_styles = len(style) + len(style_builtin)
     if (content is None) == (content_builtin is None):
@@ -51,7 +54,7 @@ async def create_job(
         raise HTTPException(422, f"give 1 to {settings.max_styles} style images")
     init_from = None
     if init_job is not None:
-        source = manager.get(init_job)
+        source = manager.get(init_job, who)
         if source is None:
             raise HTTPException(422, "init_job: no such job")
         if not manager.has_result(source):
@@ -69,7 +72,7 @@ async def create_job(
         tuple(s for s in styles if s is not None), tuple(style_builtin),
         await read(mask, "mask"), init_from,
     )  # fmt: skip
-    job_id, folder = await run_in_threadpool(manager.new_folder)
+    job_id, folder = await run_in_threadpool(manager.new_folder, owner(who))
     try:
         try:
             plan, style_paths = await run_in_threadpool(shared.preparer.prepare, folder, submission)
@@ -81,13 +84,12 @@ async def create_job(
         shown["seed"] = plan.seed
         config = json.dumps(plan.config.to_dict()).encode()  # to plan it again (Continue)
         await run_in_threadpool(atomic_write, folder / CONFIG, lambda f: f.write(config), FILE_MODE)
-        job = Job(job_id, folder, plan, folder / "content.png", style_paths, shown)
+        photo = folder / "content.png"
+        job = Job(job_id, folder, plan, photo, style_paths, shown, owner=owner(who))
         try:
             view = manager.submit(job)
-        except QueueFull:
-            raise HTTPException(
-                429, f"the queue is full ({settings.max_waiting} jobs waiting); try later"
-            ) from None
+        except QueueFull as exc:
+            raise HTTPException(429, str(exc)) from None
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -95,51 +97,49 @@ async def create_job(
 
 
 @router.get("")
-def list_jobs(shared: Shared) -> list[JobView]:
-    """All jobs this server knows, oldest first."""
-    return [JobView.model_validate(v) for v in shared.manager.all()]
+def list_jobs(shared: Shared, who: Who) -> list[JobView]:
+    """Your jobs (every job on a server without sign-in), oldest first."""
+    return [JobView.model_validate(v) for v in shared.manager.all(who)]
 
 
 @router.get("/{job_id}")
-def job_status(job_id: str, shared: Shared) -> JobView:
+def job_status(job_id: str, shared: Shared, who: Who) -> JobView:
     """One job: state, parameters, progress, result."""
-    return JobView.model_validate(shared.manager.view(job_or_404(shared, job_id)))
+    return JobView.model_validate(shared.manager.view(job_or_404(shared, job_id, who)))
 
 
 @router.post("/{job_id}/cancel", status_code=202)
-def cancel_job(job_id: str, shared: Shared) -> JobView:
+def cancel_job(job_id: str, shared: Shared, who: Who) -> JobView:
     """Stop a job; a running one keeps its last image as the result."""
-    return JobView.model_validate(shared.manager.cancel(job_or_404(shared, job_id)))
+    return JobView.model_validate(shared.manager.cancel(job_or_404(shared, job_id, who)))
 
 
 @router.post("/{job_id}/continue", status_code=202)
-def continue_job(job_id: str, shared: Shared) -> JobView:
+def continue_job(job_id: str, shared: Shared, who: Who) -> JobView:
     """Queue again a run the server's stop interrupted; it goes on from its checkpoint
     (409 when the job cannot continue, 429 when the queue is full)."""
-    job = job_or_404(shared, job_id)
+    job = job_or_404(shared, job_id, who)
     try:
         view = shared.manager.continue_job(job)
-    except QueueFull:
-        raise HTTPException(
-            429, f"the queue is full ({shared.settings.max_waiting} jobs waiting); try later"
-        ) from None
+    except QueueFull as exc:
+        raise HTTPException(429, str(exc)) from None
     except NstError as exc:
         raise HTTPException(409, str(exc)) from None
     return JobView.model_validate(view)
 
 
 @router.delete("/{job_id}", status_code=204)
-def delete_job(job_id: str, shared: Shared) -> Response:
+def delete_job(job_id: str, shared: Shared, who: Who) -> Response:
     """Forget a job and delete its files (a running job is stopped first)."""
-    shared.manager.delete(job_or_404(shared, job_id))
+    shared.manager.delete(job_or_404(shared, job_id, who))
     return Response(status_code=204)
 
 
 @router.get("/{job_id}/events")
-async def job_events(job_id: str, request: Request, shared: Shared) -> StreamingResponse:
+async def job_events(job_id: str, request: Request, shared: Shared, who: Who) -> StreamingResponse:
     """Server-Sent Events: the job's past events, then new ones until it ends."""
     manager = shared.manager
-    job = job_or_404(shared, job_id)
+    job = job_or_404(shared, job_id, who)
     last = request.headers.get("last-event-id", "")
     start = int(last) + 1 if LAST_EVENT_ID.fullmatch(last) else 0
 
@@ -198,26 +198,26 @@ def _file(job: Job, name: str, download: bool = False) -> FileResponse:
     return FileResponse(path, media_type="image/png", headers=headers)
 
 
-def _result(shared: AppState, job_id: str) -> Job:
-    job = job_or_404(shared, job_id)
+def _result(shared: AppState, job_id: str, who: str | None) -> Job:
+    job = job_or_404(shared, job_id, who)
     if not shared.manager.has_result(job):
         raise HTTPException(404, "no result yet")
     return job
 
 
 @router.get("/{job_id}/result.png", response_class=FileResponse)
-def job_result(job_id: str, shared: Shared, download: bool = False) -> FileResponse:
+def job_result(job_id: str, shared: Shared, who: Who, download: bool = False) -> FileResponse:
     """The result as PNG (download=1: as an attachment)."""
-    return _file(_result(shared, job_id), "result.png", download)
+    return _file(_result(shared, job_id, who), "result.png", download)
 
 
 @router.get("/{job_id}/result.{ext}", response_class=Response)
-def job_result_as(job_id: str, ext: str, shared: Shared) -> Response:
+def job_result_as(job_id: str, ext: str, shared: Shared, who: Who) -> Response:
     """The result as JPEG (quality 92) or WebP (quality 90), as an attachment."""
     kinds = {"jpg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
     if ext not in kinds:
         raise HTTPException(404, "no such format (png, jpg or webp)")
-    job = _result(shared, job_id)
+    job = _result(shared, job_id, who)
     path = safe_child(job.folder, "result.png")
     if path is None:
         raise HTTPException(404, "no result yet")
@@ -235,15 +235,15 @@ def job_result_as(job_id: str, ext: str, shared: Shared) -> Response:
 
 
 @router.get("/{job_id}/preview.png", response_class=FileResponse)
-def job_preview(job_id: str, shared: Shared) -> FileResponse:
+def job_preview(job_id: str, shared: Shared, who: Who) -> FileResponse:
     """The latest preview image."""
-    return _file(job_or_404(shared, job_id), "preview.png")
+    return _file(job_or_404(shared, job_id, who), "preview.png")
 
 
 @router.get("/{job_id}/inputs/{name}", response_class=FileResponse)
-def job_input(job_id: str, name: str, shared: Shared) -> FileResponse:
+def job_input(job_id: str, name: str, shared: Shared, who: Who) -> FileResponse:
     """An input image of the job (content.png, style_N.png, mask.png), re-encoded."""
-    job = job_or_404(shared, job_id)
+    job = job_or_404(shared, job_id, who)
     if not INPUT_NAME.fullmatch(name):
         raise HTTPException(404, "no such file")
     return _file(job, name)

@@ -22,7 +22,7 @@ from fastapi.responses import StreamingResponse
 
 from ..jobs import Job
 from ..manager import JobManager
-from ..state import AppState, state
+from ..state import AppState, state, visitor
 from .jobs import next_records, sse_response
 
 router = APIRouter(prefix="/api")
@@ -54,22 +54,23 @@ def _sse(kind: str, data: dict[str, Any]) -> str:
 async def follow_jobs(
     request: Request,
     shared: Shared,
+    who: Annotated[str | None, Depends(visitor)],
     follow: Annotated[str, Query(description="JOB_ID:SEQ,... the jobs and where to go on")] = "",
 ) -> StreamingResponse:
     """Server-Sent Events of several jobs on one connection: their records (each with its
     ``job`` and ``seq``) from the positions given, an ``end`` per job that ended."""
     wanted = positions(follow)
     manager = shared.manager
-    return sse_response(_stream(manager, request, wanted))
+    return sse_response(_stream(manager, request, wanted, who))
 
 
 async def _stream(
-    manager: JobManager, request: Request, wanted: dict[str, int]
+    manager: JobManager, request: Request, wanted: dict[str, int], who: str | None
 ) -> AsyncIterator[str]:
     jobs: dict[str, Job] = {}
     for job_id in wanted:
-        job = manager.get(job_id)
-        if job is None:
+        job = manager.get(job_id, who)
+        if job is None:  # (another visitor's: as if it did not exist)
             yield _sse("gone", {"job": job_id})
         else:
             jobs[job_id] = job

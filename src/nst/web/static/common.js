@@ -13,6 +13,9 @@ export function fmtTime(seconds) {
 // names the option at fault when the server says (a 422 of a form).
 export async function api(path, options = {}) {
   const response = await fetch(path, options);
+  if (response.status === 401) {  // the session ended (or the server's token changed)
+    location.assign(`/signin?next=${encodeURIComponent(location.pathname)}`);
+  }
   if (!response.ok) {
     let detail = response.statusText, field = null;
     try {

@@ -65,7 +65,10 @@ export function downloadLink(node) {
 }
 
 export function stateText(job) {
-  if (job.state === "queued" && job.position) return `queued · place ${job.position}`;
+  if (job.state === "queued" && job.position) {
+    const wait = job.wait > 0 ? ` · starts in about ${fmtTime(job.wait)}` : "";
+    return `queued · place ${job.position}${wait}`;
+  }
   if (job.state === "interrupted") return "interrupted (server stopped)";
   return job.state;
 }
@@ -190,7 +193,7 @@ function reopen() {
   const source = new EventSource(`/api/events?follow=${positions}`);
   state.stream = source;
   source.addEventListener("open", () => { connection(true); });
-  for (const kind of ["step", "preview", "state", "failed"]) {
+  for (const kind of ["step", "preview", "state", "place", "failed"]) {
     source.addEventListener(kind, (e) => record(kind, JSON.parse(e.data)));
   }
   source.addEventListener("end", (e) => ended(JSON.parse(e.data).job));
@@ -223,6 +226,8 @@ function record(kind, data) {
     if (data.state !== "interrupted") node.dataset.continuable = "0";
     $(".state", node).textContent = stateText(data);
     if (data.state === "running") say("Run started");
+  } else if (kind === "place") {  // moved up the queue (visitors take turns)
+    if (node.dataset.state === "queued") $(".state", node).textContent = stateText({ ...data, state: "queued" });
   } else if (kind === "failed") {
     $(".error", node).textContent = data.error;
   }
