@@ -228,11 +228,13 @@ async def respond(
     kind: bytes,
     extra: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
 ) -> None:
+    """A small response that is never cached and sends no address to another site (the
+    sign-in form still posts with its origin, which ``no-referrer`` would make "null")."""
     headers = [
         (b"content-type", kind),
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
-        (b"referrer-policy", b"no-referrer"),  # the token in an address goes nowhere
+        (b"referrer-policy", b"same-origin"),
         *extra,
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -259,6 +261,7 @@ def signed_in_page(target: str) -> bytes:
     t = html.escape(target, quote=True)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="referrer" content="no-referrer">'  # the token's address goes nowhere
         f'<meta http-equiv="refresh" content="0;url={t}"><title>Signed in · nst</title>'
         '<link rel="stylesheet" href="/static/style.css"></head>'
         f'<body><main class="signin"><p>Signed in. <a href="{t}">Go on</a>.</p></main>'

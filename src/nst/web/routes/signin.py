@@ -17,7 +17,7 @@ Shared = Annotated[AppState, Depends(state)]
 
 
 def _page(message: str, next_path: str, status: int) -> HTMLResponse:
-    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
     return HTMLResponse(signin_page(message, next_path).decode(), status, headers)
 
 
