@@ -64,6 +64,15 @@ class ServeConfig(Declared):
         None, "The reverse proxies' addresses, comma-separated (implies --proxy-headers; "
         "default 127.0.0.1).", TEXT, nullable=True, panel="Sign-in",
     )  # fmt: skip
+    address: str | None = option(
+        None, "Run the jobs on a Ray cluster: HOST:6379 or auto (joined as nst batch joins "
+        "one; its token as Ray reads it). --workers jobs run at a time.", TEXT,
+        nullable=True, panel="Cluster",
+    )  # fmt: skip
+    threads_per_worker: int = option(
+        1, "With --address: torch threads (and Ray CPUs) per job.", INT, lo=1, hi=256,
+        panel="Cluster",
+    )  # fmt: skip
     workers: int = option(1, "Jobs running at the same time.", INT, lo=1, hi=64, panel="Limits")
     max_waiting: int = option(
         8, "Jobs allowed to wait; beyond: 429.", INT, lo=0, hi=10_000, panel="Limits",

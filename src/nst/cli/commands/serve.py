@@ -73,7 +73,34 @@ def serve(
     if made:
         token = new_token()
     settings = config.settings(folder, tuple(allowed_host or ()), token)
-    _run(settings, config, _welcome(host, port, token if made else None, source))
+    runner = None
+    if config.address is not None:
+        runner = _join(config)
+        say(f"jobs run on the Ray cluster at {config.address}")
+    try:
+        _run(settings, config, _welcome(host, port, token if made else None, source), runner)
+    finally:
+        if runner is not None:
+            runner.close()
+
+
+def _join(config: ServeConfig) -> Any:
+    """``--address``: the runner of jobs on the Ray cluster, joined now (one line if not)."""
+    from ...batch.cluster import Cluster
+
+    try:
+        from ...batch.engine import import_ray
+
+        import_ray()
+        from ...web.cluster import ClusterRunner
+        from ...web.jobs import api_runner
+
+        where = Cluster(address=config.address, threads_per_worker=config.threads_per_worker)
+        runner = ClusterRunner(where, local=api_runner)
+        runner.open()
+    except ConfigError as exc:
+        fail(exc)
+    return runner
 
 
 def _welcome(host: str, port: int, made: str | None, source: str | None) -> list[str]:
@@ -133,7 +160,9 @@ class ClosedTabNoise(logging.Filter):
         return record.getMessage() != "socket.send() raised exception."
 
 
-def _run(settings: WebSettings, config: ServeConfig, welcome: list[str]) -> None:
+def _run(
+    settings: WebSettings, config: ServeConfig, welcome: list[str], runner: Any = None
+) -> None:
     """Serve until a signal; exit 128 + the signal's number."""
     import uvicorn
 
@@ -146,7 +175,7 @@ def _run(settings: WebSettings, config: ServeConfig, welcome: list[str]) -> None
 
     host, port, folder = settings.host, settings.port, settings.data_dir
     shown = f"[{host}]" if ":" in host else host
-    app = create_app(settings)
+    app = create_app(settings, runner) if runner is not None else create_app(settings)
 
     class Server(uvicorn.Server):
         """Ctrl-C, SIGTERM or SIGHUP: end the event streams and cancel the jobs at once, so

@@ -1,0 +1,94 @@
+"""``nst serve --address``: the web's jobs on a Ray cluster of three nodes on this machine
+(``ray.cluster_utils``: a head with no CPUs for work, two worker nodes of one CPU each).
+Progress, previews and cancel work as locally; the node running a job is killed in the
+middle and the job goes on from its checkpoint on the other node."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from PIL import Image
+
+from tests.conftest import requires_weights
+from tests.web.helpers import BASE, submit, wait_state
+
+ray = pytest.importorskip("ray", reason="make test installs nst[batch]")
+pytestmark = [requires_weights, pytest.mark.cluster]
+
+
+@pytest.fixture(scope="module")
+def three_nodes():
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    yield cluster, nodes
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster.shutdown()
+
+
+def wait_for(check, what: str, limit: float = 300.0):
+    """Polls ``check`` until it is true (a bound only against a hang, not a timing)."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"never: {what}")
+
+
+def test_web_jobs_run_on_the_cluster_and_go_on_after_losing_a_node(three_nodes, make_client):
+    from nst.batch import Cluster
+    from nst.web.cluster import ClusterRunner
+    from nst.web.jobs import api_runner
+
+    cluster, nodes = three_nodes
+    runner = ClusterRunner(Cluster(address=cluster.address), local=api_runner, checkpoint_every=0)
+    runner.open()
+    client = make_client(runner=runner)
+    manager = client.app.state.manager
+    params = {"size": 48, "iterations": 400, "seed": 0}
+
+    # a job stopped on the cluster keeps its last image, with its progress and previews
+    first = submit(client, builtin_content="builtin:chelsea", params=params).json()
+    wait_for(lambda: (manager.get(first["id"]).progress.get("done") or 0) >= 3, "steps")
+    wait_for(lambda: manager.get(first["id"]).preview_version > 0, "a preview")
+    client.post(f"/api/jobs/{first['id']}/cancel", headers={"Origin": BASE})
+    stopped = wait_state(client, first["id"], timeout=300)
+    assert stopped["state"] == "cancelled" and stopped["result"], stopped
+    assert client.get(stopped["preview"]).status_code == 200
+    assert stopped["progress"]["done"] < 400
+
+    # the node running a job dies: the job goes on from its checkpoint on the other one
+    job = submit(client, builtin_content="builtin:chelsea", params=params).json()
+    running = manager.get(job["id"])
+    wait_for(lambda: (running.progress.get("done") or 0) >= 5, "steps")
+    wait_for(lambda: any(running.checkpoints.glob("checkpoint-*")), "a checkpoint")
+    lost = runner.nodes[job["id"]][-1]
+    cluster.remove_node(next(n for n in nodes if n.node_id == lost), allow_graceful=False)
+    wait_for(lambda: len(runner.nodes[job["id"]]) == 2, "a second worker")
+    wait_for(lambda: any(e["type"] == "notice" for e in running.events), "the notice")
+    records = list(running.events)
+    at = next(k for k, e in enumerate(records) if e["type"] == "notice")
+    before = max(e["iteration"] for e in records[:at] if e["type"] == "step")
+    after = wait_for(lambda: next((e for e in running.events[at:] if e["type"] == "step"), None),
+                     "a step on the other node")  # fmt: skip
+    # from its checkpoint, not from the start (the lost worker may have gone a few steps
+    # further than the server had read: its checkpoints were written each iteration)
+    assert before >= 5 and after["iteration"] >= before - 1
+    done = wait_state(client, job["id"], timeout=600)
+    assert done["state"] == "done", done
+    where = runner.nodes[job["id"]]
+    assert where[0] == lost and where[1] != lost
+    result = client.get(done["result"])
+    assert result.status_code == 200
+    with Image.open(io.BytesIO(result.content)) as im:
+        assert max(im.size) == 48
+    assert not any(running.checkpoints.glob("checkpoint-*"))  # a finished run's go
