@@ -135,7 +135,7 @@ def test_a_finished_job_keeps_a_bounded_tail_and_its_whole_curve(manager):
     batch, after, ended = m.events_since(job, 0)  # a reader from the start gets the tail
     assert ended and [e["seq"] for e in batch] == list(range(job.first_seq, after))
     assert batch[-1] == {"type": "state", "state": "done", "elapsed": batch[-1]["elapsed"],
-                         "seq": after - 1}  # fmt: skip
+                         "seq": after - 1, "at": batch[-1]["at"]}  # fmt: skip
 
 
 def test_a_running_job_keeps_at_most_max_events(manager):

@@ -407,6 +407,7 @@ class JobManager:
     # -- changes, always under the lock -------------------------------------------------------
     def _record(self, job: Job, record: dict[str, Any]) -> None:
         record["seq"] = job.next_seq
+        record["at"] = round(time.time(), 3)  # when the server made it (delivery delays)
         job.events.append(record)
         excess = len(job.events) - self.settings.max_events
         if excess > 0:
