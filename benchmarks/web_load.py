@@ -180,8 +180,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"step events: {load.steps}, from record to reader p50 {p50:.0f} ms, p99 {p99:.0f} ms")
     print(f"errors: {len(load.errors)} {sorted(set(load.errors))[:5]}")
     quarter = rss[len(rss) // 4] if rss else float("nan")
-    print(f"server RSS: first {rss[0]:.0f} MB, after a quarter {quarter:.0f} MB, "
-          f"last {rss[-1]:.0f} MB, last / quarter {rss[-1] / quarter:.3f}")
+    print(
+        f"server RSS: first {rss[0]:.0f} MB, after a quarter {quarter:.0f} MB, "
+        f"last {rss[-1]:.0f} MB, last / quarter {rss[-1] / quarter:.3f}"
+    )
 
 
 if __name__ == "__main__":
