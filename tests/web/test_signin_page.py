@@ -68,6 +68,12 @@ def test_two_visitors_each_see_only_their_own_runs(chromium, tmp_path, tiny_netw
         alice.reload()
         alice.wait_for_selector(DONE)
         assert alice.locator(".job").evaluate_all("ns => ns.map(n => n.dataset.id)") == [alice_job]
+        expect(alice.locator("#signout")).to_be_visible()
+        Look()(alice, "stylize signed in")
+        alice.click("#signout button")  # the session ends; the runs stay on the server
+        alice.wait_for_url(f"{url}/signin")
+        alice.goto(url)
+        expect(alice.locator("h2")).to_have_text("Sign in")
         assert not alice.errors and not bob.errors
         alice_ctx.close()
         bob_ctx.close()

@@ -211,6 +211,33 @@ def test_the_queue_takes_visitors_in_turn(make_client):
     assert started == [a1["id"], a2["id"], b1["id"], a3["id"], a4["id"]]
 
 
+def test_the_estimate_counts_only_the_runs_a_new_run_waits_for(make_client):
+    import time
+
+    from nst.config import Config
+    from nst.web.estimates import Measured
+    from nst.web.manager import _work_left
+
+    alice = make_client(runner=held_runner(), token=TOKEN, visitor_jobs=5, max_waiting=10)
+    alice.get(f"/?token={TOKEN}")
+    manager = alice.app.state.manager
+    kind = Config().style_loss
+    manager.speeds.keep(Measured(time.time(), 2.0, kind))  # 2 s per iteration-megapixel
+    held = {"size": 32, "iterations": 500}
+    a1 = submit(alice, params=held).json()
+    wait_state(alice, a1["id"], states=("running",))
+    queued = [submit(alice, params=held).json()["id"] for _ in range(3)]
+    bob = signed_in(alice)
+    left = [_work_left(manager.get(i)) for i in (a1["id"], *queued)]
+    ask = "/api/estimate?size=32&iterations=10"
+    mine, theirs = alice.get(ask).json(), bob.get(ask).json()
+    assert mine["wait"] == pytest.approx(2.0 * sum(left), abs=0.06)  # after all hers
+    assert theirs["wait"] == pytest.approx(2.0 * sum(left[:2]), abs=0.06)  # after one of hers
+    assert theirs["wait"] < mine["wait"]
+    for job_id in (*queued, a1["id"]):
+        alice.post(f"/api/jobs/{job_id}/cancel", headers=ORIGIN)
+
+
 def test_without_a_token_one_person_sees_every_job_and_no_visitor_cap(make_client):
     client = make_client(runner=held_runner(), visitor_jobs=1)
     held = {"size": 32, "iterations": 500}

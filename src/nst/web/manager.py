@@ -209,17 +209,21 @@ class JobManager:
         with self.lock:
             self.measuring = on
 
-    def estimate(self, work: float, kind: str = "") -> Estimated | None:
+    def estimate(self, work: float, kind: str = "", owner: str = "") -> Estimated | None:
         """How long a run of ``work`` (iterations × megapixels) of ``kind`` (its style
-        loss) would take if asked now, and how long it would wait for the runs before it
-        (None: no speed measured yet)."""
+        loss) would take if ``owner`` asked for it now, and how long it would wait for the
+        runs before it: those running and those its turn comes after (None: no speed
+        measured yet)."""
         speed = self.speeds.speed(kind, self.load.busy)
         if speed is None:
             return None
         with self.lock:
             running = [j for j in self.jobs.values() if j.state == "running"]
-            queued = [j for j in self.jobs.values() if j.state == "queued"]
-            ahead = sum(_work_left(j) for j in (*running, *queued))
+            lines: dict[str, list[Job | None]] = {o: list(ln) for o, ln in self.lines.items()}
+            lines.setdefault(owner, []).append(None)  # where a new job of theirs would go
+            order = _in_turn(lines)
+            queued = order[: order.index(None)]
+            ahead = sum(_work_left(j) for j in (*running, *queued) if j is not None)
         workers = self.settings.workers
         full = len(running) + len(queued) >= workers
         wait = speed.median * ahead * speed.share / workers if full else 0.0
@@ -526,9 +530,7 @@ class JobManager:
 
     def order(self) -> list[Job]:
         """The waiting jobs in the order they will start (locked)."""
-        lines = [list(line) for line in self.lines.values()]
-        return [line[k] for k in range(max(map(len, lines), default=0))
-                for line in lines if k < len(line)]  # fmt: skip
+        return _in_turn({o: list(line) for o, line in self.lines.items()})
 
     def _places(self) -> None:
         """Each waiting job's place (1 = next) and the seconds until it may start: the
@@ -631,6 +633,13 @@ class JobManager:
         with self.lock:
             job.has_result = True
         return True
+
+
+def _in_turn(lines: dict[str, list[Any]]) -> list[Any]:
+    """The visitors' lines (in turn order) as the order their jobs start: the first of
+    each line, then the second of each, and so on."""
+    rows = list(lines.values())
+    return [row[k] for k in range(max(map(len, rows), default=0)) for row in rows if k < len(row)]
 
 
 def _folder_bytes(folder: Path) -> int:

@@ -80,6 +80,12 @@ class ConfigView(_Model):
     ended: list[str]  # the states a job ends in (no more events come)
 
 
+class SessionView(_Model):
+    """Whether this server asks for a token (the pages show Sign out)."""
+
+    signin: bool
+
+
 class FormView(_Model):
     fields: list[OptionSchema]
 

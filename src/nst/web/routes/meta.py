@@ -13,7 +13,7 @@ from ...config import INIT_KEYWORDS
 from ...errors import NstError
 from ..jobs import TERMINAL
 from ..schemas import BuiltinView, ConfigView, Estimate
-from ..state import AppState, state
+from ..state import AppState, owner, state, visitor
 
 router = APIRouter(prefix="/api")
 Shared = Annotated[AppState, Depends(state)]
@@ -70,6 +70,7 @@ def config_schema(shared: Shared) -> ConfigView:
 @router.get("/estimate")
 def estimate(
     shared: Shared,
+    who: Annotated[str | None, Depends(visitor)],
     size: int,
     iterations: int,
     aspect: float = 0.75,
@@ -80,7 +81,8 @@ def estimate(
     (seconds per iteration per megapixel) of its recent runs of the same style loss (the
     preset's, unless given; "runs") at the machine's load now, else of its start-up test
     run ("calibration"), times the work; a range once the recent runs vary; ``wait``: the
-    runs before it. Null while nothing has been measured."""
+    runs before it (visitors take turns: those its turn comes after). Null while nothing
+    has been measured."""
     try:
         given = {"size": size, "iterations": iterations, "preset": preset, "style_loss": style_loss}
         config = shared.config_class.from_dict({k: v for k, v in given.items() if v is not None})
@@ -91,7 +93,7 @@ def estimate(
     short = min(aspect, 1 / aspect)  # the short side over the long one
     work = sum(n * s * s * short / 1e6 for s, n in zip(config.stage_sizes, config.stage_iterations))
     measuring = shared.manager.measuring
-    got = shared.manager.estimate(work, config.style_loss)
+    got = shared.manager.estimate(work, config.style_loss, owner(who))
     if got is None:
         return Estimate(seconds=None, seconds_per_iteration_megapixel=None, basis=None,
                         measuring=measuring)  # fmt: skip

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..access import COOKIE, Access, safe_next, signin_page
+from ..schemas import SessionView
 from ..state import AppState, state
 
 router = APIRouter(include_in_schema=False)
@@ -64,3 +65,9 @@ def signout(shared: Shared) -> Response:
     reply = RedirectResponse("/signin" if shared.access else "/", 303)
     reply.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return reply
+
+
+@router.get("/api/session", include_in_schema=True)
+def session(shared: Shared) -> SessionView:
+    """Whether this server asks for a token (a page shows Sign out then)."""
+    return SessionView(signin=shared.access is not None)

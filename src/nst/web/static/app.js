@@ -5,7 +5,7 @@ import { loadConfig, applyStrength, markPreset, submit, estimate, save, restore 
 import { setupPainter } from "./mask.js";
 import { state } from "./state.js";
 import { sync } from "./jobs.js";
-import { $ } from "./common.js";
+import { $, showSignOut } from "./common.js";
 
 export function init() {
   $("#ratio-label").textContent = ratioText($("#ratio").value);
@@ -22,6 +22,7 @@ export function init() {
     .then(() => { markPreset(); estimate(); return sync(); })
     .catch((err) => message(err.message));
   setInterval(sync, 4000);
+  showSignOut();
 }
 
 // the page's state and its list refresh, for tests and the browser's console

@@ -31,6 +31,14 @@ export async function api(path, options = {}) {
   return response.status === 204 ? null : response.json();
 }
 
+// A "Sign out" button in the header when this server asks for a token.
+export async function showSignOut() {
+  try {
+    const session = await api("/api/session");
+    $("#signout").hidden = !session.signin;
+  } catch (e) { /* the page goes on without it */ }
+}
+
 // -- the form's checks: the same rules as the server's (from /api/config) --------------------
 // Numbers as people read them: 2^63−1 for the seed's bound, thousands kept whole.
 export function fmtBound(x) {

@@ -1,6 +1,6 @@
 // The Explore page: pick an image and a target, see its saliency maps by the three
 // backward rules, and run gradient ascent with live previews (a job, followed over SSE).
-import { $, api, buildForm, formValues } from "./common.js";
+import { $, api, buildForm, formValues, showSignOut } from "./common.js";
 
 const explore = { builtin: "builtin:chelsea", file: null, layers: [], neuron: null,
                   fields: [], stream: null, autoChannel: false };
@@ -227,6 +227,7 @@ async function init() {
   $("#show").addEventListener("click", showSaliency);
   $("#ascent-form").addEventListener("submit", ascend);
   sync();
+  showSignOut();
   choosePhoto("builtin:chelsea", null);
 }
 
