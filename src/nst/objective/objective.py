@@ -124,6 +124,8 @@ class Objective(nn.Module):
         #: evaluate in tiles (:mod:`nst.objective.tiling`) when set; set it before adding
         #: terms, so that their targets are encoded in tiles too
         self.tiling: tiles.Tiling | None = None
+        #: workers that compute the tiles of a tiled evaluation (``nst.spread``), or None
+        self.spread: tiles.Spread | None = None
 
     # -- the terms ---------------------------------------------------------------------------
     @property
@@ -209,7 +211,7 @@ class Objective(nn.Module):
         """The total (detached), its gradient with respect to x and the term values: in
         tiles when ``tiling`` is set (the same numbers, in the memory of one tile)."""
         if self.tiling is not None:
-            return tiles.value_and_grad(self, x, self.tiling)
+            return tiles.value_and_grad(self, x, self.tiling, self.spread)
         x = x.detach().requires_grad_(True)
         total, values = self(x)
         if not total.requires_grad:  # every weight 0: nothing moves the image

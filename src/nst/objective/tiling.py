@@ -43,6 +43,23 @@ if TYPE_CHECKING:
     from .objective import Objective, Term, TermValues
 
 
+class Spread(Protocol):
+    """Workers that compute a tiled evaluation's tiles (``nst.spread``): ``begin`` with
+    the feature terms of the evaluation (a new stage's are sent once), then each pass's
+    tiles, returned in the order of ``windows``."""
+
+    def begin(self, terms: Sequence[_Feature]) -> None: ...
+
+    def stats(
+        self, x: torch.Tensor, windows: Sequence[Window]
+    ) -> list[dict[str, list[torch.Tensor]]]: ...
+
+    def grads(
+        self, x: torch.Tensor, windows: Sequence[Window],
+        coefficients: dict[str, tuple[torch.Tensor, ...]],
+    ) -> list[tuple[torch.Tensor | None, dict[str, torch.Tensor]]]: ...  # fmt: skip
+
+
 #: one layer's sums over positions: of the features (C,), of their outer products (C, C),
 #: both float64, and the number of positions
 Moments = tuple[torch.Tensor, torch.Tensor, int]
@@ -274,31 +291,49 @@ def _feature_terms(terms: Sequence[Term]) -> list[_Feature]:
 
 
 def _stats_pass(
-    objective: Objective, x: torch.Tensor, windows: Sequence[Window], terms: Sequence[_Feature]
-) -> dict[str, list[torch.Tensor]]:
+    objective: Objective, x: torch.Tensor, windows: Sequence[Window], terms: Sequence[_Feature],
+    spread: Spread | None = None,
+) -> dict[str, list[torch.Tensor]]:  # fmt: skip
     """Every term's statistics summed over the tiles, in float64 (no autograd): the
     value computed from them then loses no digits where a statistic is close to its
-    target (a Gram matrix G near A, in E = sum (G - A)^2)."""
+    target (a Gram matrix G near A, in E = sum (G - A)^2). With ``spread``, the tiles
+    are computed by its workers and summed here in the same order."""
     sums: dict[str, list[torch.Tensor]] = {}
     if not terms:
         return sums
-    layers = sorted({t.layer for t in terms}, key=INDEX.__getitem__)
-    with torch.no_grad():
-        for win in windows:
-            feats = objective.extractor(win.crop(x), layers)
-            for t in terms:
-                part = t.module.tile_stats(win.local(feats[t.layer], t.layer), win.where(t.layer))
-                wide = [p.double() for p in part]  # summed and differentiated in float64
-                acc = sums.get(t.name)
-                sums[t.name] = wide if acc is None else [a + p for a, p in zip(acc, wide)]
+    parts = (
+        spread.stats(x, windows)
+        if spread is not None
+        else (tile_stats(objective, win.crop(x), win, terms) for win in windows)
+    )
+    for part in parts:
+        for name, wide in part.items():
+            acc = sums.get(name)
+            sums[name] = wide if acc is None else [a + p for a, p in zip(acc, wide)]
     return sums
 
 
+def tile_stats(
+    objective: Objective, xt: torch.Tensor, win: Window, terms: Sequence[_Feature]
+) -> dict[str, list[torch.Tensor]]:
+    """One tile's statistics of every term (float64), from its padded region ``xt``."""
+    layers = sorted({t.layer for t in terms}, key=INDEX.__getitem__)
+    out: dict[str, list[torch.Tensor]] = {}
+    with torch.no_grad():
+        feats = objective.extractor(xt, layers)
+        for t in terms:
+            part = t.module.tile_stats(win.local(feats[t.layer], t.layer), win.where(t.layer))
+            out[t.name] = [p.double() for p in part]  # summed and differentiated in float64
+    return out
+
+
 def value_and_grad(
-    objective: Objective, x: torch.Tensor, tiling: Tiling
+    objective: Objective, x: torch.Tensor, tiling: Tiling, spread: Spread | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, TermValues]:
     """The total, its gradient with respect to x and the term values, evaluated in tiles
-    (see the module docstring); the same numbers as the untiled evaluation."""
+    (see the module docstring); the same numbers as the untiled evaluation. With
+    ``spread``, the tiles of both passes are computed by its workers (``nst.spread``) and
+    summed here in the order this process would sum them."""
     from .objective import TermValues
 
     terms = objective.terms
@@ -308,13 +343,15 @@ def value_and_grad(
     global_terms = [t for t in features if not t.module.local]
     local_terms = [t for t in features if t.module.local]
     # 1. the global terms' statistics, summed over the tiles
-    sums = _stats_pass(objective, x, windows, global_terms)
+    if spread is not None:
+        spread.begin(features)
+    sums = _stats_pass(objective, x, windows, global_terms, spread)
     # 2. their values, and d(factor * value)/d(statistics)
     values, coefficients = _coefficients(global_terms, sums)
     # 3. the surrogate's gradient tile by tile; the local terms' values on the way
     grad = torch.zeros_like(x)
     backward = [t for t in global_terms if t.name in coefficients] + local_terms
-    values.update(_tile_gradients(objective, x, windows, backward, coefficients, grad))
+    values.update(_tile_gradients(objective, x, windows, backward, coefficients, grad, spread))
     # 4. the terms that read the image itself, on the whole image
     total = _image_terms(terms, x, values, grad)
     for t in features:
@@ -356,36 +393,59 @@ def _tile_gradients(
     backward: list[_Feature],
     coefficients: dict[str, tuple[torch.Tensor, ...]],
     grad: torch.Tensor,
+    spread: Spread | None = None,
 ) -> dict[str, torch.Tensor]:
     """Add the surrogate's gradient to ``grad`` tile by tile; returns the local terms'
     values (summed over the tiles)."""
     local_sums = {t.name: x.new_zeros(()) for t in backward if t.name not in coefficients}
     if not backward:
         return local_sums
-    layers = sorted({t.layer for t in backward}, key=INDEX.__getitem__)
-    for win in windows:
-        xt = win.crop(x).detach().requires_grad_(True)
-        with torch.enable_grad():
-            feats = objective.extractor(xt, layers)
-            surrogate = xt.new_zeros((), dtype=torch.float32)
-            for t in backward:
-                f = win.local(feats[t.layer], t.layer)
-                where = win.where(t.layer)
-                if t.name in coefficients:
-                    part = t.module.tile_stats(f, where)
-                    for c, p in zip(coefficients[t.name], part):
-                        surrogate = surrogate + (c * p.to(c.dtype)).sum().float()
-                    continue
-                if t.factor == 0.0:
-                    f = f.detach()
-                piece = _scalar(t.name, t.module.from_stats(t.module.tile_stats(f, where)))
-                if t.factor != 0.0:
-                    surrogate = surrogate + t.factor * piece.float()
-                local_sums[t.name] = local_sums[t.name] + piece.detach()
-            if surrogate.requires_grad:
-                (g,) = torch.autograd.grad(surrogate, xt)
-                win.crop(grad).add_(g)
+    parts = (
+        spread.grads(x, windows, coefficients)
+        if spread is not None
+        else (tile_grad(objective, win.crop(x), win, backward, coefficients) for win in windows)
+    )
+    for win, (g, pieces) in zip(windows, parts):
+        if g is not None:
+            win.crop(grad).add_(g.to(grad.dtype))
+        for name, piece in pieces.items():
+            local_sums[name] = local_sums[name] + piece
     return local_sums
+
+
+def tile_grad(
+    objective: Objective,
+    xt: torch.Tensor,
+    win: Window,
+    backward: Sequence[_Feature],
+    coefficients: dict[str, tuple[torch.Tensor, ...]],
+) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+    """One tile's share of the gradient (of its padded region; None when nothing moves
+    the image) and its local terms' values."""
+    layers = sorted({t.layer for t in backward}, key=INDEX.__getitem__)
+    pieces: dict[str, torch.Tensor] = {}
+    xt = xt.detach().requires_grad_(True)
+    with torch.enable_grad():
+        feats = objective.extractor(xt, layers)
+        surrogate = xt.new_zeros((), dtype=torch.float32)
+        for t in backward:
+            f = win.local(feats[t.layer], t.layer)
+            where = win.where(t.layer)
+            if t.name in coefficients:
+                part = t.module.tile_stats(f, where)
+                for c, p in zip(coefficients[t.name], part):
+                    surrogate = surrogate + (c * p.to(c.dtype)).sum().float()
+                continue
+            if t.factor == 0.0:
+                f = f.detach()
+            piece = _scalar(t.name, t.module.from_stats(t.module.tile_stats(f, where)))
+            if t.factor != 0.0:
+                surrogate = surrogate + t.factor * piece.float()
+            pieces[t.name] = piece.detach()
+        if not surrogate.requires_grad:
+            return None, pieces
+        (g,) = torch.autograd.grad(surrogate, xt)
+    return g, pieces
 
 
 def _image_terms(

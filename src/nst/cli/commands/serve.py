@@ -113,7 +113,7 @@ def _welcome(host: str, port: int, made: str | None, source: str | None) -> list
                 "--token-file or NST_TOKEN keeps one across runs)"]  # fmt: skip
     if source is not None:
         return [f"open {url} and sign in with the token from {source}"]
-    return [f"open {url}"]
+    return []  # no sign-in: the "serving" line says it all
 
 
 def _list_jobs(folder: Path) -> None:
