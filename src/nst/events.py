@@ -66,6 +66,7 @@ class Started:
     device: str
     precision: str
     seed: int
+    workers: int = 0  # workers computing the stage's tiles (0: this process alone)
 
     @property
     def iterations(self) -> int:
@@ -85,9 +86,10 @@ class Started:
 
     def __str__(self) -> str:
         where = f"stage {self.stage + 1}/{self.stages}: " if self.stages > 1 else ""
+        spread = f", tiles on {self.workers} workers" if self.workers else ""
         return (
             f"{where}{self.width}x{self.height} px, {self.iterations} iterations on "
-            f"{self.device} ({self.precision}), seed {self.seed}"
+            f"{self.device} ({self.precision}){spread}, seed {self.seed}"
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -98,6 +100,7 @@ class Started:
             "device": self.device,
             "precision": self.precision,
             "seed": self.seed,
+            **({"workers": self.workers} if self.workers else {}),
         }
 
 

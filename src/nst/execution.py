@@ -17,13 +17,13 @@ import torch
 import torch.nn.functional as F
 
 from . import controls, runtime
-from .errors import ConfigError, Interrupted, ResourceError, RunStopped
+from .errors import ConfigError, Interrupted, ResourceError, RunStopped, TermError
 from .events import EventHandler, Finished, Stage, Started, Step
 from .imageio import resize_longest, resize_to
 from .model.vgg import VGG19Features
 from .model.weights import IMAGENET_MEAN_RGB
 from .objective import Objective, StageTargets, StyleSource, build_terms
-from .objective.tiling import Tiling
+from .objective.tiling import Spread, Tiling, check_tileable
 from .optimize import OptimizerState, StepState, Variant, minimize
 from .planning import Plan
 
@@ -166,16 +166,57 @@ def execute(
     resume: RunState | None = None,
     checkpoint: Checkpointer | None = None,
     variant: Variant = Variant(),
+    spread: Spread | None = None,
 ) -> torch.Tensor:
     """Run a plan; returns the (3, H, W) image in [0, 1] on the CPU. With ``resume`` (a
     state saved by an earlier run of the same plan) the run goes on from there and ends
     with the picture the uninterrupted run makes; ``checkpoint`` receives its states;
-    ``variant`` is how the optimizer computes (benchmarks compare them)."""
+    ``variant`` is how the optimizer computes (benchmarks compare them); ``spread``:
+    workers that compute the tiles of the stages large enough to pay (``nst.spread``)."""
     if resume is not None:
         plan = resumed(plan, resume)
     if not plan.layers:
         raise ConfigError("nothing to match: give a content or a style image")
-    return _Execution(plan, on_event, stop, preview_every, checkpoint, variant).run(resume)
+    run = _Execution(plan, on_event, stop, preview_every, checkpoint, variant)
+    run.spread = spread
+    return run.run(resume)
+
+
+#: a stage with fewer pixels stays in this process even with workers (benchmarks/
+#: print_size.py --spread measures where spreading starts to pay)
+SPREAD_PIXELS = 1024 * 768
+
+
+def tile_for_workers(plan: Plan, size: tuple[int, int], workers: int, net_plan: tuple[str, ...]
+                     ) -> Tiling:  # fmt: skip
+    """The tiling of a spread stage: the largest tiles that still give every worker one."""
+    h, w = size
+    side = max(h, w)
+    tiling = Tiling.for_layers(plan.layers, side, net_plan)
+    while len(tiling.windows(size)) < workers and side > tiling.stride:
+        side = max(tiling.stride, int(side * 0.85))
+        tiling = Tiling.for_layers(plan.layers, side, net_plan)
+    return tiling
+
+
+def spread_stage(objective: Objective, plan: Plan, stage: int, spread: Spread | None) -> int:
+    """Hand the stage's tiles to ``spread``'s workers when it pays: a stage already tiled
+    for memory, or one of at least ``SPREAD_PIXELS`` (tiled for the workers then); the
+    workers taking part (0: none)."""
+    s = plan.stages[stage]
+    if spread is None or spread.count < 1:
+        return 0
+    if objective.tiling is None:
+        if s.height * s.width < SPREAD_PIXELS:
+            return 0
+        try:
+            check_tileable(objective.terms)
+        except TermError:
+            return 0  # a loss that cannot be cut in tiles: the driver alone
+        objective.tiling = tile_for_workers(plan, (s.height, s.width), spread.count,
+                                            objective.extractor.plan)  # fmt: skip
+    objective.spread = spread
+    return spread.count
 
 
 class _Execution:
@@ -204,6 +245,7 @@ class _Execution:
         self.should_stop = stop_function(stop)
         self.preview_every = preview_every
         self.checkpoint = checkpoint
+        self.spread: Spread | None = None
         self.x: torch.Tensor | None = None
         self.iterations = self.evaluations = 0
         self.elapsed = 0.0
@@ -243,12 +285,14 @@ class _Execution:
         reporter: _Reporter | None = None
         try:
             objective = build_objective(plan, stage, self.extractor)
+            workers = spread_stage(objective, plan, stage, self.spread)
             if going_on is not None:
                 assert resume is not None
                 _restore(objective, average, resume)
             x = self.x
             x0 = start_image(plan, size).to(self.device) if x is None else _upsample(x, size)
-            self.emit(Started(stage, plan.stages, str(self.device), self.precision, plan.seed))
+            self.emit(Started(stage, plan.stages, str(self.device), self.precision, plan.seed,
+                              workers))  # fmt: skip
             before = RunState(stage, plan.seed, plan.stages, iterations=self.iterations,
                               evaluations=self.evaluations, elapsed=self.elapsed)  # fmt: skip
             reporter = _Reporter(plan, objective, self.emit, stage, self.preview_every,

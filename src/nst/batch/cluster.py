@@ -42,3 +42,32 @@ class Cluster(Declared):
     @property
     def gpus(self) -> float:
         return self.gpus_per_worker
+
+
+@declare
+@dataclass(frozen=True)
+class Spreading(Declared):
+    """One picture over several workers (``nst stylize``): a tiled stage's tiles on Ray."""
+
+    address: str | None = option(
+        None, "Spread a large stage's tiles over a Ray cluster: HOST:6379 or auto (joined as "
+        "nst batch joins one).", TEXT, nullable=True, panel="Workers", identity=False,
+    )  # fmt: skip
+    workers: int | None = option(
+        None, "Tile workers (without --address: a local Ray with this many; with it: default "
+        "the cluster's CPUs over --threads-per-worker).", INT, lo=1, hi=4096, nullable=True,
+        panel="Workers", identity=False,
+    )  # fmt: skip
+    threads_per_worker: int = option(
+        1, "Torch threads (and Ray CPUs) per tile worker.", INT, lo=1, hi=256,
+        panel="Workers", identity=False,
+    )  # fmt: skip
+
+    @property
+    def wanted(self) -> bool:
+        """Whether tiles go to workers at all."""
+        return self.address is not None or self.workers is not None
+
+    def cluster(self) -> Cluster:
+        return Cluster(address=self.address, workers=self.workers,
+                       threads_per_worker=self.threads_per_worker)  # fmt: skip

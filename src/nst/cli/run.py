@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import typer
 
 from .. import builtins
+from ..batch.cluster import Spreading
 from ..errors import ConfigError, ImageError, Interrupted, NstError, RunStopped
 from ..events import Event, Started, Step
 from .output import fail, say
@@ -356,6 +357,7 @@ def paint(
     images: Sequence[str],
     config: Config | Callable[[], Config],
     plan: Callable[[Config], Plan],
+    spreading: Spreading | None = None,
 ) -> None:
     """The run of a command that paints one image (stylize, demo, reconstruct): the
     config (or its making), then every output place checked against the ``images`` read
@@ -388,9 +390,47 @@ def paint(
         saved = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(loaded.saved_at))
         record = {"type": "resumed", "stage": state.stage, "iteration": state.iteration,
                   "saved": saved}  # fmt: skip
-    run_job(
-        lambda on_event, n: execute(ready, on_event, preview_every=n, resume=state,
-                                    checkpoint=work),
-        outputs.image, quiet=outputs.quiet, log=outputs.log, save_every=outputs.save_every,
-        work=work, resumed=record,
-    )  # fmt: skip
+    spread = open_spread(spreading, ready, outputs.quiet) if spreading is not None else None
+    try:
+        run_job(
+            lambda on_event, n: execute(ready, on_event, preview_every=n, resume=state,
+                                        checkpoint=work, spread=spread),
+            outputs.image, quiet=outputs.quiet, log=outputs.log, save_every=outputs.save_every,
+            work=work, resumed=record,
+        )  # fmt: skip
+    finally:
+        if spread is not None:
+            spread.close()
+
+
+def open_spread(spreading: Spreading, plan: Plan, quiet: bool) -> Any:
+    """``--workers`` / ``--address``: the tile workers of this run, started (their
+    networks loaded) before the run; None when not asked. A failed join is one line."""
+    if not spreading.wanted:
+        return None
+    import torch
+
+    from .. import runtime
+    from ..execution import SPREAD_PIXELS
+
+    try:
+        from ..batch.engine import import_ray
+
+        import_ray()
+        from ..spread import NetworkSpec, RaySpread
+
+        c = plan.config
+        _, dtype = runtime.resolve_precision(c.precision, runtime.resolve_device(c.device))
+        spec = NetworkSpec(c.weights, c.pooling, c.normalize, tuple(plan.layers),
+                           str(dtype or torch.float32).removeprefix("torch."))  # fmt: skip
+        spread = RaySpread(spreading.cluster(), spec, spreading.workers)
+        count = spread.open()
+    except NstError as exc:
+        fail(exc)
+    if not quiet:
+        where = spreading.address or "a local Ray"
+        say(
+            f"{count} tile workers on {where} (for the stages of {SPREAD_PIXELS / 1e6:.2f} "
+            "megapixels or more)"
+        )
+    return spread

@@ -48,6 +48,9 @@ class Spread(Protocol):
     the feature terms of the evaluation (a new stage's are sent once), then each pass's
     tiles, returned in the order of ``windows``."""
 
+    @property
+    def count(self) -> int: ...
+
     def begin(self, terms: Sequence[_Feature]) -> None: ...
 
     def stats(

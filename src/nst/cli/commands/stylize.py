@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ... import builtins
+from ...batch.cluster import Spreading
 from ...config import Config
 from ..options import with_config
 from ..run import CheckpointEvery, Log, Outputs, Quiet, Restart, SaveEvery, paint
@@ -17,6 +18,7 @@ def default_output(content: str, styles: list[str]) -> Path:
     return Path(f"{builtins.stem(content)}_{builtins.stem(styles[0])}.png")
 
 
+@with_config(cls=Spreading, name="spreading")
 @with_config(mode="stylize")
 def stylize(
     content: Annotated[str, typer.Argument(help="Content image (or builtin:NAME).")],
@@ -34,6 +36,7 @@ def stylize(
     restart: Restart = False,
     *,
     config: Config,
+    spreading: Spreading,
 ) -> None:
     """Paint CONTENT in the style of STYLE (several styles are blended).
 
@@ -43,7 +46,8 @@ def stylize(
 
     out = Outputs(output or default_output(content, style), log, save_every, quiet,
                   checkpoint_every, restart)  # fmt: skip
-    paint(out, [content, *style], config, lambda c: planning.plan_stylize(content, style, c))
+    paint(out, [content, *style], config, lambda c: planning.plan_stylize(content, style, c),
+          spreading)  # fmt: skip
 
 
 def demo(

@@ -1,0 +1,269 @@
+"""One picture over several workers: a tiled stage's tiles on Ray (``nst stylize
+--workers N`` on this machine, ``--address HOST:PORT`` on a cluster).
+
+The tiled objective (``nst.objective.tiling``) is a sum over tiles: its statistics pass
+and its gradient pass each compute every tile on its own. :class:`RaySpread` hands those
+tiles to :class:`TileWorker` actors, each of which loads the network once and keeps it,
+and gets a stage's feature terms (their targets) once per stage through Ray's object
+store. Per evaluation a tile sends only its padded region, a statistics pass brings back
+its float64 statistics, and a gradient pass gets the small derivatives of the terms by
+their statistics (put once per evaluation) and brings back the gradient of its padded
+region. The driver sums everything in the order the one-process path does, so the
+losses and the picture are those of the one-process tiled run (up to the workers'
+convolutions using other thread counts: within 1e-5 relative in fp32).
+
+Tiles go to the worker with the least in flight (two each at most, so a worker never
+waits for its next tile). A worker lost mid-evaluation (its node gone) is replaced and
+its tiles run again elsewhere: the evaluation's result is the same. With no worker left
+the run stops with a sentence; its checkpoint continues it. A Ctrl-C cancels the tiles in
+flight at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .batch.cluster import Cluster
+from .errors import NstError
+from .objective.tiling import Window, _Feature, tile_grad, tile_stats
+
+#: tiles one worker holds at a time (the next one is there when it finishes one)
+IN_FLIGHT = 2
+#: workers replaced during one run before it gives up
+MOST_LOST = 8
+#: seconds a replacement worker may take to start (load its network)
+REPLACE_WITHIN = 120.0
+
+
+class NoWorkers(NstError):
+    """The cluster has no worker left for a run's tiles."""
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Which network a worker loads (the run's, as ``runtime.network`` takes it)."""
+
+    weights: str | None
+    pooling: str
+    normalize: bool
+    layers: tuple[str, ...]
+    dtype: str  # "float32" | "bfloat16" | "float16"
+
+
+class _Net:
+    """What the tile functions read of an objective: its extractor."""
+
+    def __init__(self, extractor: Any) -> None:
+        self.extractor = extractor
+
+
+class TileWorker:
+    """A Ray actor: the network, loaded once; the current stage's feature terms; tiles."""
+
+    def __init__(self, threads: int, spec: NetworkSpec, max_pixels: int) -> None:
+        from . import process, runtime
+
+        torch.set_num_threads(threads)
+        process.configure(max_pixels=max_pixels)
+        dtype = getattr(torch, spec.dtype)
+        self.net = _Net(runtime.network(spec.weights, spec.pooling, spec.normalize,
+                                        list(spec.layers), "cpu", dtype))  # fmt: skip
+        self.key = -1
+        self.terms: list[_Feature] = []
+
+    def ready(self) -> str:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+
+    def stage(self, key: int, terms: list[_Feature]) -> None:
+        self.key, self.terms = key, terms
+
+    def stats(self, key: int, xt: torch.Tensor, win: Window) -> dict[str, list[torch.Tensor]]:
+        assert key == self.key, "a tile of another stage"
+        wanted = [t for t in self.terms if not t.module.local]
+        return tile_stats(self.net, xt, win, wanted)  # type: ignore[arg-type]
+
+    def grad(
+        self, key: int, xt: torch.Tensor, win: Window,
+        coefficients: dict[str, tuple[torch.Tensor, ...]],
+    ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:  # fmt: skip
+        assert key == self.key, "a tile of another stage"
+        backward = [t for t in self.terms if not t.module.local and t.name in coefficients]
+        backward += [t for t in self.terms if t.module.local]
+        return tile_grad(self.net, xt, win, backward, coefficients)  # type: ignore[arg-type]
+
+
+@dataclass
+class Traffic:
+    """One pass of one evaluation: tiles, bytes each way, seconds in all and waiting for
+    the slowest tile once every other had come back."""
+
+    kind: str
+    tiles: int = 0
+    sent: int = 0
+    received: int = 0
+    seconds: float = 0.0
+    slowest: float = 0.0
+
+
+def _bytes(obj: Any) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_bytes(v) for v in obj)
+    return 0
+
+
+@dataclass
+class RaySpread:
+    """The tiles of tiled stages on Ray workers (:class:`nst.objective.tiling.Spread`)."""
+
+    cluster: Cluster
+    spec: NetworkSpec
+    workers: int | None = None  # None: the cluster's CPUs over the threads per worker
+    ray: Any = None
+    actor: Any = None
+    pool: list[Any] = field(default_factory=list)
+    started: bool = False
+    key: int = 0
+    terms_ref: Any = None
+    _terms_id: tuple[int, ...] = ()
+    lost: int = 0
+    traffic: list[Traffic] = field(default_factory=list)
+
+    def open(self) -> int:
+        """Join the cluster (or start a local Ray) and start the workers; how many."""
+        from .batch.engine import start_cluster
+        from .process import current
+
+        self.ray, workers, self.started = start_cluster(self.cluster)
+        count = self.workers or workers
+        c = self.cluster
+        self.actor = self.ray.remote(num_cpus=c.threads, num_gpus=c.gpus)(TileWorker)
+        self.max_pixels = current().max_pixels
+        self.pool = [self._spawn() for _ in range(count)]
+        self.ray.get([w.ready.remote() for w in self.pool])  # the networks loaded
+        return count
+
+    def close(self) -> None:
+        for w in self.pool:
+            self.ray.kill(w)
+        self.pool = []
+        if self.started:
+            self.ray.shutdown()
+            self.started = False
+
+    def _spawn(self) -> Any:
+        worker = self.actor.remote(self.cluster.threads, self.spec, self.max_pixels)
+        if self.terms_ref is not None:
+            worker.stage.remote(self.key, self.terms_ref)
+        return worker
+
+    # -- the Spread protocol --------------------------------------------------------------------
+    @property
+    def count(self) -> int:
+        """The workers taking part."""
+        return len(self.pool)
+
+    def begin(self, terms: Sequence[_Feature]) -> None:
+        """A stage's terms go to every worker once (through the object store)."""
+        ident = tuple(id(t.module) for t in terms)
+        if ident == self._terms_id:
+            return
+        self.key += 1
+        self._terms_id = ident
+        self.terms_ref = self.ray.put(list(terms))
+        for w in self.pool:
+            w.stage.remote(self.key, self.terms_ref)
+
+    def stats(
+        self, x: torch.Tensor, windows: Sequence[Window]
+    ) -> list[dict[str, list[torch.Tensor]]]:
+        return self._run("stats", x, windows, ())
+
+    def grads(
+        self, x: torch.Tensor, windows: Sequence[Window],
+        coefficients: dict[str, tuple[torch.Tensor, ...]],
+    ) -> list[tuple[torch.Tensor | None, dict[str, torch.Tensor]]]:  # fmt: skip
+        shared = self.ray.put(coefficients)
+        return self._run("grad", x, windows, (shared,), _bytes(coefficients))
+
+    # -- dispatch -------------------------------------------------------------------------------
+    def _run(self, kind: str, x: torch.Tensor, windows: Sequence[Window], extra: tuple,
+             shared_bytes: int = 0) -> list[Any]:  # fmt: skip
+        """Every window's tile on the workers; the results in the windows' order."""
+        ray = self.ray
+        report = Traffic(kind, len(windows), sent=shared_bytes * len(self.pool))
+        start = time.perf_counter()
+        todo = list(range(len(windows)))
+        results: dict[int, Any] = {}
+        flying: dict[Any, tuple[int, int]] = {}  # call -> (window, worker slot)
+        load = [0] * len(self.pool)
+        last = start
+        try:
+            while len(results) < len(windows):
+                while todo:
+                    slot = min(range(len(self.pool)), key=load.__getitem__)
+                    if load[slot] >= IN_FLIGHT:
+                        break
+                    k = todo.pop(0)
+                    xt = windows[k].crop(x).detach().cpu().contiguous()
+                    report.sent += _bytes(xt)
+                    method = getattr(self.pool[slot], kind)
+                    flying[method.remote(self.key, xt, windows[k], *extra)] = (k, slot)
+                    load[slot] += 1
+                ready, _ = ray.wait(list(flying), num_returns=1)
+                call = ready[0]
+                k, slot = flying.pop(call)
+                load[slot] -= 1
+                try:
+                    results[k] = ray.get(call)
+                except ray.exceptions.RayActorError:
+                    self._replace(slot, flying, todo, load)
+                    todo.insert(0, k)
+                    continue
+                report.received += _bytes(results[k])
+                now = time.perf_counter()
+                if len(results) == len(windows):
+                    report.slowest = now - last
+                last = now
+        except BaseException:  # Ctrl-C, a stop: the tiles in flight go at once
+            for call in flying:
+                ray.cancel(call, force=True)
+            raise
+        report.seconds = time.perf_counter() - start
+        self.traffic.append(report)
+        return [results[k] for k in range(len(windows))]
+
+    def _replace(self, slot: int, flying: dict[Any, tuple[int, int]], todo: list[int],
+                 load: list[int]) -> None:  # fmt: skip
+        """A worker was lost: its other tiles go back in the queue, a new worker takes
+        its place (or the run stops: none can be placed)."""
+        self.lost += 1
+        for call, (k, s) in list(flying.items()):
+            if s == slot:
+                del flying[call]
+                todo.insert(0, k)
+        load[slot] = 0
+        cpus = self.ray.cluster_resources().get("CPU", 0)
+        if self.lost > MOST_LOST or cpus < self.cluster.threads:
+            raise NoWorkers(
+                "the cluster has no worker left for this picture's tiles; start workers and "
+                "give the same command again: it continues from its last checkpoint"
+            )
+        self.pool[slot] = self._spawn()
+        ready, _ = self.ray.wait([self.pool[slot].ready.remote()], timeout=REPLACE_WITHIN)
+        if not ready:
+            raise NoWorkers(
+                f"no new worker for this picture's tiles started within {REPLACE_WITHIN:.0f} "
+                "s; give the same command again when the cluster has room: it continues "
+                "from its last checkpoint"
+            )

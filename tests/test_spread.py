@@ -1,0 +1,124 @@
+"""One picture over several workers (``nst.spread``): a tiled stage's tiles on Ray actors
+give the losses of the one-process tiled run (fp32, within 1e-5 relative); a worker lost
+between evaluations is replaced and the run goes on with the same losses; on a cluster of
+three nodes (``ray.cluster_utils``) a node killed mid-stage loses nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import requires_weights
+
+ray = pytest.importorskip("ray", reason="make test installs nst[batch]")
+pytestmark = [requires_weights]
+
+
+def plan_for(iterations: int = 4):
+    from nst.config import Config
+    from nst.planning import plan_stylize
+
+    config = Config(size=128, tile=64, iterations=iterations, seed=0, precision="fp32")
+    return plan_stylize("builtin:chelsea", ["builtin:swirls"], config)
+
+
+def losses_of(plan, spread=None, on_step=None) -> tuple[list[float], list[dict]]:
+    from nst.events import Started, Step
+    from nst.execution import execute
+
+    losses: list[float] = []
+    started: list[dict] = []
+
+    def on_event(event):
+        if isinstance(event, Step):
+            losses.append(float(event.loss))
+            if on_step is not None:
+                on_step(event)
+        elif isinstance(event, Started):
+            started.append(event.to_record())
+
+    execute(plan, on_event, spread=spread)
+    return losses, started
+
+
+def spread_for(plan, workers: int = 2, address: str | None = None):
+    from nst.batch import Cluster
+    from nst.spread import NetworkSpec, RaySpread
+
+    c = plan.config
+    spec = NetworkSpec(c.weights, c.pooling, c.normalize, tuple(plan.layers), "float32")
+    spread = RaySpread(Cluster(address=address), spec, workers)
+    assert spread.open() == workers
+    return spread
+
+
+def close_to(a: list[float], b: list[float], rel: float = 1e-5) -> bool:
+    return len(a) == len(b) and all(abs(x - y) <= rel * abs(y) for x, y in zip(a, b))
+
+
+@pytest.fixture
+def local_ray():
+    if ray.is_initialized():
+        ray.shutdown()
+    yield
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def test_tiles_on_two_workers_give_the_one_process_losses_even_after_losing_one(local_ray):
+    plan = plan_for()
+    alone, _ = losses_of(plan)
+    spread = spread_for(plan)
+    try:
+        spread_losses, started = losses_of(plan, spread)
+        assert close_to(spread_losses, alone), (spread_losses, alone)
+        assert started[0]["workers"] == 2
+        windows = 4  # 128 x 96 in 64 px cores
+        stats = [t for t in spread.traffic if t.kind == "stats"]
+        assert stats and all(t.tiles == windows and t.sent > 0 and t.received > 0 for t in stats)
+        # a worker killed after the first step: its tiles run again on a new one
+        killed: list[bool] = []
+
+        def kill_one(step):
+            if not killed:
+                ray.kill(spread.pool[0], no_restart=True)
+                killed.append(True)
+
+        again, _ = losses_of(plan, spread, kill_one)
+        assert killed and spread.lost >= 1
+        assert close_to(again, alone), (again, alone)
+    finally:
+        spread.close()
+
+
+@pytest.mark.cluster
+def test_a_node_killed_mid_stage_loses_nothing():
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(3)]
+    cluster.wait_for_nodes()
+    try:
+        plan = plan_for()
+        alone, _ = losses_of(plan)
+        spread = spread_for(plan, workers=2, address=cluster.address)
+        where = set(ray.get([w.ready.remote() for w in spread.pool]))
+        victim = next(n for n in nodes if n.node_id in where)
+        gone: list[bool] = []
+
+        def kill_node(step):
+            if not gone:
+                cluster.remove_node(victim, allow_graceful=False)
+                gone.append(True)
+
+        try:
+            spread_losses, _ = losses_of(plan, spread, kill_node)
+        finally:
+            spread.close()
+        assert gone and spread.lost >= 1
+        assert close_to(spread_losses, alone), (spread_losses, alone)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
