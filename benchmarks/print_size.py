@@ -33,7 +33,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--history-study", type=int, metavar="SIZE",
                         help="instead: the L-BFGS history options at SIZE px")  # fmt: skip
     parser.add_argument("--study-iterations", type=int, default=12)
+    parser.add_argument("--spread", type=str, metavar="SIZES",
+                        help="instead: tiles on 2 Ray workers of 1 thread against one "
+                        "process of 2 threads at these sizes (comma-separated)")  # fmt: skip
+    parser.add_argument("--evaluations", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.spread:
+        spread_rows([int(x) for x in args.spread.split(",")], args.evaluations, args.precision)
+        return
     if args.history_study:
         history_study(args.history_study, args.study_iterations, args.precision)
         return
@@ -135,6 +142,165 @@ def history_study(size: int, iterations: int, precision: str) -> None:
                      "seconds": result.elapsed})  # fmt: skip
         print(table(rows[-1:]), flush=True)
     print()
+    print(table(rows))
+
+
+def spread_rows(sizes: list[int], evaluations: int, precision: str) -> None:
+    """Per size: seconds per evaluation of one process of 2 threads (untiled, and in the
+    tiles a spread would use) against the same tiles on 2 local Ray workers of 1 thread
+    each (``nst.spread``); bytes each way and the wait for the slowest tile per pass; the
+    tile compute time and bytes per tile the scaling model of docs/PRINT.md starts from."""
+    import time
+
+    import torch
+
+    from nst import runtime
+    from nst.batch import Cluster
+    from nst.config import Config
+    from nst.execution import build_objective, start_image, tile_for_workers
+    from nst.planning import plan_stylize
+    from nst.spread import NetworkSpec, RaySpread
+
+    torch.set_num_threads(2)
+    content, style = inputs()
+    device = runtime.resolve_device("auto")
+    _, dtype = runtime.resolve_precision(precision, device)
+    print(f"# tiles on workers ({machine()}), precision {precision}, {evaluations} "
+          "evaluations each (the median), from the content")  # fmt: skip
+    rows = []
+    spread = None
+    try:
+        for size in sizes:
+            config = Config.from_dict({"size": size, "scales": str(size), "init": "content",
+                                       "seed": 0, "precision": precision,
+                                       "memory_limit": "none"})  # fmt: skip
+            plan = plan_stylize(content, style, config)
+            net = runtime.network(None, "avg", True, plan.layers, device, dtype)
+            stage = plan.stages[0]
+            hw = (stage.height, stage.width)
+            x = start_image(plan, hw)
+            if spread is None:
+                spec = NetworkSpec(None, "avg", True, tuple(plan.layers),
+                                   str(dtype or torch.float32).removeprefix("torch."))  # fmt: skip
+                spread = RaySpread(Cluster(), spec, 2)
+                spread.open()
+
+            def timed(objective, x=x) -> float:
+                times = []
+                for _ in range(evaluations):
+                    t0 = time.perf_counter()
+                    objective.value_and_grad(x)
+                    times.append(time.perf_counter() - t0)
+                return sorted(times)[len(times) // 2]
+
+            objective = build_objective(plan, 0, net)
+            untiled = timed(objective)
+            objective.tiling = tile_for_workers(plan, hw, 2, net.plan)
+            tiles = len(objective.tiling.windows(hw))
+            tiled = timed(objective)
+            objective.spread = spread
+            spread.traffic.clear()
+            spread_s = timed(objective)
+            passes = spread.traffic[-2:]  # the last evaluation's stats and grad passes
+            sent = sum(t.sent for t in passes) / 2**20
+            received = sum(t.received for t in passes) / 2**20
+            slowest = sum(t.slowest for t in passes)
+            row = {
+                "size": f"{hw[1]}x{hw[0]}", "tiles": tiles, "tile px": objective.tiling.tile,
+                "1 proc untiled s": untiled, "1 proc tiled s": tiled, "2 workers s": spread_s,
+                "vs untiled": spread_s / untiled, "vs tiled": spread_s / tiled,
+                "MB sent": sent, "MB back": received, "slowest-tile wait s": slowest,
+                "s per tile (1 thread)": 2 * spread_s / tiles,
+                "MB per tile": (sent + received) / tiles,
+            }  # fmt: skip
+            rows.append(row)
+            print(table([row]), flush=True)
+    finally:
+        if spread is not None:
+            spread.close()
+    print()
+    print(table(rows))
+    for r in rows:
+        if str(r["size"]).startswith("2048"):
+            ratio = float(r["vs untiled"])  # type: ignore[arg-type]
+            same = float(r["vs tiled"])  # type: ignore[arg-type]
+            print(
+                f"{r['size']}: 2 workers of 1 thread / 1 process of 2 threads: {ratio:.2f}x "
+                f"its untiled evaluation, {same:.2f}x the same tiles in it (goal <= 1.15x)"
+            )
+    last = rows[-1]
+    h, w = (int(v) for v in str(last["size"]).split("x")[::-1])
+    padded = h * w * _tiles((h, w), int(last["tiles"]))[1] / 1e6  # type: ignore[arg-type]
+    per_mpx = float(last["2 workers s"]) * 2 / padded  # type: ignore[arg-type]
+    scaling_model(per_mpx, float(last["1 proc untiled s"]) / (h * w / 1e6))  # type: ignore[arg-type]
+
+
+EVALUATIONS_PER_ITERATION = 1.1  # L-BFGS's line search, as the runs here measure it
+#: the default schedule of a 4096x3072 poster (longest side per stage, iterations)
+POSTER = ((512, 500), (1024, 250), (2048, 125), (4096, 62))
+LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv4_2", "conv5_1")
+STATS_BYTES = 8 * sum(c * c + c for c in (64, 128, 256, 512, 512))  # float64, per tile
+
+
+def _tiles(size: tuple[int, int], workers: int) -> tuple[int, float]:
+    """The tiles a spread stage of ``size`` gets on ``workers`` and their pixel overhead
+    (nst.execution.tile_for_workers)."""
+    from types import SimpleNamespace
+
+    from nst.execution import tile_for_workers
+    from nst.layers import NAMES
+
+    tiling = tile_for_workers(SimpleNamespace(layers=LAYERS), size, workers, NAMES)  # type: ignore[arg-type]
+    return len(tiling.windows(size)), tiling.overhead(size)
+
+
+def evaluation_seconds(size: tuple[int, int], workers: int, per_mpx: float, gbit: float
+                       ) -> tuple[float, float, float]:  # fmt: skip
+    """The model's seconds per evaluation of a stage of ``size`` on ``workers`` workers:
+    (compute of the busiest worker, transfer through the driver's link, total)."""
+    import math
+
+    h, w = size
+    tiles, overhead = _tiles(size, workers)
+    padded = h * w * overhead
+    per_tile = per_mpx * padded / tiles / 1e6
+    compute = math.ceil(tiles / workers) * per_tile
+    # a tile's padded region (3 x float32) goes once (its worker keeps it for the gradient
+    # pass); back: its statistics (float64) and its gradient (3 x float32); the
+    # derivatives go once to each worker
+    moved = 12 * padded + 12 * padded + STATS_BYTES * (tiles + workers)
+    transfer = moved * 8 / (gbit * 1e9)
+    return compute, transfer, compute + transfer
+
+
+def scaling_model(per_mpx: float, untiled_per_mpx: float) -> None:
+    """Seconds per evaluation of the 4096x3072 stage and hours for the whole default
+    schedule at N workers on a 1 and a 10 Gbit/s network, from the measured seconds per
+    padded megapixel of one worker (``per_mpx``, a tiled evaluation on one thread here);
+    stages under nst.execution.SPREAD_PIXELS, and every stage when the workers' threads
+    do not pay (nst.execution.spread_pays), stay in the driver (untiled, 2 threads)."""
+    from nst.execution import SPREAD_PIXELS, spread_pays
+
+    print(f"\n# scaling model: a worker computes a padded megapixel of a tiled evaluation in "
+          f"{per_mpx:.2f} s (1 thread here); the driver alone {untiled_per_mpx:.2f} s/Mpx "
+          "untiled (2 threads)")  # fmt: skip
+    rows = []
+    for gbit in (1.0, 10.0):
+        one = None
+        for n in (1, 2, 4, 8, 16, 32):
+            hours = 0.0
+            for side, iterations in POSTER:
+                size = (side * 3 // 4, side)
+                if size[0] * size[1] < SPREAD_PIXELS or not spread_pays(n, 2):
+                    seconds = untiled_per_mpx * size[0] * size[1] / 1e6
+                else:
+                    seconds = evaluation_seconds(size, n, per_mpx, gbit)[2]
+                hours += seconds * iterations * EVALUATIONS_PER_ITERATION / 3600
+            compute, transfer, total = evaluation_seconds((3072, 4096), n, per_mpx, gbit)
+            one = one or total
+            rows.append({"Gbit/s": gbit, "workers": n, "4096 eval s": total,
+                         "busiest worker s": compute, "transfer s": transfer,
+                         "efficiency": one / (n * total), "poster hours": hours})  # fmt: skip
     print(table(rows))
 
 

@@ -185,29 +185,48 @@ def execute(
 #: a stage with fewer pixels stays in this process even with workers (benchmarks/
 #: print_size.py --spread measures where spreading starts to pay)
 SPREAD_PIXELS = 1024 * 768
+#: a stage that fits in memory whole is cut in tiles for the workers only when their
+#: threads, all together, are at least this many times this process's: a tiled
+#: evaluation costs ~2.1x an untiled one per thread here (its two passes, the float64
+#: statistics; benchmarks/print_size.py --spread), so fewer cannot win
+SPREAD_FACTOR = 2.5
 
 
 def tile_for_workers(plan: Plan, size: tuple[int, int], workers: int, net_plan: tuple[str, ...]
                      ) -> Tiling:  # fmt: skip
-    """The tiling of a spread stage: the largest tiles that still give every worker one."""
+    """The tiling of a spread stage: of the tile sizes from the whole side down, the one
+    whose busiest worker has the least to compute (the tiles it gets, ``ceil(tiles /
+    workers)``, times a tile's padded pixels); the larger tiles when two tie."""
     h, w = size
     side = max(h, w)
-    tiling = Tiling.for_layers(plan.layers, side, net_plan)
-    while len(tiling.windows(size)) < workers and side > tiling.stride:
-        side = max(tiling.stride, int(side * 0.85))
+    best: tuple[float, Tiling] | None = None
+    while True:
         tiling = Tiling.for_layers(plan.layers, side, net_plan)
-    return tiling
+        windows = tiling.windows(size)
+        padded = tiling.overhead(size) * h * w / len(windows)
+        busiest = -(-len(windows) // workers) * padded
+        if best is None or busiest < best[0] * 0.999:
+            best = (busiest, tiling)
+        if side <= tiling.stride or len(windows) >= 4 * workers:
+            return best[1]
+        side = max(tiling.stride, int(side * 0.9))
+
+
+def spread_pays(threads: int, here: int | None = None) -> bool:
+    """Whether workers with ``threads`` threads in all beat this process (``here``
+    threads, default torch's) on a stage it could evaluate whole."""
+    return threads >= SPREAD_FACTOR * (here or torch.get_num_threads())
 
 
 def spread_stage(objective: Objective, plan: Plan, stage: int, spread: Spread | None) -> int:
     """Hand the stage's tiles to ``spread``'s workers when it pays: a stage already tiled
-    for memory, or one of at least ``SPREAD_PIXELS`` (tiled for the workers then); the
-    workers taking part (0: none)."""
+    for memory, or one of at least ``SPREAD_PIXELS`` when the workers have enough threads
+    (:func:`spread_pays`; tiled for the workers then); the workers taking part (0: none)."""
     s = plan.stages[stage]
     if spread is None or spread.count < 1:
         return 0
     if objective.tiling is None:
-        if s.height * s.width < SPREAD_PIXELS:
+        if s.height * s.width < SPREAD_PIXELS or not spread_pays(spread.threads):
             return 0
         try:
             check_tileable(objective.terms)

@@ -75,6 +75,7 @@ class TileWorker:
                                         list(spec.layers), "cpu", dtype))  # fmt: skip
         self.key = -1
         self.terms: list[_Feature] = []
+        self.kept: dict[tuple[int, int], torch.Tensor] = {}  # (evaluation, tile) -> region
 
     def ready(self) -> str:
         import ray
@@ -84,19 +85,28 @@ class TileWorker:
     def stage(self, key: int, terms: list[_Feature]) -> None:
         self.key, self.terms = key, terms
 
-    def stats(self, key: int, xt: torch.Tensor, win: Window) -> dict[str, list[torch.Tensor]]:
+    def stats(self, key: int, xt: torch.Tensor, win: Window, tag: tuple[int, int]
+              ) -> dict[str, list[torch.Tensor]]:  # fmt: skip
+        """A tile's statistics; its region is kept for the same evaluation's gradient
+        pass (``tag``: the evaluation and the tile), which then need not send it again."""
         assert key == self.key, "a tile of another stage"
+        if any(t[0] != tag[0] for t in self.kept):
+            self.kept = {}  # an earlier evaluation's regions
+        self.kept[tag] = xt
         wanted = [t for t in self.terms if not t.module.local]
         return tile_stats(self.net, xt, win, wanted)  # type: ignore[arg-type]
 
     def grad(
-        self, key: int, xt: torch.Tensor, win: Window,
+        self, key: int, xt: torch.Tensor | None, win: Window, tag: tuple[int, int],
         coefficients: dict[str, tuple[torch.Tensor, ...]],
     ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:  # fmt: skip
+        """A tile's share of the gradient (``xt`` None: the region its statistics pass
+        kept here)."""
         assert key == self.key, "a tile of another stage"
+        region = self.kept.pop(tag) if xt is None else xt
         backward = [t for t in self.terms if not t.module.local and t.name in coefficients]
         backward += [t for t in self.terms if t.module.local]
-        return tile_grad(self.net, xt, win, backward, coefficients)  # type: ignore[arg-type]
+        return tile_grad(self.net, region, win, backward, coefficients)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -138,6 +148,8 @@ class RaySpread:
     _terms_id: tuple[int, ...] = ()
     lost: int = 0
     traffic: list[Traffic] = field(default_factory=list)
+    evaluation: int = 0
+    placed: dict[int, Any] = field(default_factory=dict)  # tile -> the worker that keeps it
 
     def open(self) -> int:
         """Join the cluster (or start a local Ray) and start the workers; how many."""
@@ -173,6 +185,11 @@ class RaySpread:
         """The workers taking part."""
         return len(self.pool)
 
+    @property
+    def threads(self) -> int:
+        """Their torch threads, all together."""
+        return len(self.pool) * self.cluster.threads
+
     def begin(self, terms: Sequence[_Feature]) -> None:
         """A stage's terms go to every worker once (through the object store)."""
         ident = tuple(id(t.module) for t in terms)
@@ -187,6 +204,8 @@ class RaySpread:
     def stats(
         self, x: torch.Tensor, windows: Sequence[Window]
     ) -> list[dict[str, list[torch.Tensor]]]:
+        self.evaluation += 1
+        self.placed = {}
         return self._run("stats", x, windows, ())
 
     def grads(
@@ -199,7 +218,9 @@ class RaySpread:
     # -- dispatch -------------------------------------------------------------------------------
     def _run(self, kind: str, x: torch.Tensor, windows: Sequence[Window], extra: tuple,
              shared_bytes: int = 0) -> list[Any]:  # fmt: skip
-        """Every window's tile on the workers; the results in the windows' order."""
+        """Every window's tile on the workers; the results in the windows' order. A
+        gradient pass gives a tile to the worker that kept its region from the statistics
+        pass when it can (nothing to send), else to the least busy one with the region."""
         ray = self.ray
         report = Traffic(kind, len(windows), sent=shared_bytes * len(self.pool))
         start = time.perf_counter()
@@ -210,15 +231,17 @@ class RaySpread:
         last = start
         try:
             while len(results) < len(windows):
-                while todo:
-                    slot = min(range(len(self.pool)), key=load.__getitem__)
-                    if load[slot] >= IN_FLIGHT:
-                        break
-                    k = todo.pop(0)
-                    xt = windows[k].crop(x).detach().cpu().contiguous()
+                while todo and (pick := self._pick(kind, todo, load)) is not None:
+                    k, slot, resend = pick
+                    todo.remove(k)
+                    xt = windows[k].crop(x).detach().cpu().contiguous() if resend else None
                     report.sent += _bytes(xt)
-                    method = getattr(self.pool[slot], kind)
-                    flying[method.remote(self.key, xt, windows[k], *extra)] = (k, slot)
+                    worker = self.pool[slot]
+                    tag = (self.evaluation, k)
+                    call = getattr(worker, kind).remote(self.key, xt, windows[k], tag, *extra)
+                    if kind == "stats":
+                        self.placed[k] = worker
+                    flying[call] = (k, slot)
                     load[slot] += 1
                 ready, _ = ray.wait(list(flying), num_returns=1)
                 call = ready[0]
@@ -242,6 +265,26 @@ class RaySpread:
         report.seconds = time.perf_counter() - start
         self.traffic.append(report)
         return [results[k] for k in range(len(windows))]
+
+    def _pick(self, kind: str, todo: list[int], load: list[int]) -> tuple[int, int, bool] | None:
+        """The next tile, its worker, and whether its region must be sent; None when
+        every worker that could take one is full."""
+        free = [s for s in range(len(self.pool)) if load[s] < IN_FLIGHT]
+        if not free:
+            return None
+        if kind == "grad":
+            for k in todo:  # a tile whose region a free worker kept
+                keeper = self.placed.get(k)
+                for s in free:
+                    if self.pool[s] is keeper:
+                        return k, s, False
+            waiting = {id(self.placed.get(k)) for k in todo}
+            idle = [s for s in free if id(self.pool[s]) not in waiting or load[s] == 0]
+            if not idle:
+                return None  # the keepers are busy: they take theirs next
+            free = idle
+        slot = min(free, key=load.__getitem__)
+        return todo[0], slot, True
 
     def _replace(self, slot: int, flying: dict[Any, tuple[int, int]], todo: list[int],
                  load: list[int]) -> None:  # fmt: skip

@@ -411,7 +411,7 @@ def open_spread(spreading: Spreading, plan: Plan, quiet: bool) -> Any:
     import torch
 
     from .. import runtime
-    from ..execution import SPREAD_PIXELS
+    from ..execution import SPREAD_PIXELS, spread_pays
 
     try:
         from ..batch.engine import import_ray
@@ -429,8 +429,11 @@ def open_spread(spreading: Spreading, plan: Plan, quiet: bool) -> Any:
         fail(exc)
     if not quiet:
         where = spreading.address or "a local Ray"
-        say(
-            f"{count} tile workers on {where} (for the stages of {SPREAD_PIXELS / 1e6:.2f} "
-            "megapixels or more)"
-        )
+        threads = count * spreading.threads_per_worker
+        if spread_pays(threads):
+            when = f"the stages of {SPREAD_PIXELS / 1e6:.2f} megapixels or more"
+        else:
+            when = (f"the stages cut in tiles for memory (their {threads} threads would not "
+                    "beat this process on a stage it holds whole)")  # fmt: skip
+        say(f"{count} tile workers on {where}, for {when}")
     return spread

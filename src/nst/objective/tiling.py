@@ -51,6 +51,9 @@ class Spread(Protocol):
     @property
     def count(self) -> int: ...
 
+    @property
+    def threads(self) -> int: ...
+
     def begin(self, terms: Sequence[_Feature]) -> None: ...
 
     def stats(
