@@ -72,7 +72,7 @@ def test_tiles_on_two_workers_give_the_one_process_losses_even_after_losing_one(
         spread_losses, started = losses_of(plan, spread)
         assert close_to(spread_losses, alone), (spread_losses, alone)
         assert started[0]["workers"] == 2
-        windows = 4  # 128 x 96 in 64 px cores
+        windows = 4  # 128 x 85 in 64 px cores
         stats = [t for t in spread.traffic if t.kind == "stats"]
         assert stats and all(t.tiles == windows and t.sent > 0 and t.received > 0 for t in stats)
         # a worker killed after the first step: its tiles run again on a new one
@@ -118,6 +118,42 @@ def test_a_node_killed_mid_stage_loses_nothing():
             spread.close()
         assert gone and spread.lost >= 1
         assert close_to(spread_losses, alone), (spread_losses, alone)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
+
+
+@pytest.mark.cluster
+def test_with_no_worker_left_the_run_stops_as_an_interruption_with_its_image():
+    from ray.cluster_utils import Cluster
+
+    from nst.errors import Interrupted
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    node = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    try:
+        plan = plan_for(iterations=20)
+        spread = spread_for(plan, workers=1, address=cluster.address)
+        spread.replace_within = 5.0
+        gone: list[bool] = []
+
+        def kill_node(step):
+            if step.iteration >= 2 and not gone:
+                cluster.remove_node(node, allow_graceful=False)
+                gone.append(True)
+
+        try:
+            with pytest.raises(Interrupted) as stopped:
+                losses_of(plan, spread, kill_node)
+        finally:
+            spread.close()
+        assert str(stopped.value).startswith("no new worker for this picture's tiles started")
+        assert stopped.value.image.shape == (3, 85, 128)  # chelsea, 128 px wide
+        assert 2 <= stopped.value.iteration < 20  # where it was: its checkpoint goes on
     finally:
         if ray.is_initialized():
             ray.shutdown()

@@ -99,6 +99,11 @@ class Interrupted(RunStopped):
     exit_code = 130
 
 
+class WorkersLost(NstError):
+    """No worker is left to compute a run's tiles (``nst.spread``): the run stops where it
+    was, as an interruption does, so its checkpoint continues it."""
+
+
 class NstWarning(UserWarning):
     """A setting that will not give what it seems to promise (e.g. too few iterations to
     paint from noise); the message says what to change."""

@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from .errors import Diverged, Interrupted
+from .errors import Diverged, Interrupted, WorkersLost
 from .objective.objective import TermValues
 
 #: x -> (the total with grad, the term values by name), as nst.objective.Objective
@@ -317,6 +317,8 @@ def minimize(
         raise Interrupted(
             f"interrupted after iteration {run.iteration}", image=run.x, iteration=run.iteration
         ) from None
+    except WorkersLost as exc:  # the tile workers are gone: stop as an interruption does
+        raise Interrupted(str(exc), image=run.x, iteration=run.iteration) from None
     elapsed = time.perf_counter() - run.start
     return OptimizeResult(run.x, run.iteration, run.evaluate.count, loss, reason, elapsed)
 

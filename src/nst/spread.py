@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from .batch.cluster import Cluster
-from .errors import NstError
+from .errors import WorkersLost
 from .objective.tiling import Window, _Feature, tile_grad, tile_stats
 
 #: tiles one worker holds at a time (the next one is there when it finishes one)
@@ -40,8 +40,7 @@ MOST_LOST = 8
 REPLACE_WITHIN = 120.0
 
 
-class NoWorkers(NstError):
-    """The cluster has no worker left for a run's tiles."""
+NoWorkers = WorkersLost  # the cluster has no worker left for a run's tiles
 
 
 @dataclass(frozen=True)
@@ -150,6 +149,7 @@ class RaySpread:
     traffic: list[Traffic] = field(default_factory=list)
     evaluation: int = 0
     placed: dict[int, Any] = field(default_factory=dict)  # tile -> the worker that keeps it
+    replace_within: float = REPLACE_WITHIN  # seconds a new worker may take to start
 
     def open(self) -> int:
         """Join the cluster (or start a local Ray) and start the workers; how many."""
@@ -300,13 +300,13 @@ class RaySpread:
         if self.lost > MOST_LOST or cpus < self.cluster.threads:
             raise NoWorkers(
                 "the cluster has no worker left for this picture's tiles; start workers and "
-                "give the same command again: it continues from its last checkpoint"
+                "give the same command again"
             )
         self.pool[slot] = self._spawn()
-        ready, _ = self.ray.wait([self.pool[slot].ready.remote()], timeout=REPLACE_WITHIN)
+        ready, _ = self.ray.wait([self.pool[slot].ready.remote()], timeout=self.replace_within)
         if not ready:
             raise NoWorkers(
-                f"no new worker for this picture's tiles started within {REPLACE_WITHIN:.0f} "
-                "s; give the same command again when the cluster has room: it continues "
-                "from its last checkpoint"
+                f"no new worker for this picture's tiles started within "
+                f"{self.replace_within:.0f} "
+                "s; give the same command again when the cluster has room"
             )
