@@ -199,6 +199,7 @@ def spread_rows(sizes: list[int], evaluations: int, precision: str) -> None:
             tiles = len(objective.tiling.windows(hw))
             tiled = timed(objective)
             objective.spread = spread
+            spread.keep_graph = True  # as nst.execution.spread_stage sets it for such tiles
             spread.traffic.clear()
             spread_s = timed(objective)
             passes = spread.traffic[-2:]  # the last evaluation's stats and grad passes

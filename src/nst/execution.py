@@ -194,22 +194,21 @@ SPREAD_FACTOR = 2.5
 
 def tile_for_workers(plan: Plan, size: tuple[int, int], workers: int, net_plan: tuple[str, ...]
                      ) -> Tiling:  # fmt: skip
-    """The tiling of a spread stage: of the tile sizes from the whole side down, the one
+    """The tiling of a spread stage: of the grids of up to ``4 x workers`` tiles, the one
     whose busiest worker has the least to compute (the tiles it gets, ``ceil(tiles /
-    workers)``, times a tile's padded pixels); the larger tiles when two tie."""
+    workers)``, times a tile's padded pixels); the fewer tiles when two tie."""
     h, w = size
-    side = max(h, w)
-    best: tuple[float, Tiling] | None = None
-    while True:
-        tiling = Tiling.for_layers(plan.layers, side, net_plan)
-        windows = tiling.windows(size)
-        padded = tiling.overhead(size) * h * w / len(windows)
-        busiest = -(-len(windows) // workers) * padded
-        if best is None or busiest < best[0] * 0.999:
-            best = (busiest, tiling)
-        if side <= tiling.stride or len(windows) >= 4 * workers:
-            return best[1]
-        side = max(tiling.stride, int(side * 0.9))
+    best: tuple[float, int, Tiling] | None = None
+    for rows in range(1, 4 * workers + 1):
+        for cols in range(1, 4 * workers // rows + 1):
+            tiling = Tiling.for_layers(plan.layers, -(-h // rows), net_plan, -(-w // cols))
+            windows = tiling.windows(size)
+            padded = tiling.overhead(size) * h * w / len(windows)
+            busiest = -(-len(windows) // workers) * padded
+            if best is None or (busiest, len(windows)) < (best[0] * 0.999, best[1]):
+                best = (busiest, len(windows), tiling)
+    assert best is not None
+    return best[2]
 
 
 def spread_pays(threads: int, here: int | None = None) -> bool:
@@ -234,6 +233,9 @@ def spread_stage(objective: Objective, plan: Plan, stage: int, spread: Spread | 
             return 0  # a loss that cannot be cut in tiles: the driver alone
         objective.tiling = tile_for_workers(plan, (s.height, s.width), spread.count,
                                             objective.extractor.plan)  # fmt: skip
+        spread.keep_graph = True  # a tile's forward fits where the whole stage does
+    else:
+        spread.keep_graph = False  # tiled for memory: a worker holds one pass at a time
     objective.spread = spread
     return spread.count
 

@@ -30,7 +30,15 @@ import torch
 
 from .batch.cluster import Cluster
 from .errors import WorkersLost
-from .objective.tiling import Window, _Feature, tile_grad, tile_stats
+from .objective.tiling import (
+    Kept,
+    Window,
+    _Feature,
+    tile_backward,
+    tile_forward,
+    tile_grad,
+    tile_stats,
+)
 
 #: tiles one worker holds at a time (the next one is there when it finishes one)
 IN_FLIGHT = 2
@@ -74,7 +82,8 @@ class TileWorker:
                                         list(spec.layers), "cpu", dtype))  # fmt: skip
         self.key = -1
         self.terms: list[_Feature] = []
-        self.kept: dict[tuple[int, int], torch.Tensor] = {}  # (evaluation, tile) -> region
+        #: (evaluation, tile) -> its region, or its whole forward (``keep_graph``)
+        self.kept: dict[tuple[int, int], torch.Tensor | Kept] = {}
 
     def ready(self) -> str:
         import ray
@@ -84,28 +93,35 @@ class TileWorker:
     def stage(self, key: int, terms: list[_Feature]) -> None:
         self.key, self.terms = key, terms
 
-    def stats(self, key: int, xt: torch.Tensor, win: Window, tag: tuple[int, int]
-              ) -> dict[str, list[torch.Tensor]]:  # fmt: skip
-        """A tile's statistics; its region is kept for the same evaluation's gradient
-        pass (``tag``: the evaluation and the tile), which then need not send it again."""
+    def stats(self, key: int, xt: torch.Tensor, win: Window, tag: tuple[int, int],
+              keep_graph: bool) -> dict[str, list[torch.Tensor]]:  # fmt: skip
+        """A tile's statistics. Its region is kept for the same evaluation's gradient
+        pass (``tag``: the evaluation and the tile), which then need not send it again;
+        with ``keep_graph`` its whole forward is kept, and that pass runs no forward."""
         assert key == self.key, "a tile of another stage"
         if any(t[0] != tag[0] for t in self.kept):
             self.kept = {}  # an earlier evaluation's regions
-        self.kept[tag] = xt
         wanted = [t for t in self.terms if not t.module.local]
+        if keep_graph:
+            stats, forward = tile_forward(self.net, xt, win, self.terms)  # type: ignore[arg-type]
+            self.kept[tag] = forward
+            return stats
+        self.kept[tag] = xt
         return tile_stats(self.net, xt, win, wanted)  # type: ignore[arg-type]
 
     def grad(
         self, key: int, xt: torch.Tensor | None, win: Window, tag: tuple[int, int],
-        coefficients: dict[str, tuple[torch.Tensor, ...]],
+        keep_graph: bool, coefficients: dict[str, tuple[torch.Tensor, ...]],
     ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:  # fmt: skip
-        """A tile's share of the gradient (``xt`` None: the region its statistics pass
+        """A tile's share of the gradient (``xt`` None: from what its statistics pass
         kept here)."""
         assert key == self.key, "a tile of another stage"
-        region = self.kept.pop(tag) if xt is None else xt
         backward = [t for t in self.terms if not t.module.local and t.name in coefficients]
         backward += [t for t in self.terms if t.module.local]
-        return tile_grad(self.net, region, win, backward, coefficients)  # type: ignore[arg-type]
+        kept = self.kept.pop(tag) if xt is None else xt
+        if isinstance(kept, Kept):
+            return tile_backward(kept, win, backward, coefficients)
+        return tile_grad(self.net, kept, win, backward, coefficients)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -150,6 +166,7 @@ class RaySpread:
     evaluation: int = 0
     placed: dict[int, Any] = field(default_factory=dict)  # tile -> the worker that keeps it
     replace_within: float = REPLACE_WITHIN  # seconds a new worker may take to start
+    keep_graph: bool = False  # a tile's forward kept for its gradient pass (tiles for workers)
 
     def open(self) -> int:
         """Join the cluster (or start a local Ray) and start the workers; how many."""
@@ -238,7 +255,8 @@ class RaySpread:
                     report.sent += _bytes(xt)
                     worker = self.pool[slot]
                     tag = (self.evaluation, k)
-                    call = getattr(worker, kind).remote(self.key, xt, windows[k], tag, *extra)
+                    call = getattr(worker, kind).remote(self.key, xt, windows[k], tag,
+                                                        self.keep_graph, *extra)  # fmt: skip
                     if kind == "stats":
                         self.placed[k] = worker
                     flying[call] = (k, slot)

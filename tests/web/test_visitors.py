@@ -314,6 +314,7 @@ def fetch(url: str, headers: dict | None = None) -> int:
         return int(exc.code)
 
 
+@pytest.mark.spawns
 @pytest.mark.parametrize("how", ["file", "variable"])
 def test_a_given_token_is_never_in_the_servers_output(tmp_path, how):
     (tmp_path / "token").write_text(TOKEN + "\n")
@@ -332,6 +333,7 @@ def test_a_given_token_is_never_in_the_servers_output(tmp_path, how):
     assert f"sign in with the token from {source}" in output
 
 
+@pytest.mark.spawns
 def test_allow_remote_makes_a_token_and_shows_it_once_in_the_address(tmp_path):
     proc, url, said = serve(tmp_path, "--host", "0.0.0.0", "--allow-remote")
     output = said + stopped(proc)

@@ -46,7 +46,11 @@ if TYPE_CHECKING:
 class Spread(Protocol):
     """Workers that compute a tiled evaluation's tiles (``nst.spread``): ``begin`` with
     the feature terms of the evaluation (a new stage's are sent once), then each pass's
-    tiles, returned in the order of ``windows``."""
+    tiles, returned in the order of ``windows``. ``keep_graph``: a worker keeps a tile's
+    forward from the statistics pass for its gradient pass (set when the tiles are cut
+    for the workers, not for memory)."""
+
+    keep_graph: bool
 
     @property
     def count(self) -> int: ...
@@ -156,27 +160,33 @@ def _round_up(value: int, step: int) -> int:
 
 @dataclass(frozen=True)
 class Tiling:
-    """Tiles of ``tile`` px (core side) with a halo of ``halo`` px, both multiples of
-    ``stride``."""
+    """Tiles of ``tile`` px (core side; ``tile_w`` across when it differs: tiles for
+    workers) with a halo of ``halo`` px, all multiples of ``stride``."""
 
     tile: int
     halo: int
     stride: int
+    tile_w: int | None = None
 
     @classmethod
-    def for_layers(cls, layers: Sequence[str], tile: int, plan: Sequence[str] = NAMES) -> Tiling:
+    def for_layers(
+        cls, layers: Sequence[str], tile: int, plan: Sequence[str] = NAMES,
+        tile_w: int | None = None,
+    ) -> Tiling:  # fmt: skip
         """The tiling for a network reading ``layers``: the tile rounded up and the halo
         (the deepest layer's receptive radius) rounded up to the total stride."""
         if not layers:
             raise TermError("tiling needs the layers in use")
         stride = stride_for(layers)
         halo = _round_up(halo_for(layers, plan), stride)
-        return cls(_round_up(max(tile, stride), stride), halo, stride)
+        across = None if tile_w is None else _round_up(max(tile_w, stride), stride)
+        return cls(_round_up(max(tile, stride), stride), halo, stride, across)
 
-    def cuts(self, length: int) -> list[tuple[int, int]]:
-        """A side of ``length`` px cut into cores of at most ``tile`` px (balanced, each a
-        multiple of the stride but the last)."""
-        n = max(1, math.ceil(length / self.tile))
+    def cuts(self, length: int, tile: int | None = None) -> list[tuple[int, int]]:
+        """A side of ``length`` px cut into cores of at most ``tile`` px (default the
+        tiling's; balanced, each a multiple of the stride but the last)."""
+        tile = tile or self.tile
+        n = max(1, math.ceil(length / tile))
         step = _round_up(math.ceil(length / n), self.stride)
         out = []
         start = 0
@@ -190,7 +200,7 @@ class Tiling:
         h, w = size
         out = []
         for t, b in self.cuts(h):
-            for left, r in self.cuts(w):
+            for left, r in self.cuts(w, self.tile_w):
                 padded = (
                     max(0, t - self.halo),
                     min(h, b + self.halo),
@@ -451,6 +461,60 @@ def tile_grad(
         if not surrogate.requires_grad:
             return None, pieces
         (g,) = torch.autograd.grad(surrogate, xt)
+    return g, pieces
+
+
+def tile_forward(
+    objective: Objective, xt: torch.Tensor, win: Window, terms: Sequence[_Feature]
+) -> tuple[dict[str, list[torch.Tensor]], Kept]:
+    """A tile's statistics pass with its autograd graph kept (a tile worker with the
+    memory for it): the global terms' statistics (float64, detached) and what
+    :func:`tile_backward` needs to give the tile's gradient without a second forward."""
+    xt = xt.detach().requires_grad_(True)
+    layers = sorted({t.layer for t in terms}, key=INDEX.__getitem__)
+    with torch.enable_grad():
+        feats = objective.extractor(xt, layers)
+        parts = {t.name: t.module.tile_stats(win.local(feats[t.layer], t.layer),
+                                             win.where(t.layer))
+                 for t in terms if not t.module.local}  # fmt: skip
+    stats = {name: [p.detach().double() for p in part] for name, part in parts.items()}
+    return stats, Kept(xt, feats, parts)
+
+
+@dataclass
+class Kept:
+    """A tile's forward kept for its gradient pass: its region, features and statistics
+    (with their autograd graph)."""
+
+    xt: torch.Tensor
+    feats: dict[str, torch.Tensor]
+    parts: dict[str, tuple[torch.Tensor, ...]]
+
+
+def tile_backward(
+    kept: Kept, win: Window, backward: Sequence[_Feature],
+    coefficients: dict[str, tuple[torch.Tensor, ...]],
+) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:  # fmt: skip
+    """:func:`tile_grad` from a kept forward: the same surrogate, backpropagated through
+    the graph the statistics pass made."""
+    pieces: dict[str, torch.Tensor] = {}
+    with torch.enable_grad():
+        surrogate = kept.xt.new_zeros((), dtype=torch.float32)
+        for t in backward:
+            if t.name in coefficients:
+                for c, p in zip(coefficients[t.name], kept.parts[t.name]):
+                    surrogate = surrogate + (c * p.to(c.dtype)).sum().float()
+                continue
+            f = win.local(kept.feats[t.layer], t.layer)
+            if t.factor == 0.0:
+                f = f.detach()
+            piece = _scalar(t.name, t.module.from_stats(t.module.tile_stats(f, win.where(t.layer))))
+            if t.factor != 0.0:
+                surrogate = surrogate + t.factor * piece.float()
+            pieces[t.name] = piece.detach()
+        if not surrogate.requires_grad:
+            return None, pieces
+        (g,) = torch.autograd.grad(surrogate, kept.xt)
     return g, pieces
 
 

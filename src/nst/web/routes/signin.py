@@ -34,13 +34,14 @@ def signin_form(shared: Shared, next: str = "/") -> Response:
 def signin(
     request: Request,
     shared: Shared,
-    token: Annotated[str, Form(max_length=1024)] = "",
-    next: Annotated[str, Form(max_length=2048)] = "/",
+    token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
 ) -> Response:
     """The form's token: right: a session cookie and on to ``next``; wrong: the form
     again (401); too many wrong ones from this address: 429 and how long to wait."""
     access: Access | None = shared.access
-    target = safe_next(next)
+    target = safe_next(next[:2048])
+    token = token[:1024]  # longer is wrong anyway (tokens have at most 256 characters)
     if access is None:
         return RedirectResponse(target, 303)
     address = request.client.host if request.client else "unknown"
