@@ -186,10 +186,11 @@ def execute(
 #: print_size.py --spread measures where spreading starts to pay)
 SPREAD_PIXELS = 1024 * 768
 #: a stage that fits in memory whole is cut in tiles for the workers only when their
-#: threads, all together, are at least this many times this process's: a tiled
-#: evaluation costs ~2.1x an untiled one per thread here (its two passes, the float64
-#: statistics; benchmarks/print_size.py --spread), so fewer cannot win
-SPREAD_FACTOR = 2.5
+#: threads, all together, are at least this many times this process's: a tile on a
+#: worker costs ~1.6x its pixels' share of an untiled evaluation per thread here (a
+#: statistics pass before the gradient pass, halos; benchmarks/print_size.py --spread),
+#: plus the transfer and the wait for the slowest tile, so fewer cannot win
+SPREAD_FACTOR = 2.0
 
 
 def tile_for_workers(plan: Plan, size: tuple[int, int], workers: int, net_plan: tuple[str, ...]
