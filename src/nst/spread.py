@@ -15,12 +15,13 @@ convolutions using other thread counts: within 1e-5 relative in fp32).
 Tiles go to the worker with the least in flight (two each at most, so a worker never
 waits for its next tile). A worker lost mid-evaluation (its node gone) is replaced and
 its tiles run again elsewhere: the evaluation's result is the same. With no worker left
-the run stops with a sentence; its checkpoint continues it. A Ctrl-C cancels the tiles in
-flight at once.
+the run stops with a sentence; its checkpoint continues it. A Ctrl-C cancels the tiles
+waiting and :meth:`RaySpread.close` (the command's ``finally``) ends the workers at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from .errors import WorkersLost
 from .objective.tiling import (
     Kept,
     Window,
-    _Feature,
+    FeatureTerm,
     tile_backward,
     tile_forward,
     tile_grad,
@@ -81,7 +82,7 @@ class TileWorker:
         self.net = _Net(runtime.network(spec.weights, spec.pooling, spec.normalize,
                                         list(spec.layers), "cpu", dtype))  # fmt: skip
         self.key = -1
-        self.terms: list[_Feature] = []
+        self.terms: list[FeatureTerm] = []
         #: (evaluation, tile) -> its region, or its whole forward (``keep_graph``)
         self.kept: dict[tuple[int, int], torch.Tensor | Kept] = {}
 
@@ -90,7 +91,7 @@ class TileWorker:
 
         return str(ray.get_runtime_context().get_node_id())
 
-    def stage(self, key: int, terms: list[_Feature]) -> None:
+    def stage(self, key: int, terms: list[FeatureTerm]) -> None:
         self.key, self.terms = key, terms
 
     def stats(self, key: int, xt: torch.Tensor, win: Window, tag: tuple[int, int],
@@ -207,7 +208,7 @@ class RaySpread:
         """Their torch threads, all together."""
         return len(self.pool) * self.cluster.threads
 
-    def begin(self, terms: Sequence[_Feature]) -> None:
+    def begin(self, terms: Sequence[FeatureTerm]) -> None:
         """A stage's terms go to every worker once (through the object store)."""
         ident = tuple(id(t.module) for t in terms)
         if ident == self._terms_id:
@@ -276,9 +277,10 @@ class RaySpread:
                 if len(results) == len(windows):
                     report.slowest = now - last
                 last = now
-        except BaseException:  # Ctrl-C, a stop: the tiles in flight go at once
+        except BaseException:  # Ctrl-C, a stop: the tiles not started go (close() ends the rest)
             for call in flying:
-                ray.cancel(call, force=True)
+                with contextlib.suppress(Exception):  # a call that has just ended
+                    ray.cancel(call)
             raise
         report.seconds = time.perf_counter() - start
         self.traffic.append(report)

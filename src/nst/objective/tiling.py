@@ -58,7 +58,7 @@ class Spread(Protocol):
     @property
     def threads(self) -> int: ...
 
-    def begin(self, terms: Sequence[_Feature]) -> None: ...
+    def begin(self, terms: Sequence[FeatureTerm]) -> None: ...
 
     def stats(
         self, x: torch.Tensor, windows: Sequence[Window]
@@ -288,7 +288,7 @@ def _whole(size: tuple[int, int]) -> Window:
 
 
 @dataclass(frozen=True)
-class _Feature:
+class FeatureTerm:
     """A feature term as the tiled evaluation reads it."""
 
     name: str
@@ -297,17 +297,17 @@ class _Feature:
     factor: float
 
 
-def _feature_terms(terms: Sequence[Term]) -> list[_Feature]:
+def _feature_terms(terms: Sequence[Term]) -> list[FeatureTerm]:
     check_tileable(terms)
     return [
-        _Feature(t.name, t.layer, t.module, t.factor)  # type: ignore[arg-type]
+        FeatureTerm(t.name, t.layer, t.module, t.factor)  # type: ignore[arg-type]
         for t in terms
         if t.layer is not None
     ]
 
 
 def _stats_pass(
-    objective: Objective, x: torch.Tensor, windows: Sequence[Window], terms: Sequence[_Feature],
+    objective: Objective, x: torch.Tensor, windows: Sequence[Window], terms: Sequence[FeatureTerm],
     spread: Spread | None = None,
 ) -> dict[str, list[torch.Tensor]]:  # fmt: skip
     """Every term's statistics summed over the tiles, in float64 (no autograd): the
@@ -330,7 +330,7 @@ def _stats_pass(
 
 
 def tile_stats(
-    objective: Objective, xt: torch.Tensor, win: Window, terms: Sequence[_Feature]
+    objective: Objective, xt: torch.Tensor, win: Window, terms: Sequence[FeatureTerm]
 ) -> dict[str, list[torch.Tensor]]:
     """One tile's statistics of every term (float64), from its padded region ``xt``."""
     layers = sorted({t.layer for t in terms}, key=INDEX.__getitem__)
@@ -383,7 +383,7 @@ def value_and_grad(
 
 
 def _coefficients(
-    global_terms: list[_Feature], sums: dict[str, list[torch.Tensor]]
+    global_terms: list[FeatureTerm], sums: dict[str, list[torch.Tensor]]
 ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, ...]]]:
     """The global terms' values from their summed statistics, and the coefficients of the
     surrogate: d(factor * value)/d(statistics) (none for a term whose factor is 0)."""
@@ -406,7 +406,7 @@ def _tile_gradients(
     objective: Objective,
     x: torch.Tensor,
     windows: Sequence[Window],
-    backward: list[_Feature],
+    backward: list[FeatureTerm],
     coefficients: dict[str, tuple[torch.Tensor, ...]],
     grad: torch.Tensor,
     spread: Spread | None = None,
@@ -433,7 +433,7 @@ def tile_grad(
     objective: Objective,
     xt: torch.Tensor,
     win: Window,
-    backward: Sequence[_Feature],
+    backward: Sequence[FeatureTerm],
     coefficients: dict[str, tuple[torch.Tensor, ...]],
 ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
     """One tile's share of the gradient (of its padded region; None when nothing moves
@@ -465,7 +465,7 @@ def tile_grad(
 
 
 def tile_forward(
-    objective: Objective, xt: torch.Tensor, win: Window, terms: Sequence[_Feature]
+    objective: Objective, xt: torch.Tensor, win: Window, terms: Sequence[FeatureTerm]
 ) -> tuple[dict[str, list[torch.Tensor]], Kept]:
     """A tile's statistics pass with its autograd graph kept (a tile worker with the
     memory for it): the global terms' statistics (float64, detached) and what
@@ -492,7 +492,7 @@ class Kept:
 
 
 def tile_backward(
-    kept: Kept, win: Window, backward: Sequence[_Feature],
+    kept: Kept, win: Window, backward: Sequence[FeatureTerm],
     coefficients: dict[str, tuple[torch.Tensor, ...]],
 ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:  # fmt: skip
     """:func:`tile_grad` from a kept forward: the same surrogate, backpropagated through
