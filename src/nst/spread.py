@@ -32,9 +32,9 @@ import torch
 from .batch.cluster import Cluster
 from .errors import WorkersLost
 from .objective.tiling import (
+    FeatureTerm,
     Kept,
     Window,
-    FeatureTerm,
     tile_backward,
     tile_forward,
     tile_grad,
