@@ -437,31 +437,9 @@ def tile_grad(
     coefficients: dict[str, tuple[torch.Tensor, ...]],
 ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
     """One tile's share of the gradient (of its padded region; None when nothing moves
-    the image) and its local terms' values."""
-    layers = sorted({t.layer for t in backward}, key=INDEX.__getitem__)
-    pieces: dict[str, torch.Tensor] = {}
-    xt = xt.detach().requires_grad_(True)
-    with torch.enable_grad():
-        feats = objective.extractor(xt, layers)
-        surrogate = xt.new_zeros((), dtype=torch.float32)
-        for t in backward:
-            f = win.local(feats[t.layer], t.layer)
-            where = win.where(t.layer)
-            if t.name in coefficients:
-                part = t.module.tile_stats(f, where)
-                for c, p in zip(coefficients[t.name], part):
-                    surrogate = surrogate + (c * p.to(c.dtype)).sum().float()
-                continue
-            if t.factor == 0.0:
-                f = f.detach()
-            piece = _scalar(t.name, t.module.from_stats(t.module.tile_stats(f, where)))
-            if t.factor != 0.0:
-                surrogate = surrogate + t.factor * piece.float()
-            pieces[t.name] = piece.detach()
-        if not surrogate.requires_grad:
-            return None, pieces
-        (g,) = torch.autograd.grad(surrogate, xt)
-    return g, pieces
+    the image) and its local terms' values: its forward, then the surrogate's backward."""
+    _, kept = tile_forward(objective, xt, win, backward)
+    return tile_backward(kept, win, backward, coefficients)
 
 
 def tile_forward(
