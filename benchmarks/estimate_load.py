@@ -24,7 +24,6 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from common import free_port
 
 #: the page's first run: its default preset, size and iterations, the built-in pictures
 DEFAULT_RUN = {"preset": "fast", "size": 256, "iterations": 300, "seed": 0}
@@ -58,12 +59,6 @@ class Hogs:
             p = mp.Process(target=hog, daemon=True)
             p.start()
             self.procs.append(p)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(client: httpx.Client, path: str, ok, every: float = 1.0) -> dict:

@@ -5,7 +5,9 @@ Nothing here reads the paper's images: the suite makes its own pictures.
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +199,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for kind in sorted(slow_kinds(item)):
             item.add_marker(kind)
             item.add_marker("slow")
+
+
+@contextlib.contextmanager
+def ray_nodes(count: int) -> Iterator[tuple]:
+    """A Ray cluster on this machine (``ray.cluster_utils``): a head with no CPUs for work
+    and ``count`` nodes of one CPU each; yields (cluster, nodes), shut down after."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        nodes = [cluster.add_node(num_cpus=1) for _ in range(count)]
+        cluster.wait_for_nodes()
+        yield cluster, nodes
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()

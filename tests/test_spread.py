@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import requires_weights
+from tests.conftest import ray_nodes, requires_weights
 
 ray = pytest.importorskip("ray", reason="make test installs nst[batch]")
 pytestmark = [requires_weights]
@@ -126,14 +126,7 @@ def test_one_evaluation_on_workers_gives_the_one_process_loss_and_gradient(local
 
 @pytest.mark.cluster
 def test_a_node_killed_mid_stage_loses_nothing():
-    from ray.cluster_utils import Cluster
-
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    nodes = [cluster.add_node(num_cpus=1) for _ in range(3)]
-    cluster.wait_for_nodes()
-    try:
+    with ray_nodes(3) as (cluster, nodes):
         plan = plan_for()
         alone, _ = losses_of(plan)
         spread = spread_for(plan, workers=2, address=cluster.address)
@@ -152,24 +145,13 @@ def test_a_node_killed_mid_stage_loses_nothing():
             spread.close()
         assert gone and spread.lost >= 1
         assert close_to(spread_losses, alone), (spread_losses, alone)
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        cluster.shutdown()
 
 
 @pytest.mark.cluster
 def test_with_no_worker_left_the_run_stops_as_an_interruption_with_its_image():
-    from ray.cluster_utils import Cluster
-
     from nst.errors import Interrupted
 
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    node = cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    try:
+    with ray_nodes(1) as (cluster, (node,)):
         plan = plan_for(iterations=20)
         spread = spread_for(plan, workers=1, address=cluster.address)
         spread.replace_within = 5.0
@@ -188,7 +170,3 @@ def test_with_no_worker_left_the_run_stops_as_an_interruption_with_its_image():
         assert str(stopped.value).startswith("no new worker for this picture's tiles started")
         assert stopped.value.image.shape == (3, 85, 128)  # chelsea, 128 px wide
         assert 2 <= stopped.value.iteration < 20  # where it was: its checkpoint goes on
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        cluster.shutdown()

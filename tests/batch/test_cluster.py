@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import picture, requires_weights
+from tests.conftest import picture, ray_nodes, requires_weights
 
 ray = pytest.importorskip("ray", reason="make test installs nst[batch]")
 pytestmark = [requires_weights, pytest.mark.cluster]
@@ -21,17 +21,8 @@ pytestmark = [requires_weights, pytest.mark.cluster]
 
 @pytest.fixture(scope="module")
 def three_nodes():
-    from ray.cluster_utils import Cluster
-
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
-    cluster.wait_for_nodes()
-    yield cluster, nodes
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster.shutdown()
+    with ray_nodes(2) as made:
+        yield made
 
 
 def make_jobs(tmp_path: Path, out: Path, n: int, iterations: int):

@@ -11,7 +11,7 @@ import time
 import pytest
 from PIL import Image
 
-from tests.conftest import requires_weights
+from tests.conftest import ray_nodes, requires_weights
 from tests.web.helpers import BASE, submit, wait_state
 
 ray = pytest.importorskip("ray", reason="make test installs nst[batch]")
@@ -20,17 +20,8 @@ pytestmark = [requires_weights, pytest.mark.cluster]
 
 @pytest.fixture(scope="module")
 def three_nodes():
-    from ray.cluster_utils import Cluster
-
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
-    cluster.wait_for_nodes()
-    yield cluster, nodes
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster.shutdown()
+    with ray_nodes(2) as made:
+        yield made
 
 
 def wait_for(check, what: str, limit: float = 300.0):
