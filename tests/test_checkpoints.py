@@ -164,6 +164,12 @@ def test_checkpoints_are_due_by_time_and_every_is_parsed():
 
 
 # -- a real process, killed --------------------------------------------------------------
+def _default_sigint() -> None:
+    """A shell starts background jobs with SIGINT ignored and Python keeps it so: the
+    process under test gets the default, as from a terminal (tests send it Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def tiny_nst():
     """Starts ``nst`` on the tiny network in a process of its own (a test using it is
@@ -172,7 +178,8 @@ def tiny_nst():
     def start(args, cwd, **kwargs):
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         return subprocess.Popen([sys.executable, "-c", TINY_NST, *map(str, args)], cwd=cwd,
-                                env=env, stderr=subprocess.PIPE, text=True, **kwargs)  # fmt: skip
+                                env=env, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_default_sigint, **kwargs)  # fmt: skip
 
     return start
 
