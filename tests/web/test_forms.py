@@ -5,6 +5,7 @@ over 10 minutes, galleries that show at once, paste, and the interrupted state."
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -199,7 +200,9 @@ def test_a_run_the_server_stopped_reads_interrupted_after_a_restart(chromium, tm
         expect(states.first).to_have_text("interrupted (server stopped)")
         expect(states.last).to_have_text("interrupted (server stopped)")
         running = page.locator(".job").last  # oldest last: the one that ran
-        expect(running.locator(".progress-text")).to_have_text("iteration 2/1000 · took 0:00")
+        # how long it ran depends on the machine's load: the iteration is what is fixed
+        took = re.compile(r"^iteration 2/1000 · took \d+:\d\d$")
+        expect(running.locator(".progress-text")).to_have_text(took)
         assert float(running.locator(".bar").evaluate("b => b.value")) == pytest.approx(0.002)
         expect(running.locator(".again")).to_be_visible()
         expect(running.locator(".cancel")).to_be_hidden()
