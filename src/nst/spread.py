@@ -62,6 +62,16 @@ class NetworkSpec:
     layers: tuple[str, ...]
     dtype: str  # "float32" | "bfloat16" | "float16"
 
+    @classmethod
+    def of(cls, plan: Any) -> NetworkSpec:
+        """The network of a run's plan (its weights, pooling, precision, layers)."""
+        from . import runtime
+
+        c = plan.config
+        _, dtype = runtime.resolve_precision(c.precision, runtime.resolve_device(c.device))
+        return cls(c.weights, c.pooling, c.normalize, tuple(plan.layers),
+                   str(dtype or torch.float32).removeprefix("torch."))  # fmt: skip
+
 
 class _Net:
     """What the tile functions read of an objective: its extractor."""
@@ -70,14 +80,20 @@ class _Net:
         self.extractor = extractor
 
 
-class TileWorker:
-    """A Ray actor: the network, loaded once; the current stage's feature terms; tiles."""
+class Tiles:
+    """What a tile worker does, as a mixin: the network (bound once), the current stage's
+    feature terms, and the tiles of an evaluation. :class:`TileWorker` is one alone; a
+    batch ``Painter`` is one too, so the workers of a batch can spread a poster's tiles.
+    Tile calls run one at a time (an actor with several threads serializes them here)."""
 
-    def __init__(self, threads: int, spec: NetworkSpec, max_pixels: int) -> None:
-        from . import process, runtime
+    net: _Net
 
-        torch.set_num_threads(threads)
-        process.configure(max_pixels=max_pixels)
+    def bind(self, spec: NetworkSpec) -> None:
+        """Load the network ``spec`` names (cached in this process) and forget any stage."""
+        import threading
+
+        from . import runtime
+
         dtype = getattr(torch, spec.dtype)
         self.net = _Net(runtime.network(spec.weights, spec.pooling, spec.normalize,
                                         list(spec.layers), "cpu", dtype))  # fmt: skip
@@ -85,6 +101,13 @@ class TileWorker:
         self.terms: list[FeatureTerm] = []
         #: (evaluation, tile) -> its region, or its whole forward (``keep_graph``)
         self.kept: dict[tuple[int, int], torch.Tensor | Kept] = {}
+        if not hasattr(self, "tile_lock"):
+            self.tile_lock = threading.Lock()
+
+    def release(self) -> None:
+        """Let the stage's terms and the kept tiles go (a run ended)."""
+        with self.tile_lock:
+            self.key, self.terms, self.kept = -1, [], {}
 
     def ready(self) -> str:
         import ray
@@ -92,23 +115,25 @@ class TileWorker:
         return str(ray.get_runtime_context().get_node_id())
 
     def stage(self, key: int, terms: list[FeatureTerm]) -> None:
-        self.key, self.terms = key, terms
+        with self.tile_lock:
+            self.key, self.terms, self.kept = key, terms, {}
 
     def stats(self, key: int, xt: torch.Tensor, win: Window, tag: tuple[int, int],
               keep_graph: bool) -> dict[str, list[torch.Tensor]]:  # fmt: skip
         """A tile's statistics. Its region is kept for the same evaluation's gradient
         pass (``tag``: the evaluation and the tile), which then need not send it again;
         with ``keep_graph`` its whole forward is kept, and that pass runs no forward."""
-        assert key == self.key, "a tile of another stage"
-        if any(t[0] != tag[0] for t in self.kept):
-            self.kept = {}  # an earlier evaluation's regions
-        wanted = [t for t in self.terms if not t.module.local]
-        if keep_graph:
-            stats, forward = tile_forward(self.net, xt, win, self.terms)  # type: ignore[arg-type]
-            self.kept[tag] = forward
-            return stats
-        self.kept[tag] = xt
-        return tile_stats(self.net, xt, win, wanted)  # type: ignore[arg-type]
+        with self.tile_lock:
+            assert key == self.key, "a tile of another stage"
+            if any(t[0] != tag[0] for t in self.kept):
+                self.kept = {}  # an earlier evaluation's regions
+            wanted = [t for t in self.terms if not t.module.local]
+            if keep_graph:
+                stats, forward = tile_forward(self.net, xt, win, self.terms)  # type: ignore[arg-type]
+                self.kept[tag] = forward
+                return stats
+            self.kept[tag] = xt
+            return tile_stats(self.net, xt, win, wanted)  # type: ignore[arg-type]
 
     def grad(
         self, key: int, xt: torch.Tensor | None, win: Window, tag: tuple[int, int],
@@ -116,13 +141,26 @@ class TileWorker:
     ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:  # fmt: skip
         """A tile's share of the gradient (``xt`` None: from what its statistics pass
         kept here)."""
-        assert key == self.key, "a tile of another stage"
-        backward = [t for t in self.terms if not t.module.local and t.name in coefficients]
-        backward += [t for t in self.terms if t.module.local]
-        kept = self.kept.pop(tag) if xt is None else xt
-        if isinstance(kept, Kept):
-            return tile_backward(kept, win, backward, coefficients)
-        return tile_grad(self.net, kept, win, backward, coefficients)  # type: ignore[arg-type]
+        with self.tile_lock:
+            assert key == self.key, "a tile of another stage"
+            backward = [t for t in self.terms
+                        if not t.module.local and t.name in coefficients]  # fmt: skip
+            backward += [t for t in self.terms if t.module.local]
+            kept = self.kept.pop(tag) if xt is None else xt
+            if isinstance(kept, Kept):
+                return tile_backward(kept, win, backward, coefficients)
+            return tile_grad(self.net, kept, win, backward, coefficients)  # type: ignore[arg-type]
+
+
+class TileWorker(Tiles):
+    """A Ray actor that only computes tiles: the network loaded once, at its start."""
+
+    def __init__(self, threads: int, spec: NetworkSpec, max_pixels: int) -> None:
+        from . import process
+
+        torch.set_num_threads(threads)
+        process.configure(max_pixels=max_pixels)
+        self.bind(spec)
 
 
 @dataclass
@@ -168,6 +206,40 @@ class RaySpread:
     placed: dict[int, Any] = field(default_factory=dict)  # tile -> the worker that keeps it
     replace_within: float = REPLACE_WITHIN  # seconds a new worker may take to start
     keep_graph: bool = False  # a tile's forward kept for its gradient pass (tiles for workers)
+    given: bool = False  # workers lent by the caller (a batch's painters): not started here
+    dead: set[int] = field(default_factory=set)  # slots of lent workers that were lost
+    owned: list[Any] = field(default_factory=list)  # tile workers started for one run
+
+    @classmethod
+    def over(cls, ray: Any, workers: Sequence[Any], threads: int, spec: NetworkSpec) -> RaySpread:
+        """Tiles on workers that already run (a batch's painters, which are
+        :class:`Tiles` too), each with ``threads`` threads: they load ``spec``'s network
+        now. A lost one is not replaced (its owner replaces it): its tiles go to the
+        others, and the run stops only when none is left."""
+        spread = cls(Cluster(threads_per_worker=threads), spec, len(workers), ray=ray,
+                     pool=list(workers), given=True)  # fmt: skip
+        ray.get([w.bind.remote(spec) for w in spread.pool])
+        return spread
+
+    @classmethod
+    def beside(cls, ray: Any, me: Any, count: int, threads: int, spec: NetworkSpec,
+               within: float) -> RaySpread:  # fmt: skip
+        """Tiles on ``me`` (a :class:`Tiles` actor running the run) and up to ``count``
+        tile workers started now on the cluster's free CPUs: those started within
+        ``within`` seconds take part, the rest are let go; all end with :meth:`close`."""
+        from .process import current
+
+        actor = ray.remote(num_cpus=threads)(TileWorker)
+        started = [actor.remote(threads, spec, current().max_pixels) for _ in range(count)]
+        calls = {w.ready.remote(): w for w in started}
+        ready, _ = ray.wait(list(calls), num_returns=len(calls), timeout=within)
+        took = [calls[c] for c in ready]
+        for w in started:
+            if w not in took:
+                ray.kill(w)
+        spread = cls.over(ray, [me, *took], threads, spec)
+        spread.owned = took
+        return spread
 
     def open(self) -> int:
         """Join the cluster (or start a local Ray) and start the workers; how many."""
@@ -184,6 +256,15 @@ class RaySpread:
         return count
 
     def close(self) -> None:
+        if self.given:  # lent: only what the run left on them goes (and those it started)
+            for w in self.pool:
+                with contextlib.suppress(Exception):
+                    if w in self.owned:
+                        self.ray.kill(w)
+                    else:
+                        w.release.remote()
+            self.pool, self.owned = [], []
+            return
         for w in self.pool:
             self.ray.kill(w)
         self.pool = []
@@ -201,12 +282,12 @@ class RaySpread:
     @property
     def count(self) -> int:
         """The workers taking part."""
-        return len(self.pool)
+        return len(self.pool) - len(self.dead)
 
     @property
     def threads(self) -> int:
         """Their torch threads, all together."""
-        return len(self.pool) * self.cluster.threads
+        return self.count * self.cluster.threads
 
     def begin(self, terms: Sequence[FeatureTerm]) -> None:
         """A stage's terms go to every worker once (through the object store)."""
@@ -289,7 +370,7 @@ class RaySpread:
     def _pick(self, kind: str, todo: list[int], load: list[int]) -> tuple[int, int, bool] | None:
         """The next tile, its worker, and whether its region must be sent; None when
         every worker that could take one is full."""
-        free = [s for s in range(len(self.pool)) if load[s] < IN_FLIGHT]
+        free = [s for s in range(len(self.pool)) if load[s] < IN_FLIGHT and s not in self.dead]
         if not free:
             return None
         if kind == "grad":
@@ -316,6 +397,14 @@ class RaySpread:
                 del flying[call]
                 todo.insert(0, k)
         load[slot] = 0
+        if self.given:
+            self.dead.add(slot)
+            if self.count < 1:
+                raise NoWorkers(
+                    "every worker holding this picture's tiles was lost; the same command "
+                    "continues from its checkpoint"
+                )
+            return
         cpus = self.ray.cluster_resources().get("CPU", 0)
         if self.lost > MOST_LOST or cpus < self.cluster.threads:
             raise NoWorkers(

@@ -341,3 +341,33 @@ def test_dry_run_lists_the_jobs_and_estimates_from_measured_speed(inputs, tmp_pa
     work = 4 * 32 * 24 / 1e6
     assert f"at {2.0 / work:.3g} s per iteration-megapixel" in lines[-1]
     assert f"(measured: 1 earlier job in {out / 'batch.jsonl'})" in lines[-1]
+
+
+def test_a_poster_spreads_its_tiles_over_both_workers_with_the_one_worker_losses(
+    local_ray, tmp_path
+):
+    """A row of --spread-from px or more runs last on both workers at once (its tiles on
+    both): its loss is that of the same row painted by one worker (fp32, 1e-5)."""
+    photo, paint = tmp_path / "photo.png", tmp_path / "paint.png"
+    Image.fromarray(picture(128, 96, 1)).save(photo)
+    Image.fromarray(picture(64, 64, 7)).save(paint)
+    small = tmp_path / "small.png"
+    Image.fromarray(picture(48, 36, 2)).save(small)
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(f"content,style,size,output\n{photo},{paint},128,poster.png\n"
+                        f"{small},{paint},32,small.png\n")  # fmt: skip
+    common = ["--iterations", "4", "--tile", "64", "--precision", "fp32", "--workers", "2"]
+    r = batch("--manifest", manifest, "-o", tmp_path / "spread", *common, "--spread-from", 128)
+    assert r.exit_code == 0, r.output
+    spread = {Path(x["output"]).name: x for x in records(tmp_path / "spread")}
+    assert [Path(x["output"]).name for x in records(tmp_path / "spread")] == [
+        "small.png", "poster.png"]  # fmt: skip
+    assert spread["poster.png"]["workers"] == 2 and "workers" not in spread["small.png"]
+    r = batch("--manifest", manifest, "-o", tmp_path / "alone", *common, "--spread-from", 0)
+    assert r.exit_code == 0, r.output
+    alone = {Path(x["output"]).name: x for x in records(tmp_path / "alone")}
+    assert "workers" not in alone["poster.png"]
+    a, b = spread["poster.png"]["loss"], alone["poster.png"]["loss"]
+    assert abs(a - b) <= 1e-5 * abs(b), (a, b)
+    with Image.open(tmp_path / "spread" / "poster.png") as im:
+        assert im.size == (128, 96)

@@ -56,6 +56,9 @@ class FakePool:
         self.killed: list[int] = []
         self.cancelled: list[int] = []
         self.painted_on: list[tuple[str, int]] = []
+        self.lent: dict[int, list[int]] = {}  # a paint call -> the workers lent to it
+        self.lost_warm: set[int] = set()  # workers whose next start finds them dead
+        self.die_when_lent: set[int] = set()  # ... once they were lent to a poster
         self.waits = 0
         self.opened = self.closed = False
 
@@ -84,11 +87,14 @@ class FakePool:
         self.shared.append(path)
         return f"ref:{path}"
 
-    def paint(self, worker, spec, inputs):
+    def paint(self, worker, spec, inputs, helpers=()):
         assert set(inputs) == {spec["content"], *spec["styles"]}
         assert all(ref == f"ref:{p}" for p, ref in inputs.items())
         self.painted_on.append((spec["content"], worker))
-        return self._call("paint", worker, spec)
+        call = self._call("paint", worker, spec)
+        self.lent[call] = list(helpers)
+        self.lost_warm |= self.die_when_lent & set(helpers)
+        return call
 
     def wait(self, calls, timeout):
         self.waits += 1
@@ -103,6 +109,8 @@ class FakePool:
     def result(self, call):
         kind, worker, spec = self.calls[call]
         if kind == "warm":
+            if worker in self.lost_warm:
+                raise WorkerLost("ActorDiedError")
             if self.start_fails:
                 raise TaskFailed("no CPU left for a worker")
             return f"worker {worker}"
@@ -115,7 +123,9 @@ class FakePool:
             raise TaskFailed("the object was lost")
         if outcome == "error":
             return PaintFailed(f"{spec['content']}: not an image", f"w{worker}", "node")
-        return Painted(png("red"), 4, 1.5, 0.25, f"w{worker}", "node")
+        helpers = self.lent[call]
+        return Painted(png("red"), 4, 1.5, 0.25, f"w{worker}", "node",
+                       workers=1 + len(helpers) if helpers else 0)  # fmt: skip
 
     def events(self, workers):
         return [[{"type": "step", "worker": w}] for w in workers]
@@ -274,3 +284,56 @@ def test_the_running_jobs_events_are_read_when_asked(tmp_path):
     d.run(jobs)
     drained = [e for e in events if isinstance(e, JobEvents)]
     assert [(e.job, e.records) for e in drained] == [(jobs[0], [{"type": "step", "worker": 1}])]
+
+
+def test_posters_run_last_on_every_worker_and_the_lent_ones_are_checked_between(tmp_path):
+    import dataclasses
+
+    jobs = make_jobs(tmp_path, ["p.png", "a.png", "b.png", "c.png", "q.png"])
+    for k in (0, 4):
+        jobs[k] = dataclasses.replace(jobs[k], config=Config(size=64, iterations=4))
+    jobs = [jobs[1], jobs[0], *jobs[2:]]  # a poster second: it still goes after the others
+    pool = FakePool(3, {j.content: ["ok"] for j in jobs})
+    pool.die_when_lent = {2}  # it dies while lent: found when checked after
+    d, _ = dispatch(pool, tmp_path, spread_from=32)
+    assert d.run(jobs) == {"ok": 5, "failed": 0, "skipped": 0}
+    order = [(Path(c).name, w) for c, w in pool.painted_on]
+    assert [name for name, _ in order] == ["a.png", "b.png", "c.png", "p.png", "q.png"]
+    p_call, q_call = sorted(c for c, h in pool.lent.items() if h)
+    # p on all three workers (its own and two lent), none busy with another job meanwhile
+    assert sorted([order[3][1], *pool.lent[p_call]]) == [1, 2, 3]
+    assert sum(1 for helpers in pool.lent.values() if helpers) == 2
+    # the lent workers were started again (checked) before q took them: the one that
+    # died is replaced, and q has the two alive (the replacement was still starting)
+    warmed = [pool.calls[c][1] for c in sorted(pool.calls)
+              if pool.calls[c][0] == "warm" and p_call < c < q_call]  # fmt: skip
+    assert sorted(warmed) == [2, 3, 4]
+    assert 2 not in [order[4][1], *pool.lent[q_call]]
+    assert len([order[4][1], *pool.lent[q_call]]) == 2
+    got = records(tmp_path)
+    assert got["p"]["workers"] == 3 and got["q"]["workers"] == 2 and "workers" not in got["a"]
+
+
+def test_without_spread_from_a_large_job_is_a_job_like_any(tmp_path):
+    import dataclasses
+
+    jobs = make_jobs(tmp_path, ["p.png", "a.png"])
+    jobs[0] = dataclasses.replace(jobs[0], config=Config(size=64, iterations=4))
+    pool = FakePool(2, {j.content: ["ok"] for j in jobs})
+    d, _ = dispatch(pool, tmp_path)
+    assert d.run([jobs[1], jobs[0]]) == {"ok": 2, "failed": 0, "skipped": 0}
+    assert [Path(c).name for c, _ in pool.painted_on] == ["a.png", "p.png"]
+    assert not any(pool.lent.values()) and "workers" not in records(tmp_path)["p"]
+
+
+def test_a_batch_of_one_poster_starts_every_worker_for_it(tmp_path):
+    import dataclasses
+
+    (job,) = make_jobs(tmp_path, ["p.png"])
+    job = dataclasses.replace(job, config=Config(size=64, iterations=4))
+    pool = FakePool(3, {job.content: ["ok"]})
+    d, _ = dispatch(pool, tmp_path, spread_from=64)
+    d.pool.warm = lambda worker, config: pool._call("warm", worker, None)  # size 64
+    assert d.run([job]) == {"ok": 1, "failed": 0, "skipped": 0}
+    assert pool.spawned == 3 and len(next(h for h in pool.lent.values())) == 2
+    assert records(tmp_path)["p"]["workers"] == 3

@@ -11,7 +11,7 @@ import time
 import pytest
 from PIL import Image
 
-from tests.conftest import ray_nodes, requires_weights
+from tests.conftest import picture, ray_nodes, requires_weights
 from tests.web.helpers import BASE, submit, wait_state
 
 ray = pytest.importorskip("ray", reason="make test installs nst[batch]")
@@ -33,6 +33,49 @@ def wait_for(check, what: str, limit: float = 300.0):
             return got
         time.sleep(0.05)
     raise AssertionError(f"never: {what}")
+
+
+def test_a_print_size_job_spreads_its_tiles_over_a_tile_worker_beside_its_painter(
+    three_nodes, tmp_path
+):
+    """A job at ``spread_from`` px or more: its painter starts tile workers on the free
+    CPUs (here the other node's one) and computes tiles itself; the losses are those of
+    the same job on its painter alone (fp32, 1e-5). (Before the test that removes a node.)"""
+    from nst.batch import Cluster
+    from nst.batch.engine import start_cluster
+    from nst.config import Config
+    from nst.events import Started, Step
+    from nst.web.cluster import Shipped, WebPainter
+
+    cluster, _ = three_nodes
+    ray_, _, _ = start_cluster(Cluster(address=cluster.address))
+    buf = io.BytesIO()
+    Image.fromarray(picture(128, 96, 3)).save(buf, "PNG")
+    style = io.BytesIO()
+    Image.fromarray(picture(64, 64, 4)).save(style, "PNG")
+    config = Config(size=128, tile=64, iterations=3, precision="fp32", seed=0)
+    (tmp_path / "job").mkdir()
+    blobs = {"c.png": buf.getvalue(), "s.png": style.getvalue()}
+    painter = ray_.remote(num_cpus=1, max_concurrency=6)(WebPainter).remote(1)
+
+    def run(tile_workers: int) -> tuple[list[float], int]:
+        job = Shipped(config.to_dict(), "c.png", ("s.png",), blobs,
+                      str(tmp_path / "job" / "result.png"), None, False, 0,
+                      tile_workers)  # fmt: skip
+        result = ray_.get(painter.run.remote(job))
+        assert not isinstance(result, str), result
+        events = ray_.get(painter.drain.remote())
+        started = [e.workers for e in events if isinstance(e, Started)]
+        return [float(e.loss) for e in events if isinstance(e, Step)], started[0]
+
+    spread, workers = run(1)
+    assert workers == 2  # the painter and the tile worker on the other node
+    alone, workers = run(0)
+    assert workers == 0 and len(spread) == len(alone) >= 3
+    assert all(abs(a - b) <= 1e-5 * abs(b) for a, b in zip(spread, alone)), (spread, alone)
+    # the tile worker it started is gone with its job: the other node's CPU is free again
+    wait_for(lambda: ray_.available_resources().get("CPU", 0) >= 1, "the CPU back")
+    ray_.kill(painter)
 
 
 def test_web_jobs_run_on_the_cluster_and_go_on_after_losing_a_node(three_nodes, make_client):

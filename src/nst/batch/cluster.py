@@ -34,6 +34,11 @@ class Cluster(Declared):
         2, "Runs more of a job whose worker died.", INT, lo=0, hi=100, panel="Ray",
         identity=False,
     )  # fmt: skip
+    spread_from: int = option(
+        2048, "Posters: jobs of this size or larger run last, each on every worker at once "
+        "(its tiles spread over them; 0: never).", INT, lo=0, hi=65536, panel="Ray",
+        identity=False, unit="px",
+    )  # fmt: skip
 
     @property
     def threads(self) -> int:

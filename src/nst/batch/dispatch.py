@@ -37,6 +37,8 @@ class Painted:
     node: str
     #: where it went on from a checkpoint (stage, iteration), if it did
     continued: dict[str, int] | None = None
+    #: the workers its tiles were spread over (0: its own worker alone)
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,9 @@ class Pool(Protocol):
         """The bytes of an input file, put where every worker can read them (OSError if
         it cannot be read)."""
 
-    def paint(self, worker: Any, spec: dict[str, Any], inputs: dict[str, Any]) -> Hashable:
-        """Paint the job ``spec`` on ``worker``."""
+    def paint(self, worker: Any, spec: dict[str, Any], inputs: dict[str, Any],
+              helpers: Sequence[Any] = ()) -> Hashable:  # fmt: skip
+        """Paint the job ``spec`` on ``worker`` (its tiles spread over it and ``helpers``)."""
 
     def wait(self, calls: list[Hashable], timeout: float) -> list[Hashable]:
         """The calls that have ended (at least one, unless ``timeout`` seconds pass)."""
@@ -155,13 +158,19 @@ class _Running:
     worker: Any
     job: BatchJob
     attempt: int
+    helpers: list[Any] = field(default_factory=list)  # workers lent to a poster
 
 
 @dataclass
 class Dispatch:
     """One batch run over a pool of workers: each job goes to the next free worker; a job
     whose worker died goes to the next free one up to ``retries`` more times (a fresh
-    worker replaces the dead one once it has started); every outcome is a record."""
+    worker replaces the dead one once it has started); every outcome is a record.
+
+    A *poster* (a job of ``spread_from`` px or more; 0: none) runs after the other jobs,
+    once no other job runs, on every free worker at once: its painter spreads its tiles
+    over itself and the others (instead of one worker taking it for hours). The lent
+    workers are started again (checked) when it ends, as a replacement is."""
 
     pool: Pool
     records: Records
@@ -169,6 +178,7 @@ class Dispatch:
     retries: int = 2
     drain_every: float | None = None
     checkpoint_every: float | None = 60.0
+    spread_from: int = 0
     counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0, "skipped": 0})
 
     def __post_init__(self) -> None:
@@ -176,6 +186,7 @@ class Dispatch:
         self.idle: list[Any] = []
         self.busy: dict[Hashable, _Running] = {}
         self.starting: dict[Hashable, Any] = {}  # a replacement's start -> the worker
+        self.checking: set[Hashable] = set()  # the starts of workers a poster had lent
         self.shared: dict[str, Any] = {}
         self.uses: dict[str, int] = {}
         self.warm_config: dict[str, Any] = {}
@@ -190,14 +201,16 @@ class Dispatch:
             self.on_event(JobDone(job, self.records.write(job, "skipped")))
         if not jobs:
             return self.counts
-        self.pending.extend((job, 0) for job in jobs)
+        self.pending.extend((job, 0) for job in jobs if not self.poster(job))
+        self.pending.extend((job, 0) for job in jobs if self.poster(job))
         for job in jobs:
             for f in set(job.inputs):
                 self.uses[f] = self.uses.get(f, 0) + 1
         self.warm_config = jobs[0].config.to_dict()
         workers = self.pool.open()
         try:
-            self.start(min(workers, len(jobs)) or 1)
+            posters = any(self.poster(job) for job in jobs)  # a poster takes them all
+            self.start((workers if posters else min(workers, len(jobs))) or 1)
             while self.pending or self.busy:
                 self.assign()
                 self.collect(self.pool.wait([*self.busy, *self.starting], self.drain_every or 1.0))
@@ -205,7 +218,8 @@ class Dispatch:
             self.interrupt()
             raise
         finally:
-            for worker in [r.worker for r in self.busy.values()] + list(self.starting.values()):
+            running = [w for r in self.busy.values() for w in (r.worker, *r.helpers)]
+            for worker in running + list(self.starting.values()):
                 self.pool.kill(worker)
             self.pool.close()
         return self.counts
@@ -225,19 +239,28 @@ class Dispatch:
         self.idle.extend(workers)
         self.on_event(WorkersReady(n, time.perf_counter() - began))
 
+    def poster(self, job: BatchJob) -> bool:
+        """Whether ``job`` spreads its tiles over every free worker."""
+        return 0 < self.spread_from <= job.config.size
+
     def assign(self) -> None:
-        """Give the waiting jobs to the free workers."""
+        """Give the waiting jobs to the free workers (a poster, once no job runs, to all
+        of them)."""
         while self.idle and self.pending:
-            job, attempt = self.pending.popleft()
+            job, attempt = self.pending[0]
+            lend = self.poster(job) and len(self.idle) + len(self.busy) + len(self.starting) > 1
+            if lend and (self.busy or self.checking):
+                return  # the others end (the lent come back) first, then it has them all
+            self.pending.popleft()
             try:
                 inputs = {f: self.share(f) for f in set(job.inputs)}
             except OSError as exc:
                 self.finish(job, "failed", error=f"{job.content}: cannot read ({exc.strerror})")
                 continue
             worker = self.idle.pop()
-            self.busy[self.pool.paint(worker, self.spec(job), inputs)] = _Running(
-                worker, job, attempt
-            )
+            helpers, self.idle = (self.idle, []) if lend else ([], self.idle)
+            call = self.pool.paint(worker, self.spec(job), inputs, helpers)
+            self.busy[call] = _Running(worker, job, attempt, helpers)
 
     def spec(self, job: BatchJob) -> dict[str, Any]:
         return {
@@ -268,6 +291,7 @@ class Dispatch:
 
     def started(self, call: Hashable) -> None:
         fresh = self.starting.pop(call)
+        self.checking.discard(call)
         try:
             self.pool.result(call)
         except (WorkerLost, TaskFailed):  # it died starting: another one
@@ -283,6 +307,10 @@ class Dispatch:
 
     def ended(self, call: Hashable, run: _Running) -> None:
         job, attempt = run.job, run.attempt
+        for helper in run.helpers:  # lent: checked (started again) before the next job
+            check = self.pool.warm(helper, self.warm_config)
+            self.starting[check] = helper
+            self.checking.add(check)
         try:
             result = self.pool.result(call)
         except WorkerLost as exc:
@@ -316,10 +344,12 @@ class Dispatch:
         except NstError as exc:
             self.finish(job, "failed", error=str(exc), worker=result.worker)
             return
-        continued = {"continued": result.continued} if result.continued else {}
+        extra: dict[str, Any] = {"continued": result.continued} if result.continued else {}
+        if result.workers:
+            extra["workers"] = result.workers
         self.finish(job, "ok", iterations=result.iterations, loss=result.loss,
                     seconds=result.seconds, worker=result.worker, node=result.node,
-                    attempts=attempt + 1, **continued)  # fmt: skip
+                    attempts=attempt + 1, **extra)  # fmt: skip
 
     def finish(self, job: BatchJob, status: str, **fields: Any) -> None:
         self.counts[status] += 1

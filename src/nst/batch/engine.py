@@ -21,11 +21,12 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, NstError, one_line
+from ..spread import Tiles
 from .auth import client_missing, join_failure, use_token_if_any
 from .cluster import Cluster
 from .dispatch import (
@@ -53,8 +54,10 @@ def import_ray() -> Any:
 
 
 # -- the worker ----------------------------------------------------------------------------------
-class Painter:
-    """A Ray actor: paints jobs one at a time, keeping the network between them."""
+class Painter(Tiles):
+    """A Ray actor: paints jobs one at a time, keeping the network between them. It is a
+    tile worker too (:class:`nst.spread.Tiles`): a poster's painter spreads its tiles over
+    itself and the painters the dispatch lends it (``run``'s ``helpers``)."""
 
     def __init__(self, threads: int, max_pixels: int) -> None:
         import torch
@@ -115,15 +118,17 @@ class Painter:
     def cancel(self) -> None:
         self.stop_flag.set()
 
-    def run(self, spec: dict[str, Any], blobs: dict[str, Any]) -> PaintResult:
-        """Paint one job: the picture and its figures, or the error's one line."""
+    def run(self, spec: dict[str, Any], blobs: dict[str, Any], helpers: Sequence[Any] = ()
+            ) -> PaintResult:  # fmt: skip
+        """Paint one job: the picture and its figures, or the error's one line. With
+        ``helpers`` (other painters, idle meanwhile) its tiled stages are spread over them
+        and this one."""
         import tempfile
 
         import ray
 
         from ..config import Config
-        from ..events import Step
-        from ..execution import execute
+        from ..events import Started, Step
         from ..imageio import load_image, to_pil, to_tensor
         from ..planning import plan_stylize
 
@@ -137,6 +142,8 @@ class Painter:
             record = event.to_record()
             if isinstance(event, Step):
                 last.update(record)
+            elif isinstance(event, Started) and event.workers:
+                last["workers"] = max(event.workers, last.get("workers", 0))
             with self.lock:
                 self.events.append(record)
 
@@ -171,8 +178,7 @@ class Painter:
                 state = work.continued()
                 if state is not None:
                     continued = {"stage": state.stage, "iteration": state.iteration}
-                result = execute(plan, on_event, stop=self.stop_flag, resume=state,
-                                 checkpoint=work)  # fmt: skip
+                result = self.execute(plan, on_event, state, work, helpers)
         except NstError as exc:
             return PaintFailed(one_line(str(exc)), self.identity(), self.node())
         except Exception as exc:  # a bug: the job fails, the worker goes on
@@ -185,7 +191,28 @@ class Painter:
         to_pil(result).save(buf, format="PNG")
         seconds = round(time.perf_counter() - start, 3)
         return Painted(buf.getvalue(), last.get("iteration"), last.get("loss"), seconds,
-                       self.identity(), self.node(), continued)  # fmt: skip
+                       self.identity(), self.node(), continued,
+                       last.get("workers", 0))  # fmt: skip
+
+    def execute(self, plan: Any, on_event: Callable[[Any], None], state: Any, work: Any,
+                helpers: Sequence[Any]) -> Any:  # fmt: skip
+        """The run of ``plan``; with ``helpers``, its tiled stages' tiles on this painter
+        and them."""
+        import ray
+
+        from ..execution import execute
+        from ..spread import NetworkSpec, RaySpread
+
+        spread = None
+        if helpers:
+            me = ray.get_runtime_context().current_actor
+            spread = RaySpread.over(ray, [me, *helpers], self.threads, NetworkSpec.of(plan))
+        try:
+            return execute(plan, on_event, stop=self.stop_flag, resume=state, checkpoint=work,
+                           spread=spread)  # fmt: skip
+        finally:
+            if spread is not None:
+                spread.close()
 
 
 def job_checkpoints(spec: dict[str, Any], plan: Any, data: dict[str, bytes]) -> Any:
@@ -284,7 +311,7 @@ def run_batch(
     its worker died, or the next run of the batch, continues from it.
     """
     dispatch = Dispatch(RayPool(cluster), records, on_event, cluster.retries, drain_every,
-                        checkpoint_every)  # fmt: skip
+                        checkpoint_every, cluster.spread_from)  # fmt: skip
     try:
         return dispatch.run(jobs, skipped or [])
     finally:
@@ -307,8 +334,10 @@ class RayPool:
 
         self.ray, workers, self.started = start_cluster(self.cluster)
         c = self.cluster
+        # threads for: the job; its tiles (and a poster's, lent), which wait their turn
+        # on one lock; the calls that read its events, stop it, check it
         self.actor = self.ray.remote(num_cpus=c.threads, num_gpus=c.gpus,
-                                     max_concurrency=2)(Painter)  # fmt: skip
+                                     max_concurrency=6)(Painter)  # fmt: skip
         self.max_pixels = current().max_pixels  # the driver's limit, on every node
         return workers
 
@@ -326,8 +355,9 @@ class RayPool:
         with open(path, "rb") as f:
             return self.ray.put(f.read())
 
-    def paint(self, worker: Any, spec: dict[str, Any], inputs: dict[str, Any]) -> Any:
-        return worker.run.remote(spec, inputs)
+    def paint(self, worker: Any, spec: dict[str, Any], inputs: dict[str, Any],
+              helpers: Sequence[Any] = ()) -> Any:  # fmt: skip
+        return worker.run.remote(spec, inputs, list(helpers))
 
     def wait(self, calls: list[Any], timeout: float) -> list[Any]:
         if not calls:

@@ -408,9 +408,6 @@ def open_spread(spreading: Spreading, plan: Plan, quiet: bool) -> Any:
     networks loaded) before the run; None when not asked. A failed join is one line."""
     if not spreading.wanted:
         return None
-    import torch
-
-    from .. import runtime
     from ..execution import SPREAD_PIXELS, spread_pays
 
     try:
@@ -419,11 +416,7 @@ def open_spread(spreading: Spreading, plan: Plan, quiet: bool) -> Any:
         import_ray()
         from ..spread import NetworkSpec, RaySpread
 
-        c = plan.config
-        _, dtype = runtime.resolve_precision(c.precision, runtime.resolve_device(c.device))
-        spec = NetworkSpec(c.weights, c.pooling, c.normalize, tuple(plan.layers),
-                           str(dtype or torch.float32).removeprefix("torch."))  # fmt: skip
-        spread = RaySpread(spreading.cluster(), spec, spreading.workers)
+        spread = RaySpread(spreading.cluster(), NetworkSpec.of(plan), spreading.workers)
         count = spread.open()
     except NstError as exc:
         fail(exc)

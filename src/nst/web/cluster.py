@@ -33,10 +33,15 @@ import torch
 from ..batch.cluster import Cluster
 from ..errors import NstError, one_line
 from ..events import Event, Notice
+from ..spread import Tiles
 from .jobs import CHECKPOINT_EVERY, RESULT, AscentPlan, Job
 
 #: seconds between two reads of a running job's events
 POLL = 0.25
+#: seconds a print-size job's tile workers may take to start (those later are let go)
+TILE_WORKERS_WITHIN = 60.0
+#: most tile workers one print-size job starts
+MOST_TILE_WORKERS = 32
 
 
 class ClusterError(NstError):
@@ -57,14 +62,17 @@ class Shipped:
     checkpoint_every: float | None
     resume: bool
     preview_every: int
+    tile_workers: int = 0  # a print-size job: tile workers to start beside its painter
 
 
-class WebPainter:
-    """A Ray actor: paints one web job at a time, keeping the network between jobs; two
-    threads (the job, and the calls that read its events or stop it)."""
+class WebPainter(Tiles):
+    """A Ray actor: paints one web job at a time, keeping the network between jobs; its
+    threads run the job, the calls that read its events or stop it, and the tiles of a
+    print-size job (it is a tile worker too, :class:`nst.spread.Tiles`)."""
 
     def __init__(self, threads: int) -> None:
         torch.set_num_threads(threads)
+        self.threads = threads
         self.stop_flag = threading.Event()
         self.events: list[Event] = []
         self.lock = threading.Lock()
@@ -98,12 +106,28 @@ class WebPainter:
                     work.discard()
                 from ..execution import execute
 
-                return execute(plan, on_event, self.stop_flag, job.preview_every,
-                               resume=state, checkpoint=work)  # fmt: skip
+                spread = self.spread(plan, job.tile_workers) if job.tile_workers else None
+                try:
+                    return execute(plan, on_event, self.stop_flag, job.preview_every,
+                                   resume=state, checkpoint=work, spread=spread)  # fmt: skip
+                finally:
+                    if spread is not None:
+                        spread.close()
         except NstError as exc:
             return one_line(str(exc))
         except Exception as exc:  # a bug: the job fails, the worker goes on
             return f"internal error: {type(exc).__name__}: {one_line(str(exc))[:200]}"
+
+    def spread(self, plan: Any, count: int) -> Any:
+        """This job's tiles on this painter and up to ``count`` tile workers started on
+        the cluster's free CPUs now (those that start within ``TILE_WORKERS_WITHIN``)."""
+        import ray
+
+        from ..spread import NetworkSpec, RaySpread
+
+        me = ray.get_runtime_context().current_actor
+        return RaySpread.beside(ray, me, count, self.threads, NetworkSpec.of(plan),
+                                TILE_WORKERS_WITHIN)  # fmt: skip
 
 
 def _planned(job: Shipped, tmp: Path) -> tuple[Any, Any]:
@@ -178,7 +202,7 @@ class ClusterRunner:
         self.ray, workers, self.started = start_cluster(self.cluster)
         c = self.cluster
         self.actor = self.ray.remote(num_cpus=c.threads, num_gpus=c.gpus,
-                                     max_concurrency=2)(WebPainter)  # fmt: skip
+                                     max_concurrency=6)(WebPainter)  # fmt: skip
         return workers
 
     def close(self) -> None:
@@ -202,6 +226,10 @@ class ClusterRunner:
                 raise ClusterError("this server runs no Explore jobs")
             return self.local(job, on_event, stop, preview_every)
         shipped = ship(job, preview_every, self.checkpoint_every)
+        if 0 < self.cluster.spread_from <= shipped.config["size"]:
+            free = self.ray.available_resources().get("CPU", 0)
+            count = min(MOST_TILE_WORKERS, int(free // self.cluster.threads))
+            shipped = Shipped(**{**shipped.__dict__, "tile_workers": count})
         lost = 0
         while True:
             painter = self._painter(fresh=lost > 0)

@@ -73,6 +73,11 @@ class ServeConfig(Declared):
         1, "With --address: torch threads (and Ray CPUs) per job.", INT, lo=1, hi=256,
         panel="Cluster",
     )  # fmt: skip
+    spread_from: int = option(
+        2048, "With --address: a job of this size or larger spreads its tiles over tile "
+        "workers started on the cluster's free CPUs (0: never).", INT, lo=0, hi=65536,
+        panel="Cluster", unit="px",
+    )  # fmt: skip
     workers: int = option(1, "Jobs running at the same time.", INT, lo=1, hi=64, panel="Limits")
     max_waiting: int = option(
         8, "Jobs allowed to wait; beyond: 429.", INT, lo=0, hi=10_000, panel="Limits",

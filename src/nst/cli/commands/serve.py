@@ -95,7 +95,8 @@ def _join(config: ServeConfig) -> Any:
         from ...web.cluster import ClusterRunner
         from ...web.jobs import api_runner
 
-        where = Cluster(address=config.address, threads_per_worker=config.threads_per_worker)
+        where = Cluster(address=config.address, threads_per_worker=config.threads_per_worker,
+                        spread_from=config.spread_from)  # fmt: skip
         runner = ClusterRunner(where, local=api_runner)
         runner.open()
     except ConfigError as exc:
