@@ -97,6 +97,23 @@ def test_a_checkpoint_round_trips_and_alternates_two_generations(images, tiny_ne
     assert folder.written > 0 and folder.saves == 3
 
 
+def test_an_auto_runs_checkpoint_keeps_its_last_checked_picture(images, tiny_network, tmp_path):
+    from nst.options import AUTO
+
+    plan, states = a_state(images, tiny_network, iterations=AUTO, max_iterations=200)
+    picked = states[len(states) // 2]
+    assert picked.optimizer is not None and picked.optimizer.reference is not None
+    folder = WorkFolder(tmp_path / "out.png", {"settings": {"a": 1}}, every=0)
+    folder.save(picked)
+    got = WorkFolder(tmp_path / "out.png", {"settings": {"a": 1}}).load().state
+    assert got is not None and got.optimizer is not None
+    assert got.optimizer.reference.dtype == torch.uint8
+    assert torch.equal(got.optimizer.reference, picked.optimizer.reference)
+    assert got.optimizer.recent == picked.optimizer.recent
+    whole = execution.execute(plan)
+    assert torch.equal(execution.execute(plan, resume=got), whole)
+
+
 def test_a_damaged_checkpoint_is_named_and_the_older_one_used(images, tiny_network, tmp_path):
     _, states = a_state(images, tiny_network)
     out = tmp_path / "out.png"

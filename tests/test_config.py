@@ -138,7 +138,39 @@ def test_coarse_to_fine_stages():
     assert Config(size=1024, iterations=300).stage_iterations == (300, 150)
     assert Config(iterations=1, size=2048).stage_iterations == (1, 1, 1)
     with pytest.raises(ConfigError, match="iterations must be between 1 and 1000000"):
-        Config(iterations=0)
+        Config(iterations=-2)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (0, "iterations must be between 1 and 1000000 (got 0)"),
+        ("0", "iterations must be between 1 and 1000000 (got 0)"),
+        ("autox", "iterations: 'autox' is not an integer"),
+        (True, "iterations: True is not an integer"),
+        (2.5, "iterations: 2.5 is not an integer"),
+    ],
+)
+def test_iterations_auto_is_the_word_only(given, message):
+    """Only the word means auto; a number is an integer option's, messages and all."""
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict({"iterations": given})
+    assert str(caught.value) == message
+    assert type(Config.from_dict({"iterations": "12"}).iterations) is int
+
+
+def test_iterations_auto_budgets_each_stage_by_max_iterations():
+    from nst.options import AUTO
+
+    c = Config.from_dict({"iterations": "Auto", "max_iterations": "600", "size": 1024})
+    assert c.iterations == AUTO and c.auto and c.budget == 600
+    assert c.stage_iterations == (600, 300)  # at most; each stage ends when it settles
+    assert c.to_dict()["iterations"] == "auto" and c.text("iterations") == "auto"
+    assert Config.from_dict(c.to_dict()) == c  # through JSON and back
+    fixed = Config(iterations=300, max_iterations=600)
+    assert not fixed.auto and fixed.budget == 300  # the cap applies to auto only
+    with pytest.raises(ConfigError, match="max-iterations: at most 400 on this server"):
+        c.check_caps({"max_iterations": 400})
 
 
 def test_learning_rate_defaults_by_optimizer():

@@ -97,3 +97,17 @@ def test_events_print_as_one_short_line():
     assert str(Finished(150, 170, 1.5, 12.34, "completed")) == (
         "completed: 150 iterations, 170 loss evaluations, loss 1.5, 12.3 s"
     )
+
+
+def test_an_auto_stage_says_its_most_and_a_settled_run_why_it_ended():
+    plan = (Stage(96, 128, 1000),)
+    started = Started(0, plan, "cpu", "bf16", 0, auto=True)
+    assert str(started) == "128x96 px, auto iterations (at most 1000) on cpu (bf16), seed 0"
+    assert started.to_record()["auto"] is True
+    assert "auto" not in Started(0, plan, "cpu", "bf16", 0).to_record()
+    finished = Finished(231, 260, 1.5, 12.34, "settled")
+    assert str(finished) == (
+        "settled (the picture stopped changing): 231 iterations, 260 loss evaluations, "
+        "loss 1.5, 12.3 s"
+    )
+    assert finished.to_record()["reason"] == "settled"

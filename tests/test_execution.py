@@ -12,6 +12,7 @@ from nst import controls, execution, planning
 from nst.config import Config
 from nst.errors import TermError
 from nst.events import Finished, Started, Step
+from nst.options import AUTO
 from tests.conftest import assert_close, sharpness_spec
 
 FAST = dict(size=40, iterations=8, seed=1, init="noise")  # the paper's start, however short
@@ -290,8 +291,9 @@ class Keeper:
         {"style_loss": "swd"},
         {"style_loss": "w2", "average": 0.9},
         {"optimizer": "adam", "scales": (32, 64)},
+        {"iterations": AUTO, "max_iterations": 300, "scales": (32, 64)},
     ],
-    ids=["one stage", "coarse to fine", "tiled", "swd", "w2 averaged", "adam"],
+    ids=["one stage", "coarse to fine", "tiled", "swd", "w2 averaged", "adam", "auto"],
 )
 def test_a_run_continued_from_any_saved_state_makes_the_same_picture(images, tiny_network,
                                                                      options):  # fmt: skip
@@ -414,3 +416,19 @@ def test_a_failed_allocation_is_told_by_its_type_not_any_word(
         assert str(caught.value).startswith(becomes)
     else:
         assert caught.value is raised
+
+
+def test_iterations_auto_ends_each_stage_when_its_picture_settles(images, tiny_network):
+    from nst.optimize import SETTLE
+
+    events = []
+    config = Config(size=48, scales=(24,), iterations=AUTO, max_iterations=400, seed=1,
+                    init="noise", precision="fp32")  # fmt: skip
+    nst.stylize(images["content"], images["style"], config, events.append)
+    starts = [e for e in events if isinstance(e, Started)]
+    assert [(s.auto, s.iterations) for s in starts] == [(True, 400), (True, 200)]
+    per_stage = [[s for s in steps_of(events) if s.stage == k] for k in (0, 1)]
+    made = [stage[-1].iteration for stage in per_stage]
+    # each stage ended by itself, well before its most, after at least a window
+    assert all(SETTLE.window <= n < most for n, most in zip(made, (400, 200))), made
+    assert events[-1].reason == "settled" and events[-1].iterations == sum(made)

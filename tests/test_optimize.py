@@ -300,3 +300,58 @@ def test_each_variant_of_lbfgs_takes_the_same_steps(lazy, compact):
     assert other_losses == pytest.approx(losses, rel=1e-6, abs=1e-9 * losses[0])
     assert torch.allclose(other_x, x, rtol=1e-6, atol=1e-6)
     assert other_evaluations == evaluations  # a trial's gradient is not an evaluation
+
+
+def _first_still(pictures, levels, window):
+    """The first check (every ``window`` iterations) at which the 8-bit picture changed by
+    less than ``levels`` per pixel since the check before (computed here from the
+    reported iterates)."""
+    for k in range(window, len(pictures), window):
+        change = float((pictures[k].int() - pictures[k - window].int()).abs().float().mean())
+        if change < levels:
+            return k
+    return None
+
+
+@pytest.mark.parametrize(("method", "lr"), [("lbfgs", 1.0), ("adam", 3.0)])
+def test_settle_ends_when_the_saved_picture_stops_changing(method, lr):
+    from nst.optimize import Settle
+
+    settle = Settle(levels=1.0, window=3)
+    pictures = []
+
+    def keep(step):
+        pictures.append(settle.picture(step.x.clone()))
+
+    x0 = torch.zeros(1, 3, 4, 4)
+    alone = minimize(quadratic, x0, iterations=400, method=method, lr=lr)
+    result = minimize(quadratic, x0, iterations=400, method=method, lr=lr, on_step=keep,
+                      settle=settle)  # fmt: skip
+    expected = _first_still(pictures, 1.0, 3)
+    assert expected is not None and result.reason == "settled"
+    assert result.iterations == expected == len(pictures) - 1
+    assert result.iterations < alone.iterations  # it did end early
+
+
+@pytest.mark.parametrize(("method", "lr"), [("lbfgs", 1.0), ("adam", 3.0)])
+def test_a_settling_run_resumed_from_a_snapshot_ends_where_the_whole_run_ended(method, lr):
+    import dataclasses
+
+    from nst.optimize import Settle
+
+    settle = Settle(levels=0.5, window=3)
+    x0 = torch.zeros(1, 3, 4, 4)
+    saved = []
+
+    def keep(step):
+        state = step.snapshot()
+        saved.append(dataclasses.replace(state, x=state.x.clone(), grad=state.grad.clone(),
+                                         memory=_copy(state.memory)))  # fmt: skip
+
+    options = dict(iterations=400, method=method, lr=lr, settle=settle)
+    full = minimize(quadratic, x0, on_step=keep, **options)
+    assert full.reason == "settled" and full.iterations >= 4
+    for at in (2, full.iterations - 1, full.iterations):  # in the window; at the end
+        again = minimize(quadratic, torch.zeros_like(x0), resume=saved[at], **options)
+        assert (again.iterations, again.reason) == (full.iterations, "settled"), at
+        assert torch.equal(again.x, full.x)

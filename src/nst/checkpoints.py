@@ -141,7 +141,8 @@ def _to_plain(state: RunState) -> dict[str, Any]:
         "optimizer": None if opt is None else {
             "method": opt.method, "iteration": opt.iteration, "evaluations": opt.evaluations,
             "x": opt.x, "loss": opt.loss, "grad": opt.grad, "memory": opt.memory,
-            "converged": opt.converged,
+            "converged": opt.converged, "reference": opt.reference,
+            "recent": list(opt.recent),
         },
         "x": state.x,
         "average": None if state.average is None else list(state.average),
@@ -154,7 +155,10 @@ def _to_plain(state: RunState) -> dict[str, Any]:
 
 def _from_plain(data: dict[str, Any]) -> RunState:
     opt = data["optimizer"]
-    optimizer = None if opt is None else OptimizerState(**opt)
+    optimizer = None
+    if opt is not None:  # "reference", "recent": none in a checkpoint of an earlier version
+        optimizer = OptimizerState(**{**opt, "reference": opt.get("reference"),
+                                      "recent": tuple(opt.get("recent", ()))})  # fmt: skip
     average = data["average"]
     return RunState(
         stage=int(data["stage"]),

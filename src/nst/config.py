@@ -14,10 +14,12 @@ from typing import Literal, get_args
 from .errors import ConfigError
 from .layers import LayerWeights
 from .options import (
+    AUTO,
     BOOL,
     FLOAT,
     FLOATS,
     INT,
+    INT_OR_AUTO,
     INTS,
     LAYERS,
     REGIONS,
@@ -157,9 +159,15 @@ class Config(Declared):
         500,
         "Optimizer steps (L-BFGS iterations; each may evaluate the loss several times, "
         "both are reported). With coarse-to-fine, the first stage's; later stages get half "
-        "as many each.",
-        INT, lo=1, hi=1_000_000, panel="Optimization", web="main", label="Iterations",
+        "as many each. auto: each stage ends when the saved picture stops changing "
+        "(at most --max-iterations).",
+        INT_OR_AUTO, lo=1, hi=1_000_000, panel="Optimization", web="main", label="Iterations",
         cap="max_iterations", web_default=300,
+    )  # fmt: skip
+    max_iterations: int = option(
+        1000, "With --iterations auto: the most the first stage may take (later stages "
+        "half as many each).", INT, lo=1, hi=1_000_000, panel="Optimization",
+        label="Most iterations (auto)", cap="max_iterations", web="hidden",
     )  # fmt: skip
     optimizer: Optimizer = option(
         "lbfgs", "lbfgs (default, as the paper) or adam.", TEXT, choices=OPTIMIZERS,
@@ -390,13 +398,25 @@ class Config(Declared):
         return tuple(sizes)
 
     @property
+    def auto(self) -> bool:
+        """``--iterations auto``: stages end when the picture stops changing."""
+        return self.iterations == AUTO
+
+    @property
+    def budget(self) -> int:
+        """The first stage's iterations: ``iterations``, or at most ``max_iterations`` when
+        auto."""
+        return self.max_iterations if self.auto else self.iterations
+
+    @property
     def stage_iterations(self) -> tuple[int, ...]:
-        """Iterations of every stage: ``iterations`` for the first, half as many for each
-        following one (a stage at twice the size costs four times as much per iteration)."""
+        """Iterations of every stage (auto: the most it may take): the budget for the
+        first, half as many for each following one (a stage at twice the size costs four
+        times as much per iteration)."""
         n = len(self.stage_sizes)
         if n == 1:
-            return (self.iterations,)
-        return tuple(max(1, self.iterations >> k) for k in range(n))
+            return (self.budget,)
+        return tuple(max(1, self.budget >> k) for k in range(n))
 
 
 def start_keyword(config: Config, stylizing: bool) -> str:
@@ -405,14 +425,14 @@ def start_keyword(config: Config, stylizing: bool) -> str:
     init = config.init.strip()
     if init != "auto":
         return init
-    return "content" if stylizing and config.iterations < NOISE_ITERATIONS else "noise"
+    return "content" if stylizing and config.budget < NOISE_ITERATIONS else "noise"
 
 
 def start_advice(config: Config, stylizing: bool) -> tuple[str, ...]:
     """The warning a short run from noise deserves (one line with the fix), if any."""
-    if config.iterations >= NOISE_ITERATIONS:
+    if config.budget >= NOISE_ITERATIONS:
         return ()
-    n = config.iterations
+    n = config.budget
     needs = f"it takes about {NOISE_ITERATIONS}"
     if config.init.strip() == "auto" and stylizing:
         return (

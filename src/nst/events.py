@@ -67,10 +67,19 @@ class Started:
     precision: str
     seed: int
     workers: int = 0  # workers computing the stage's tiles (0: this process alone)
+    auto: bool = False  # --iterations auto: the stage ends when the picture stops changing
 
     @property
     def iterations(self) -> int:
+        """The stage's iterations (auto: the most it may take)."""
         return self.plan[self.stage].iterations
+
+    @property
+    def iterations_text(self) -> str:
+        """``500 iterations``, or ``auto iterations (at most 1000)``."""
+        if self.auto:
+            return f"auto iterations (at most {self.iterations})"
+        return f"{self.iterations} iterations"
 
     @property
     def height(self) -> int:
@@ -88,7 +97,7 @@ class Started:
         where = f"stage {self.stage + 1}/{self.stages}: " if self.stages > 1 else ""
         spread = f", tiles on {self.workers} workers" if self.workers else ""
         return (
-            f"{where}{self.width}x{self.height} px, {self.iterations} iterations on "
+            f"{where}{self.width}x{self.height} px, {self.iterations_text} on "
             f"{self.device} ({self.precision}){spread}, seed {self.seed}"
         )
 
@@ -101,6 +110,7 @@ class Started:
             "precision": self.precision,
             "seed": self.seed,
             **({"workers": self.workers} if self.workers else {}),
+            **({"auto": True} if self.auto else {}),
         }
 
 
@@ -178,6 +188,10 @@ class Step:
         return out
 
 
+#: how a stage ended by ``--iterations auto`` reads
+SETTLED = "settled (the picture stopped changing)"
+
+
 @dataclass(frozen=True)
 class Finished:
     """A run ended; ``reason`` is ``completed``, ``converged`` or ``cancelled``."""
@@ -188,9 +202,14 @@ class Finished:
     elapsed: float
     reason: str
 
+    @property
+    def why(self) -> str:
+        """The reason as a person reads it."""
+        return SETTLED if self.reason == "settled" else self.reason
+
     def __str__(self) -> str:
         return (
-            f"{self.reason}: {self.iterations} iterations, {self.evaluations} loss evaluations, "
+            f"{self.why}: {self.iterations} iterations, {self.evaluations} loss evaluations, "
             f"loss {self.loss:.4g}, {self.elapsed:.1f} s"
         )
 

@@ -24,7 +24,7 @@ from .model.vgg import VGG19Features
 from .model.weights import IMAGENET_MEAN_RGB
 from .objective import Objective, StageTargets, StyleSource, build_terms
 from .objective.tiling import Spread, Tiling, check_tileable
-from .optimize import OptimizerState, StepState, Variant, minimize
+from .optimize import SETTLE, OptimizerState, StepState, Variant, minimize
 from .planning import Plan
 
 StopSignal = Union[Callable[[], bool], threading.Event, None]
@@ -314,7 +314,7 @@ class _Execution:
             x = self.x
             x0 = start_image(plan, size).to(self.device) if x is None else _upsample(x, size)
             self.emit(Started(stage, plan.stages, str(self.device), self.precision, plan.seed,
-                              workers))  # fmt: skip
+                              workers, config.auto))  # fmt: skip
             before = RunState(stage, plan.seed, plan.stages, iterations=self.iterations,
                               evaluations=self.evaluations, elapsed=self.elapsed)  # fmt: skip
             reporter = _Reporter(plan, objective, self.emit, stage, self.preview_every,
@@ -331,6 +331,7 @@ class _Execution:
                 should_stop=self.should_stop,
                 resume=going_on,
                 variant=self.variant,
+                settle=SETTLE if config.auto else None,
             )
         except RunStopped as exc:
             if isinstance(exc, Interrupted) and reporter is not None:

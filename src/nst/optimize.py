@@ -102,6 +102,31 @@ class OptimizerState:
     memory: dict[str, Any]
     #: the run had converged at this iteration (a resumed run ends there too)
     converged: bool = False
+    #: ``settle``: the picture at its last check (8-bit) and how much it had changed then
+    reference: torch.Tensor | None = None
+    recent: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settle:
+    """``--iterations auto``: a minimisation ends ("settled") once the picture as saved
+    (8-bit, clamped) changed by less than ``levels`` per pixel on average over the last
+    ``window`` iterations: checked every ``window`` iterations, against the picture at the
+    check before (a span, not each step's change: an 8-bit picture's rounding flickers
+    from step to step without drifting)."""
+
+    levels: float
+    window: int
+
+    def picture(self, x: torch.Tensor) -> torch.Tensor:
+        """The iterate as an 8-bit picture would hold it."""
+        return x.detach().float().clamp(0, 255).round().to(torch.uint8)
+
+
+#: ``--iterations auto``: a stage ends once the saved picture changed by less than this
+#: many levels per pixel on average over the last this many iterations (measured with
+#: benchmarks/auto_stop.py: docs/PERFORMANCE.md)
+SETTLE = Settle(levels=1.5, window=10)
 
 
 @dataclass(frozen=True)
@@ -127,7 +152,7 @@ class OptimizeResult:
     iterations: int
     evaluations: int
     loss: float
-    reason: str  # completed | converged | cancelled
+    reason: str  # completed | converged | settled | cancelled
     elapsed: float
 
 
@@ -229,8 +254,18 @@ class _Run:
         x: torch.Tensor,
         on_step: StepCallback | None,
         should_stop: Callable[[], bool] | None,
+        settle: Settle | None = None,
+        resume: OptimizerState | None = None,
     ) -> None:
         self.x = x
+        self.settle = settle
+        #: the picture at the last check, which the next one's change is measured from
+        self.reference: torch.Tensor | None = None
+        self.recent: list[float] = []
+        if settle is not None:
+            kept = resume.reference if resume is not None else None
+            self.reference = kept.clone() if kept is not None else settle.picture(x)
+            self.recent = list(resume.recent) if resume is not None else []
         self.evaluate = _Evaluator(objective, x.shape)
         self.on_step = on_step
         self.stop = should_stop or (lambda: False)
@@ -253,6 +288,23 @@ class _Run:
             elapsed = time.perf_counter() - self.start
             count = self.evaluate.count
             self.on_step(StepState(iteration, count, loss, terms, self.x, elapsed, self.snapshot))
+
+    def settled(self, iteration: int) -> bool:
+        """After ``iteration``: at a check (every ``settle.window``), whether the picture
+        changed by less than ``settle.levels`` per pixel since the check before."""
+        if self.settle is None or self.reference is None or iteration % self.settle.window:
+            return False
+        now = self.settle.picture(self.x)
+        change = float((now.int() - self.reference.int()).abs().float().mean())
+        self.reference, self.recent = now, [*self.recent[-9:], change]
+        return self.still()
+
+    def still(self) -> bool:
+        """Whether the last check found the picture settled (a resumed run that had
+        settled ends at once)."""
+        return (
+            self.settle is not None and bool(self.recent) and (self.recent[-1] < self.settle.levels)
+        )
 
     def snapshot(self) -> OptimizerState | None:
         """The state at the last report, or None while an update is under way."""
@@ -286,6 +338,7 @@ def minimize(
     resume: OptimizerState | None = None,
     variant: Variant = Variant(),
     after_step: Projection | None = None,
+    settle: Settle | None = None,
 ) -> OptimizeResult:
     """Minimise ``objective`` over the pixels of ``x0`` (not modified).
 
@@ -299,12 +352,14 @@ def minimize(
     ``variant`` chooses how L-BFGS computes (:class:`Variant`; the defaults are the fastest).
     ``after_step`` (Adam) maps each new iterate, shaped as ``x0``, and the gradient the
     step took to the iterate the next evaluation sees (the regularizers of gradient
-    ascent: blur, clipping), after ``clamp``.
+    ascent: blur, clipping), after ``clamp``. ``settle`` ends the minimisation early, with
+    the reason ``settled``, once the picture stops changing (:class:`Settle`).
     """
     if resume is not None and (resume.method != method or resume.x.numel() != x0.numel()):
         raise ValueError("resume: a state of another method or image size")
     start = x0 if resume is None else resume.x.view_as(x0)
-    run = _Run(objective, start.detach().clone().contiguous(), on_step, should_stop)
+    run = _Run(objective, start.detach().clone().contiguous(), on_step, should_stop, settle,
+               resume)  # fmt: skip
     try:
         if method == "lbfgs":
             solver = LBFGS(run, lr, history, history_dtype, variant)
@@ -588,7 +643,8 @@ class LBFGS:
     def state(self, k: int, f: float, g: torch.Tensor, converged: bool = False) -> OptimizerState:
         run = self.run
         return OptimizerState("lbfgs", k, run.evaluate.count, run.x.view(-1), f, g,
-                              self.memory.state(), converged)  # fmt: skip
+                              self.memory.state(), converged, run.reference,
+                              tuple(run.recent))  # fmt: skip
 
     def solve(self, iterations: int, resume: OptimizerState | None = None) -> tuple[float, str]:
         run = self.run
@@ -607,6 +663,8 @@ class LBFGS:
             run.state = functools.partial(self.state, k, f, g, resume.converged)
             if resume.converged:
                 return f, "converged"
+            if run.still():
+                return f, "settled"
         if k >= iterations:
             return f, "completed"
         # the first step of a run is steepest descent scaled to move a pixel; later ones
@@ -650,9 +708,12 @@ class LBFGS:
             converged = change <= LOSS_CHANGE_TOL * max(1.0, abs(f)) or (
                 float(step.abs().max()) <= PIXEL_STEP_TOL
             )
+            settled = run.settled(k)
             run.report(k, f, found.terms, functools.partial(self.state, k, f, g, converged))
             if converged:
                 return f, "converged"
+            if settled:
+                return f, "settled"
             d = self.memory.direction(g)
             t = self.lr
         return f, "completed"
@@ -769,7 +830,8 @@ def _adam(
 
     def state(k: int, f: float, g: torch.Tensor) -> OptimizerState:
         return OptimizerState("adam", k, run.evaluate.count, flat, f, g,
-                              {"kind": "adam", "torch": opt.state_dict()})  # fmt: skip
+                              {"kind": "adam", "torch": opt.state_dict()},
+                              reference=run.reference, recent=tuple(run.recent))  # fmt: skip
 
     if resume is None:
         f, g, terms = run.evaluate(param.data)
@@ -783,6 +845,8 @@ def _adam(
         run.evaluate.count = resume.evaluations
         run.iteration = first = resume.iteration
         run.state = functools.partial(state, first, f, g)
+        if run.still():
+            return f, "settled"
         first += 1
     for k in range(first, iterations + 1):
         if run.stop():
@@ -800,5 +864,8 @@ def _adam(
             raise run.diverged()
         flat.copy_(param.data)
         f, g = f_new, g_new
+        settled = run.settled(k)
         run.report(k, f, terms, functools.partial(state, k, f, g))
+        if settled:
+            return f, "settled"
     return f, "completed"

@@ -288,6 +288,43 @@ def _regions_out(v: Any) -> str:
 
 
 INT = Kind("int", "an integer", _int_text, _int_json, check=_check_int)
+
+
+#: ``auto`` as an integer option holds it (iterations: until the picture stops changing)
+AUTO = 0
+
+
+class _Given(int):
+    """An integer read from text or JSON: never :data:`AUTO` (only the word is), so a
+    given 0 is checked, and refused, as any integer out of range."""
+
+
+def _auto_text(text: str, what: str) -> int:
+    return _auto_json(text, what)
+
+
+def _auto_json(value: Any, what: str) -> int:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return AUTO
+    return _Given(_int_json(value, what))
+
+
+def _check_auto(opt: Option, value: Any) -> None:
+    if type(value) is int and value == AUTO:
+        return
+    _check_int(opt, int(value) if isinstance(value, _Given) else value)
+
+
+def _auto_value(opt: Option, value: Any) -> Any:
+    """A given integer as a plain one (a given 0 stays marked: the check refuses it)."""
+    return int(value) if isinstance(value, _Given) and value != AUTO else value
+
+
+#: an integer or ``auto`` (held as :data:`AUTO`); the web shows it as an integer field
+INT_OR_AUTO = Kind("int", "an integer or auto", _auto_text, _auto_json,
+                   to_json=lambda v: "auto" if v == AUTO else v,
+                   to_text=lambda v: "auto" if v == AUTO else str(v),
+                   check=_check_auto, canonical=_auto_value)  # fmt: skip
 FLOAT = Kind("float", "a number", _float_text, _float_json, to_text=lambda v: f"{v:g}",
              check=_check_float, canonical=_float_value)  # fmt: skip
 BOOL = Kind("bool", "true or false", _bool_text, _bool_json, to_text=lambda v: str(v).lower(),
@@ -602,6 +639,10 @@ class Declared:
         with _blaming(name):
             bundle = cls.PRESETS[cls.OPTIONS[name].parse(given[name])]
         return {**bundle, **given}
+
+    def text(self, name: str) -> str:
+        """One option's value as the command line writes it (``auto``, ``0.5``, ...)."""
+        return self.OPTIONS[name].to_text(getattr(self, name))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (layer weights as ``"conv1_1:0.2,..."``); from_dict reads them."""

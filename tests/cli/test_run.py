@@ -61,3 +61,21 @@ def test_without_a_terminal_a_line_comes_every_tenth_and_every_ten_seconds():
     assert lines[1].startswith("[") and " 0/1000 " in lines[1]  # at once
     assert " 4/1000 " in lines[2] and " 8/1000 " in lines[3]  # then every ten seconds
     assert any(" 100/1000 " in line for line in lines)  # and every tenth
+
+
+def test_the_progress_says_an_auto_stages_most_and_why_it_ended():
+    import io
+
+    from nst.cli.progress import ProgressBar
+    from nst.events import Finished, Stage, Started
+
+    out = io.StringIO()
+    bar = ProgressBar(out, clock=lambda: 0.0)
+    bar(Started(0, (Stage(32, 48, 1000),), "cpu", "fp32", 1, auto=True))
+    bar(Finished(230, 260, 1.5, 75.0, "settled"))
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("48x32 px, auto iterations (at most 1000) on cpu (fp32)")
+    assert lines[-1] == (
+        "settled (the picture stopped changing): 230 iterations, 260 loss evaluations, "
+        "loss 1.5, 1:15"
+    )

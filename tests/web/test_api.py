@@ -49,6 +49,16 @@ def test_job_life_cycle_with_events_preview_and_result(make_client):
     assert "id: 5\n" not in later and "id: 6\n" in later
 
 
+def test_a_job_may_ask_for_auto_iterations_within_the_servers_cap(make_client):
+    client = make_client()
+    r = submit(client, params={"size": 32, "iterations": "auto", "max_iterations": 6})
+    assert r.status_code == 201, r.text
+    done = wait_state(client, r.json()["id"])
+    assert done["state"] == "done", done
+    assert done["params"]["iterations"] == "auto" and done["params"]["max_iterations"] == 6
+    assert done["progress"]["total"] == 6  # the most it may take
+
+
 def test_cancel_keeps_the_last_image(make_client):
     client = make_client(runner=fake_runner(delay=0.05))
     job = submit(client, params={"size": 32, "iterations": 1000}).json()
@@ -141,6 +151,12 @@ def test_wrong_media_answers_415(make_client):
         # the server's cap, not the declared range (16..16384), for a value past both
         ({"size": 20000}, "size: at most 1024 px on this server", "size"),
         ({"iterations": 10**5}, "iterations: at most 2000 on this server", "iterations"),
+        (
+            {"iterations": "auto", "max_iterations": 10**5},
+            "max-iterations: at most 2000 on this server",
+            "max_iterations",
+        ),
+        ({"iterations": "often"}, "iterations: 'often' is not an integer", "iterations"),
         ({"colour": 1}, "unknown parameter(s): colour", None),
         ({"weights": "/etc/passwd"}, "parameter(s) not settable here: weights", None),
         ({"init": "/etc/passwd"}, "init must be one of auto, noise, content, style", "init"),

@@ -54,7 +54,7 @@ class ProgressBar:
                 tiles = (tiles or ", in tiles") + f" on {event.workers} workers"
             peak = f", ~{stage.memory / (1 << 30):.1f} GB peak" if stage.memory else ""
             self.stream.write(
-                f"{where}{event.width}x{event.height} px, {event.iterations} iterations on "
+                f"{where}{event.width}x{event.height} px, {event.iterations_text} on "
                 f"{event.device} ({event.precision}){tiles}{peak}, seed {event.seed}\n"
             )
             self.stream.flush()
@@ -64,7 +64,7 @@ class ProgressBar:
             if self.tty:
                 self.stream.write("\n")
             self.stream.write(
-                f"{event.reason}: {event.iterations} iterations, {event.evaluations} loss "
+                f"{event.why}: {event.iterations} iterations, {event.evaluations} loss "
                 f"evaluations, loss {event.loss:.4g}, {format_time(event.elapsed)}\n"
             )
             self.stream.flush()

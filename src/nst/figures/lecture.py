@@ -117,7 +117,7 @@ def lecture(roles: Roles, ctx: Context) -> Sheet | str:
         rows.append(row)
         labels.append(f"saliency, neuron {rank + 1}")
     ascent = ctx.base.replace(seed=0)
-    steps = ctx.base.iterations
+    steps = ctx.base.budget
     rows.append(
         [Cell(t, Job("ascent", photo, None, ascent, spec=AscentSpec(t, size, steps)))
          for t in ASCENT_CHANNELS]

@@ -303,7 +303,7 @@ def write_index(out: Path, sheets: Sequence[Sheet], skipped: Sequence[str], base
         "img{max-width:100%;border:1px solid #ccc}td,th{padding:2px 8px;text-align:left}"
         "table{border-collapse:collapse;font-size:90%}tr:nth-child(even){background:#f4f4f4}</style>",
         "<h1>Gatys, Ecker &amp; Bethge (2016): the experiments</h1>",
-        f"<p>size {base.size} px, {base.iterations} iterations, {base.optimizer}, "
+        f"<p>size {base.size} px, {base.text('iterations')} iterations, {base.optimizer}, "
         f"pooling {base.pooling}, {'normalized' if base.normalize else 'raw'} VGG19, "
         f"weighting {base.weighting}, precision {base.precision}</p>",
     ]

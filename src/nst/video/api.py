@@ -333,8 +333,13 @@ class _VideoRun:
         self.done, seed = self.work.open(settings, config.seed, restart, (h, w),
                                          lambda m: emit(Notice(m)))  # fmt: skip
         self.first = config.replace(size=max(h, w), seed=seed)
-        nxt = video.next_iterations(config.iterations)
-        self.later = self.first.replace(scales=(max(h, w),), iterations=nxt)
+        nxt = video.next_iterations(config.budget)
+        most = (
+            {"max_iterations": nxt}
+            if config.auto and video.iterations_next is None
+            else {"iterations": nxt}
+        )  # auto: the later frames settle too, within their budget
+        self.later = self.first.replace(scales=(max(h, w),), **most)
         if not video.temporal and video.iterations_next is None:
             self.later = self.first  # independent frames: each one as the first
         self.keep = max(video.offsets, default=1)

@@ -149,7 +149,7 @@ def show_plan(run: list[Any], skip: list[Any], records: Any, workers: int, threa
         total += seconds
         c = job.config
         lines.append(
-            f"  {job.name}  {job.row}  {c.size} px, {c.iterations} iterations, "
+            f"  {job.name}  {job.row}  {c.size} px, {c.text('iterations')} iterations, "
             f"~{format_time(seconds)}"
         )
     k = min(workers, len(run))
