@@ -170,3 +170,30 @@ def test_with_no_worker_left_the_run_stops_as_an_interruption_with_its_image():
         assert str(stopped.value).startswith("no new worker for this picture's tiles started")
         assert stopped.value.image.shape == (3, 85, 128)  # chelsea, 128 px wide
         assert 2 <= stopped.value.iteration < 20  # where it was: its checkpoint goes on
+
+
+def test_a_tile_call_run_before_its_stage_call_waits_for_it():
+    """A painter runs calls on several threads, so a tile may start before the ``stage``
+    call sent ahead of it: it waits for the stage's terms instead of failing."""
+    import threading
+
+    from nst.spread import Tiles
+
+    worker = Tiles()
+    worker.tile_lock = threading.Lock()
+    worker.staged = threading.Condition(worker.tile_lock)
+    worker.key, worker.terms, worker.kept = -1, [], {}
+    waiting, seen = threading.Event(), []
+
+    def early_tile():
+        with worker.staged:
+            waiting.set()
+            worker._staged(1)  # releases the lock while it waits
+            seen.append(worker.key)
+
+    thread = threading.Thread(target=early_tile)
+    thread.start()
+    waiting.wait()
+    worker.stage(1, [])
+    thread.join()
+    assert seen == [1]

@@ -47,6 +47,8 @@ IN_FLIGHT = 2
 MOST_LOST = 8
 #: seconds a replacement worker may take to start (load its network)
 REPLACE_WITHIN = 120.0
+#: seconds a tile call waits for its stage's terms, sent just before it
+STAGE_WITHIN = 120.0
 
 
 NoWorkers = WorkersLost  # the cluster has no worker left for a run's tiles
@@ -103,6 +105,9 @@ class Tiles:
         self.kept: dict[tuple[int, int], torch.Tensor | Kept] = {}
         if not hasattr(self, "tile_lock"):
             self.tile_lock = threading.Lock()
+            #: a tile waits here for its stage's terms: an actor with several threads (a
+            #: painter) may run a tile call before the ``stage`` call sent ahead of it
+            self.staged = threading.Condition(self.tile_lock)
 
     def release(self) -> None:
         """Let the stage's terms and the kept tiles go (a run ended)."""
@@ -115,16 +120,22 @@ class Tiles:
         return str(ray.get_runtime_context().get_node_id())
 
     def stage(self, key: int, terms: list[FeatureTerm]) -> None:
-        with self.tile_lock:
+        with self.staged:
             self.key, self.terms, self.kept = key, terms, {}
+            self.staged.notify_all()
+
+    def _staged(self, key: int) -> None:
+        """Wait (holding the tile lock after) until this worker has stage ``key``."""
+        self.staged.wait_for(lambda: self.key >= key, timeout=STAGE_WITHIN)
+        assert key == self.key, "a tile of another stage"
 
     def stats(self, key: int, xt: torch.Tensor, win: Window, tag: tuple[int, int],
               keep_graph: bool) -> dict[str, list[torch.Tensor]]:  # fmt: skip
         """A tile's statistics. Its region is kept for the same evaluation's gradient
         pass (``tag``: the evaluation and the tile), which then need not send it again;
         with ``keep_graph`` its whole forward is kept, and that pass runs no forward."""
-        with self.tile_lock:
-            assert key == self.key, "a tile of another stage"
+        with self.staged:
+            self._staged(key)
             if any(t[0] != tag[0] for t in self.kept):
                 self.kept = {}  # an earlier evaluation's regions
             wanted = [t for t in self.terms if not t.module.local]
@@ -141,8 +152,8 @@ class Tiles:
     ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:  # fmt: skip
         """A tile's share of the gradient (``xt`` None: from what its statistics pass
         kept here)."""
-        with self.tile_lock:
-            assert key == self.key, "a tile of another stage"
+        with self.staged:
+            self._staged(key)
             backward = [t for t in self.terms
                         if not t.module.local and t.name in coefficients]  # fmt: skip
             backward += [t for t in self.terms if t.module.local]
