@@ -416,6 +416,10 @@ def test_a_run_the_servers_stop_interrupted_continues_where_it_was(make_client, 
     done = wait_state(again, job["id"], timeout=180)
     assert done["state"] == "done" and done["continuable"] is False
     folder = again.app.state.manager.get(job["id"]).folder
+    # the checkpoints go just after the job shows done (outside the manager's lock)
+    gone = time.monotonic() + 120  # a bound against a hang, not a timing
+    while work_folder(folder / "result.png").exists() and time.monotonic() < gone:
+        time.sleep(0.05)
     assert not work_folder(folder / "result.png").exists()
     twin = wait_state(again, submit(again, params=params).json()["id"], timeout=180)
     mine = np.asarray(Image.open(io.BytesIO(again.get(done["result"]).content)), dtype=np.int16)
