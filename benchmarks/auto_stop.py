@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import torch
 
 import nst
-from common import machine
+from common import geomean, machine
 from nst.config import Config
 from nst.figures.sheets import Cell, Result, Sheet, render
 
@@ -60,10 +59,6 @@ def run(content: str, style: str, options: dict[str, Any]) -> dict[str, Any]:
     done.update(image=image, content=s.content, gram=s.style_total("gram"),
                 w2=s.style_total("w2"), swd=s.style_total("swd"), noise=s.noise_ratio)  # fmt: skip
     return done
-
-
-def geomean(values: list[float]) -> float:
-    return math.exp(sum(math.log(max(v, 1e-30)) for v in values) / len(values))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -92,3 +92,10 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
+
+
+def geomean(values: list[float]) -> float:
+    """The geometric mean (ratios averaged as ratios); values floored at 1e-30."""
+    import math
+
+    return math.exp(sum(math.log(max(v, 1e-30)) for v in values) / len(values))

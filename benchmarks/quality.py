@@ -18,7 +18,6 @@ mean seconds.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import torch
 
 import nst
-from common import machine
+from common import geomean, machine
 from nst.config import Config
 from nst.figures.sheets import Cell, Result, Sheet, render
 
@@ -94,10 +93,6 @@ def budgeted(
     per = max(1e-3, (long - short) / (2 * PROBE))  # seconds per iteration, set-up apart
     n = max(PROBE, int((budget - max(0.0, short - PROBE * per)) / per))
     return run(content, style, options, n)
-
-
-def geomean(values: list[float]) -> float:
-    return math.exp(sum(math.log(max(v, 1e-30)) for v in values) / len(values))
 
 
 def main(argv: list[str] | None = None) -> None:
