@@ -22,6 +22,10 @@ def test_a_content_scored_against_itself_and_a_style_against_itself(images, tiny
     assert all(v == pytest.approx(0.0, abs=1e-9) for v in same.style["gram"].values())
     assert all(abs(v) < 1e-3 for v in same.style["w2"].values())
     assert all(v < 1e-6 for v in same.style["swd"].values())
+    # the nearest patch of each of the style's own patches is itself; from conv3_1 on,
+    # not at conv5_1, whose 2x2 positions (40 px) hold no 3x3 patch
+    assert list(same.style["mrf"]) == ["conv3_1", "conv4_1"]
+    assert all(abs(v) < 1e-6 for v in same.style["mrf"].values()) and s.style_total("mrf") > 0
     assert s.style_total("gram") > 0 and s.style_total("w2") > 0 and s.style_total("swd") > 0
     assert list(s.style["gram"]) == [f"conv{b}_1" for b in range(1, 6)]
     assert s.style_total("gram") == pytest.approx(sum(s.style["gram"].values()) / 5)
@@ -44,9 +48,10 @@ def test_the_command_prints_every_figure_and_json(images, tiny_network):
     r = runner.invoke(app, [*args, "--json", "--style-blend", "0.7,0.3"])
     assert r.exit_code == 0, r.output
     record = json.loads(r.output)
-    assert record["content"] == 0.0 and set(record["style"]) == {"gram", "w2", "swd"}
+    assert record["content"] == 0.0 and set(record["style"]) == {"gram", "w2", "swd", "mrf"}
     r = runner.invoke(app, args)
     assert r.exit_code == 0 and "style, Gram E_l" in r.output and "ratio 1" in r.output
+    assert "style, MRF patches" in r.output and "(conv3_1 " in r.output
     r = runner.invoke(app, [*args, "--style-blend", "1"])
     assert r.exit_code == 2
     assert "style-blend has 1 weights for 2 style image(s)" in r.output
@@ -66,7 +71,7 @@ def test_each_registered_statistic_scores_itself(images, tiny_network, monkeypat
     monkeypatch.setitem(STATISTICS, "mean", Statistic("mean", None, None, by_hand))  # type: ignore[arg-type]
     s = nst.score(images["content"], images["content"], [images["style"], images["style2"]],
                   blend=[3.0, 1.0])  # fmt: skip
-    assert set(s.style) == {"gram", "w2", "swd", "mean"}
+    assert set(s.style) == {"gram", "w2", "swd", "mrf", "mean"}
     assert list(s.style["mean"]) == ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
     assert list(s.style["mean"].values()) == [0.5, 1.5, 2.5, 3.5, 4.5]
     assert [w for w, _, _ in seen] == [1.0] * 5  # the blend's weights, normalized

@@ -8,11 +8,12 @@ by :meth:`Config.from_dict`, the one boundary parser.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from .errors import ConfigError
-from .layers import LayerWeights
+from .layers import LayerWeights, pools_through
 from .options import (
     AUTO,
     BOOL,
@@ -42,7 +43,7 @@ Pooling = Literal["avg", "max"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Weighting = Literal["calibrated", "reference", "paper"]
 ColorMode = Literal["none", "luminance", "histogram"]
-StyleLossName = Literal["gram", "w2", "swd"]
+StyleLossName = Literal["gram", "w2", "swd", "mrf"]
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 POOLINGS: tuple[str, ...] = get_args(Pooling)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -61,14 +62,26 @@ class StyleLoss:
     guides: bool
     #: it can be evaluated in tiles (print sizes under a memory limit)
     tiles: bool
+    #: its style layers when ``--style-layers`` is not given (None: the paper's)
+    layers: LayerWeights | None = None
+    #: the shallowest block it can work at (1: any layer)
+    from_block: int = 1
+    #: the positions each side of a style layer needs, in the picture and the style
+    patch: int = 1
 
+
+#: mrf's style layers (CNNMRF's relu3_1 and relu4_1): a patch there spans 3x3 positions of
+#: 4 and 8 pixels; shallower layers have 16 to 64 times as many patches to match
+MRF_STYLE_LAYERS: LayerWeights = (("conv3_1", 0.5), ("conv4_1", 0.5))
 
 #: the style statistics: the paper's Gram matrices, the 2-Wasserstein distance of
-#: Gaussians (mean and covariance), the sliced Wasserstein distance
+#: Gaussians (mean and covariance), the sliced Wasserstein distance, nearest patches
 STYLE_LOSS_KINDS = {
     k.name: k
     for k in (StyleLoss("gram", True, True), StyleLoss("w2", True, True),
-              StyleLoss("swd", guides=False, tiles=False))
+              StyleLoss("swd", guides=False, tiles=False),
+              StyleLoss("mrf", guides=True, tiles=False, layers=MRF_STYLE_LAYERS, from_block=3,
+                        patch=3))
 }  # fmt: skip
 STYLE_LOSSES = tuple(STYLE_LOSS_KINDS)
 if get_args(StyleLossName) != STYLE_LOSSES:  # pragma: no cover - a declaration's slip
@@ -210,8 +223,10 @@ class Config(Declared):
     style_loss: StyleLossName = option(
         "gram",
         "What the style term matches per layer: gram (the paper's Gram matrices), w2 (mean "
-        "and covariance, 2-Wasserstein) or swd (the whole distribution, sliced "
-        "Wasserstein). See docs/QUALITY.md.",
+        "and covariance, 2-Wasserstein), swd (the whole distribution, sliced "
+        "Wasserstein) or mrf (each 3x3 patch pulled to its nearest style patch, Li & Wand "
+        "2016; its style layers are conv3_1 and conv4_1 unless --style-layers is given). "
+        "See docs/QUALITY.md.",
         TEXT, choices=STYLE_LOSSES, label="Style loss", modes=(*ONE_IMAGE, "texture"),
     )  # fmt: skip
     weighting: Weighting = option(
@@ -335,6 +350,27 @@ class Config(Declared):
         unit="px", modes=NOT_METRICS, identity=False,
     )  # fmt: skip
 
+    @classmethod
+    def with_preset(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The preset beneath ``given`` (:meth:`Declared.with_preset`), and beneath both
+        the style layers of the style loss they name, when it has its own (mrf) and
+        ``style_layers`` is not given."""
+        merged = super().with_preset(given)
+        loss = merged.get("style_loss")
+        kind = STYLE_LOSS_KINDS.get(loss.strip()) if isinstance(loss, str) else None
+        if kind is not None and kind.layers and merged.get("style_layers") in (None, ""):
+            merged["style_layers"] = kind.layers
+        return merged
+
+    @classmethod
+    def implied(cls) -> dict[str, dict[str, dict[str, Any]]]:
+        """What a choice brings with it when the other option is not given, as JSON
+        (option -> value -> option -> value): a web form sets the field when the choice
+        changes, as :meth:`with_preset` does."""
+        layers = cls.OPTIONS["style_layers"]
+        return {"style_loss": {k.name: {"style_layers": layers.to_json(k.layers)}
+                               for k in STYLE_LOSS_KINDS.values() if k.layers}}  # fmt: skip
+
     def _check_together(self) -> None:
         """Checks that involve more than one option."""
         from .memory import check_limit
@@ -354,6 +390,14 @@ class Config(Declared):
                               f"{style_losses_that('guides')}")  # fmt: skip
         if self.mask and not self.regions:
             raise ConfigError("mask: say which style goes where with --regions, e.g. #ff0000=1")
+        kind = STYLE_LOSS_KINDS[self.style_loss]
+        shallow = [n for n, _ in self.style_layers if pools_through(n) + 1 < kind.from_block]
+        if shallow:
+            raise ConfigError(
+                f"style-layers: style-loss {kind.name} works at conv{kind.from_block}_1 or "
+                f"deeper (got {shallow[0]}: too many patches to match); e.g. "
+                + ",".join(f"{n}:{w:g}" for n, w in kind.layers or ())
+            )
         if not self.init.strip():
             raise ConfigError("init: give noise, content, style or an image path")
         style_side = self.style_size or self.size * self.style_scale

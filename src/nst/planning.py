@@ -98,11 +98,14 @@ class Plan:
         return max(16, round(self.config.style_longest * fraction))
 
 
-def _check_side(what: str, size: tuple[int, int], layers: Sequence[str], hint: str) -> None:
-    """Refuse an image whose working size pools to nothing before the deepest layer."""
+def _check_side(
+    what: str, size: tuple[int, int], layers: Sequence[str], hint: str, positions: int = 1
+) -> None:
+    """Refuse an image whose working size pools to fewer than ``positions`` on a side (a
+    style loss's patch; 1: nothing) before the deepest layer."""
     if not layers:
         return
-    need = min_side(layers)
+    need = min_side(layers) * positions
     h, w = size
     if min(h, w) < need:
         if min(h, w) / max(h, w) * MAX_SIDE < need:
@@ -178,6 +181,7 @@ def _check_sizes(plan: Plan, names: Sequence[str], content: str | None = None) -
     the stages planned against the memory limit."""
     c = plan.config
     style_layers = [n for n, _ in c.style_layers] if plan.styles else []
+    patch = STYLE_LOSS_KINDS[c.style_loss].patch
     used = plan.layers
     for k, stage in enumerate(plan.stages):
         where = f"content image {content}" if content else "output"
@@ -185,11 +189,12 @@ def _check_sizes(plan: Plan, names: Sequence[str], content: str | None = None) -
             where += f" at coarse-to-fine stage {k + 1}"
         hint = "use a larger --size" if k == len(plan.stages) - 1 else "use larger --scales"
         _check_side(where, (stage.height, stage.width), used, hint)
+        _check_side(where, (stage.height, stage.width), style_layers, hint, patch)
         for name, style in zip(names, plan.styles):
             longest = plan.style_longest(k)
             nw, nh = fit_size(style.shape[2], style.shape[1], longest)
             _check_side(f"style image {name}", (nh, nw), style_layers,
-                        "use a larger --style-scale or --style-size")  # fmt: skip
+                        "use a larger --style-scale or --style-size", patch)  # fmt: skip
     return _fit_memory(plan) if used else plan
 
 

@@ -2,9 +2,10 @@
 
 * content: the conv4_2 feature distance to the content image, relative to the content's
   own energy (|F - P|^2 / |P|^2), and SSIM of the luminance (structure);
-* style: the distance to the style image(s) under all three statistics (Gram E_l, W2 per
-  channel, sliced Wasserstein), per layer (conv1_1 ... conv5_1) and summed with the
-  paper's weights 1/5; a blend of styles is scored against the blend;
+* style: the distance to the style image(s) under every statistic (Gram E_l, W2 per
+  channel, sliced Wasserstein, the mean squared distance to the nearest style patch),
+  per layer (conv1_1 ... conv5_1; the patches from conv3_1, where the statistic works)
+  and summed with the paper's weights 1/5; a blend of styles is scored against the blend;
 * noise: the high-frequency energy of the luminance (mean square of the image minus its
   Gaussian blur, sigma 1 px) of the result, and the same of the content.
 
@@ -24,8 +25,9 @@ import numpy as np
 import torch
 
 from . import controls, runtime
-from .config import PAPER_STYLE_LAYERS, Config
+from .config import PAPER_STYLE_LAYERS, STYLE_LOSS_KINDS, Config
 from .imageio import resize_longest, resize_to
+from .layers import pools_through
 from .objective.statistics import STATISTICS
 from .planning import ImageLike, as_list, load
 
@@ -45,7 +47,7 @@ class Score:
     content_noise: float = 0.0
 
     def style_total(self, statistic: str) -> float:
-        """The sum over layers with the paper's weights (1/5 each)."""
+        """The mean over the layers scored (the paper's weights 1/5 where all five are)."""
         layers = self.style[statistic]
         return sum(layers.values()) / len(layers)
 
@@ -114,7 +116,8 @@ def score(
     for k, name in enumerate(STYLE_LAYERS):
         samples = [(x[name], w / total) for x, w in zip(fs, weights)]
         for statistic, scores in per.items():  # each statistic scores itself
-            scores[name] = STATISTICS[statistic].score(samples, fo[name], k)
+            if _scores_at(statistic, name, [fo[name], *(x for x, _ in samples)]):
+                scores[name] = STATISTICS[statistic].score(samples, fo[name], k)
     return Score(
         content=content_distance,
         ssim=ssim_luminance(out, photo),
@@ -122,3 +125,13 @@ def score(
         noise=high_frequency(out),
         content_noise=high_frequency(photo),
     )
+
+
+def _scores_at(statistic: str, layer: str, features: Sequence[torch.Tensor]) -> bool:
+    """A statistic is scored at a layer it can work at (mrf: conv3_1 and deeper) where the
+    result and the style images have the positions it needs (mrf: a 3x3 patch)."""
+    kind = STYLE_LOSS_KINDS.get(statistic)
+    if kind is None:
+        return True
+    room = all(min(f.shape[-2:]) >= kind.patch for f in features)
+    return room and pools_through(layer) + 1 >= kind.from_block

@@ -39,6 +39,27 @@ def test_w2_equals_the_closed_form_with_scipy_square_roots():
     assert target(x).item() == pytest.approx(float(np.real(expected)), rel=1e-3)  # the ridge
 
 
+def test_w2_with_fewer_positions_than_channels_uses_the_positions_matrix_exactly():
+    # 6 positions, 12 channels: the cross term from the 6 x 6 matrix (a small image's
+    # deep layer), equal to the closed form without the C x C path's ridge
+    x, s = feats(12, 2, 3, 11), feats(12, 5, 4, 12, scale=2.0)
+    mu, cov = moments(x)
+    mu_s, cov_s = moments(s)
+    root = sqrtm(cov_s.numpy())
+    expected = ((mu - mu_s).numpy() ** 2).sum() + np.trace(
+        cov.numpy() + cov_s.numpy() - 2 * sqrtm(root @ cov.numpy() @ root)
+    )
+    target = W2Target(mu_s, cov_s)
+    assert target(x).item() == pytest.approx(float(np.real(expected)), rel=1e-8)
+    guide = torch.rand(1, 1, 2, 3, generator=gen(13), dtype=torch.float64)
+    guided = W2Target(mu_s, cov_s, guide)
+    gm, gc = moments(x, guide)
+    plain = w2_squared(gm, gc, guided.mu, guided.cov_sqrt, guided.trace)
+    assert guided(x).item() == pytest.approx(plain.item(), rel=1e-8)
+    for t in (target, guided):
+        assert torch.autograd.gradcheck(t, (x.clone().requires_grad_(True),), eps=1e-6, atol=1e-5)
+
+
 def test_w2_of_one_dimensional_gaussians_and_of_a_distribution_with_itself():
     # N(1, 4) against N(3, 1): (1 - 3)^2 + (2 - 1)^2 = 5
     x = torch.tensor([-1.0, 3.0], dtype=torch.float64).view(1, 1, 1, 2)
@@ -134,25 +155,27 @@ def test_swd_draws_new_seeded_directions_each_evaluation_and_its_gradient_is_rig
 
 def test_swd_refuses_masks_in_one_line():
     with pytest.raises(
-        ConfigError, match="style-loss swd: masks are not supported; use gram or w2"
+        ConfigError, match="style-loss swd: masks are not supported; use gram, w2 or mrf"
     ):
         Config(style_loss="swd", mask="m.png", regions=(("#ff0000", "1"),))
 
 
-@pytest.mark.parametrize("loss", ["w2", "swd"])
+@pytest.mark.parametrize("loss", ["w2", "swd", "mrf"])
 def test_a_run_with_each_style_loss_lowers_it(images, tiny_network, loss):
     import nst
     from nst import planning
     from nst.events import Step
 
-    config = Config(size=32, iterations=6, seed=0, style_loss=loss, style_blend=(0.6, 0.4))
+    size = 48 if loss == "mrf" else 32  # a 3x3 patch at conv4_1 needs 24 px
+    config = Config(size=size, iterations=6, seed=0, style_loss=loss, style_blend=(0.6, 0.4))
     plan = planning.plan_stylize(images["content"], [images["style"], images["style"]], config)
     events = []
     image = nst.execute(plan, events.append)
     steps = [e for e in events if isinstance(e, Step)]
     style = [s.style_loss for s in steps]
     assert image.shape[0] == 3 and torch.isfinite(image).all()
-    assert style[-1] < 0.9 * style[0] and "style:conv1_1" in steps[-1].terms
+    first = config.style_layers[0][0]
+    assert style[-1] < 0.9 * style[0] and f"style:{first}" in steps[-1].terms
 
 
 def test_w2_with_regions_gives_each_region_its_style(images, tiny_network, tmp_path):
@@ -184,4 +207,5 @@ def test_every_declared_style_loss_is_registered_and_can_what_it_says():
     assert set(STATISTICS) == set(STYLE_LOSS_KINDS)
     for name, kind in STYLE_LOSS_KINDS.items():
         assert (STATISTICS[name].guides, STATISTICS[name].tiles) == (kind.guides, kind.tiles)
-    assert style_losses_that("guides") == "gram or w2" == style_losses_that("tiles")
+    assert style_losses_that("guides") == "gram, w2 or mrf"
+    assert style_losses_that("tiles") == "gram or w2"

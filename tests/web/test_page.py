@@ -256,4 +256,15 @@ def test_a_first_visit_starts_from_the_fast_preset_and_a_preset_sets_the_form(
         page.reload()  # the choice is kept
         page.wait_for_selector("#iterations")
         assert page.input_value("#preset") == "paper" and page.input_value("#style_loss") == "gram"
+        # a style loss with layers of its own (mrf) brings them, and takes them back
+        page.click("details:has(#advanced-options) summary")
+        paper_layers = page.input_value("#style_layers")
+        page.select_option("#style_loss", "mrf")
+        assert page.input_value("#style_layers") == "conv3_1:0.5,conv4_1:0.5"
+        page.select_option("#style_loss", "w2")
+        assert page.input_value("#style_layers") == paper_layers
+        page.fill("#style_layers", "conv4_1")  # chosen by hand: kept
+        page.locator("#style_layers").dispatch_event("change")
+        page.select_option("#style_loss", "mrf")
+        assert page.input_value("#style_layers") == "conv4_1"
         assert not page.errors

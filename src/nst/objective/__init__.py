@@ -1,6 +1,6 @@
 """The paper's losses, the objective that combines named terms, and the term specs."""
 
-from . import swd, w2  # noqa: F401  (register their statistics)
+from . import mrf, swd, w2  # noqa: F401  (register their statistics)
 from .losses import (
     AlphaNormLoss,
     ContentTarget,

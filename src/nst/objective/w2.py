@@ -9,7 +9,15 @@ mixture's mean and covariance; a region guide weighs the generated image's posit
 The trace of the matrix square root is the sum of the square roots of the eigenvalues of
 the symmetric PSD matrix S_s^1/2 S S_s^1/2: ``eigvalsh``'s backward, U diag(g) U^T, is
 exact and stable even for repeated eigenvalues; eigenvalues below ``EIG_FLOOR`` are
-clamped (no infinite derivative at 0), and S gets a ridge of ``RIDGE``.
+counted as zero (no infinite derivative at 0), and S gets a ridge of ``RIDGE``.
+
+With fewer positions M than channels C (a small image's deep layers: conv5_1 at 256 px
+has 192 positions for 512 channels, conv4_1 at 128 px 192), S has rank below M and the
+C x C matrix has the same nonzero eigenvalues as the M x M matrix of the positions,
+(F S_s^1/2)(F S_s^1/2)^T with F the centred (weighted) features: the eigen decomposition
+is done on that one, exactly and far cheaper (no ridge is needed there: its eigenvalues
+are the ones that are really there, not the C - M rounding-noise ones of the C x C
+matrix).
 """
 
 from __future__ import annotations
@@ -58,6 +66,15 @@ def sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
     return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
 
 
+def root_sum(inner: torch.Tensor) -> torch.Tensor:
+    """The trace of the square root of a symmetric PSD matrix, in float64: the sum of its
+    eigenvalues' roots, those at or below ``EIG_FLOOR`` (zero but for rounding) counted as
+    zero and given no slope."""
+    inner = inner.double()
+    eig = torch.linalg.eigvalsh((inner + inner.T) / 2)
+    return torch.where(eig > EIG_FLOOR, eig.clamp_min(EIG_FLOOR).sqrt(), 0.0).sum()
+
+
 def w2_squared(
     mu: torch.Tensor,
     cov: torch.Tensor,
@@ -66,9 +83,7 @@ def w2_squared(
     trace_s: torch.Tensor,
 ) -> torch.Tensor:
     """W2^2 between N(mu, cov) and N(mu_s, cov_s) given cov_s^1/2 and tr(cov_s)."""
-    inner = (cov_s_sqrt @ cov @ cov_s_sqrt).double()  # eigenvalues in float64
-    eig = torch.linalg.eigvalsh((inner + inner.T) / 2)
-    cross = eig.clamp_min(EIG_FLOOR).sqrt().sum().to(cov.dtype)
+    cross = root_sum(cov_s_sqrt @ cov @ cov_s_sqrt).to(cov.dtype)
     return (mu - mu_s).pow(2).sum() + torch.trace(cov) + trace_s - 2 * cross
 
 
@@ -92,8 +107,27 @@ class W2Target(nn.Module):
         self.register_buffer("guide", None if guide is None else guide.detach().float().clone())
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        f = positions(features)
+        if f.shape[0] < f.shape[1]:
+            return self._few_positions(f)
         mu, cov = moments(features, self.guide)
         return self._distance(mu, cov)
+
+    def _few_positions(self, f: torch.Tensor) -> torch.Tensor:
+        """W2^2 from the (M, C) positions when M < C: the cross term's eigenvalues are
+        those of the M x M matrix of the positions' rows times S_s^1/2."""
+        dtype = f.dtype
+        if self.guide is None:
+            w = torch.full((f.shape[0], 1), 1.0 / f.shape[0], dtype=dtype, device=f.device)
+        else:
+            w = self.guide.to(dtype).flatten()[:, None]
+            w = w / w.sum().clamp_min(1e-8)
+        mu = (w * f).sum(0)
+        centred = (f - mu) * w.sqrt()  # cov = centred^T centred
+        rows = centred @ self.cov_sqrt.to(dtype)
+        cross = root_sum(rows @ rows.T).to(dtype)
+        mean = (mu - self.mu.to(dtype)).pow(2).sum()
+        return mean + centred.pow(2).sum() + self.trace.to(dtype) - 2 * cross
 
     def _distance(self, mu: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
         dtype = mu.dtype

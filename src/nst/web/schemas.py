@@ -77,6 +77,9 @@ class ConfigView(_Model):
     limits: Limits
     init: list[str]
     presets: dict[str, dict[str, Any]]  # preset -> option -> value (what a choice sets)
+    #: option -> value -> option -> value: what a choice brings when the other is left as it
+    #: was (mrf's style layers)
+    implied: dict[str, dict[str, dict[str, Any]]]
     ended: list[str]  # the states a job ends in (no more events come)
 
 

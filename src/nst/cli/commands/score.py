@@ -26,8 +26,9 @@ def score(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Score OUTPUT: conv4_2 distance and luminance SSIM to the content; style distance
-    under the Gram matrices, W2 and sliced Wasserstein per layer; high-frequency noise
-    against the content's. Uses the optimizer's VGG19, in float32 (docs/QUALITY.md)."""
+    under the Gram matrices, W2 and sliced Wasserstein per layer, and to the nearest
+    style patches (conv3_1 and deeper); high-frequency noise against the content's. Uses
+    the optimizer's VGG19, in float32 (docs/QUALITY.md)."""
     from ...config import Config
     from ...score import score as measure
 
@@ -49,7 +50,9 @@ def score(
         return
     typer.echo(f"content distance (conv4_2, relative): {s.content:.4g}")
     typer.echo(f"luminance SSIM to the content:        {s.ssim:.4f}")
-    for stat, label in (("gram", "Gram E_l"), ("w2", "W2 per channel"), ("swd", "sliced W")):
+    labels = (("gram", "Gram E_l"), ("w2", "W2 per channel"), ("swd", "sliced W"),
+              ("mrf", "MRF patches"))  # fmt: skip
+    for stat, label in labels:
         layers = "  ".join(f"{k} {v:.3g}" for k, v in s.style[stat].items())
         typer.echo(f"style, {label:<15} {s.style_total(stat):.4g}   ({layers})")
     typer.echo(

@@ -62,6 +62,7 @@ def config_schema(shared: Shared) -> ConfigView:
             "limits": limits,
             "init": list(INIT_KEYWORDS),
             "presets": presets,
+            "implied": shared.config_class.implied(),
             "ended": list(TERMINAL),
         }
     )

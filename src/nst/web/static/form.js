@@ -18,6 +18,28 @@ export async function loadConfig() {
   }
   const preset = document.getElementById("preset");
   if (preset) preset.addEventListener("change", () => { applyBundle(preset.value); save(); estimate(); });
+  followImplied(schema.implied || {});
+}
+
+// A choice that brings other settings with it (style loss mrf: its style layers) sets them
+// when they still hold what the previous choice brought (or their default).
+function followImplied(implied) {
+  for (const [name, byValue] of Object.entries(implied)) {
+    const input = document.getElementById(name);
+    if (!input) continue;
+    let before = input.value;
+    input.addEventListener("change", () => {
+      const options = new Set([...Object.values(byValue).flatMap((b) => Object.keys(b))]);
+      for (const option of options) {
+        const was = byValue[before]?.[option] ?? field(option)?.default;
+        const now = byValue[input.value]?.[option] ?? field(option)?.default;
+        const target = document.getElementById(option);
+        if (target && target.value === String(was)) setValue(option, now);
+      }
+      before = input.value;
+      save();
+    });
+  }
 }
 
 // A preset (the server's named bundle of options) sets the form's controls to its values;

@@ -1,0 +1,151 @@
+"""``--style-loss mrf``: each 3x3 patch of the picture's features pulled towards its
+nearest patch of the style's features (Li & Wand 2016, "Combining Markov random fields
+and convolutional neural networks for image synthesis", CNNMRF):
+
+    E = sum_i w_i |P_i(F) - S_nn(i)|^2 / (sum_i w_i * 9C)
+
+``P_i(F)`` is the picture's patch at position i (3x3 positions x C channels),
+``nn(i)`` the style patch of highest normalized cross-correlation with it (found at
+every evaluation, without gradient: the function is piecewise quadratic), ``w_i`` the
+region guide at the patch's centre (1 without one). Statistics lose local structure
+(strokes, tiles, letters); matching patches keeps it.
+
+Cost: the matching is one matrix product per layer of the picture's patches with the
+normalized style patches (in the network's precision), taken a band of rows at a time;
+the value and its gradient then need only the matched patches folded back onto the
+feature grid (``T``) and the count of patches over each position (``K``):
+
+    sum_i w_i |P_i - S_i|^2 = <K, F^2> - 2 <T, F> + sum_i w_i |S_i|^2
+
+so no (patches x 9C) tensor of the picture is kept for the backward pass. The sums are
+taken in float64 (near convergence the value is a small difference of large sums).
+The target keeps the style's patches: a blend pools the patches of every style image;
+a style layer's patches beyond ``MOST_STYLE_PATCHES`` are taken on a stride. Not
+tileable (the value is local, but it is encoded from the style's patches, not from
+sums: the run is refused in tiles in one line, as swd is).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .objective import Objective
+from .statistics import Sample, Statistic, register
+
+#: the side of a patch, in positions of the layer
+PATCH = 3
+#: the most style patches a layer's target keeps (more are taken on a stride): the
+#: matching's cost is the picture's patches times these
+MOST_STYLE_PATCHES = 4096
+#: the picture's patches matched in one matrix product, at most (its memory: these times
+#: the style's patches)
+MATCH_ROWS = 2048
+#: the mrf value enters the total times this (calibrated weighting): at the start from
+#: the content the style term is then about the Gram's (docs/QUALITY.md)
+MRF_CALIBRATION = 0.007
+
+
+def patches(features: torch.Tensor) -> torch.Tensor:
+    """Every 3x3 patch of (1, C, H, W) features as rows (L, 9C), L = (H-2)(W-2)."""
+    return F.unfold(features, PATCH).squeeze(0).T
+
+
+def style_patches(samples: Sequence[Sample]) -> torch.Tensor:
+    """The patches of every style image of a blend (float32 rows), on a stride when there
+    are more than ``MOST_STYLE_PATCHES``."""
+    rows = [patches(f.float()) for f, _ in samples if min(f.shape[-2:]) >= PATCH]
+    if not rows:
+        raise ConfigError(
+            "style-size: with style-loss mrf every style image is smaller than a 3x3 patch "
+            "at a style layer; give a larger --style-size or shallower --style-layers"
+        )
+    pooled = torch.cat(rows)
+    step = math.ceil(pooled.shape[0] / MOST_STYLE_PATCHES)
+    return pooled[::step].contiguous()
+
+
+class MRFTarget(nn.Module):
+    """One layer's style patches (raw, and normalized for the matching)."""
+
+    style: torch.Tensor
+    half_norms: torch.Tensor
+    guide: torch.Tensor | None
+    local = False
+
+    def __init__(self, style: torch.Tensor, guide: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.register_buffer("style", style.detach().float().clone())
+        self.register_buffer("half_norms", self.style.double().pow(2).sum(1) / 2)  # float64
+        self._cast: dict[torch.dtype, torch.Tensor] = {}
+        self.register_buffer("guide", None if guide is None else guide.detach().float().clone())
+
+    def match(self, features: torch.Tensor) -> torch.Tensor:
+        """The index of the nearest style patch (by distance) of each of the picture's
+        patches (L,), a band of rows at a time, in the features' precision."""
+        _, _, h, w = features.shape
+        style = self._style_as(features.dtype)
+        band = max(1, MATCH_ROWS // max(1, w - PATCH + 1))
+        found = []
+        with torch.no_grad():
+            for top in range(0, h - PATCH + 1, band):
+                rows = features[:, :, top : min(h, top + band + PATCH - 1)]
+                # |p - s|^2 = |p|^2 - 2 (p.s - |s|^2 / 2): the largest p.s - |s|^2 / 2
+                closeness = (patches(rows) @ style).float() - self.half_norms.float()
+                found.append(closeness.argmax(dim=1))
+        return torch.cat(found)
+
+    def _style_as(self, dtype: torch.dtype) -> torch.Tensor:
+        """The style patches as columns (9C, N) in ``dtype``, cast once."""
+        cached = self._cast.get(dtype)
+        if cached is None or cached.device != self.style.device:
+            cached = self.style.to(dtype).T.contiguous()
+            self._cast = {dtype: cached}
+        return cached
+
+    def weights(self, features: torch.Tensor) -> torch.Tensor:
+        """Each patch's weight: the guide at its centre, or 1 (L,)."""
+        _, _, h, w = features.shape
+        if self.guide is None:
+            return torch.ones((h - PATCH + 1) * (w - PATCH + 1), device=features.device)
+        inner = self.guide[..., 1 : h - 1, 1 : w - 1]
+        return inner.reshape(-1).to(features.device)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        _, c, h, w = features.shape
+        if min(h, w) < PATCH:
+            return features.float().sum() * 0.0  # no patch fits: nothing to match
+        weights = self.weights(features).double()
+        index = self.match(features)
+        cols = (self.style[index].double() * weights[:, None]).T.unsqueeze(0)  # (1, 9C, L)
+        folded = F.fold(cols, (h, w), PATCH)  # T: the matched patches, weighted
+        ones = weights.view(1, 1, -1).expand(1, PATCH * PATCH, -1).contiguous()
+        count = F.fold(ones, (h, w), PATCH)  # K: the patches' weight over each position
+        x = features.double()
+        constant = (weights * self.half_norms[index]).sum() * 2
+        total = (count * x * x).sum() - 2 * (folded * x).sum() + constant
+        mass = weights.sum().clamp_min(1e-12) * (PATCH * PATCH * c)
+        return total / mass if features.dtype == torch.float64 else (total / mass).float()
+
+
+def _encode(samples: Sequence[Sample], guide: torch.Tensor | None, seed: int, k: int) -> nn.Module:
+    return MRFTarget(style_patches(samples), guide)
+
+
+def mrf_units(objective: Objective, channels: int) -> float:
+    """The mean squared patch distance: ``paper`` takes it as it is."""
+    return 1.0 if objective.weighting == "paper" else MRF_CALIBRATION
+
+
+def _score(samples: Sequence[Sample], features: torch.Tensor, layer: int) -> float:
+    """The mean squared distance of each patch to its nearest style patch (every style
+    patch, float32 matching, float64 sums)."""
+    return float(MRFTarget(style_patches(samples))(features.float()))
+
+
+MRF = register(Statistic("mrf", _encode, mrf_units, _score))
