@@ -35,15 +35,13 @@ def measure(size: int, repeat: int = 5) -> dict[str, object]:
     layers = [n for n, _ in config.style_layers]
     with torch.no_grad():
         feats = model(x, layers)
-    pairs = [(targets[f"style__{n}"], feats[n]) for n in layers]
+    pairs = [(targets[f"style__{n}"][0], feats[n]) for n in layers]  # one target: no regions
     counts = {n: f.shape[-1] * f.shape[-2] for n, f in feats.items()}
 
     def style_term(whole: bool) -> None:
         for target, f in pairs:
             fi = f.detach().requires_grad_(True)
-            value = (
-                target._distance(*w2.moments(fi, target.guide)) if whole else target(fi)
-            )
+            value = target._distance(*w2.moments(fi, target.guide)) if whole else target(fi)
             torch.autograd.grad(value, fi)
 
     stack = plain_stack(device, dtype)

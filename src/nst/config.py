@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 from .errors import ConfigError
 from .layers import LayerWeights, pools_through
@@ -62,8 +62,9 @@ class StyleLoss:
     guides: bool
     #: it can be evaluated in tiles (print sizes under a memory limit)
     tiles: bool
-    #: its style layers when ``--style-layers`` is not given (None: the paper's)
-    layers: LayerWeights | None = None
+    #: options it brings with it when they are not given (typed values): mrf's style
+    #: layers and optimizer
+    implies: tuple[tuple[str, object], ...] = ()
     #: the shallowest block it can work at (1: any layer)
     from_block: int = 1
     #: the positions each side of a style layer needs, in the picture and the style
@@ -80,8 +81,8 @@ STYLE_LOSS_KINDS = {
     k.name: k
     for k in (StyleLoss("gram", True, True), StyleLoss("w2", True, True),
               StyleLoss("swd", guides=False, tiles=False),
-              StyleLoss("mrf", guides=True, tiles=False, layers=MRF_STYLE_LAYERS, from_block=3,
-                        patch=3))
+              StyleLoss("mrf", guides=True, tiles=False, from_block=3, patch=3,
+                        implies=(("style_layers", MRF_STYLE_LAYERS), ("optimizer", "adam"))))
 }  # fmt: skip
 STYLE_LOSSES = tuple(STYLE_LOSS_KINDS)
 if get_args(StyleLossName) != STYLE_LOSSES:  # pragma: no cover - a declaration's slip
@@ -225,7 +226,8 @@ class Config(Declared):
         "What the style term matches per layer: gram (the paper's Gram matrices), w2 (mean "
         "and covariance, 2-Wasserstein), swd (the whole distribution, sliced "
         "Wasserstein) or mrf (each 3x3 patch pulled to its nearest style patch, Li & Wand "
-        "2016; its style layers are conv3_1 and conv4_1 unless --style-layers is given). "
+        "2016; with style layers conv3_1 and conv4_1 and the adam optimizer unless "
+        "--style-layers or --optimizer is given). "
         "See docs/QUALITY.md.",
         TEXT, choices=STYLE_LOSSES, label="Style loss", modes=(*ONE_IMAGE, "texture"),
     )  # fmt: skip
@@ -353,13 +355,14 @@ class Config(Declared):
     @classmethod
     def with_preset(cls, given: Mapping[str, Any]) -> dict[str, Any]:
         """The preset beneath ``given`` (:meth:`Declared.with_preset`), and beneath both
-        the style layers of the style loss they name, when it has its own (mrf) and
-        ``style_layers`` is not given."""
+        what the style loss they name brings with it (mrf: its style layers and Adam) for
+        the options not given."""
         merged = super().with_preset(given)
         loss = merged.get("style_loss")
         kind = STYLE_LOSS_KINDS.get(loss.strip()) if isinstance(loss, str) else None
-        if kind is not None and kind.layers and merged.get("style_layers") in (None, ""):
-            merged["style_layers"] = kind.layers
+        for name, value in kind.implies if kind is not None else ():
+            if merged.get(name) in (None, ""):
+                merged[name] = value
         return merged
 
     @classmethod
@@ -367,9 +370,10 @@ class Config(Declared):
         """What a choice brings with it when the other option is not given, as JSON
         (option -> value -> option -> value): a web form sets the field when the choice
         changes, as :meth:`with_preset` does."""
-        layers = cls.OPTIONS["style_layers"]
-        return {"style_loss": {k.name: {"style_layers": layers.to_json(k.layers)}
-                               for k in STYLE_LOSS_KINDS.values() if k.layers}}  # fmt: skip
+        return {"style_loss": {
+            k.name: {n: cls.OPTIONS[n].to_json(v) for n, v in k.implies}
+            for k in STYLE_LOSS_KINDS.values() if k.implies
+        }}  # fmt: skip
 
     def _check_together(self) -> None:
         """Checks that involve more than one option."""
@@ -396,7 +400,9 @@ class Config(Declared):
             raise ConfigError(
                 f"style-layers: style-loss {kind.name} works at conv{kind.from_block}_1 or "
                 f"deeper (got {shallow[0]}: too many patches to match); e.g. "
-                + ",".join(f"{n}:{w:g}" for n, w in kind.layers or ())
+                + ",".join(
+                    f"{n}:{w:g}" for n, w in cast(LayerWeights, dict(kind.implies)["style_layers"])
+                )
             )
         if not self.init.strip():
             raise ConfigError("init: give noise, content, style or an image path")

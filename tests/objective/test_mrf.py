@@ -18,16 +18,17 @@ def feats(c: int, h: int, w: int, seed: int, scale: float = 1.0) -> torch.Tensor
 
 
 def brute_force(x: torch.Tensor, style: torch.Tensor, weights: torch.Tensor) -> float:
-    """Each 3x3 patch's squared distance to its nearest style patch, one by one."""
+    """Each 3x3 patch's squared distance to the style patch of highest normalized
+    cross-correlation with it, one by one."""
     c, h, w = x.shape[1:]
     total = 0.0
     k = 0
     for i in range(h - 2):
         for j in range(w - 2):
-            p = x[0, :, i : i + 3, j : j + 3].reshape(-1)
-            # unfold's order: channel, then row, then column
-            best = min(float((p - s.reshape(c, 3, 3).reshape(-1)).pow(2).sum()) for s in style)
-            total += float(weights[k]) * best
+            p = x[0, :, i : i + 3, j : j + 3].reshape(-1)  # unfold's order: channel, row, column
+            ncc = [float(p @ s / (p.norm() * s.norm())) for s in style]
+            best = style[max(range(len(style)), key=ncc.__getitem__)]
+            total += float(weights[k]) * float((p - best).pow(2).sum())
             k += 1
     return total / (float(weights.sum()) * 9 * c)
 
@@ -54,8 +55,9 @@ def test_a_style_patch_is_its_own_nearest_and_the_matching_goes_by_bands(monkeyp
     whole = target.match(x)
     monkeypatch.setattr(mrf, "MATCH_ROWS", 1)  # one row of patches per product
     assert torch.equal(target.match(x), whole)
-    dist = torch.cdist(patches(x.float()), target.style)
-    assert torch.equal(whole, dist.argmin(dim=1))
+    p, st = patches(x.float()), target.style
+    ncc = (p @ st.T) / (p.norm(dim=1)[:, None] * st.norm(dim=1)[None, :])
+    assert torch.equal(whole, ncc.argmax(dim=1))
 
 
 def test_the_gradient_is_right():
@@ -75,15 +77,16 @@ def test_a_blend_pools_the_patches_and_many_are_taken_on_a_stride(monkeypatch):
         style_patches([(feats(2, 2, 9, 11), 1.0)])
 
 
-def test_its_own_style_layers_unless_given_and_none_shallower_than_conv3():
-    assert Config(style_loss="mrf").style_layers == MRF_STYLE_LAYERS
-    assert Config.from_dict({"preset": "paper", "style_loss": "mrf"}).style_layers == (
-        MRF_STYLE_LAYERS
-    )
+def test_its_own_style_layers_and_adam_unless_given_and_no_layer_shallower_than_conv3():
+    mrf_run = Config(style_loss="mrf")
+    assert (mrf_run.style_layers, mrf_run.optimizer) == (MRF_STYLE_LAYERS, "adam")
+    paper = Config.from_dict({"preset": "paper", "style_loss": "mrf"})
+    assert (paper.style_layers, paper.optimizer) == (MRF_STYLE_LAYERS, "lbfgs")  # the preset's
     given = Config.from_dict({"style_loss": "mrf", "style_layers": "conv4_1"})
-    assert given.style_layers == (("conv4_1", 1.0),)
+    assert (given.style_layers, given.optimizer) == ((("conv4_1", 1.0),), "adam")
     assert Config().replace(style_loss="mrf").style_layers == MRF_STYLE_LAYERS
-    assert Config(style_loss="w2").style_layers == PAPER_STYLE_LAYERS
+    w2 = Config(style_loss="w2")
+    assert (w2.style_layers, w2.optimizer) == (PAPER_STYLE_LAYERS, "lbfgs")
     with pytest.raises(ConfigError) as err:
         Config.from_dict({"style_loss": "mrf", "style_layers": "conv4_1,relu2_1"})
     assert str(err.value) == (

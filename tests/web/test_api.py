@@ -384,7 +384,8 @@ def test_the_config_lists_the_presets_and_the_page_starts_from_fast(make_client)
 
     schema = make_client().get("/api/config").json()
     assert schema["presets"] == PRESETS
-    assert schema["implied"] == {"style_loss": {"mrf": {"style_layers": "conv3_1:0.5,conv4_1:0.5"}}}
+    mrf = {"style_layers": "conv3_1:0.5,conv4_1:0.5", "optimizer": "adam"}
+    assert schema["implied"] == {"style_loss": {"mrf": mrf}}
     # the page reads the states a job ends in from here, not from a copy of its own
     assert schema["ended"] == ["done", "cancelled", "failed", "interrupted"]
     preset = next(f for f in schema["fields"] if f["name"] == "preset")

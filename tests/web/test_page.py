@@ -261,8 +261,10 @@ def test_a_first_visit_starts_from_the_fast_preset_and_a_preset_sets_the_form(
         paper_layers = page.input_value("#style_layers")
         page.select_option("#style_loss", "mrf")
         assert page.input_value("#style_layers") == "conv3_1:0.5,conv4_1:0.5"
+        assert page.input_value("#optimizer") == "adam"
         page.select_option("#style_loss", "w2")
         assert page.input_value("#style_layers") == paper_layers
+        assert page.input_value("#optimizer") == "lbfgs"
         page.fill("#style_layers", "conv4_1")  # chosen by hand: kept
         page.locator("#style_layers").dispatch_event("change")
         page.select_option("#style_loss", "mrf")

@@ -6,9 +6,14 @@ and convolutional neural networks for image synthesis", CNNMRF):
 
 ``P_i(F)`` is the picture's patch at position i (3x3 positions x C channels),
 ``nn(i)`` the style patch of highest normalized cross-correlation with it (found at
-every evaluation, without gradient: the function is piecewise quadratic), ``w_i`` the
-region guide at the patch's centre (1 without one). Statistics lose local structure
-(strokes, tiles, letters); matching patches keeps it.
+every evaluation, without gradient), ``w_i`` the region guide at the patch's centre (1
+without one). Statistics lose local structure (strokes, tiles, letters); matching
+patches keeps it. Matched by correlation, a patch takes the style patch of the same
+shape whatever its strength; matched by distance instead (tried), a photo's patches
+mostly find the painting's faint, flat ones and the picture turns muddy. The loss jumps
+where a match switches, which stalls L-BFGS's line search (measured: 1 iteration in 63
+evaluations): the style loss declares Adam as its optimizer unless ``--optimizer`` is
+given (:data:`nst.config.STYLE_LOSS_KINDS`).
 
 Cost: the matching is one matrix product per layer of the picture's patches with the
 normalized style patches (in the network's precision), taken a band of rows at a time;
@@ -46,9 +51,10 @@ MOST_STYLE_PATCHES = 4096
 #: the picture's patches matched in one matrix product, at most (its memory: these times
 #: the style's patches)
 MATCH_ROWS = 2048
-#: the mrf value enters the total times this (calibrated weighting): at the start from
-#: the content the style term is then about the Gram's (docs/QUALITY.md)
-MRF_CALIBRATION = 0.007
+#: the mrf value enters the total times this (calibrated weighting): chosen by eye at the
+#: default alpha/beta on chelsea x mosaic and x swirls at 256 px (docs/QUALITY.md): the
+#: photo still recognisable, the painting's shapes in it
+MRF_CALIBRATION = 0.003
 
 
 def patches(features: torch.Tensor) -> torch.Tensor:
@@ -86,8 +92,9 @@ class MRFTarget(nn.Module):
         self.register_buffer("guide", None if guide is None else guide.detach().float().clone())
 
     def match(self, features: torch.Tensor) -> torch.Tensor:
-        """The index of the nearest style patch (by distance) of each of the picture's
-        patches (L,), a band of rows at a time, in the features' precision."""
+        """The index of the style patch of highest normalized cross-correlation with each
+        of the picture's patches (L,), a band of rows at a time, in the features'
+        precision."""
         _, _, h, w = features.shape
         style = self._style_as(features.dtype)
         band = max(1, MATCH_ROWS // max(1, w - PATCH + 1))
@@ -95,16 +102,17 @@ class MRFTarget(nn.Module):
         with torch.no_grad():
             for top in range(0, h - PATCH + 1, band):
                 rows = features[:, :, top : min(h, top + band + PATCH - 1)]
-                # |p - s|^2 = |p|^2 - 2 (p.s - |s|^2 / 2): the largest p.s - |s|^2 / 2
-                closeness = (patches(rows) @ style).float() - self.half_norms.float()
-                found.append(closeness.argmax(dim=1))
+                found.append((patches(rows) @ style).argmax(dim=1))
         return torch.cat(found)
 
     def _style_as(self, dtype: torch.dtype) -> torch.Tensor:
-        """The style patches as columns (9C, N) in ``dtype``, cast once."""
+        """The style patches scaled to unit length, as columns (9C, N) in ``dtype``, cast
+        once: p . s / |s| is the normalized cross-correlation but for |p|, the same for
+        every style patch."""
         cached = self._cast.get(dtype)
         if cached is None or cached.device != self.style.device:
-            cached = self.style.to(dtype).T.contiguous()
+            unit = self.style / self.half_norms.mul(2).sqrt().clamp_min(1e-12)[:, None].float()
+            cached = unit.to(dtype).T.contiguous()
             self._cast = {dtype: cached}
         return cached
 
