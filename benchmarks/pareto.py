@@ -78,7 +78,7 @@ def run(content: str, style: str, options: dict[str, Any], most: int) -> tuple[A
 
 def draw(points: list[dict[str, Any]], modes: list[str], title: str, path: Path) -> None:
     """Style distance against content distance, one polyline per mode (by weight)."""
-    w, h, m = 640, 480, 60
+    w, h, m, legend = 760, 480, 60, 130
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
     xs = [p["content"] for p in points]
@@ -87,9 +87,10 @@ def draw(points: list[dict[str, Any]], modes: list[str], title: str, path: Path)
     y0, y1 = min(ys) * 0.95, max(ys) * 1.05
 
     def at(x: float, y: float) -> tuple[float, float]:
-        return m + (x - x0) / (x1 - x0) * (w - 2 * m), h - m - (y - y0) / (y1 - y0) * (h - 2 * m)
+        right = w - m - legend
+        return m + (x - x0) / (x1 - x0) * (right - m), h - m - (y - y0) / (y1 - y0) * (h - 2 * m)
 
-    d.rectangle([m, m, w - m, h - m], outline="black")
+    d.rectangle([m, m, w - m - legend, h - m], outline="black")
     for k in range(5):
         fx, fy = x0 + (x1 - x0) * k / 4, y0 + (y1 - y0) * k / 4
         d.text((at(fx, y0)[0] - 10, h - m + 6), f"{fx:.2f}", fill="black")
@@ -105,7 +106,7 @@ def draw(points: list[dict[str, Any]], modes: list[str], title: str, path: Path)
         for (x, y), p in zip(xy, line):
             d.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
             d.text((x + 5, y - 12), f"x{p['factor']:g}", fill=colour)
-        d.text((w - m - 110, m + 8 + 14 * k), mode, fill=colour)
+        d.text((w - m - legend + 12, m + 8 + 16 * k), mode, fill=colour)
     img.save(path)
 
 
