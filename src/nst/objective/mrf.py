@@ -80,14 +80,14 @@ class MRFTarget(nn.Module):
     """One layer's style patches (raw, and normalized for the matching)."""
 
     style: torch.Tensor
-    half_norms: torch.Tensor
+    squares: torch.Tensor
     guide: torch.Tensor | None
     local = False
 
     def __init__(self, style: torch.Tensor, guide: torch.Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("style", style.detach().float().clone())
-        self.register_buffer("half_norms", self.style.double().pow(2).sum(1) / 2)  # float64
+        self.register_buffer("squares", self.style.double().pow(2).sum(1))  # |S_j|^2, float64
         self._cast: dict[torch.dtype, torch.Tensor] = {}
         self.register_buffer("guide", None if guide is None else guide.detach().float().clone())
 
@@ -111,7 +111,7 @@ class MRFTarget(nn.Module):
         every style patch."""
         cached = self._cast.get(dtype)
         if cached is None or cached.device != self.style.device:
-            unit = self.style / self.half_norms.mul(2).sqrt().clamp_min(1e-12)[:, None].float()
+            unit = self.style / self.squares.sqrt().clamp_min(1e-12)[:, None].float()
             cached = unit.to(dtype).T.contiguous()
             self._cast = {dtype: cached}
         return cached
@@ -135,7 +135,7 @@ class MRFTarget(nn.Module):
         ones = weights.view(1, 1, -1).expand(1, PATCH * PATCH, -1).contiguous()
         count = F.fold(ones, (h, w), PATCH)  # K: the patches' weight over each position
         x = features.double()
-        constant = (weights * self.half_norms[index]).sum() * 2
+        constant = (weights * self.squares[index]).sum()
         total = (count * x * x).sum() - 2 * (folded * x).sum() + constant
         mass = weights.sum().clamp_min(1e-12) * (PATCH * PATCH * c)
         return total / mass if features.dtype == torch.float64 else (total / mass).float()

@@ -107,9 +107,9 @@ class W2Target(nn.Module):
         self.register_buffer("guide", None if guide is None else guide.detach().float().clone())
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        f = positions(features)
-        if f.shape[0] < f.shape[1]:
-            return self._few_positions(f)
+        _, c, h, w = features.shape
+        if h * w < c:
+            return self._few_positions(positions(features))
         mu, cov = moments(features, self.guide)
         return self._distance(mu, cov)
 
