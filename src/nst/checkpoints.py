@@ -229,46 +229,78 @@ _DTYPES = {str(d): d for d in (torch.float64, torch.float32, torch.bfloat16, tor
 
 
 def read(path: Path) -> Saved:
-    """One checkpoint file, checked: magic, header, version, length and CRC-32."""
+    """One checkpoint file, checked: magic, header, version, length and CRC-32.
+
+    Each tensor is read into its own new allocation (aligned as the run's own tensors are),
+    not viewed inside the file's bytes at whatever offset the header left it: a vectorized
+    dot product rounds by its operands' alignment, and a run continued from misaligned
+    copies drifted from the run it continues (the last bits of a line search's slope)."""
     try:
         with open(path, "rb") as f:
-            data = bytearray(f.read())
+            size = os.fstat(f.fileno()).st_size
+            if f.read(len(MAGIC)) != MAGIC:
+                raise Damaged("not an nst checkpoint")
+            line = f.readline(size)
+            header = _header(line)
+            if header.get("format") != FORMAT or header.get("nst") != __version__:
+                raise Damaged(f"from another version of nst ({_short(header.get('nst', '?'))})")
+            start = len(MAGIC) + len(line)
+            length = header.get("length")
+            if not isinstance(length, int) or length < 0:
+                raise Damaged("its header is damaged")
+            whole = length + len(f"END {length} 00000000\n")  # the tensors and the trailer
+            if size - start < whole:
+                raise Damaged(f"cut short ({size - start} of {whole} bytes)")
+            blobs, crc = _payload(f, header["tensors"], length)
+            trailer = f.read()
     except OSError as exc:
         raise Damaged(f"cannot be read ({exc.strerror})") from None
-    if not data.startswith(MAGIC):
-        raise Damaged("not an nst checkpoint")
-    end = data.find(b"\n", len(MAGIC))
-    try:
-        header = json.loads(bytes(data[len(MAGIC) : end])) if end > 0 else None
-    except ValueError:
-        header = None
-    if not isinstance(header, dict) or not isinstance(header.get("tensors"), list):
-        raise Damaged("its header is damaged")
-    if header.get("format") != FORMAT or header.get("nst") != __version__:
-        raise Damaged(f"from another version of nst ({_short(header.get('nst', '?'))})")
-    start = end + 1
-    length = header.get("length")
-    if not isinstance(length, int) or length < 0:
-        raise Damaged("its header is damaged")
-    whole = length + len(f"END {length} 00000000\n")  # the tensors' bytes and the trailer
-    if len(data) - start < whole:
-        raise Damaged(f"cut short ({len(data) - start} of {whole} bytes)")
-    payload = memoryview(data)[start : start + length]
-    if bytes(data[start + length :]) != f"END {length} {zlib.crc32(payload):08x}\n".encode():
+    if trailer != f"END {length} {crc:08x}\n".encode():
         raise Damaged("its checksum does not match")
     try:
-        tensors = []
-        for spec in header["tensors"]:
-            dtype = _DTYPES[spec["dtype"]]
-            raw = torch.frombuffer(data, dtype=torch.uint8, count=int(spec["nbytes"]),
-                                   offset=start + int(spec["offset"])) if spec["nbytes"] else \
-                torch.empty(0, dtype=torch.uint8)  # fmt: skip
-            tensors.append(raw.view(dtype).reshape(spec["shape"]))
+        tensors = [blob.view(_DTYPES[spec["dtype"]]).reshape(spec["shape"])
+                   for blob, spec in zip(blobs, header["tensors"])]  # fmt: skip
         state = _from_plain(_flesh(header["state"], tensors))
     except Exception as exc:  # a header that checks out but does not describe a state
         raise Damaged(f"unreadable ({type(exc).__name__})") from None
     return Saved(state, float(header["saved_at"]), int(header["sequence"]),
                  header["fingerprint"])  # fmt: skip
+
+
+def _header(line: bytes) -> dict[str, Any]:
+    try:
+        header = json.loads(line) if line.endswith(b"\n") else None
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or not isinstance(header.get("tensors"), list):
+        raise Damaged("its header is damaged")
+    return header
+
+
+def _payload(f: Any, specs: list[Any], length: int) -> tuple[list[torch.Tensor], int]:
+    """The tensors' bytes, each read into a new buffer, and their CRC-32; the specs must
+    tile the payload in order (as :meth:`WorkFolder.save` writes them)."""
+    blobs, crc, offset = [], 0, 0
+    for spec in specs:
+        try:
+            nbytes, at = int(spec["nbytes"]), int(spec["offset"])
+            if spec["dtype"] not in _DTYPES:
+                raise ValueError
+        except (KeyError, TypeError, ValueError):
+            raise Damaged("its header is damaged") from None
+        if at != offset or nbytes < 0 or offset + nbytes > length:
+            raise Damaged("its header is damaged")
+        blob = torch.empty(nbytes, dtype=torch.uint8)
+        if nbytes:
+            view = blob.numpy().data
+            if f.readinto(view) != nbytes:
+                raise Damaged("cut short")
+            crc = zlib.crc32(view, crc)
+        blobs.append(blob)
+        offset += nbytes
+    if offset != length:
+        raise Damaged("its header is damaged")
+    return blobs, crc
 
 
 def _fsync_folder(folder: Path) -> None:
