@@ -12,11 +12,17 @@ better) per pair into ``--out``.
 
     python benchmarks/pareto.py [--pairs chelsea:mosaic,astronaut:swirls] [--size 256]
         [--modes gram-noise,gram-content,w2,mrf] [--factors 0.25,0.5,1,2,4] [--most 400]
+    python benchmarks/pareto.py --redraw OUT1/points.jsonl OUT2/points.jsonl --out OUT
+
+Modes ``quality`` and ``fast`` run the presets as a user does (their own iterations and
+stages). With several pairs the curves are also averaged: each figure divided by the
+pair's paper default (gram from noise at x1), then the mean over the pairs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -39,10 +45,13 @@ MODES: dict[str, dict[str, Any]] = {
     "w2": {"style_loss": "w2", "init": "content"},
     "swd-adam": {"style_loss": "swd", "init": "content", "optimizer": "adam"},
     "mrf": {"style_loss": "mrf", "init": "content"},
+    # the presets as a user runs them (their own iterations and stages, not auto)
+    "quality": {"preset": "quality"},
+    "fast": {"preset": "fast"},
 }
 #: the judge's style layers: read by no mode's loss
 JUDGE_LAYERS = ("conv2_2", "conv3_3", "conv4_3")
-COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
 
 def judge(result: torch.Tensor, content: str, style: str) -> dict[str, float]:
@@ -64,7 +73,8 @@ def judge(result: torch.Tensor, content: str, style: str) -> dict[str, float]:
 
 
 def run(content: str, style: str, options: dict[str, Any], most: int) -> tuple[Any, int, float]:
-    config = Config.from_dict({**options, "iterations": "auto", "max_iterations": most})
+    until = {} if "preset" in options else {"iterations": "auto", "max_iterations": most}
+    config = Config.from_dict({**options, **until})
     start = time.perf_counter()
     done = [0]
 
@@ -110,6 +120,46 @@ def draw(points: list[dict[str, Any]], modes: list[str], title: str, path: Path)
     img.save(path)
 
 
+#: the point each pair's figures are divided by for the average: the paper's method
+REFERENCE = ("gram-noise", 1.0)
+
+
+def averaged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each (mode, factor) run on every pair: its figures relative to the pair's paper
+    default (:data:`REFERENCE`), averaged over the pairs (each pair weighs the same)."""
+    pairs = sorted({r["pair"] for r in rows})
+    ref = {r["pair"]: r for r in rows if (r["mode"], r["factor"]) == REFERENCE}
+    out = []
+    for mode, factor in dict.fromkeys((r["mode"], r["factor"]) for r in rows):
+        same = [r for r in rows if (r["mode"], r["factor"]) == (mode, factor) and r["pair"] in ref]
+        if len({r["pair"] for r in same}) < len(pairs):
+            continue
+        mean = {k: sum(r[k] / ref[r["pair"]][k] for r in same) / len(same)
+                for k in ("content", "style", "noise")}  # fmt: skip
+        out.append({"pair": "average", "mode": mode, "factor": factor, **mean})
+    return out
+
+
+def draw_all(rows: list[dict[str, Any]], out: Path) -> None:
+    """The curves per pair, and averaged over the pairs (relative to the paper default)."""
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    pairs = list(dict.fromkeys(r["pair"] for r in rows))
+    for pair in pairs:
+        points = [r for r in rows if r["pair"] == pair]
+        draw(points, modes, pair, out / f"curves_{pair.replace(':', '_')}.png")
+    mean = averaged(rows)
+    if len(pairs) > 1 and mean:
+        draw(
+            mean,
+            modes,
+            f"mean of {len(pairs)} pairs, relative to gram-noise x1",
+            out / "curves_average.png",
+        )
+        print(f"\naveraged over {', '.join(pairs)} (each figure / the pair's gram-noise x1)")
+        print(table([{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
+                     for r in mean]))  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", default="chelsea:mosaic")
@@ -118,9 +168,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--factors", default="0.25,0.5,1,2,4")
     parser.add_argument("--most", type=int, default=400)
     parser.add_argument("--out", default="pareto-out")
+    parser.add_argument(
+        "--redraw",
+        nargs="*",
+        metavar="POINTS",
+        help="no runs: draw and average the points.jsonl files of earlier runs into --out",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.redraw:
+        rows = [json.loads(line) for f in args.redraw for line in Path(f).read_text().splitlines()]
+        print(table(rows))
+        draw_all(rows, out)
+        return
     modes = args.modes.split(",")
     factors = [float(f) for f in args.factors.split(",")]
     beta = Config().style_weight
@@ -135,14 +196,17 @@ def main(argv: list[str] | None = None) -> None:
                 image, its, secs = run(photo, painting, options, args.most)
                 score = judge(image, photo, painting)
                 row = {"pair": pair, "mode": mode, "factor": f, **score, "iterations": its,
-                       "capped": its >= args.most, "s": secs}  # fmt: skip
+                       "capped": "preset" not in MODES[mode] and its >= args.most,
+                       "s": secs}  # fmt: skip
                 print(table([row]).splitlines()[-1], flush=True)
+                with open(out / "points.jsonl", "a") as fh:  # for --redraw
+                    fh.write(json.dumps(row) + "\n")
                 points.append(row)
                 nst.imageio.save_image(image, out / f"{pair.replace(':', '_')}_{mode}_{f:g}.png")
-        draw(points, modes, pair, out / f"curves_{pair.replace(':', '_')}.png")
         rows += points
     print()
     print(table(rows))
+    draw_all(rows, out)
 
 
 if __name__ == "__main__":

