@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,41 @@ def draw(points: list[dict[str, Any]], modes: list[str], title: str, path: Path)
     img.save(path)
 
 
+def picture_name(row: dict[str, Any]) -> str:
+    return f"{row['pair'].replace(':', '_')}_{row['mode']}_{row['factor']:g}.png"
+
+
+def sheet(rows: list[dict[str, Any]], folder: Path, path: Path) -> None:
+    """Per mode, the picture nearest the paper default's content distance (in ratio),
+    whole and a 2x crop of its centre, labelled with its figures."""
+    ref = next(r for r in rows if (r["mode"], r["factor"]) == REFERENCE)
+    chosen = []
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        near = min((r for r in rows if r["mode"] == mode),
+                   key=lambda r: abs(math.log(r["content"] / ref["content"])))  # fmt: skip
+        if (folder / picture_name(near)).exists():
+            chosen.append(near)
+    if not chosen:
+        return
+    images = [Image.open(folder / picture_name(r)).convert("RGB") for r in chosen]
+    w, h = images[0].size
+    crop = min(w, h) // 3
+    label = 34
+    out = Image.new("RGB", (w * len(images), label + h + 2 * crop), "white")
+    d = ImageDraw.Draw(out)
+    for k, (r, im) in enumerate(zip(chosen, images)):
+        x = k * w
+        d.text((x + 4, 2), f"{r['mode']} x{r['factor']:g}", fill="black")
+        d.text((x + 4, 16), f"c {r['content']:.3g} s {r['style']:.3g} n {r['noise']:.3g}",
+               fill="black")  # fmt: skip
+        out.paste(im, (x, label))
+        left, top = (im.width - crop) // 2, (im.height - crop) // 2
+        zoom = im.crop((left, top, left + crop, top + crop)).resize(
+            (2 * crop, 2 * crop), Image.Resampling.NEAREST)  # fmt: skip
+        out.paste(zoom, (x + (w - 2 * crop) // 2, label + h))
+    out.save(path)
+
+
 #: the point each pair's figures are divided by for the average: the paper's method
 REFERENCE = ("gram-noise", 1.0)
 
@@ -141,12 +177,19 @@ def averaged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def draw_all(rows: list[dict[str, Any]], out: Path) -> None:
-    """The curves per pair, and averaged over the pairs (relative to the paper default)."""
+    """The curves per pair, and averaged over the pairs (relative to the paper default);
+    a sheet per pair at the matched content distance where its pictures are at hand
+    (``folder``: the points' own folder)."""
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     pairs = list(dict.fromkeys(r["pair"] for r in rows))
     for pair in pairs:
         points = [r for r in rows if r["pair"] == pair]
         draw(points, modes, pair, out / f"curves_{pair.replace(':', '_')}.png")
+        if any((r["mode"], r["factor"]) == REFERENCE for r in points):
+            for folder in dict.fromkeys(Path(r.get("folder", out)) for r in points):
+                mine = [r for r in points if Path(r.get("folder", out)) == folder]
+                if any((r["mode"], r["factor"]) == REFERENCE for r in mine):
+                    sheet(mine, folder, out / f"sheet_{pair.replace(':', '_')}.png")
     mean = averaged(rows)
     if len(pairs) > 1 and mean:
         draw(
@@ -178,7 +221,8 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.redraw:
-        rows = [json.loads(line) for f in args.redraw for line in Path(f).read_text().splitlines()]
+        rows = [{**json.loads(line), "folder": str(Path(f).parent)}
+                for f in args.redraw for line in Path(f).read_text().splitlines()]  # fmt: skip
         print(table(rows))
         draw_all(rows, out)
         return
@@ -202,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
                 with open(out / "points.jsonl", "a") as fh:  # for --redraw
                     fh.write(json.dumps(row) + "\n")
                 points.append(row)
-                nst.imageio.save_image(image, out / f"{pair.replace(':', '_')}_{mode}_{f:g}.png")
+                nst.imageio.save_image(image, out / picture_name(row))
         rows += points
     print()
     print(table(rows))
