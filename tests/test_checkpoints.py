@@ -347,3 +347,32 @@ def test_tensors_read_back_are_fresh_aligned_buffers_and_each_iteration_continue
         if aligned:
             assert all(t.data_ptr() % 64 == 0 for t in tensors), state.iteration
         assert torch.equal(execution.execute(plan, resume=got), whole), state.iteration
+
+
+def test_a_header_that_lies_about_its_tensors_is_damaged_not_allocated(
+    images, tiny_network, tmp_path
+):
+    """The header is not covered by the checksum: a tensor it says is larger than the file,
+    negative, out of order or of an unknown dtype makes the file damaged, and nothing of
+    the size it claims is allocated."""
+    _, states = a_state(images, tiny_network)
+    out = tmp_path / "out.png"
+    folder = WorkFolder(out, {"settings": {}}, every=0)
+    folder.save(states[1])
+    file = folder.path / "checkpoint-1.nst"
+    data = file.read_bytes()
+    head, rest = data[len(checkpoints.MAGIC) :].split(b"\n", 1)
+    header = json.loads(head)
+    for change in (
+        lambda t: t[0].update(nbytes=10**15),
+        lambda t: t[0].update(nbytes=-4),
+        lambda t: t[1].update(offset=t[1]["offset"] + 4),
+        lambda t: t[0].update(dtype="object"),
+        lambda t: t.__setitem__(0, 7),
+    ):
+        bad = json.loads(head)
+        change(bad["tensors"])
+        file.write_bytes(checkpoints.MAGIC + json.dumps(bad).encode() + b"\n" + rest)
+        with pytest.raises(checkpoints.Damaged, match="^its header is damaged$"):
+            checkpoints.read(file)
+    assert len(header["tensors"]) >= 2
