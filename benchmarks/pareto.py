@@ -185,11 +185,11 @@ def draw_all(rows: list[dict[str, Any]], out: Path) -> None:
     for pair in pairs:
         points = [r for r in rows if r["pair"] == pair]
         draw(points, modes, pair, out / f"curves_{pair.replace(':', '_')}.png")
-        if any((r["mode"], r["factor"]) == REFERENCE for r in points):
-            for folder in dict.fromkeys(Path(r.get("folder", out)) for r in points):
-                mine = [r for r in points if Path(r.get("folder", out)) == folder]
-                if any((r["mode"], r["factor"]) == REFERENCE for r in mine):
-                    sheet(mine, folder, out / f"sheet_{pair.replace(':', '_')}.png")
+        ref = next((r for r in points if (r["mode"], r["factor"]) == REFERENCE), None)
+        if ref is not None:  # the pictures of the run that holds the paper default
+            folder = Path(ref.get("folder", out))
+            mine = [r for r in points if Path(r.get("folder", out)) == folder]
+            sheet(mine, folder, out / f"sheet_{pair.replace(':', '_')}.png")
     mean = averaged(rows)
     if len(pairs) > 1 and mean:
         draw(
