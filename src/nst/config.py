@@ -103,11 +103,14 @@ NOISE_ITERATIONS = 100
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 5.0}
 #: named bundles of options (``--preset``); the options given with one win. Chosen by
 #: measurement (benchmarks/quality.py, docs/QUALITY.md).
+#: The style weights put ``quality`` and ``fast`` at the paper default's distance to the
+#: photo (benchmarks/pareto.py, mean over three built-in pairs at 256 px).
 PRESETS: dict[str, dict[str, object]] = {
     "paper": {"style_loss": "gram", "init": "noise", "optimizer": "lbfgs", "average": 0.0,
               "tv_weight": 0.0},
-    "quality": {"style_loss": "w2", "init": "content", "start_size": 128, "scale_step": 1.414},
-    "fast": {"style_loss": "w2", "init": "content", "iterations": 60},
+    "quality": {"style_loss": "w2", "init": "content", "start_size": 128, "scale_step": 1.414,
+                "style_weight": 780.0},
+    "fast": {"style_loss": "w2", "init": "content", "iterations": 60, "style_weight": 860.0},
 }  # fmt: skip
 
 

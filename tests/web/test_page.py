@@ -8,6 +8,7 @@ Ctrl-C test, which runs ``nst serve`` as a real process on the real weights.
 from __future__ import annotations
 
 import base64
+import math
 import os
 import signal
 import subprocess
@@ -242,17 +243,35 @@ def test_ctrl_c_with_a_page_watching_exits_within_5_seconds(chromium, tmp_path):
 def test_a_first_visit_starts_from_the_fast_preset_and_a_preset_sets_the_form(
     chromium, tmp_path, tiny_network
 ):
-    from nst.config import PRESETS
+    from nst.config import PRESETS, Config
+
+    def shows(page, preset: str) -> None:
+        """The form holds the preset's options, its balance on the slider (in tenths of a
+        decade), Balanced pressed, and sends the preset's weights exactly."""
+        bundle = {"content_weight": 1.0, "style_weight": Config().style_weight, **PRESETS[preset]}
+        for name, value in bundle.items():
+            if name not in ("content_weight", "style_weight"):
+                shown = page.input_value(f"#{name}")
+                assert shown == (f"{value:g}" if isinstance(value, float) else str(value)), name
+        balance = math.log10(bundle["content_weight"] / bundle["style_weight"])
+        assert float(page.input_value("#ratio")) == pytest.approx(round(balance, 1), abs=1e-9)
+        assert page.get_attribute("[data-preset=balanced]", "aria-pressed") == "true"
+        sent = page.evaluate("async () => (await import('/static/form.js')).params()")
+        assert sent["style_weight"] / sent["content_weight"] == pytest.approx(
+            bundle["style_weight"] / bundle["content_weight"], rel=1e-4
+        )
 
     with serving(tmp_path / "data") as url:
         page = open_page(chromium, url)
         assert page.input_value("#preset") == "fast"
-        for name, value in PRESETS["fast"].items():
-            assert page.input_value(f"#{name}") == str(value), name
+        shows(page, "fast")
+        page.click("[data-preset=strong]")  # a decade more style than the preset's own
+        sent = page.evaluate("async () => (await import('/static/form.js')).params()")
+        assert sent["style_weight"] == pytest.approx(10 * PRESETS["fast"]["style_weight"], rel=1e-4)
+        page.select_option("#preset", "quality")  # a preset brings its balance back
+        shows(page, "quality")
         page.select_option("#preset", "paper")
-        for name, value in PRESETS["paper"].items():
-            shown = page.input_value(f"#{name}")
-            assert shown == (f"{value:g}" if isinstance(value, float) else str(value)), name
+        shows(page, "paper")
         page.reload()  # the choice is kept
         page.wait_for_selector("#iterations")
         assert page.input_value("#preset") == "paper" and page.input_value("#style_loss") == "gram"

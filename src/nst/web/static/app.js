@@ -1,7 +1,7 @@
 // The page's entry: wires the parts together.
 import { ratioText, message } from "./state.js";
 import { loadBuiltins, setContent, addStyles, setupDrop, setupPaste, setInit } from "./images.js";
-import { loadConfig, applyStrength, markPreset, submit, estimate, save, restore } from "./form.js";
+import { loadConfig, applyStrength, showRatio, submit, estimate, save, restore } from "./form.js";
 import { setupPainter } from "./mask.js";
 import { state } from "./state.js";
 import { sync } from "./jobs.js";
@@ -9,7 +9,7 @@ import { $, showSignOut } from "./common.js";
 
 export function init() {
   $("#ratio-label").textContent = ratioText($("#ratio").value);
-  $("#ratio").addEventListener("input", (e) => { $("#ratio-label").textContent = ratioText(e.target.value); markPreset(); save(); });
+  $("#ratio").addEventListener("input", () => { showRatio(); save(); });
   $("#content-file").addEventListener("change", (e) => setContent(Array.from(e.target.files)));
   $("#style-file").addEventListener("change", (e) => { addStyles(Array.from(e.target.files)); e.target.value = ""; });
   $("#init-job-clear").addEventListener("click", () => setInit(null));
@@ -19,7 +19,7 @@ export function init() {
   setupPaste();
   setupPainter();
   loadConfig().then(() => { restore(); return loadBuiltins(); })
-    .then(() => { markPreset(); estimate(); return sync(); })
+    .then(() => { showRatio(); estimate(); return sync(); })
     .catch((err) => message(err.message));
   setInterval(sync, 4000);
   showSignOut();

@@ -14,7 +14,7 @@ export async function loadConfig() {
   buildForm(schema.fields, { skip: SLIDER });
   for (const f of schema.fields) {
     const input = document.getElementById(f.name);
-    if (input) input.addEventListener("change", () => { save(); estimate(); markPreset(); });
+    if (input) input.addEventListener("change", () => { save(); estimate(); showRatio(); });
   }
   const preset = document.getElementById("preset");
   if (preset) preset.addEventListener("change", () => { applyBundle(preset.value); save(); estimate(); });
@@ -42,8 +42,9 @@ function followImplied(implied) {
   }
 }
 
-// A preset (the server's named bundle of options) sets the form's controls to its values;
-// the first visit starts from the page's default preset.
+// A preset (the server's named bundle of options) sets the form's controls to its values,
+// its balance included (its weights, or the defaults); the first visit starts from the
+// page's default preset.
 export function applyBundle(name) {
   const bundle = state.bundles[name];
   if (!bundle) return;
@@ -51,12 +52,35 @@ export function applyBundle(name) {
     const most = field(option)?.max;  // the declaration's bound or this server's cap
     setValue(option, typeof value === "number" && most != null ? Math.min(value, most) : value);
   }
-  if ("content_weight" in bundle || "style_weight" in bundle) {
-    const weight = (name) => bundle[name] ?? field(name).default;
-    const ratio = Math.log10(weight("content_weight") / weight("style_weight"));
-    $("#ratio").value = Math.round(ratio * 2) / 2;
-    $("#ratio-label").textContent = ratioText($("#ratio").value);
+  setRatio(balance(name));
+}
+
+// log10(α/β) of a preset (the chosen one by default): what Balanced stands for
+export function balance(name = document.getElementById("preset")?.value) {
+  const bundle = state.bundles[name] || {};
+  const weight = (option) => Number(bundle[option] ?? field(option)?.default);
+  return Math.log10(weight("content_weight") / weight("style_weight"));
+}
+
+// The slider moves in tenths of a decade; a strength notch stands for its exact balance
+// (a preset's 780 is sent as 780, not as the tenth it shows).
+const tenth = (x) => Math.round(x * 10) / 10;
+export function ratio() {
+  const shown = Number($("#ratio").value);
+  for (const offset of Object.values(STRENGTH)) {
+    const exact = balance() + offset;
+    if (Math.abs(tenth(exact) - shown) < 1e-6) return exact;
   }
+  return shown;
+}
+
+export function setRatio(value) {
+  $("#ratio").value = tenth(value);
+  showRatio();
+}
+
+export function showRatio() {
+  $("#ratio-label").textContent = ratioText(ratio());
   markPreset();
 }
 
@@ -73,23 +97,21 @@ export function setValue(name, value) {
 }
 
 export function applyStrength(name) {
-  $("#ratio").value = STRENGTH[name];
-  $("#ratio-label").textContent = ratioText(STRENGTH[name]);
-  markPreset();
+  setRatio(balance() + STRENGTH[name]);
   save();
 }
 
 export function markPreset() {
   for (const b of document.querySelectorAll("[data-preset]")) {
-    b.setAttribute("aria-pressed", String(Number($("#ratio").value) === STRENGTH[b.dataset.preset]));
+    const at = Math.abs(Number($("#ratio").value) - tenth(balance() + STRENGTH[b.dataset.preset])) < 1e-6;
+    b.setAttribute("aria-pressed", String(at));
   }
 }
 
 export function params() {
-  const ratio = Math.pow(10, Number($("#ratio").value));
   const p = {
     content_weight: 1,
-    style_weight: Number((1 / ratio).toPrecision(4)),
+    style_weight: Number(Math.pow(10, -ratio()).toPrecision(4)),
     ...formValues(state.fields, SLIDER),
   };
   const list = styleList();
@@ -231,7 +253,7 @@ export function restore() {
     return;
   }
   for (const [name, value] of Object.entries(data.values || {})) setValue(name, value);
-  if (data.ratio) { $("#ratio").value = data.ratio; $("#ratio-label").textContent = ratioText(data.ratio); }
+  if (data.ratio) { $("#ratio").value = data.ratio; showRatio(); }
   if (data.contentBuiltin) state.contentBuiltin = data.contentBuiltin;
   if (Array.isArray(data.styleBuiltins)) state.styleBuiltins = data.styleBuiltins;
   for (const [k, v] of data.weights || []) state.weights.set(k, v);
@@ -243,9 +265,7 @@ export async function runAgain(job) {
     if (!SLIDER.has(name) && name !== "init" && name !== "seed") setValue(name, Array.isArray(value) ? value.join(",") : value);
   }
   if (job.progress && job.progress.seed != null) setValue("seed", job.progress.seed);
-  const ratio = Math.log10(job.params.content_weight / job.params.style_weight);
-  $("#ratio").value = ratio.toFixed(1);
-  $("#ratio-label").textContent = ratioText(ratio);
+  setRatio(Math.log10(job.params.content_weight / job.params.style_weight));
   try {
     const blob = async (u) => new File([await (await fetch(u)).blob()], u.split("/").pop(), { type: "image/png" });
     state.contentFile = await blob(job.inputs.content);

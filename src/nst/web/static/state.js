@@ -38,9 +38,9 @@ export function note(text) { $("#note").textContent = text || ""; }
 // the per-style sliders; every other option a page may set gets a control by its kind,
 // range and choices.
 export const SLIDER = new Set(["content_weight", "style_weight", "style_blend"]);
-// The strength buttons set the balance only (log10 of alpha/beta); time is the preset's and
-// the size's business.
-export const STRENGTH = { subtle: -2, balanced: -3, strong: -4 };
+// The strength buttons set the balance only: decades of alpha/beta from the chosen preset's
+// own (Balanced); time is the preset's and the size's business.
+export const STRENGTH = { subtle: 1, balanced: 0, strong: -1 };
 // the states a job ends in, as the server says (/api/config)
 export const ENDED = [];
 export const LONG_RUN = 600;  // seconds: an estimate over this is said before Start
