@@ -12,8 +12,8 @@ from nst.config import STYLE_LOSSES, Config
 from nst.errors import ConfigError
 from nst.objective import STATISTICS
 from nst.objective.swd import SWDTarget, sliced_wasserstein, weighted_quantiles
-from nst.objective.w2 import W2Target, blend_moments, moments, w2_squared
-from tests.conftest import gen
+from nst.objective.w2 import W2Target, blend_moments, fused_moments, moments, w2_squared
+from tests.conftest import assert_close, gen
 
 
 def feats(c: int, h: int, w: int, seed: int, scale: float = 1.0) -> torch.Tensor:
@@ -78,6 +78,38 @@ def test_w2_gradient_is_right():
     target = W2Target(*moments(s))
     x = feats(3, 4, 5, 5).requires_grad_(True)
     assert torch.autograd.gradcheck(target, (x,), eps=1e-6, atol=1e-5)
+
+
+def test_fused_moments_equal_the_generic_ones_and_their_gradient_is_right():
+    # a large mean (ReLU features far from zero) taken about a shift near it
+    x = feats(5, 4, 3, 21) + 40.0
+    shift = torch.full((5,), 39.0, dtype=torch.float64)
+    mu, cov = fused_moments(x, shift)
+    gm, gc = moments(x)
+    assert_close(mu, gm, 1e-14, "mean")
+    assert_close(cov, gc, 1e-12, "covariance")
+    xi = x.clone().requires_grad_(True)
+    weights = torch.randn(5, 5, generator=gen(22), dtype=torch.float64)
+
+    def linear(v):
+        m, c = fused_moments(v, shift)
+        return (m * torch.arange(5.0, dtype=torch.float64)).sum() + (c * weights).sum()
+
+    assert torch.autograd.gradcheck(linear, (xi,), eps=1e-6, atol=1e-6)
+    # bf16 channels_last features (the network's): float32 moments, a bf16 gradient
+    low = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    m32, c32 = moments(low.float())
+    lm, lc = fused_moments(low, shift.float())
+    assert lm.dtype == torch.float32 and lc.dtype == torch.float32
+    assert_close(lm, m32, 1e-6, "bf16 mean")
+    assert_close(lc, c32, 1e-4, "bf16 covariance")
+    lowi = low.clone().requires_grad_(True)
+    value = (fused_moments(lowi, shift.float())[1] * weights.float()).sum()
+    (grad,) = torch.autograd.grad(value, lowi)
+    wide = low.float().requires_grad_(True)
+    (expected,) = torch.autograd.grad((moments(wide)[1] * weights.float()).sum(), wide)
+    assert grad.dtype == torch.bfloat16
+    assert_close(grad.float(), expected, 2e-2, "bf16 gradient")
 
 
 def test_w2_blend_is_the_mixture_and_a_guide_weighs_positions():

@@ -60,6 +60,46 @@ def moments(
     return mu, (w * centred).T @ centred / mass
 
 
+class _Moments(torch.autograd.Function):
+    """Mean (C,) and covariance (C, C) of the (M, C) positions ``f``, taken about a fixed
+    ``shift`` (the target's mean, so the covariance loses no digits to a large mean), with
+    a backward of one matrix product in the features' own precision (as the Gram's):
+
+        c = f - shift,  d = mean(c),  cov = c^T c / M - d d^T,  mu = shift + d
+        dL/df = (f - mu) (G + G^T) / M + 1 g_mu^T / M
+
+    for G = dL/dcov, g_mu = dL/dmu (the centred positions in the features' precision:
+    f (G + G^T) less its mean's share would cancel to the bf16 rounding of f).
+    Autograd's generic graph of the same (a float copy, the centring, the product) runs
+    three products in float32."""
+
+    @staticmethod
+    def forward(ctx, f: torch.Tensor, shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        wide = torch.float64 if f.dtype == torch.float64 else torch.float32
+        centred = torch.sub(f, shift.to(wide))  # one pass: the float copy and the shift
+        count = f.shape[0]
+        d = centred.mean(0)
+        cov = centred.T @ centred / count - torch.outer(d, d)
+        mu = shift.to(wide) + d
+        ctx.save_for_backward(f, mu)
+        return mu, cov
+
+    @staticmethod
+    def backward(ctx, g_mu: torch.Tensor, g_cov: torch.Tensor) -> tuple[torch.Tensor, None]:
+        f, mu = ctx.saved_tensors
+        count = f.shape[0]
+        sym = (g_cov + g_cov.T) / count
+        centred = torch.sub(f, mu).to(f.dtype)  # f sym and 1 (sym mu)^T would cancel
+        return torch.addmm((g_mu / count).to(f.dtype)[None], centred, sym.to(f.dtype)), None
+
+
+def fused_moments(features: torch.Tensor, shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`moments` without a guide (the same values), by :class:`_Moments`."""
+    b, c, h, w = features.shape
+    f = features.permute(0, 2, 3, 1).reshape(b * h * w, c)  # no copy for channels_last
+    return _Moments.apply(f, shift)
+
+
 def sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
     """The square root of a symmetric PSD matrix (no gradient needed: targets only)."""
     vals, vecs = torch.linalg.eigh((matrix + matrix.T) / 2)
@@ -75,6 +115,38 @@ def root_sum(inner: torch.Tensor) -> torch.Tensor:
     return torch.where(eig > EIG_FLOOR, eig.clamp_min(EIG_FLOOR).sqrt(), 0.0).sum()
 
 
+class _CrossRoot(torch.autograd.Function):
+    """tr((R S R)^1/2) for a covariance S and the target's root R (symmetric), the
+    eigenvalues in float64 as :func:`root_sum`; the gradient with respect to S in two
+    float32 products: with R S R = U diag(l) U^T and V = R U,
+
+        d tr((R S R)^1/2) / dS = R (U diag(l^-1/2) U^T / 2) R = V diag(l^-1/2 / 2) V^T
+
+    (eigenvalues at or below ``EIG_FLOOR`` given no slope, as in :func:`root_sum`).
+    Autograd's graph of the same runs a float64 product for ``eigvalsh``'s backward and
+    four float32 products back through R S R."""
+
+    @staticmethod
+    def forward(ctx, cov: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
+        inner = (root @ cov @ root).double()
+        vals, vecs = torch.linalg.eigh((inner + inner.T) / 2)
+        kept = vals > EIG_FLOOR
+        roots = torch.where(kept, vals.clamp_min(EIG_FLOOR).sqrt(), 0.0)
+        ctx.save_for_backward(root, vecs, torch.where(kept, 0.5 / roots.clamp_min(1e-300), 0.0))
+        return roots.sum().to(cov.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        root, vecs, slopes = ctx.saved_tensors
+        v = root @ vecs.to(root.dtype)
+        return (v * (grad * slopes).to(v.dtype)) @ v.T, None
+
+
+def cross_root(cov: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
+    """tr((root cov root)^1/2), differentiable in ``cov`` (:class:`_CrossRoot`)."""
+    return _CrossRoot.apply(cov, root)
+
+
 def w2_squared(
     mu: torch.Tensor,
     cov: torch.Tensor,
@@ -83,7 +155,7 @@ def w2_squared(
     trace_s: torch.Tensor,
 ) -> torch.Tensor:
     """W2^2 between N(mu, cov) and N(mu_s, cov_s) given cov_s^1/2 and tr(cov_s)."""
-    cross = root_sum(cov_s_sqrt @ cov @ cov_s_sqrt).to(cov.dtype)
+    cross = cross_root(cov, cov_s_sqrt.to(cov.dtype))
     return (mu - mu_s).pow(2).sum() + torch.trace(cov) + trace_s - 2 * cross
 
 
@@ -110,8 +182,9 @@ class W2Target(nn.Module):
         _, c, h, w = features.shape
         if h * w < c:
             return self._few_positions(positions(features))
-        mu, cov = moments(features, self.guide)
-        return self._distance(mu, cov)
+        if self.guide is None:
+            return self._distance(*fused_moments(features, self.mu))
+        return self._distance(*moments(features, self.guide))
 
     def _few_positions(self, f: torch.Tensor) -> torch.Tensor:
         """W2^2 from the (M, C) positions when M < C: the cross term's eigenvalues are
