@@ -8,7 +8,8 @@ measured at loads at least half a core apart, the speed is fitted as a straight 
 the load (never faster when busier) and read at the load now; until then it is their
 median. Once the runs vary, the estimate is a range (their slowest and fastest, or the
 line's). Speeds are kept by the run's kind (its style loss: an iteration of ``w2`` costs
-about twice one of ``gram``); a kind not yet measured takes every kind's. The speeds
+1.1-2x one of ``gram``, by the size and the CPU); a kind not yet measured takes every
+kind's. The speeds
 outlive their runs: they are kept in the data folder (``speeds.json``), so deleting runs
 or restarting keeps them.
 """
