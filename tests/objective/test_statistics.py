@@ -96,6 +96,18 @@ def test_fused_moments_equal_the_generic_ones_and_their_gradient_is_right():
         return (m * torch.arange(5.0, dtype=torch.float64)).sum() + (c * weights).sum()
 
     assert torch.autograd.gradcheck(linear, (xi,), eps=1e-6, atol=1e-6)
+    # weighted by a region guide
+    guide = torch.rand(1, 1, 4, 3, generator=gen(23), dtype=torch.float64)
+    wm, wc = fused_moments(x, shift, guide)
+    gm, gc = moments(x, guide)
+    assert_close(wm, gm, 1e-14, "guided mean")
+    assert_close(wc, gc, 1e-12, "guided covariance")
+
+    def guided(v):
+        m, c = fused_moments(v, shift, guide)
+        return (m * torch.arange(5.0, dtype=torch.float64)).sum() + (c * weights).sum()
+
+    assert torch.autograd.gradcheck(guided, (xi,), eps=1e-6, atol=1e-6)
     # bf16 channels_last features (the network's): float32 moments, a bf16 gradient
     low = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     m32, c32 = moments(low.float())

@@ -61,12 +61,13 @@ def moments(
 
 
 class _Moments(torch.autograd.Function):
-    """Mean (C,) and covariance (C, C) of the (M, C) positions ``f``, taken about a fixed
-    ``shift`` (the target's mean, so the covariance loses no digits to a large mean), with
-    a backward of one matrix product in the features' own precision (as the Gram's):
+    """Mean (C,) and covariance (C, C) of the (M, C) positions ``f``, weighted by ``w``
+    (M,) when given, taken about a fixed ``shift`` (the target's mean, so the covariance
+    loses no digits to a large mean), with a backward of one matrix product in the
+    features' own precision (as the Gram's). With m = sum(w) (M without weights):
 
-        c = f - shift,  d = mean(c),  cov = c^T c / M - d d^T,  mu = shift + d
-        dL/df = (f - mu) (G + G^T) / M + 1 g_mu^T / M
+        c = f - shift,  d = w^T c / m,  cov = c^T diag(w) c / m - d d^T,  mu = shift + d
+        dL/df = diag(w) ((f - mu) (G + G^T) / m + 1 g_mu^T / m)
 
     for G = dL/dcov, g_mu = dL/dmu (the centred positions in the features' precision:
     f (G + G^T) less its mean's share would cancel to the bf16 rounding of f).
@@ -74,30 +75,44 @@ class _Moments(torch.autograd.Function):
     three products in float32."""
 
     @staticmethod
-    def forward(ctx, f: torch.Tensor, shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        ctx, f: torch.Tensor, shift: torch.Tensor, w: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         wide = torch.float64 if f.dtype == torch.float64 else torch.float32
         centred = torch.sub(f, shift.to(wide))  # one pass: the float copy and the shift
-        count = f.shape[0]
-        d = centred.mean(0)
-        cov = centred.T @ centred / count - torch.outer(d, d)
+        if w is None:
+            mass = torch.tensor(float(f.shape[0]), dtype=wide)
+            d = centred.mean(0)
+            second = centred.T @ centred
+        else:
+            w = w.to(wide)[:, None]
+            mass = w.sum().clamp_min(1e-8)
+            weighted = w * centred
+            d = weighted.sum(0) / mass
+            second = weighted.T @ centred
+        cov = second / mass - torch.outer(d, d)
         mu = shift.to(wide) + d
-        ctx.save_for_backward(f, mu)
+        ctx.save_for_backward(f, mu, mass, w)
         return mu, cov
 
     @staticmethod
-    def backward(ctx, g_mu: torch.Tensor, g_cov: torch.Tensor) -> tuple[torch.Tensor, None]:
-        f, mu = ctx.saved_tensors
-        count = f.shape[0]
-        sym = (g_cov + g_cov.T) / count
+    def backward(ctx, g_mu: torch.Tensor, g_cov: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        f, mu, mass, w = ctx.saved_tensors
+        sym = (g_cov + g_cov.T) / mass
         centred = torch.sub(f, mu).to(f.dtype)  # f sym and 1 (sym mu)^T would cancel
-        return torch.addmm((g_mu / count).to(f.dtype)[None], centred, sym.to(f.dtype)), None
+        grad = torch.addmm((g_mu / mass).to(f.dtype)[None], centred, sym.to(f.dtype))
+        return (grad if w is None else grad * w.to(f.dtype)), None, None
 
 
-def fused_moments(features: torch.Tensor, shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`moments` without a guide (the same values), by :class:`_Moments`."""
+def fused_moments(
+    features: torch.Tensor, shift: torch.Tensor, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`moments` (the same values, weighted by a (1, 1, H, W) guide when given),
+    by :class:`_Moments`."""
     b, c, h, w = features.shape
     f = features.permute(0, 2, 3, 1).reshape(b * h * w, c)  # no copy for channels_last
-    return _Moments.apply(f, shift)
+    flat = None if weights is None else weights.reshape(-1)
+    return _Moments.apply(f, shift, flat)
 
 
 def sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
@@ -182,9 +197,7 @@ class W2Target(nn.Module):
         _, c, h, w = features.shape
         if h * w < c:
             return self._few_positions(positions(features))
-        if self.guide is None:
-            return self._distance(*fused_moments(features, self.mu))
-        return self._distance(*moments(features, self.guide))
+        return self._distance(*fused_moments(features, self.mu, self.guide))
 
     def _few_positions(self, f: torch.Tensor) -> torch.Tensor:
         """W2^2 from the (M, C) positions when M < C: the cross term's eigenvalues are
