@@ -44,8 +44,7 @@ def autograd_eigvalsh(dtype: torch.dtype) -> Cross:
     def cross(cov: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
         inner = (root @ cov @ root).to(dtype)
         eig = torch.linalg.eigvalsh((inner + inner.T) / 2)
-        floor = w2.EIG_FLOOR
-        return torch.where(eig > floor, eig.clamp_min(floor).sqrt(), 0.0).sum().to(cov.dtype)
+        return w2.floored_roots(eig).sum().to(cov.dtype)
 
     return cross
 

@@ -248,7 +248,9 @@ def test_a_first_visit_starts_from_the_fast_preset_and_a_preset_sets_the_form(
     def shows(page, preset: str) -> None:
         """The form holds the preset's options, its balance on the slider (in tenths of a
         decade), Balanced pressed, and sends the preset's weights exactly."""
-        bundle = {"content_weight": 1.0, "style_weight": Config().style_weight, **PRESETS[preset]}
+        default = Config()
+        bundle = {"content_weight": default.content_weight,
+                  "style_weight": default.style_weight, **PRESETS[preset]}  # fmt: skip
         for name, value in bundle.items():
             if name not in ("content_weight", "style_weight"):
                 shown = page.input_value(f"#{name}")

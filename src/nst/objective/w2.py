@@ -126,8 +126,12 @@ def root_sum(inner: torch.Tensor) -> torch.Tensor:
     eigenvalues' roots, those at or below ``EIG_FLOOR`` (zero but for rounding) counted as
     zero and given no slope."""
     inner = inner.double()
-    eig = torch.linalg.eigvalsh((inner + inner.T) / 2)
-    return torch.where(eig > EIG_FLOOR, eig.clamp_min(EIG_FLOOR).sqrt(), 0.0).sum()
+    return floored_roots(torch.linalg.eigvalsh((inner + inner.T) / 2)).sum()
+
+
+def floored_roots(eig: torch.Tensor) -> torch.Tensor:
+    """The eigenvalues' square roots, those at or below ``EIG_FLOOR`` counted as zero."""
+    return torch.where(eig > EIG_FLOOR, eig.clamp_min(EIG_FLOOR).sqrt(), 0.0)
 
 
 class _CrossRoot(torch.autograd.Function):
@@ -145,9 +149,9 @@ class _CrossRoot(torch.autograd.Function):
     def forward(ctx, cov: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
         inner = (root @ cov @ root).double()
         vals, vecs = torch.linalg.eigh((inner + inner.T) / 2)
-        kept = vals > EIG_FLOOR
-        roots = torch.where(kept, vals.clamp_min(EIG_FLOOR).sqrt(), 0.0)
-        ctx.save_for_backward(root, vecs, torch.where(kept, 0.5 / roots.clamp_min(1e-300), 0.0))
+        roots = floored_roots(vals)
+        slopes = torch.where(roots > 0, 0.5 / roots.clamp_min(1e-300), 0.0)
+        ctx.save_for_backward(root, vecs, slopes)
         return roots.sum().to(cov.dtype)
 
     @staticmethod

@@ -9,9 +9,8 @@ the load (never faster when busier) and read at the load now; until then it is t
 median. Once the runs vary, the estimate is a range (their slowest and fastest, or the
 line's). Speeds are kept by the run's kind (its style loss: an iteration of ``w2`` costs
 1.1-2x one of ``gram``, by the size and the CPU); a kind not yet measured takes every
-kind's. The speeds
-outlive their runs: they are kept in the data folder (``speeds.json``), so deleting runs
-or restarting keeps them.
+kind's. The speeds outlive their runs: they are kept in the data folder
+(``speeds.json``), so deleting runs or restarting keeps them.
 """
 
 from __future__ import annotations

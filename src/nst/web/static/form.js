@@ -65,13 +65,16 @@ export function balance(name = document.getElementById("preset")?.value) {
 // The slider moves in tenths of a decade; a strength notch stands for its exact balance
 // (a preset's 780 is sent as 780, not as the tenth it shows).
 const tenth = (x) => Math.round(x * 10) / 10;
+
+// the strength button whose notch the slider is at (null: between them)
+function notch() {
+  const shown = Number($("#ratio").value), base = balance();
+  return Object.keys(STRENGTH).find((name) => Math.abs(tenth(base + STRENGTH[name]) - shown) < 1e-6) ?? null;
+}
+
 export function ratio() {
-  const shown = Number($("#ratio").value);
-  for (const offset of Object.values(STRENGTH)) {
-    const exact = balance() + offset;
-    if (Math.abs(tenth(exact) - shown) < 1e-6) return exact;
-  }
-  return shown;
+  const at = notch();
+  return at === null ? Number($("#ratio").value) : balance() + STRENGTH[at];
 }
 
 export function setRatio(value) {
@@ -101,11 +104,9 @@ export function applyStrength(name) {
   save();
 }
 
-export function markPreset() {
-  for (const b of document.querySelectorAll("[data-preset]")) {
-    const at = Math.abs(Number($("#ratio").value) - tenth(balance() + STRENGTH[b.dataset.preset])) < 1e-6;
-    b.setAttribute("aria-pressed", String(at));
-  }
+function markPreset() {
+  const at = notch();
+  for (const b of document.querySelectorAll("[data-preset]")) b.setAttribute("aria-pressed", String(b.dataset.preset === at));
 }
 
 export function params() {
