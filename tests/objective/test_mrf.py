@@ -1,16 +1,20 @@
 """``--style-loss mrf``: nearest style patches against a brute-force search, its value and
-gradient, the banded matching, the style patches' stride, and its options."""
+gradient, the banded matching, the style patches' stride, the style's turned and scaled
+views, and its options."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 
 from nst.config import MRF_STYLE_LAYERS, PAPER_STYLE_LAYERS, Config
 from nst.errors import ConfigError
-from nst.objective import mrf
-from nst.objective.mrf import MRFTarget, patches, style_patches
-from tests.conftest import gen
+from nst.model.vgg import build_extractor
+from nst.objective import Objective, StyleSource, add_style, mrf
+from nst.objective.mrf import MRFTarget, patches, scaled, style_patches, style_views, turned
+from tests.conftest import gen, tiny_weights
 
 
 def feats(c: int, h: int, w: int, seed: int, scale: float = 1.0) -> torch.Tensor:
@@ -77,6 +81,51 @@ def test_a_blend_pools_the_patches_and_many_are_taken_on_a_stride(monkeypatch):
         style_patches([(feats(2, 2, 9, 11), 1.0)])
 
 
+def test_a_turned_view_is_the_image_turned_about_its_centre_and_cut_inside_it():
+    x = torch.rand(1, 3, 9, 9, generator=gen(20)) * 255
+    assert torch.equal(turned(x, 0.0), x)
+    assert torch.allclose(turned(x, 90.0), torch.rot90(x, 1, (2, 3)), atol=1e-3)  # square
+    # a ramp across (its value: the column) turned by 15 degrees: each output position
+    # (u, v) from the centre reads column cx + cos(a) u - sin(a) v (torch's bicubic, a =
+    # -0.75, is off a ramp by < 0.05 of a step between pixels); 40 x 60 keeps 0.7385 of
+    # its sides (by hand: the largest 2:3 rectangle inside the turned one is bound by its
+    # height, 40 / (60 sin a + 40 cos a))
+    ramp = torch.arange(60, dtype=torch.float32).expand(1, 3, 40, 60).clone()
+    out = turned(ramp, 15.0)
+    assert out.shape[-2:] == (29, 44)
+    a = math.radians(15.0)
+    v = (torch.arange(29.0) - 14)[:, None]
+    u = (torch.arange(44.0) - 21.5)[None, :]
+    expected = 29.5 + math.cos(a) * u - math.sin(a) * v
+    inner = (slice(3, -3), slice(3, -3))
+    assert torch.allclose(out[0, 0][inner], expected[inner], atol=0.05)
+
+
+def test_the_style_views_are_two_turns_and_two_sizes():
+    x = torch.rand(1, 3, 40, 60, generator=gen(21)) * 255
+    views = style_views(x)
+    assert [tuple(v.shape[-2:]) for v in views] == [(29, 44), (29, 44), (36, 54), (44, 66)]
+    assert torch.equal(views[1], turned(x, 15.0)) and torch.equal(views[3], scaled(x, 1.1))
+    assert torch.equal(views[0], turned(x, -15.0)) and torch.equal(views[2], scaled(x, 0.9))
+    flat = torch.full((1, 3, 40, 60), 77.0)  # a flat image stays flat at every view
+    assert all(torch.allclose(v, torch.full_like(v, 77.0), atol=1e-3) for v in style_views(flat))
+
+
+@pytest.mark.parametrize("views", [True, False])
+def test_the_views_patches_join_the_styles_unless_turned_off(views):
+    ex = build_extractor(tiny_weights(), ["conv4_1"], channels_last=False)
+    style = torch.rand(1, 3, 40, 60, generator=gen(22)) * 255
+    obj = Objective(ex)
+    add_style(obj, [StyleSource(style)], MRF_STYLE_LAYERS, 1.0, (32, 32), "mrf", views=views)
+    images = [style, *style_views(style)] if views else [style]
+    for name in ("conv3_1", "conv4_1"):
+        with torch.no_grad():
+            rows = torch.cat([patches(ex(img, [name])[name].float()) for img in images])
+        (term,) = [t for t in obj.terms if t.name == f"style:{name}"]
+        (target,) = term.module
+        assert torch.equal(target.style, rows)
+
+
 def test_its_own_style_layers_and_adam_unless_given_and_no_layer_shallower_than_conv3():
     mrf_run = Config(style_loss="mrf")
     assert (mrf_run.style_layers, mrf_run.optimizer) == (MRF_STYLE_LAYERS, "adam")
@@ -94,6 +143,7 @@ def test_its_own_style_layers_and_adam_unless_given_and_no_layer_shallower_than_
         "patches to match); e.g. conv3_1:0.5,conv4_1:0.5"
     )
     Config(style_loss="mrf", mask="m.png", regions=(("#ff0000", "1"),))  # masks are taken
+    assert Config.from_dict({"style_loss": "mrf", "style_views": "false"}).style_views is False
 
 
 def test_a_picture_too_small_for_a_patch_at_conv4_1_is_refused_before_work(images):

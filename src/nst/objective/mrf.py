@@ -24,10 +24,12 @@ feature grid (``T``) and the count of patches over each position (``K``):
 
 so no (patches x 9C) tensor of the picture is kept for the backward pass. The sums are
 taken in float64 (near convergence the value is a small difference of large sums).
-The target keeps the style's patches: a blend pools the patches of every style image;
-a style layer's patches beyond ``MOST_STYLE_PATCHES`` are taken on a stride. Not
-tileable (the value is local, but it is encoded from the style's patches, not from
-sums: the run is refused in tiles in one line, as swd is).
+The target keeps the style's patches: a blend pools the patches of every style image and
+of its views (:func:`style_views`: turned and scaled copies, as CNNMRF; without them,
+chelsea x mosaic repeats one diagonal of the painting's tiles over the whole picture); a
+style layer's patches beyond ``MOST_STYLE_PATCHES`` are taken on a stride. Not tileable
+(the value is local, but it is encoded from the style's patches, not from sums: the run
+is refused in tiles in one line, as swd is).
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ MATCH_ROWS = 2048
 #: default alpha/beta on chelsea x mosaic and x swirls at 256 px (docs/QUALITY.md): the
 #: photo still recognisable, the painting's shapes in it
 MRF_CALIBRATION = 0.003
+#: the style image's views beside itself (``--style-views``): turned by these many degrees
+#: (cut to the largest upright rectangle inside, so no border) and scaled by these
+#: factors (CNNMRF's rotations and scales of the style)
+VIEW_TURNS = (-15.0, 15.0)
+VIEW_SCALES = (0.9, 1.1)
 
 
 def patches(features: torch.Tensor) -> torch.Tensor:
@@ -141,6 +148,43 @@ class MRFTarget(nn.Module):
         return total / mass if features.dtype == torch.float64 else (total / mass).float()
 
 
+def turned(image: torch.Tensor, degrees: float) -> torch.Tensor:
+    """(1, C, H, W) turned by ``degrees`` (counter-clockwise on screen) about its centre, at the
+    same scale, cut to the largest rectangle of its shape inside the turned image (so no
+    border is sampled); bicubic, clamped to 0..255."""
+    _, _, h, w = image.shape
+    a = math.radians(degrees)
+    cos, sin = math.cos(a), math.sin(a)
+    k = min(w / (w * abs(cos) + h * abs(sin)), h / (w * abs(sin) + h * abs(cos)))
+    oh, ow = max(1, int(h * k + 1e-6)), max(1, int(w * k + 1e-6))
+    ys = (torch.arange(oh, dtype=torch.float32) - (oh - 1) / 2)[:, None].expand(oh, ow)
+    xs = (torch.arange(ow, dtype=torch.float32) - (ow - 1) / 2)[None, :].expand(oh, ow)
+    # where each output position samples the input, in grid_sample's -1..1 (corner pixels'
+    # centres at +-1)
+    sx = (cos * xs - sin * ys) / max((w - 1) / 2, 1e-6)
+    sy = (sin * xs + cos * ys) / max((h - 1) / 2, 1e-6)
+    grid = torch.stack([sx, sy], dim=-1)[None].to(image.device)
+    out = F.grid_sample(image.float(), grid, mode="bicubic", padding_mode="border",
+                        align_corners=True)  # fmt: skip
+    return out.clamp_(0, 255).to(image.dtype)
+
+
+def scaled(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """(1, C, H, W) resized by ``factor`` (bicubic, antialiased when shrinking)."""
+    _, _, h, w = image.shape
+    size = (max(1, round(h * factor)), max(1, round(w * factor)))
+    out = F.interpolate(image.float(), size=size, mode="bicubic", antialias=factor < 1,
+                        align_corners=False)  # fmt: skip
+    return out.clamp_(0, 255).to(image.dtype)
+
+
+def style_views(image: torch.Tensor) -> list[torch.Tensor]:
+    """A style image's views beside itself (``VIEW_TURNS``, ``VIEW_SCALES``): their patches
+    join the target's, so a picture's patch finds the painting's motif at a slightly
+    different angle and size, not always the one copy of it."""
+    return [turned(image, d) for d in VIEW_TURNS] + [scaled(image, f) for f in VIEW_SCALES]
+
+
 def _encode(samples: Sequence[Sample], guide: torch.Tensor | None, seed: int, k: int) -> nn.Module:
     return MRFTarget(style_patches(samples), guide)
 
@@ -156,4 +200,4 @@ def _score(samples: Sequence[Sample], features: torch.Tensor, layer: int) -> flo
     return float(MRFTarget(style_patches(samples))(features.float()))
 
 
-MRF = register(Statistic("mrf", _encode, mrf_units, _score))
+MRF = register(Statistic("mrf", _encode, mrf_units, _score, views=style_views))

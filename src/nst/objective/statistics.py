@@ -50,6 +50,9 @@ class Statistic:
     encode_moments: (
         Callable[[Sequence[MomentSample], torch.Tensor | None, int, int], nn.Module] | None
     ) = None
+    #: other views of a (1, 3, H, W) style image whose features join its own when
+    #: ``--style-views`` is on (mrf: turned and scaled copies); None: the image alone
+    views: Callable[[torch.Tensor], list[torch.Tensor]] | None = None
 
     @property
     def guides(self) -> bool:

@@ -16,7 +16,7 @@ scalar, a ``build`` that adds it, ``layers`` and ``weight_of``; :func:`register`
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, cast
 
 import torch
@@ -195,13 +195,16 @@ def add_style(
     out_size: tuple[int, int],
     loss: str = "gram",
     seed: int = 0,
+    views: bool = True,
 ) -> None:
     """``style:LAYER`` terms: each layer's target under the statistic ``loss`` (gram, w2,
     swd; :mod:`nst.objective.statistics`), from a weighted blend of the sources per
     guide (region).
 
     Sources sharing a guide (``None`` or the same tensor) are blended into one target;
-    each distinct guide gets its own guided target, summed into the layer's term.
+    each distinct guide gets its own guided target, summed into the layer's term. With
+    ``views``, a statistic that has views of a style image (mrf) encodes them beside it,
+    at the image's blend weight.
     """
     stat = statistic(loss)
     names = tuple(n for n, _ in layers)
@@ -227,6 +230,9 @@ def add_style(
         if stat.encode_moments is not None:
             sums = [objective.moments(src.image, names) for src in members]
         else:
+            if views and stat.views is not None:
+                members = [replace(src, image=v) for src in members
+                           for v in (src.image, *stat.views(src.image))]  # fmt: skip
             feats = [objective.features(src.image, names) for src in members]
         for k, name in enumerate(names):
             layer_guide = None if guide is None else _resize_guide(guide, sizes[name])
@@ -263,7 +269,7 @@ def _build_content(objective: Objective, run: RunInputs, stage: StageTargets, w:
 def _build_style(objective: Objective, run: RunInputs, stage: StageTargets, w: float) -> None:
     config = run.config
     add_style(objective, stage.styles, config.style_layers, w, stage.size, config.style_loss,
-              run.seed)  # fmt: skip
+              run.seed, config.style_views)  # fmt: skip
 
 
 def _build_tv(objective: Objective, run: RunInputs, stage: StageTargets, w: float) -> None:
