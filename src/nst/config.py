@@ -238,7 +238,7 @@ class Config(Declared):
         True, "With style-loss mrf: match the style's patches also turned by +-15 degrees "
         "and scaled by 0.9 and 1.1 (CNNMRF): the painting's motifs at more angles and sizes, "
         "not one copy of them repeated; --no-style-views keeps the style upright as it is "
-        "(letters, a horizon).", BOOL, label="Turned and scaled style patches (mrf)",
+        "(letters, a horizon).", BOOL, label="Turned style patches (mrf)",
         modes=(*ONE_IMAGE, "texture"),
     )  # fmt: skip
     weighting: Weighting = option(
