@@ -46,14 +46,17 @@ MODES: dict[str, dict[str, Any]] = {
     "w2": {"style_loss": "w2", "init": "content"},
     "swd-adam": {"style_loss": "swd", "init": "content", "optimizer": "adam"},
     "mrf": {"style_loss": "mrf", "init": "content"},
-    "mrf-upright": {"style_loss": "mrf", "init": "content", "style_views": False},
+    # CNNMRF's matching (the nearest by correlation), with the style's views and without
+    "mrf-nearest": {"style_loss": "mrf", "init": "content", "patch_match": "nearest"},
+    "mrf-upright": dict(style_loss="mrf", init="content", patch_match="nearest", style_views=False),
     # the presets as a user runs them (their own iterations and stages, not auto)
     "quality": {"preset": "quality"},
     "fast": {"preset": "fast"},
 }
 #: the judge's style layers: read by no mode's loss
 JUDGE_LAYERS = ("conv2_2", "conv3_3", "conv4_3")
-COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22")  # fmt: skip
 
 
 def judge(result: torch.Tensor, content: str, style: str) -> dict[str, float]:

@@ -44,11 +44,13 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Weighting = Literal["calibrated", "reference", "paper"]
 ColorMode = Literal["none", "luminance", "histogram"]
 StyleLossName = Literal["gram", "w2", "swd", "mrf"]
+PatchMatch = Literal["coverage", "nearest"]
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 POOLINGS: tuple[str, ...] = get_args(Pooling)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
 COLOR_MODES: tuple[str, ...] = get_args(ColorMode)
+PATCH_MATCHES: tuple[str, ...] = get_args(PatchMatch)
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,14 @@ class Config(Declared):
         "and scaled by 0.9 and 1.1 (CNNMRF): the painting's motifs at more angles and sizes, "
         "not one copy of them repeated; --no-style-views keeps the style upright as it is "
         "(letters, a horizon).", BOOL, label="Turned style patches (mrf)",
+        modes=(*ONE_IMAGE, "texture"),
+    )  # fmt: skip
+    patch_match: PatchMatch = option(
+        "coverage", "With style-loss mrf: which style patch a patch of the picture is pulled "
+        "to: coverage (the nearest, its distance divided by how close the picture already "
+        "comes to that style patch elsewhere: the whole painting is used, all its colours) "
+        "or nearest (CNNMRF's highest correlation: many patches may take the same few).",
+        TEXT, choices=PATCH_MATCHES, label="Patch matching (mrf)",
         modes=(*ONE_IMAGE, "texture"),
     )  # fmt: skip
     weighting: Weighting = option(

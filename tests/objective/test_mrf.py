@@ -21,39 +21,69 @@ def feats(c: int, h: int, w: int, seed: int, scale: float = 1.0) -> torch.Tensor
     return torch.rand(1, c, h, w, generator=gen(seed), dtype=torch.float64) * scale
 
 
-def brute_force(x: torch.Tensor, style: torch.Tensor, weights: torch.Tensor) -> float:
-    """Each 3x3 patch's squared distance to the style patch of highest normalized
-    cross-correlation with it, one by one."""
-    c, h, w = x.shape[1:]
+def picture_patches(x: torch.Tensor) -> list[torch.Tensor]:
+    """The 3x3 patches of (1, C, H, W) one by one, row by row (unfold's order within a
+    patch: channel, row, column)."""
+    h, w = x.shape[2:]
+    return [x[0, :, i : i + 3, j : j + 3].reshape(-1) for i in range(h - 2) for j in range(w - 2)]
+
+
+def brute_force(x: torch.Tensor, style: torch.Tensor, weights: torch.Tensor,
+                coverage: bool = False) -> float:  # fmt: skip
+    """Each 3x3 patch's squared distance to its style patch, one by one: the one of
+    highest normalized cross-correlation with it, or (``coverage``) of least cosine
+    distance over COVERAGE_EPS plus that style patch's least cosine distance to any of
+    the picture's patches."""
+    ps = picture_patches(x)
+    cos = [[float(p @ s / (p.norm() * s.norm())) for s in style] for p in ps]
+    near = [min(1 - cos[i][j] for i in range(len(ps))) for j in range(len(style))]
     total = 0.0
-    k = 0
-    for i in range(h - 2):
-        for j in range(w - 2):
-            p = x[0, :, i : i + 3, j : j + 3].reshape(-1)  # unfold's order: channel, row, column
-            ncc = [float(p @ s / (p.norm() * s.norm())) for s in style]
-            best = style[max(range(len(style)), key=ncc.__getitem__)]
-            total += float(weights[k]) * float((p - best).pow(2).sum())
-            k += 1
-    return total / (float(weights.sum()) * 9 * c)
+    for k, p in enumerate(ps):
+        if coverage:
+            best = min(range(len(style)),
+                       key=lambda j: (1 - cos[k][j]) / (mrf.COVERAGE_EPS + near[j]))  # fmt: skip
+        else:
+            best = max(range(len(style)), key=cos[k].__getitem__)
+        total += float(weights[k]) * float((p - style[best]).pow(2).sum())
+    return total / (float(weights.sum()) * 9 * x.shape[1])
 
 
 def test_the_value_is_the_mean_distance_to_the_nearest_style_patch():
     x, s = feats(4, 6, 7, 1), feats(4, 5, 6, 2, scale=1.5)
     rows = style_patches([(s, 1.0)])
     assert rows.shape == (3 * 4, 36)
-    target = MRFTarget(rows.double())
+    target = MRFTarget(rows.double(), matching="nearest")
     expected = brute_force(x, rows.double(), torch.ones(20, dtype=torch.float64))
     assert target(x).item() == pytest.approx(expected, rel=1e-6)
     guide = torch.rand(1, 1, 6, 7, generator=gen(3), dtype=torch.float64)
-    guided = MRFTarget(rows.double(), guide)
+    guided = MRFTarget(rows.double(), guide, "nearest")
     centres = guide[0, 0, 1:5, 1:6].reshape(-1)  # each patch weighed by its centre
     assert guided(x).item() == pytest.approx(brute_force(x, rows.double(), centres), rel=1e-6)
 
 
+def test_coverage_matching_divides_by_how_near_the_picture_already_is_to_a_style_patch(
+    monkeypatch,
+):
+    x, s = feats(4, 7, 8, 21), feats(4, 6, 6, 22, scale=1.5)
+    rows = style_patches([(s, 1.0)]).double()
+    ones = torch.ones(30, dtype=torch.float64)
+    target = MRFTarget(rows)  # coverage: the default
+    covered = brute_force(x, rows, ones, coverage=True)
+    assert target(x).item() == pytest.approx(covered, rel=1e-6)
+    whole, nearest = target.match(x), MRFTarget(rows, matching="nearest").match(x)
+    assert (whole != nearest).sum() >= 3  # not the nearest patches: more of the style's
+    assert len(set(whole.tolist())) > len(set(nearest.tolist()))
+    monkeypatch.setattr(mrf, "MATCH_ROWS", 1)  # one row of patches per product, the
+    assert torch.equal(target.match(x), whole)  # distances kept between the passes ...
+    monkeypatch.setattr(mrf, "KEEP_DISTANCES", 0)  # ... or computed again
+    assert torch.equal(target.match(x), whole)
+
+
 def test_a_style_patch_is_its_own_nearest_and_the_matching_goes_by_bands(monkeypatch):
     s = feats(3, 7, 8, 4)
-    target = MRFTarget(style_patches([(s, 1.0)]))
+    target = MRFTarget(style_patches([(s, 1.0)]), matching="nearest")
     assert target.match(s).tolist() == list(range(5 * 6))
+    assert MRFTarget(style_patches([(s, 1.0)])).match(s).tolist() == list(range(5 * 6))
     assert target(s).item() == pytest.approx(0.0, abs=1e-12)
     x = feats(3, 9, 6, 5)
     whole = target.match(x)
@@ -124,6 +154,28 @@ def test_the_views_patches_join_the_styles_unless_turned_off(views):
         (term,) = [t for t in obj.terms if t.name == f"style:{name}"]
         (target,) = term.module
         assert torch.equal(target.style, rows)
+        assert target.matching == "coverage"
+
+
+def test_the_patch_match_option_reaches_the_targets(images, tiny_network):
+    from nst import planning, runtime
+    from nst.execution import build_objective
+
+    config = Config.from_dict({"style_loss": "mrf", "patch_match": "nearest", "size": 48})
+    assert config.patch_match == "nearest" and Config(style_loss="mrf").patch_match == "coverage"
+    for run, expected in (
+        (config, "nearest"),
+        (config.replace(patch_match="coverage"), "coverage"),
+    ):
+        plan = planning.plan_stylize(images["content"], images["style"], run)
+        net = runtime.network(None, "avg", True, plan.layers, torch.device("cpu"), None)
+        objective = build_objective(plan, 0, net)
+        for name in ("conv3_1", "conv4_1"):
+            (target,) = objective.modules_[f"style__{name}"]
+            assert target.matching == expected
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict({"style_loss": "mrf", "patch_match": "closest"})
+    assert str(err.value) == "patch-match must be one of coverage, nearest (got 'closest')"
 
 
 def test_its_own_style_layers_and_adam_unless_given_and_no_layer_shallower_than_conv3():

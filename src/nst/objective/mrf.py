@@ -1,23 +1,33 @@
-"""``--style-loss mrf``: each 3x3 patch of the picture's features pulled towards its
-nearest patch of the style's features (Li & Wand 2016, "Combining Markov random fields
+"""``--style-loss mrf``: each 3x3 patch of the picture's features pulled towards a
+patch of the style's features (Li & Wand 2016, "Combining Markov random fields
 and convolutional neural networks for image synthesis", CNNMRF):
 
     E = sum_i w_i |P_i(F) - S_nn(i)|^2 / (sum_i w_i * 9C)
 
 ``P_i(F)`` is the picture's patch at position i (3x3 positions x C channels),
-``nn(i)`` the style patch of highest normalized cross-correlation with it (found at
-every evaluation, without gradient), ``w_i`` the region guide at the patch's centre (1
-without one). Statistics lose local structure (strokes, tiles, letters); matching
-patches keeps it. Matched by correlation, a patch takes the style patch of the same
-shape whatever its strength; matched by distance instead (tried), a photo's patches
-mostly find the painting's faint, flat ones and the picture turns muddy. The loss jumps
-where a match switches, which stalls L-BFGS's line search (measured: 1 iteration in 63
+``nn(i)`` its style patch (found at every evaluation, without gradient), ``w_i`` the
+region guide at the patch's centre (1 without one). Statistics lose local structure
+(strokes, tiles, letters); matching patches keeps it. Matched by correlation, a patch
+takes the style patch of the same shape whatever its strength; matched by distance
+instead (tried), a photo's patches mostly find the painting's faint, flat ones and the
+picture turns muddy.
+
+Which style patch (``--patch-match``): ``nearest`` is CNNMRF's, the highest normalized
+cross-correlation; many of the picture's patches then take the same few (chelsea x
+mosaic came out in the painting's magenta and green only). ``coverage`` (the default)
+divides each cosine distance d_ij by ``COVERAGE_EPS + min_k d_kj``, how near the picture's
+nearest patch already is to that style patch (the normalization of Mechrez et al.'s
+contextual loss and Zhou et al.'s guided correspondence): a style patch the picture
+already has somewhere attracts no others, one it lacks attracts its nearest, so the
+whole painting is used (all its colours, docs/QUALITY.md).
+
+The loss jumps where a match switches, which stalls L-BFGS's line search (measured: 1 iteration in 63
 evaluations): the style loss declares Adam as its optimizer unless ``--optimizer`` is
 given (:data:`nst.config.STYLE_LOSS_KINDS`).
 
 Cost: the matching is one matrix product per layer of the picture's patches with the
-normalized style patches (in the network's precision), taken a band of rows at a time;
-the value and its gradient then need only the matched patches folded back onto the
+normalized style patches (in the network's precision), taken a band of rows at a time
+(``coverage`` needs two passes: each style patch's nearest picture patch first); the value and its gradient then need only the matched patches folded back onto the
 feature grid (``T``) and the count of patches over each position (``K``):
 
     sum_i w_i |P_i - S_i|^2 = <K, F^2> - 2 <T, F> + sum_i w_i |S_i|^2
@@ -57,6 +67,13 @@ MATCH_ROWS = 2048
 #: default alpha/beta on chelsea x mosaic and x swirls at 256 px (docs/QUALITY.md): the
 #: photo still recognisable, the painting's shapes in it
 MRF_CALIBRATION = 0.003
+#: ``--patch-match coverage``: a style patch's cosine distances are divided by this plus
+#: the distance of its own nearest picture patch (measured on chelsea x mosaic at 256 px,
+#: docs/QUALITY.md)
+COVERAGE_EPS = 1e-3
+#: coverage matching keeps a layer's distances (picture patches x style patches, float32)
+#: between its two passes when they are at most this many, else computes them again
+KEEP_DISTANCES = 1 << 24
 #: the style image's views beside itself (``--style-views``): turned by these many degrees
 #: (cut to the largest upright rectangle inside, so no border) and scaled by these
 #: factors (CNNMRF's rotations and scales of the style)
@@ -91,26 +108,46 @@ class MRFTarget(nn.Module):
     guide: torch.Tensor | None
     local = False
 
-    def __init__(self, style: torch.Tensor, guide: torch.Tensor | None = None) -> None:
+    def __init__(self, style: torch.Tensor, guide: torch.Tensor | None = None,
+                 matching: str = "coverage") -> None:  # fmt: skip
         super().__init__()
+        self.matching = matching
         self.register_buffer("style", style.detach().float().clone())
         self.register_buffer("squares", self.style.double().pow(2).sum(1))  # |S_j|^2, float64
         self._cast: dict[torch.dtype, torch.Tensor] = {}
         self.register_buffer("guide", None if guide is None else guide.detach().float().clone())
 
     def match(self, features: torch.Tensor) -> torch.Tensor:
-        """The index of the style patch of highest normalized cross-correlation with each
-        of the picture's patches (L,), a band of rows at a time, in the features'
-        precision."""
+        """The index of the style patch each of the picture's patches is pulled to (L,), a
+        band of rows at a time, in the features' precision: the one of highest normalized
+        cross-correlation (``nearest``), or (``coverage``) of least cosine distance
+        divided by ``COVERAGE_EPS`` plus that style patch's distance to its own nearest
+        picture patch (two passes over the bands; their distances kept between them when
+        there are at most ``KEEP_DISTANCES``)."""
         _, _, h, w = features.shape
         style = self._style_as(features.dtype)
         band = max(1, MATCH_ROWS // max(1, w - PATCH + 1))
-        found = []
+        tops = range(0, h - PATCH + 1, band)
+
+        def window(top: int) -> torch.Tensor:
+            return features[:, :, top : min(h, top + band + PATCH - 1)]
+
         with torch.no_grad():
-            for top in range(0, h - PATCH + 1, band):
-                rows = features[:, :, top : min(h, top + band + PATCH - 1)]
-                found.append((patches(rows) @ style).argmax(dim=1))
-        return torch.cat(found)
+            if self.matching == "nearest":
+                return torch.cat([(patches(window(t)) @ style).argmax(dim=1) for t in tops])
+            keep = (h - PATCH + 1) * (w - PATCH + 1) * style.shape[1] <= KEEP_DISTANCES
+            kept: list[torch.Tensor] = []
+            near = torch.full((style.shape[1],), math.inf, device=features.device)
+            for top in tops:  # each style patch's distance to its nearest picture patch
+                d = distances(patches(window(top)), style)
+                near = torch.minimum(near, d.min(dim=0).values)
+                kept += [d] if keep else []
+            scale = 1.0 / (COVERAGE_EPS + near)
+            found = []
+            for k, top in enumerate(tops):
+                d = kept[k] if keep else distances(patches(window(top)), style)
+                found.append((d * scale).argmin(dim=1))
+            return torch.cat(found)
 
     def _style_as(self, dtype: torch.dtype) -> torch.Tensor:
         """The style patches scaled to unit length, as columns (9C, N) in ``dtype``, cast
@@ -146,6 +183,13 @@ class MRFTarget(nn.Module):
         total = (count * x * x).sum() - 2 * (folded * x).sum() + constant
         mass = weights.sum().clamp_min(1e-12) * (PATCH * PATCH * c)
         return total / mass if features.dtype == torch.float64 else (total / mass).float()
+
+
+def distances(rows: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """The cosine distances (float32, >= 0) of the picture's patches ``rows`` (L, 9C) to
+    the unit style patches ``style`` (9C, N), their product in the patches' precision."""
+    norms = rows.float().norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return (1.0 - (rows @ style).float() / norms).clamp_min_(0.0)
 
 
 def turned(image: torch.Tensor, degrees: float) -> torch.Tensor:
@@ -185,8 +229,9 @@ def style_views(image: torch.Tensor) -> list[torch.Tensor]:
     return [turned(image, d) for d in VIEW_TURNS] + [scaled(image, f) for f in VIEW_SCALES]
 
 
-def _encode(samples: Sequence[Sample], guide: torch.Tensor | None, seed: int, k: int) -> nn.Module:
-    return MRFTarget(style_patches(samples), guide)
+def _encode(samples: Sequence[Sample], guide: torch.Tensor | None, seed: int, k: int,
+            patch_match: str = "coverage") -> nn.Module:  # fmt: skip
+    return MRFTarget(style_patches(samples), guide, patch_match)
 
 
 def mrf_units(objective: Objective, channels: int) -> float:
@@ -200,4 +245,6 @@ def _score(samples: Sequence[Sample], features: torch.Tensor, layer: int) -> flo
     return float(MRFTarget(style_patches(samples))(features.float()))
 
 
-MRF = register(Statistic("mrf", _encode, mrf_units, _score, views=style_views))
+MRF = register(
+    Statistic("mrf", _encode, mrf_units, _score, views=style_views, takes=("patch_match",))
+)

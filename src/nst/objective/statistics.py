@@ -36,8 +36,9 @@ class Statistic:
 
     name: str
     #: (the style images' features with their blend weights, the layer's guide or None,
-    #: the run's seed, the layer's index) -> the term's module
-    encode: Callable[[Sequence[Sample], torch.Tensor | None, int, int], nn.Module]
+    #: the run's seed, the layer's index, and the options of ``takes`` by name) -> the
+    #: term's module
+    encode: Callable[..., nn.Module]
     #: (objective, channels) -> what the value is multiplied by, before beta * w_l
     units: Callable[[Objective, int], float]
     #: how ``nst score`` measures an image's features (1, C, H, W) against the style
@@ -53,6 +54,9 @@ class Statistic:
     #: other views of a (1, 3, H, W) style image whose features join its own when
     #: ``--style-views`` is on (mrf: turned and scaled copies); None: the image alone
     views: Callable[[torch.Tensor], list[torch.Tensor]] | None = None
+    #: the run's options (:class:`nst.config.Config` fields) ``encode`` also takes, as
+    #: keyword arguments (mrf: ``patch_match``)
+    takes: tuple[str, ...] = ()
 
     @property
     def guides(self) -> bool:

@@ -196,6 +196,7 @@ def add_style(
     loss: str = "gram",
     seed: int = 0,
     views: bool = True,
+    options: Mapping[str, Any] | None = None,
 ) -> None:
     """``style:LAYER`` terms: each layer's target under the statistic ``loss`` (gram, w2,
     swd; :mod:`nst.objective.statistics`), from a weighted blend of the sources per
@@ -204,9 +205,11 @@ def add_style(
     Sources sharing a guide (``None`` or the same tensor) are blended into one target;
     each distinct guide gets its own guided target, summed into the layer's term. With
     ``views``, a statistic that has views of a style image (mrf) encodes them beside it,
-    at the image's blend weight.
+    at the image's blend weight. ``options``: the run's options, of which the statistic's
+    encoder gets those it takes (its defaults without them).
     """
     stat = statistic(loss)
+    given = {n: v for n, v in (options or {}).items() if n in stat.takes}
     names = tuple(n for n, _ in layers)
     groups: dict[int, list[StyleSource]] = {}
     for src in sources:
@@ -243,7 +246,7 @@ def add_style(
             else:
                 channels[name] = feats[0][name].shape[1]
                 samples = [(f[name], src.weight) for f, src in zip(feats, members)]
-                per_layer[name].append(stat.encode(samples, layer_guide, seed, k))
+                per_layer[name].append(stat.encode(samples, layer_guide, seed, k, **given))
     weights = dict(layers)
     for name, targets in per_layer.items():
         if not len(targets):
@@ -269,7 +272,7 @@ def _build_content(objective: Objective, run: RunInputs, stage: StageTargets, w:
 def _build_style(objective: Objective, run: RunInputs, stage: StageTargets, w: float) -> None:
     config = run.config
     add_style(objective, stage.styles, config.style_layers, w, stage.size, config.style_loss,
-              run.seed, config.style_views)  # fmt: skip
+              run.seed, config.style_views, {"patch_match": config.patch_match})  # fmt: skip
 
 
 def _build_tv(objective: Objective, run: RunInputs, stage: StageTargets, w: float) -> None:
