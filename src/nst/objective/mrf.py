@@ -21,14 +21,16 @@ contextual loss and Zhou et al.'s guided correspondence): a style patch the pict
 already has somewhere attracts no others, one it lacks attracts its nearest, so the
 whole painting is used (all its colours, docs/QUALITY.md).
 
-The loss jumps where a match switches, which stalls L-BFGS's line search (measured: 1 iteration in 63
-evaluations): the style loss declares Adam as its optimizer unless ``--optimizer`` is
-given (:data:`nst.config.STYLE_LOSS_KINDS`).
+The loss jumps where a match switches, which stalls L-BFGS's line search (measured: 1
+iteration in 63 evaluations): the style loss declares Adam as its optimizer unless
+``--optimizer`` is given (:data:`nst.config.STYLE_LOSS_KINDS`).
 
 Cost: the matching is one matrix product per layer of the picture's patches with the
 normalized style patches (in the network's precision), taken a band of rows at a time
-(``coverage`` needs two passes: each style patch's nearest picture patch first); the value and its gradient then need only the matched patches folded back onto the
-feature grid (``T``) and the count of patches over each position (``K``):
+(``coverage`` needs each style patch's nearest picture patch first: two passes over the
+bands, their products kept between them up to ``KEEP_DISTANCES``); the value and its
+gradient then need only the matched patches folded back onto the feature grid (``T``)
+and the count of patches over each position (``K``):
 
     sum_i w_i |P_i - S_i|^2 = <K, F^2> - 2 <T, F> + sum_i w_i |S_i|^2
 
@@ -71,8 +73,9 @@ MRF_CALIBRATION = 0.003
 #: the distance of its own nearest picture patch (measured on chelsea x mosaic at 256 px,
 #: docs/QUALITY.md)
 COVERAGE_EPS = 1e-3
-#: coverage matching keeps a layer's distances (picture patches x style patches, float32)
-#: between its two passes when they are at most this many, else computes them again
+#: coverage matching keeps a layer's cosines (picture patches x style patches, in the
+#: network's precision) between its two passes when they are at most this many, else
+#: computes them again
 KEEP_DISTANCES = 1 << 24
 #: the style image's views beside itself (``--style-views``): turned by these many degrees
 #: (cut to the largest upright rectangle inside, so no border) and scaled by these
@@ -122,7 +125,7 @@ class MRFTarget(nn.Module):
         band of rows at a time, in the features' precision: the one of highest normalized
         cross-correlation (``nearest``), or (``coverage``) of least cosine distance
         divided by ``COVERAGE_EPS`` plus that style patch's distance to its own nearest
-        picture patch (two passes over the bands; their distances kept between them when
+        picture patch (two passes over the bands; their cosines kept between them when
         there are at most ``KEEP_DISTANCES``)."""
         _, _, h, w = features.shape
         style = self._style_as(features.dtype)
@@ -137,16 +140,17 @@ class MRFTarget(nn.Module):
                 return torch.cat([(patches(window(t)) @ style).argmax(dim=1) for t in tops])
             keep = (h - PATCH + 1) * (w - PATCH + 1) * style.shape[1] <= KEEP_DISTANCES
             kept: list[torch.Tensor] = []
-            near = torch.full((style.shape[1],), math.inf, device=features.device)
-            for top in tops:  # each style patch's distance to its nearest picture patch
-                d = distances(patches(window(top)), style)
-                near = torch.minimum(near, d.min(dim=0).values)
-                kept += [d] if keep else []
-            scale = 1.0 / (COVERAGE_EPS + near)
+            best = torch.full((style.shape[1],), -math.inf, device=features.device)
+            for top in tops:  # each style patch's nearest picture patch: its cosine
+                cos = cosines(patches(window(top)), style)
+                best = torch.maximum(best, cos.max(dim=0).values.float())
+                kept += [cos] if keep else []
+            scale = 1.0 / (COVERAGE_EPS + (1.0 - best).clamp_min(0.0))
             found = []
             for k, top in enumerate(tops):
-                d = kept[k] if keep else distances(patches(window(top)), style)
-                found.append((d * scale).argmin(dim=1))
+                cos = kept[k] if keep else cosines(patches(window(top)), style)
+                # argmin of (1 - cos) * scale, as one operation on the band
+                found.append(torch.addcmul(scale, cos, scale, value=-1.0).argmin(dim=1))
             return torch.cat(found)
 
     def _style_as(self, dtype: torch.dtype) -> torch.Tensor:
@@ -185,11 +189,10 @@ class MRFTarget(nn.Module):
         return total / mass if features.dtype == torch.float64 else (total / mass).float()
 
 
-def distances(rows: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """The cosine distances (float32, >= 0) of the picture's patches ``rows`` (L, 9C) to
-    the unit style patches ``style`` (9C, N), their product in the patches' precision."""
-    norms = rows.float().norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return (1.0 - (rows @ style).float() / norms).clamp_min_(0.0)
+def cosines(rows: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """The cosine similarities (L, N) of the picture's patches ``rows`` (L, 9C) with the
+    unit style patches ``style`` (9C, N), in the patches' precision."""
+    return (rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)) @ style
 
 
 def turned(image: torch.Tensor, degrees: float) -> torch.Tensor:
