@@ -36,7 +36,8 @@ def brute_force(x: torch.Tensor, style: torch.Tensor, weights: torch.Tensor,
     the picture's patches."""
     ps = picture_patches(x)
     cos = [[float(p @ s / (p.norm() * s.norm())) for s in style] for p in ps]
-    near = [min(1 - cos[i][j] for i in range(len(ps))) for j in range(len(style))]
+    inside = [i for i in range(len(ps)) if weights[i] > 0]  # only these cover a style patch
+    near = [min(1 - cos[i][j] for i in inside) for j in range(len(style))]
     total = 0.0
     for k, p in enumerate(ps):
         if coverage:
@@ -73,10 +74,20 @@ def test_coverage_matching_divides_by_how_near_the_picture_already_is_to_a_style
     whole, nearest = target.match(x), MRFTarget(rows, matching="nearest").match(x)
     assert (whole != nearest).sum() >= 3  # not the nearest patches: more of the style's
     assert len(set(whole.tolist())) > len(set(nearest.tolist()))
+    # a guide: patches outside its region (weight 0) neither count in the value nor
+    # cover a style patch for the others
+    guide = (torch.rand(1, 1, 7, 8, generator=gen(23), dtype=torch.float64) > 0.4).double()
+    centres = guide[0, 0, 1:6, 1:7].reshape(-1)
+    assert 0 < centres.sum() < 30
+    guided = MRFTarget(rows, guide)
+    assert guided(x).item() == pytest.approx(brute_force(x, rows, centres, True), rel=1e-6)
+    inner = guided.match(x)[centres > 0]
     monkeypatch.setattr(mrf, "MATCH_ROWS", 1)  # one row of patches per product, the
-    assert torch.equal(target.match(x), whole)  # distances kept between the passes ...
+    assert torch.equal(target.match(x), whole)  # cosines kept between the passes ...
+    assert torch.equal(guided.match(x)[centres > 0], inner)
     monkeypatch.setattr(mrf, "KEEP_DISTANCES", 0)  # ... or computed again
     assert torch.equal(target.match(x), whole)
+    assert torch.equal(guided.match(x)[centres > 0], inner)
 
 
 def test_a_style_patch_is_its_own_nearest_and_the_matching_goes_by_bands(monkeypatch):

@@ -139,15 +139,20 @@ class MRFTarget(nn.Module):
             if self.matching == "nearest":
                 return torch.cat([(patches(window(t)) @ style).argmax(dim=1) for t in tops])
             keep = (h - PATCH + 1) * (w - PATCH + 1) * style.shape[1] <= KEEP_DISTANCES
+            # a patch outside the guide's region (weight 0) covers nothing
+            outside = None if self.guide is None else self.weights(features) <= 0
             kept: list[torch.Tensor] = []
             best = torch.full((style.shape[1],), -math.inf, device=features.device)
             for top in tops:  # each style patch's nearest picture patch: its cosine
                 cos = cosines(patches(window(top)), style)
+                if outside is not None:
+                    first = top * (w - PATCH + 1)
+                    cos = cos.masked_fill(outside[first : first + len(cos), None], -math.inf)
                 best = torch.maximum(best, cos.max(dim=0).values.float())
                 kept += [cos] if keep else []
             scale = 1.0 / (COVERAGE_EPS + (1.0 - best).clamp_min(0.0))
             found = []
-            for k, top in enumerate(tops):
+            for k, top in enumerate(tops):  # (a patch outside the region weighs 0)
                 cos = kept[k] if keep else cosines(patches(window(top)), style)
                 # argmin of (1 - cos) * scale, as one operation on the band
                 found.append(torch.addcmul(scale, cos, scale, value=-1.0).argmin(dim=1))
