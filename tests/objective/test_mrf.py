@@ -85,7 +85,7 @@ def test_coverage_matching_divides_by_how_near_the_picture_already_is_to_a_style
     monkeypatch.setattr(mrf, "MATCH_ROWS", 1)  # one row of patches per product, the
     assert torch.equal(target.match(x), whole)  # cosines kept between the passes ...
     assert torch.equal(guided.match(x)[centres > 0], inner)
-    monkeypatch.setattr(mrf, "KEEP_DISTANCES", 0)  # ... or computed again
+    monkeypatch.setattr(mrf, "KEEP_COSINES", 0)  # ... or computed again
     assert torch.equal(target.match(x), whole)
     assert torch.equal(guided.match(x)[centres > 0], inner)
 

@@ -28,7 +28,7 @@ iteration in 63 evaluations): the style loss declares Adam as its optimizer unle
 Cost: the matching is one matrix product per layer of the picture's patches with the
 normalized style patches (in the network's precision), taken a band of rows at a time
 (``coverage`` needs each style patch's nearest picture patch first: two passes over the
-bands, their products kept between them up to ``KEEP_DISTANCES``); the value and its
+bands, their products kept between them up to ``KEEP_COSINES``); the value and its
 gradient then need only the matched patches folded back onto the feature grid (``T``)
 and the count of patches over each position (``K``):
 
@@ -70,13 +70,13 @@ MATCH_ROWS = 2048
 #: photo still recognisable, the painting's shapes in it
 MRF_CALIBRATION = 0.003
 #: ``--patch-match coverage``: a style patch's cosine distances are divided by this plus
-#: the distance of its own nearest picture patch (measured on chelsea x mosaic at 256 px,
-#: docs/QUALITY.md)
+#: the distance of its own nearest picture patch (0.1 measured too: between coverage and
+#: the nearest on both pairs, most of the mosaic's colours lost; docs/QUALITY.md)
 COVERAGE_EPS = 1e-3
 #: coverage matching keeps a layer's cosines (picture patches x style patches, in the
 #: network's precision) between its two passes when they are at most this many, else
 #: computes them again
-KEEP_DISTANCES = 1 << 24
+KEEP_COSINES = 1 << 24
 #: the style image's views beside itself (``--style-views``): turned by these many degrees
 #: (cut to the largest upright rectangle inside, so no border) and scaled by these
 #: factors (CNNMRF's rotations and scales of the style)
@@ -126,7 +126,7 @@ class MRFTarget(nn.Module):
         cross-correlation (``nearest``), or (``coverage``) of least cosine distance
         divided by ``COVERAGE_EPS`` plus that style patch's distance to its own nearest
         picture patch (two passes over the bands; their cosines kept between them when
-        there are at most ``KEEP_DISTANCES``)."""
+        there are at most ``KEEP_COSINES``)."""
         _, _, h, w = features.shape
         style = self._style_as(features.dtype)
         band = max(1, MATCH_ROWS // max(1, w - PATCH + 1))
@@ -138,7 +138,7 @@ class MRFTarget(nn.Module):
         with torch.no_grad():
             if self.matching == "nearest":
                 return torch.cat([(patches(window(t)) @ style).argmax(dim=1) for t in tops])
-            keep = (h - PATCH + 1) * (w - PATCH + 1) * style.shape[1] <= KEEP_DISTANCES
+            keep = (h - PATCH + 1) * (w - PATCH + 1) * style.shape[1] <= KEEP_COSINES
             # a patch outside the guide's region (weight 0) covers nothing
             outside = None if self.guide is None else self.weights(features) <= 0
             kept: list[torch.Tensor] = []
