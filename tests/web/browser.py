@@ -92,9 +92,13 @@ def job_of(url: str, page) -> dict:
         return json.loads(r.read())
 
 
-def open_page(chromium, url: str, width: int = 1366, height: int = 768, scheme: str = "light"):
-    """The Stylize page, its form and galleries loaded, its script errors collected."""
+def open_page(chromium, url: str, width: int = 1366, height: int = 768, scheme: str = "light",
+              init: str | None = None):  # fmt: skip
+    """The Stylize page, its form and galleries loaded, its script errors collected
+    (``init``: a script run before the page's own)."""
     page = chromium.new_page(viewport={"width": width, "height": height}, color_scheme=scheme)
+    if init is not None:
+        page.add_init_script(init)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.errors = errors

@@ -178,6 +178,40 @@ def test_paste_an_image_as_the_content_or_as_a_style(chromium, tmp_path):
         assert not page.errors
 
 
+def test_an_old_answer_that_the_server_is_there_does_not_undo_a_newer_one_that_it_is_gone(
+    chromium, tmp_path
+):
+    """The page asks for the job list every few seconds and when its stream fails; on a
+    busy machine the answers can come back out of order. A "there" to the older question
+    arriving after a "gone" to the newer one leaves the page offline (a stale ETA came
+    back on a page whose server had stopped)."""
+    from playwright.sync_api import expect
+
+    with serving(tmp_path / "data", fake_runner()) as url:
+        # no periodic questions: only the two this test asks
+        page = open_page(chromium, url, init="window.setInterval = () => 0;")
+        page.wait_for_load_state("networkidle")
+        asked: list = []
+
+        def jobs(route):
+            asked.append(route)
+            if len(asked) == 2:
+                route.abort()  # the newer question: the server is gone
+            # the older one is answered late (below); any later one hangs, as a request
+            # to a server shutting down can
+
+        page.route("**/api/jobs", jobs)
+        page.evaluate("() => { window.older = window.nstPage.sync(); window.nstPage.sync(); }")
+        expect(page.locator("#connection")).to_be_visible()
+        assert len(asked) == 2
+        asked[0].continue_()  # now the older question's "there"
+        page.evaluate("() => window.older")  # its answer taken (or not)
+        expect(page.locator("#connection")).to_be_visible()
+        assert page.evaluate("window.nstPage.state.online") is False
+        assert len(asked) == 2  # and no new question came of it
+        assert not page.errors
+
+
 def test_a_run_the_server_stopped_reads_interrupted_after_a_restart(chromium, tmp_path):
     from playwright.sync_api import expect
 

@@ -192,7 +192,7 @@ function reopen() {
   const positions = [...state.followed].map(([id, seq]) => `${id}:${seq}`).join(",");
   const source = new EventSource(`/api/events?follow=${positions}`);
   state.stream = source;
-  source.addEventListener("open", () => { connection(true); });
+  source.addEventListener("open", () => { answer(probe(), true); });
   for (const kind of ["step", "preview", "state", "place", "failed"]) {
     source.addEventListener(kind, (e) => record(kind, JSON.parse(e.data)));
   }
@@ -247,6 +247,20 @@ async function ended(id) {
 }
 
 // -- the connection, and other tabs --------------------------------------------------------------
+// The page asks whether the server is there in several ways at once (the job list every few
+// seconds, a check when the stream fails, the stream opening); on a busy machine their answers
+// can arrive out of order, and an old "yes" must not undo a newer "no" (a stale ETA came back
+// on a page whose server had stopped). Only an answer to a later question than the last one
+// taken counts.
+let questions = 0, answered = 0;
+function probe() { questions += 1; return questions; }
+function answer(question, up) {
+  if (question <= answered) return false;
+  answered = question;
+  connection(up);
+  return true;
+}
+
 export function connection(up) {
   if (up === state.online) return;
   state.online = up;
@@ -262,11 +276,12 @@ export function connection(up) {
 }
 
 export async function checkServer() {
+  const question = probe();
   try {
     await api("/api/jobs");
-    connection(true);
+    answer(question, true);
   } catch (err) {
-    connection(false);
+    answer(question, false);
   }
 }
 
@@ -274,8 +289,9 @@ export async function checkServer() {
 export async function sync() {
   let jobs;
   const asked = state.tick;
-  try { jobs = await api("/api/jobs"); } catch (err) { connection(false); return; }
-  connection(true);
+  const question = probe();
+  try { jobs = await api("/api/jobs"); } catch (err) { answer(question, false); return; }
+  if (!answer(question, true)) return;  // a later question was answered first: this list is old
   const seen = new Set();
   for (const job of jobs.filter((j) => j.kind === "stylize")) {
     seen.add(job.id);
