@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", default=DEFAULT_ROWS, help="size/how, comma-separated")
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--style-loss", default="gram", help="gram, w2 or mrf (tileable ones)")
     parser.add_argument("--history-study", type=int, metavar="SIZE",
                         help="instead: the L-BFGS history options at SIZE px")  # fmt: skip
     parser.add_argument("--study-iterations", type=int, default=12)
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
         history_study(args.history_study, args.study_iterations, args.precision)
         return
     content, style = inputs()
-    print(f"# print-size benchmark ({machine()}), precision {args.precision}")
+    print(f"# print-size benchmark ({machine()}), precision {args.precision}, "
+          f"style loss {args.style_loss}")  # fmt: skip
     rows = []
     untiled: dict[int, float] = {}
     for item in args.rows.split(","):
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         spec: dict[str, object] = {
             "content": content, "style": style, "size": size, "scales": str(size),
             "iterations": args.iterations, "seed": 0, "precision": args.precision,
-            "init": "content",
+            "init": "content", "style_loss": args.style_loss,
         }  # fmt: skip
         kind, _, value = how.partition(":")
         if kind == "none":

@@ -13,12 +13,12 @@ ray = pytest.importorskip("ray", reason="make test installs nst[batch]")
 pytestmark = [requires_weights]
 
 
-def plan_for(iterations: int = 4, size: int = 128, tile: int | None = 64):
+def plan_for(iterations: int = 4, size: int = 128, tile: int | None = 64, style_loss="gram"):
     from nst.config import Config
     from nst.planning import plan_stylize
 
     given = {"size": size, "scales": str(size), "tile": tile, "iterations": iterations,
-             "seed": 0, "precision": "fp32"}  # fmt: skip
+             "seed": 0, "precision": "fp32", "style_loss": style_loss}  # fmt: skip
     config = Config.from_dict(given)
     return plan_stylize("builtin:chelsea", ["builtin:swirls"], config)
 
@@ -92,36 +92,48 @@ def test_tiles_on_two_workers_give_the_one_process_losses_even_after_losing_one(
         spread.close()
 
 
-@pytest.mark.parametrize("keep_graph", [False, True])
-def test_one_evaluation_on_workers_gives_the_one_process_loss_and_gradient(local_ray, keep_graph):
+def test_one_evaluation_on_workers_gives_the_one_process_loss_and_gradient(local_ray):
     """Tiles cut for the workers (a worker keeps a tile's forward for its gradient pass)
     or for memory (it keeps only the region): the total and the gradient of one tiled
-    evaluation as in one process."""
+    evaluation as in one process, either way; with mrf (coverage), each style patch's
+    best cosine is gathered from the workers' tiles first (the same workers: their
+    network reads the Gram run's layers, which hold mrf's)."""
     import torch
 
     from nst import runtime
     from nst.execution import build_objective, start_image, tile_for_workers
 
-    plan = plan_for(size=256, tile=None)
-    stage = plan.stages[0]
-    hw = (stage.height, stage.width)
-    net = runtime.network(None, "avg", True, plan.layers, "cpu", torch.float32)
-    objective = build_objective(plan, 0, net)
-    objective.tiling = tile_for_workers(plan, hw, 2, net.plan)
-    x = start_image(plan, hw) + torch.randn(1, 3, *hw, generator=torch.Generator().manual_seed(0))
-    total, grad, terms = objective.value_and_grad(x)
-    spread = spread_for(plan)
+    cases = []
+    for loss in ("gram", "mrf"):
+        plan = plan_for(size=256, tile=None, style_loss=loss)
+        stage = plan.stages[0]
+        hw = (stage.height, stage.width)
+        net = runtime.network(None, "avg", True, plan.layers, "cpu", torch.float32)
+        objective = build_objective(plan, 0, net)
+        whole = objective.value_and_grad(start_image(plan, hw))[0]
+        objective.tiling = tile_for_workers(plan, hw, 2, net.plan)
+        assert len(objective.tiling.windows(hw)) == 2
+        assert objective.tiling.halo == (48 if loss == "mrf" else 80)  # conv4_2 + 1 / conv5_1
+        tiled = objective.value_and_grad(start_image(plan, hw))[0]  # the untiled value
+        assert abs(float(tiled) - float(whole)) <= 1e-5 * abs(float(whole)), loss
+        x = start_image(plan, hw) + torch.randn(
+            1, 3, *hw, generator=torch.Generator().manual_seed(0)
+        )
+        cases.append((loss, plan, objective, x, objective.value_and_grad(x)))
+    assert set(cases[1][1].layers) <= set(cases[0][1].layers)
+    spread = spread_for(cases[0][1])
     try:
-        spread.keep_graph = keep_graph
-        objective.spread = spread
-        total2, grad2, terms2 = objective.value_and_grad(x)
+        for loss, _, objective, x, (total, grad, terms) in cases:
+            objective.spread = spread
+            for keep_graph in (False, True):
+                spread.keep_graph = keep_graph
+                total2, grad2, terms2 = objective.value_and_grad(x)
+                scale = float(grad.abs().max())
+                assert abs(float(total2) - float(total)) <= 1e-5 * abs(float(total)), loss
+                assert float((grad2 - grad).abs().max()) <= 1e-5 * scale, loss
+                assert torch.allclose(terms2.stacked, terms.stacked, rtol=1e-5), loss
     finally:
         spread.close()
-    assert len(objective.tiling.windows(hw)) == 2
-    assert abs(float(total2) - float(total)) <= 1e-5 * abs(float(total))
-    scale = float(grad.abs().max())
-    assert float((grad2 - grad).abs().max()) <= 1e-5 * scale
-    assert torch.allclose(terms2.stacked, terms.stacked, rtol=1e-5)
 
 
 @pytest.mark.cluster

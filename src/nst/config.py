@@ -83,7 +83,7 @@ STYLE_LOSS_KINDS = {
     k.name: k
     for k in (StyleLoss("gram", True, True), StyleLoss("w2", True, True),
               StyleLoss("swd", guides=False, tiles=False),
-              StyleLoss("mrf", guides=True, tiles=False, from_block=3, patch=3,
+              StyleLoss("mrf", guides=True, tiles=True, from_block=3, patch=3,
                         implies=(("style_layers", MRF_STYLE_LAYERS), ("optimizer", "adam"))))
 }  # fmt: skip
 STYLE_LOSSES = tuple(STYLE_LOSS_KINDS)

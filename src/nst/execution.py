@@ -136,7 +136,8 @@ def build_objective(plan: Plan, stage: int, extractor: VGG19Features) -> Objecti
     device = extractor.in_scale.device
     objective = Objective(extractor, plan.config.weighting).to(device)
     if s.tile is not None:  # before the terms: their targets are encoded in tiles too
-        objective.tiling = Tiling.for_layers(plan.layers, s.tile, extractor.plan)
+        objective.tiling = Tiling.for_layers(plan.layers, s.tile, extractor.plan,
+                                            reach=plan.reach)  # fmt: skip
     content = None
     if plan.content is not None:
         content = resize_to(plan.content, size).unsqueeze(0).mul(255).to(device)
@@ -202,7 +203,8 @@ def tile_for_workers(plan: Plan, size: tuple[int, int], workers: int, net_plan: 
     best: tuple[float, int, Tiling] | None = None
     for rows in range(1, 4 * workers + 1):
         for cols in range(1, 4 * workers // rows + 1):
-            tiling = Tiling.for_layers(plan.layers, -(-h // rows), net_plan, -(-w // cols))
+            tiling = Tiling.for_layers(plan.layers, -(-h // rows), net_plan, -(-w // cols),
+                                       plan.reach)  # fmt: skip
             windows = tiling.windows(size)
             padded = tiling.overhead(size) * h * w / len(windows)
             busiest = -(-len(windows) // workers) * padded

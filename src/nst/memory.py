@@ -172,12 +172,14 @@ class Workload:
     style_pixels: int
     history: int
     baseline: int
+    #: positions beyond a tile's core the style terms read (mrf: 1): a wider halo
+    reach: int = 0
 
 
-def _tiling(layers: Sequence[str], tile: int) -> Tiling:
+def _tiling(layers: Sequence[str], tile: int, reach: int = 0) -> Tiling:
     from .objective.tiling import Tiling
 
-    return Tiling.for_layers(layers, tile)
+    return Tiling.for_layers(layers, tile, reach=reach)
 
 
 def need(work: Workload, size: tuple[int, int], tile: int | None) -> Need:
@@ -192,7 +194,7 @@ def need(work: Workload, size: tuple[int, int], tile: int | None) -> Need:
         eval_pixels = pixels
         style_pixels = work.style_pixels
     else:
-        tiling = _tiling(work.layers, tile)
+        tiling = _tiling(work.layers, tile, work.reach)
         eval_pixels = tiling.padded_pixels(size)
         style_pixels = min(work.style_pixels, eval_pixels)
     evaluation = int(EVAL_FACTOR * values * work.value_bytes * eval_pixels)
@@ -221,7 +223,7 @@ def fit(work: Workload, size: tuple[int, int], limit: int | None, tile: int | No
     whole = need(work, size, None)
     if limit is None or whole.total <= limit:
         return whole
-    stride = _tiling(work.layers, MIN_TILE).stride
+    stride = _tiling(work.layers, MIN_TILE, work.reach).stride
     lo = max(MIN_TILE, stride) // stride
     hi = max(size) // stride
     smallest = need(work, size, lo * stride)
@@ -241,12 +243,14 @@ def fit(work: Workload, size: tuple[int, int], limit: int | None, tile: int | No
     return need(work, size, lo * stride)
 
 
-def cost(layers: Sequence[str], size: tuple[int, int], tile: int | None) -> float:
+def cost(layers: Sequence[str], size: tuple[int, int], tile: int | None, reach: int = 0
+         ) -> float:  # fmt: skip
     """An evaluation's cost per pixel relative to an untiled one (for the ETA): the
-    pixels the tiles run over, per pixel, and their first pass."""
+    pixels the tiles run over, per pixel, and their first pass (``reach``: positions
+    beyond the core a term reads, :class:`~nst.objective.tiling.Tiling`)."""
     if tile is None:
         return 1.0
-    return _tiling(layers, tile).overhead(size) * (1.0 + FIRST_PASS_SHARE)
+    return _tiling(layers, tile, reach).overhead(size) * (1.0 + FIRST_PASS_SHARE)
 
 
 def gb(value: int) -> str:

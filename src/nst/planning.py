@@ -82,6 +82,11 @@ class Plan:
         """The layers the run reads: every term's, added ones included."""
         return layers_for(self, self.added)
 
+    @property
+    def reach(self) -> int:
+        """The positions beyond a tile's core its style terms read (mrf's patches: 1)."""
+        return STYLE_LOSS_KINDS[self.config.style_loss].patch // 2 if self.styles else 0
+
     def with_term(self, spec: TermSpec, data: Any = None) -> Plan:
         """This plan with one more kind of loss term in every stage; ``data`` is what its
         spec reads (``plan.term_data[spec.name]``)."""
@@ -134,6 +139,7 @@ def _fit_memory(plan: Plan) -> Plan:
         style_pixels=0,
         history=c.lbfgs_history if c.optimizer == "lbfgs" else 0,
         baseline=baseline,
+        reach=plan.reach,
     )
     stages = []
     for k, s in enumerate(plan.stages):
@@ -153,7 +159,7 @@ def _fit_memory(plan: Plan) -> Plan:
                 f"{memory.gb(limit or 0)}: use {style_losses_that('tiles')}, or a higher "
                 "--memory-limit"
             )
-        factor = memory.cost(work.layers, size, need.tile)
+        factor = memory.cost(work.layers, size, need.tile, work.reach)
         stages.append(
             replace(s, tile=need.tile, memory=need.total, history=need.pairs, cost=factor)
         )

@@ -35,6 +35,7 @@ from .objective.tiling import (
     FeatureTerm,
     Kept,
     Window,
+    gathers,
     tile_backward,
     tile_forward,
     tile_grad,
@@ -138,7 +139,7 @@ class Tiles:
             self._staged(key)
             if any(t[0] != tag[0] for t in self.kept):
                 self.kept = {}  # an earlier evaluation's regions
-            wanted = [t for t in self.terms if not t.module.local]
+            wanted = [t for t in self.terms if not t.module.local or gathers(t.module)]
             if keep_graph:
                 stats, forward = tile_forward(self.net, xt, win, self.terms)  # type: ignore[arg-type]
                 self.kept[tag] = forward

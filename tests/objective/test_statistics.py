@@ -247,9 +247,15 @@ def test_every_declared_style_loss_is_registered_and_can_what_it_says():
     registered statistic of the same name must agree."""
     from nst.config import STYLE_LOSS_KINDS, style_losses_that
     from nst.objective import STATISTICS
+    from nst.objective.tiling import Tileable
 
     assert set(STATISTICS) == set(STYLE_LOSS_KINDS)
+    features = torch.rand(1, 8, 6, 7, generator=gen(4))
     for name, kind in STYLE_LOSS_KINDS.items():
-        assert (STATISTICS[name].guides, STATISTICS[name].tiles) == (kind.guides, kind.tiles)
+        stat = STATISTICS[name]
+        assert (stat.guides, stat.tiles) == (kind.guides, kind.tiles)
+        # a tileable statistic encodes from sums, or its target is a tileable module
+        target = stat.encode([(features, 1.0)], None, 0, 0)
+        assert kind.tiles == (stat.encode_moments is not None or isinstance(target, Tileable))
     assert style_losses_that("guides") == "gram, w2 or mrf"
-    assert style_losses_that("tiles") == "gram or w2"
+    assert style_losses_that("tiles") == "gram, w2 or mrf"

@@ -16,6 +16,7 @@ from nst.video.temporal import TemporalLoss
 from tests.conftest import gen, tiny_weights
 
 SHALLOW = "conv1_1:0.3,conv2_1:0.3,conv3_1:0.4"
+MRF = "conv3_1,conv4_1"
 DEEP = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1"
 
 
@@ -39,15 +40,19 @@ def build(
     temporal: bool = False,
     dtype: torch.dtype = torch.float32,
     real: bool = False,
+    match: str = "coverage",
+    reach: int | None = None,
 ) -> Objective:
-    """An objective with every kind of term; tiled with cores of ``tile`` px if given;
-    on the real (normalized) weights with ``real``."""
+    """An objective with every kind of term; tiled with cores of ``tile`` px if given
+    (the halo grown by ``reach`` strides: by default mrf's one position); on the real
+    (normalized) weights with ``real``; ``match``: mrf's patch matching."""
     net = runtime.load_network(None, "avg", True, "cpu", dtype) if real else extractor(dtype)
     objective = Objective(net)
     layers = parse_layer_weights(style_layers)
     if tile is not None:
         names = [n for n, _ in layers] + [content_layer]
-        objective.tiling = Tiling.for_layers(names, tile)
+        reach = (1 if loss == "mrf" else 0) if reach is None else reach
+        objective.tiling = Tiling.for_layers(names, tile, reach=reach)
     h, w = size
     add_content(objective, image(h, w, 1), parse_layer_weights(content_layer), 1.0)
     sources = [StyleSource(image(40, 56, 2), 1.0)]
@@ -59,7 +64,7 @@ def build(
         left[..., w // 3 : w // 2] = 0.5  # a soft edge
         sources = [StyleSource(image(40, 56, 2), 1.0, left),
                    StyleSource(image(48, 36, 3), 1.0, 1.0 - left)]  # fmt: skip
-    add_style(objective, sources, layers, 1e3, size, loss=loss)
+    add_style(objective, sources, layers, 1e3, size, loss=loss, options={"patch_match": match})
     objective.add_term("tv", TVLoss(), factor=10.0)
     if temporal:
         weights = torch.rand(1, 1, h, w, generator=gen(5))
@@ -84,6 +89,11 @@ CASES = [
     ((64, 72), SHALLOW, "conv3_2", 32, {"loss": "w2", "guided": True}),
     ((128, 112), DEEP, "conv4_2", 48, {"blend": True}),
     ((112, 128), DEEP, "conv4_2", 32, {"guided": True, "temporal": True}),
+    # mrf: patches centred in each core, reading one position beyond it (the content at
+    # conv3_2, so the halo is conv4_1's radius plus its stride); coverage gathers first
+    ((64, 80), MRF, "conv3_2", 32, {"loss": "mrf"}),
+    ((64, 80), MRF, "conv3_2", 32, {"loss": "mrf", "match": "nearest"}),
+    ((80, 64), MRF, "conv3_2", 32, {"loss": "mrf", "guided": True}),
 ]
 
 
@@ -163,6 +173,29 @@ def test_the_first_lbfgs_step_of_a_tiled_run_matches_the_untiled_one(dtype):
     assert tiled.loss == pytest.approx(float(value), rel=1e-5)
 
 
+def test_mrf_in_tiles_needs_the_halo_grown_by_its_patch_and_the_gathered_best_cosines():
+    """Without the halo's extra stride, the positions around a core are computed from
+    zero padding and the value moves; without the whole image's best cosines, each tile
+    would cover the painting on its own (its matches differ)."""
+    size, x = (64, 80), image(64, 80, seed=9)
+    _, _, exact = build(None, size, MRF, "conv3_2", loss="mrf").value_and_grad(x)
+    _, _, short = build(32, size, MRF, "conv3_2", loss="mrf", reach=0).value_and_grad(x)
+    assert relative(short["style:conv4_1"], exact["style:conv4_1"]) > 1e-3  # tiled: 1e-5
+    objective = build(32, size, MRF, "conv3_2", loss="mrf")
+    term = objective.modules_["style__conv3_1"]
+    assert term.local and term.gathers and term.margin == 1
+    assert build(32, size, MRF, "conv3_2", loss="mrf", match="nearest").modules_[
+        "style__conv3_1"].gathers is False  # fmt: skip
+    target = term[0]
+    feats = objective.extractor(x, ["conv3_1"])["conv3_1"]
+    (whole,) = target.gather(feats)
+    halves = [target.gather(feats[..., :9, :])[0], target.gather(feats[..., 7:, :])[0]]
+    # the patches centred on rows 1..7 and 8..14: all of them, in two parts
+    assert torch.allclose(torch.maximum(*halves), whole, rtol=0, atol=1e-6)
+    alone = target.match(feats[..., :9, :])  # the top half covering the painting by itself
+    assert not torch.equal(alone, target.match(feats[..., :9, :], best=whole))
+
+
 def test_the_halo_is_the_receptive_radius_rounded_to_the_stride():
     # conv1_1 sees one pixel around; conv2_1: 1 + 1 (conv1_1, conv1_2) at stride 1, then
     # the pooling and one convolution at stride 2 -> 2 + 2 + 1 ... checked by hand:
@@ -173,6 +206,9 @@ def test_the_halo_is_the_receptive_radius_rounded_to_the_stride():
     assert stride_for(["conv5_1", "conv1_1"]) == 16
     t = Tiling.for_layers(["conv5_1"], 100)
     assert (t.tile, t.stride) == (112, 16) and t.halo % 16 == 0 and t.halo >= halo_for(["conv5_1"])
+    # conv4_1's radius is 30 px; a term reading one position beyond the core needs 8 more
+    assert halo_for(["conv4_1"]) == 30 and halo_for(["conv4_1"], reach=1) == 38
+    assert Tiling.for_layers(["conv3_1", "conv4_1"], 32, reach=1).halo == 40
 
 
 def test_cores_cover_the_image_once_and_are_aligned():

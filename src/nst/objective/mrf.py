@@ -39,9 +39,13 @@ taken in float64 (near convergence the value is a small difference of large sums
 The target keeps the style's patches: a blend pools the patches of every style image and
 of its views (:func:`style_views`: turned and scaled copies, as CNNMRF; without them,
 chelsea x mosaic repeats one diagonal of the painting's tiles over the whole picture); a
-style layer's patches beyond ``MOST_STYLE_PATCHES`` are taken on a stride. Not tileable
-(the value is local, but it is encoded from the style's patches, not from sums: the run
-is refused in tiles in one line, as swd is).
+style layer's patches beyond ``MOST_STYLE_PATCHES`` are taken on a stride.
+
+In tiles (print sizes under ``--memory-limit``): the value is a sum over the picture's
+patches, so each tile takes the patches centred in its core (they read one position
+beyond it, which the halo covers); coverage's one whole-image figure, each style
+patch's best cosine, is gathered over the tiles first (:mod:`nst.objective.tiling`). The
+same matches and value as untiled, up to the order of floating-point sums.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from torch import nn
 from ..errors import ConfigError
 from .objective import Objective
 from .statistics import Sample, Statistic, register
+from .tiling import Where
 
 #: the side of a patch, in positions of the layer
 PATCH = 3
@@ -104,12 +109,19 @@ def style_patches(samples: Sequence[Sample]) -> torch.Tensor:
 
 
 class MRFTarget(nn.Module):
-    """One layer's style patches (raw, and normalized for the matching)."""
+    """One layer's style patches (raw, and normalized for the matching).
+
+    In tiles (:mod:`nst.objective.tiling`) a local term: a tile's value is its share of
+    the sum (the patches centred in its core, which read one position beyond it:
+    ``margin``) over the whole image's mass; ``coverage`` matching ``gathers`` each style
+    patch's best cosine over the whole picture first."""
 
     style: torch.Tensor
     squares: torch.Tensor
     guide: torch.Tensor | None
-    local = False
+    local = True
+    stats_count = 1
+    margin = PATCH // 2
 
     def __init__(self, style: torch.Tensor, guide: torch.Tensor | None = None,
                  matching: str = "coverage") -> None:  # fmt: skip
@@ -120,40 +132,71 @@ class MRFTarget(nn.Module):
         self._cast: dict[torch.dtype, torch.Tensor] = {}
         self.register_buffer("guide", None if guide is None else guide.detach().float().clone())
 
-    def match(self, features: torch.Tensor) -> torch.Tensor:
-        """The index of the style patch each of the picture's patches is pulled to (L,), a
-        band of rows at a time, in the features' precision: the one of highest normalized
-        cross-correlation (``nearest``), or (``coverage``) of least cosine distance
-        divided by ``COVERAGE_EPS`` plus that style patch's distance to its own nearest
-        picture patch (two passes over the bands; their cosines kept between them when
-        there are at most ``KEEP_COSINES``)."""
+    @property
+    def gathers(self) -> bool:
+        """Coverage needs every picture patch's cosines before any patch is matched."""
+        return self.matching == "coverage"
+
+    def _bands(self, features: torch.Tensor) -> tuple[range, int]:
         _, _, h, w = features.shape
-        style = self._style_as(features.dtype)
         band = max(1, MATCH_ROWS // max(1, w - PATCH + 1))
-        tops = range(0, h - PATCH + 1, band)
+        return range(0, h - PATCH + 1, band), band
 
-        def window(top: int) -> torch.Tensor:
-            return features[:, :, top : min(h, top + band + PATCH - 1)]
+    def _window(self, features: torch.Tensor, top: int, band: int) -> torch.Tensor:
+        return features[:, :, top : min(features.shape[2], top + band + PATCH - 1)]
 
+    def gather(self, features: torch.Tensor, where: Where | None = None) -> tuple[torch.Tensor]:
+        """Each style patch's best cosine with any of the picture's patches that count (a
+        patch outside the guide's region, weight 0, covers nothing), (N,) float32; -inf
+        where none counts. ``where``: the features are that part of the image (a tile)."""
+        return (self._best(features, where)[0],)
+
+    def _best(
+        self, features: torch.Tensor, where: Where | None, keep: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        style = self._style_as(features.dtype)
+        w = features.shape[3]
+        outside = None if self.guide is None else self.weights(features, where) <= 0
+        best = torch.full((style.shape[1],), -math.inf, device=features.device)
+        tops, band = self._bands(features)
+        kept: list[torch.Tensor] = []
         with torch.no_grad():
-            if self.matching == "nearest":
-                return torch.cat([(patches(window(t)) @ style).argmax(dim=1) for t in tops])
-            keep = (h - PATCH + 1) * (w - PATCH + 1) * style.shape[1] <= KEEP_COSINES
-            # a patch outside the guide's region (weight 0) covers nothing
-            outside = None if self.guide is None else self.weights(features) <= 0
-            kept: list[torch.Tensor] = []
-            best = torch.full((style.shape[1],), -math.inf, device=features.device)
-            for top in tops:  # each style patch's nearest picture patch: its cosine
-                cos = cosines(patches(window(top)), style)
+            for top in tops:
+                cos = cosines(patches(self._window(features, top, band)), style)
                 if outside is not None:
                     first = top * (w - PATCH + 1)
                     cos = cos.masked_fill(outside[first : first + len(cos), None], -math.inf)
                 best = torch.maximum(best, cos.max(dim=0).values.float())
                 kept += [cos] if keep else []
-            scale = 1.0 / (COVERAGE_EPS + (1.0 - best).clamp_min(0.0))
-            found = []
+        return best, kept
+
+    def match(self, features: torch.Tensor, where: Where | None = None,
+              best: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """The index of the style patch each of the picture's patches is pulled to (L,), a
+        band of rows at a time, in the features' precision: the one of highest normalized
+        cross-correlation (``nearest``), or (``coverage``) of least cosine distance
+        divided by ``COVERAGE_EPS`` plus that style patch's distance to its own nearest
+        picture patch: ``best``, the style patches' best cosines over the whole image
+        (:meth:`gather`), else found here first (a second pass over the bands; their
+        cosines kept between the two when there are at most ``KEEP_COSINES``)."""
+        _, _, h, w = features.shape
+        style = self._style_as(features.dtype)
+        tops, band = self._bands(features)
+        with torch.no_grad():
+            found = [torch.zeros(0, dtype=torch.long, device=features.device)]
+            if self.matching == "nearest":
+                for top in tops:
+                    rows = patches(self._window(features, top, band))
+                    found.append((rows @ style).argmax(dim=1))
+                return torch.cat(found)
+            kept: list[torch.Tensor] = []
+            if best is None:
+                keep = (h - PATCH + 1) * (w - PATCH + 1) * style.shape[1] <= KEEP_COSINES
+                best, kept = self._best(features, where, keep)
+            scale = 1.0 / (COVERAGE_EPS + (1.0 - best.float()).clamp_min(0.0))
             for k, top in enumerate(tops):  # (a patch outside the region weighs 0)
-                cos = kept[k] if keep else cosines(patches(window(top)), style)
+                window = self._window(features, top, band)
+                cos = kept[k] if kept else cosines(patches(window), style)
                 # argmin of (1 - cos) * scale, as one operation on the band
                 found.append(torch.addcmul(scale, cos, scale, value=-1.0).argmin(dim=1))
             return torch.cat(found)
@@ -169,20 +212,44 @@ class MRFTarget(nn.Module):
             self._cast = {dtype: cached}
         return cached
 
-    def weights(self, features: torch.Tensor) -> torch.Tensor:
-        """Each patch's weight: the guide at its centre, or 1 (L,)."""
+    def weights(self, features: torch.Tensor, where: Where | None = None) -> torch.Tensor:
+        """Each patch's weight: the guide at its centre, or 1 (L,). ``where``: the
+        features are that part of the image."""
         _, _, h, w = features.shape
         if self.guide is None:
-            return torch.ones((h - PATCH + 1) * (w - PATCH + 1), device=features.device)
-        inner = self.guide[..., 1 : h - 1, 1 : w - 1]
+            return torch.ones(max(0, h - PATCH + 1) * max(0, w - PATCH + 1),
+                              device=features.device)  # fmt: skip
+        guide = self.guide if where is None else where.crop(self.guide)
+        inner = guide[..., 1 : h - 1, 1 : w - 1]
         return inner.reshape(-1).to(features.device)
 
+    def mass(self, height: int, width: int, channels: int) -> torch.Tensor:
+        """The sum of every patch's weight over the whole layer (``height`` x ``width``
+        positions) times 9C, float64: what the squared distances are divided by."""
+        if self.guide is None:
+            count = max(0, height - PATCH + 1) * max(0, width - PATCH + 1)
+            weight = torch.tensor(float(count), dtype=torch.float64, device=self.style.device)
+        else:
+            weight = self.guide[..., 1 : height - 1, 1 : width - 1].double().sum()
+        return weight.clamp_min(1e-12) * (PATCH * PATCH * channels)
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        _, _, h, w = features.shape
+        return self.from_stats(self.tile_stats(features, Where(0, h, 0, w, h, w)))
+
+    def tile_stats(self, features: torch.Tensor, where: Where,
+                   best: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:  # fmt: skip
+        """The squared distances of the patches centred in ``where``'s core (``features``
+        are the core and one position around it, clipped to the image) to their matched
+        style patches, over the whole layer's mass; ``best``: what :meth:`gather` gave
+        over the whole image (coverage)."""
         _, c, h, w = features.shape
-        if min(h, w) < PATCH:
-            return features.float().sum() * 0.0  # no patch fits: nothing to match
-        weights = self.weights(features).double()
-        index = self.match(features)
+        mass = self.mass(where.height, where.width, c)
+        if min(h, w) < PATCH:  # no patch centred here
+            value = features.float().sum() * 0.0
+            return (value.double() if features.dtype == torch.float64 else value,)
+        weights = self.weights(features, where).double()
+        index = self.match(features, where, best)
         cols = (self.style[index].double() * weights[:, None]).T.unsqueeze(0)  # (1, 9C, L)
         folded = F.fold(cols, (h, w), PATCH)  # T: the matched patches, weighted
         ones = weights.view(1, 1, -1).expand(1, PATCH * PATCH, -1).contiguous()
@@ -190,8 +257,11 @@ class MRFTarget(nn.Module):
         x = features.double()
         constant = (weights * self.squares[index]).sum()
         total = (count * x * x).sum() - 2 * (folded * x).sum() + constant
-        mass = weights.sum().clamp_min(1e-12) * (PATCH * PATCH * c)
-        return total / mass if features.dtype == torch.float64 else (total / mass).float()
+        value = total / mass
+        return (value if features.dtype == torch.float64 else value.float(),)
+
+    def from_stats(self, stats: Sequence[torch.Tensor]) -> torch.Tensor:
+        return stats[0]
 
 
 def cosines(rows: torch.Tensor, style: torch.Tensor) -> torch.Tensor:

@@ -46,8 +46,8 @@ class Statistic:
     #: units, whatever the run's weighting
     score: Callable[[Sequence[Sample], torch.Tensor, int], float]
     #: the same from each style image's sums over positions (:class:`MomentSample`), which
-    #: can be taken in tiles; None: the statistic needs the features themselves (the style
-    #: image is then encoded untiled and the run's terms cannot be tiled)
+    #: can be taken in tiles; None: the statistic needs the features themselves (in a
+    #: tiled run they are assembled from the tiles: mrf's patches)
     encode_moments: (
         Callable[[Sequence[MomentSample], torch.Tensor | None, int, int], nn.Module] | None
     ) = None
@@ -67,8 +67,11 @@ class Statistic:
 
     @property
     def tiles(self) -> bool:
-        """It can be evaluated in tiles (it encodes from sums over positions)."""
-        return self.encode_moments is not None
+        """It can be evaluated in tiles, as its declaration in the options says (from
+        sums over positions, ``encode_moments``, or a local value: mrf)."""
+        from ..config import STYLE_LOSS_KINDS
+
+        return STYLE_LOSS_KINDS[self.name].tiles
 
 
 STATISTICS: dict[str, Statistic] = {}

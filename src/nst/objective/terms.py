@@ -22,13 +22,13 @@ from typing import Any, Protocol, cast
 import torch
 from torch import nn
 
-from ..config import Config
+from ..config import Config, style_losses_that
 from ..errors import ConfigError, TermError
 from ..layers import LayerWeights, feature_size
 from .losses import AlphaNormLoss, ContentTarget, TVLoss
 from .objective import Objective, StyleSource
 from .statistics import statistic
-from .tiling import Tileable, Where
+from .tiling import Tileable, Where, gathers
 
 
 class RunInputs(Protocol):
@@ -144,9 +144,24 @@ def add_content(
 
 class SumOfTargets(nn.ModuleList):
     """Several targets on one layer (style regions) as one term: the sum of their losses.
-    Tileable (:mod:`nst.objective.tiling`) when every target is."""
+    Tileable (:mod:`nst.objective.tiling`) when every target is; local, with a margin or
+    gathering, as its targets are (they are all of one statistic)."""
 
-    local = False
+    @property
+    def local(self) -> bool:
+        return len(self) > 0 and all(getattr(t, "local", False) for t in self)
+
+    @property
+    def margin(self) -> int:
+        return max((int(getattr(t, "margin", 0)) for t in self), default=0)
+
+    @property
+    def gathers(self) -> bool:
+        return any(gathers(t) for t in self)
+
+    def gather(self, features: torch.Tensor, where: Where) -> tuple[torch.Tensor, ...]:
+        """The gathering targets' tensors, in order (one each)."""
+        return tuple(g for t in self if gathers(t) for g in cast(Any, t).gather(features, where))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         values = [t(features) for t in self]
@@ -164,8 +179,18 @@ class SumOfTargets(nn.ModuleList):
         counts = [t.stats_count for t in self._parts()]
         return sum(counts)
 
-    def tile_stats(self, features: torch.Tensor, where: Where) -> tuple[torch.Tensor, ...]:
-        return tuple(s for t in self._parts() for s in t.tile_stats(features, where))
+    def tile_stats(
+        self, features: torch.Tensor, where: Where, *gathered: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """Each target's statistics, in order; ``gathered``: one tensor per gathering
+        target, in order."""
+        out: list[torch.Tensor] = []
+        k = 0
+        for t in self._parts():
+            mine = gathered[k : k + 1] if gathers(t) and gathered else ()
+            k += len(mine)
+            out.extend(t.tile_stats(features, where, *mine))
+        return tuple(out)
 
     def from_stats(self, stats: Sequence[torch.Tensor]) -> torch.Tensor:
         values = []
@@ -219,10 +244,10 @@ def add_style(
         raise ConfigError(f"style-loss {loss}: masks are not supported; use gram or w2")
     per_layer: dict[str, SumOfTargets] = {n: SumOfTargets() for n in names}
     channels: dict[str, int] = {}
-    if objective.tiling is not None and stat.encode_moments is None:
+    if objective.tiling is not None and not stat.tiles:
         raise ConfigError(
-            f"style-loss {loss} cannot be evaluated in tiles; at this size use gram or w2, "
-            "or raise --memory-limit"
+            f"style-loss {loss} cannot be evaluated in tiles; at this size use "
+            f"{style_losses_that('tiles')}, or raise --memory-limit"
         )
     sizes = _layer_sizes(names, out_size) if guided else {}
     for members in groups.values():

@@ -24,7 +24,18 @@ alpha-norm, the video's temporal term) are cheap and run on the whole image.
 
 A term module is tileable when it has ``tile_stats(features, where)`` -> a tuple of
 tensors (additive over tiles), ``from_stats(stats)`` -> the scalar value, and ``local``
-(True when ``from_stats`` is the identity on one statistic).
+(True when ``from_stats`` is the identity on one statistic). Two more, optional:
+
+* ``margin`` (positions): its ``tile_stats`` reads that many positions of its layer
+  beyond each side of the core (mrf's 3x3 patches centred in the core: 1); the halo then
+  grows by as many strides of the deepest layer (``Tiling.for_layers(reach=)``), so those
+  positions are exact too.
+* ``gathers``: a local term whose tiles need one tensor of the whole image first (mrf's
+  coverage matching: each style patch's best cosine with any of the picture's patches).
+  Its ``gather(features, where)`` (a tuple of tensors) runs in the statistics pass, the
+  tiles' tensors are combined by their elementwise maximum, and the results reach its
+  ``tile_stats(features, where, *gathered)`` in the gradient pass beside the
+  coefficients (under :func:`gathered_key`), so workers get it the same way.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
 
+from ..config import style_losses_that
 from ..errors import TermError
 from ..layers import INDEX, NAMES, deepest, feature_size, pools_through, receptive_box
 
@@ -88,15 +100,34 @@ class Tileable(Protocol):
     def from_stats(self, stats: Sequence[torch.Tensor]) -> torch.Tensor: ...
 
 
+def gathered_key(name: str) -> str:
+    """Where a gathering term's whole-image tensor travels among the coefficients."""
+    return f"{name}#gathered"
+
+
+def _margin(module: object) -> int:
+    return int(getattr(module, "margin", 0))
+
+
+def gathers(module: object) -> bool:
+    """Whether a term module gathers a tensor of the whole image first (see the module
+    docstring)."""
+    return bool(getattr(module, "gathers", False))
+
+
 @dataclass(frozen=True)
 class Where:
     """A tile's core at one layer, in that layer's positions of the whole image: rows
-    ``top:bottom`` and columns ``left:right`` (to crop a target or a guide)."""
+    ``top:bottom`` and columns ``left:right`` (to crop a target or a guide); grown by the
+    term's ``margin`` where it has one. ``height`` x ``width``: the whole image's
+    positions at the layer."""
 
     top: int
     bottom: int
     left: int
     right: int
+    height: int = 0
+    width: int = 0
 
     def crop(self, t: torch.Tensor) -> torch.Tensor:
         """The core's positions of a (..., H, W) map of the whole image at this layer."""
@@ -121,32 +152,38 @@ class Window:
         t, b, left, r = self.padded
         return x[..., t:b, left:r]
 
-    def where(self, layer: str) -> Where:
-        """The core at ``layer``, in the whole image's positions at that layer."""
+    def where(self, layer: str, margin: int = 0) -> Where:
+        """The core at ``layer``, in the whole image's positions at that layer, grown by
+        ``margin`` positions each side (clipped to the image)."""
         s = 2 ** pools_through(layer)
         t, b, left, r = self.core
         h, w = self.size
-        bottom = b // s if b < h else h // s
-        right = r // s if r < w else w // s
-        return Where(t // s, bottom, left // s, right)
+        fh, fw = feature_size(layer, self.size)
+        bottom = b // s if b < h else fh
+        right = r // s if r < w else fw
+        m = margin
+        return Where(max(0, t // s - m), min(fh, bottom + m), max(0, left // s - m),
+                     min(fw, right + m), fh, fw)  # fmt: skip
 
-    def local(self, features: torch.Tensor, layer: str) -> torch.Tensor:
-        """The core's positions of ``layer``'s features computed on the padded region."""
+    def local(self, features: torch.Tensor, layer: str, margin: int = 0) -> torch.Tensor:
+        """The core's positions of ``layer``'s features computed on the padded region
+        (grown by ``margin`` positions each side, clipped to the image)."""
         s = 2 ** pools_through(layer)
-        at = self.where(layer)
+        at = self.where(layer, margin)
         top = at.top - self.padded[0] // s
         left = at.left - self.padded[2] // s
         return features[..., top : top + at.bottom - at.top, left : left + at.right - at.left]
 
 
-def halo_for(layers: Sequence[str], plan: Sequence[str] = NAMES) -> int:
+def halo_for(layers: Sequence[str], plan: Sequence[str] = NAMES, reach: int = 0) -> int:
     """The receptive-field radius of the deepest of ``layers`` (input pixels): how far a
-    position's input reaches beyond the pixels its layer's stride maps it to."""
+    position's input reaches beyond the pixels its layer's stride maps it to; plus
+    ``reach`` of that layer's strides (a term reading positions beyond the core)."""
     name = deepest(list(layers))
     s = 2 ** pools_through(name)
     far = 1 << 20  # a position far from every edge, so nothing is clipped
     top, _, bottom, _ = receptive_box(name, far, far, (1 << 30, 1 << 30), plan)
-    return max(far * s - top, bottom - (far * s + s - 1))
+    return max(far * s - top, bottom - (far * s + s - 1)) + reach * s
 
 
 def stride_for(layers: Sequence[str]) -> int:
@@ -171,14 +208,15 @@ class Tiling:
     @classmethod
     def for_layers(
         cls, layers: Sequence[str], tile: int, plan: Sequence[str] = NAMES,
-        tile_w: int | None = None,
+        tile_w: int | None = None, reach: int = 0,
     ) -> Tiling:  # fmt: skip
         """The tiling for a network reading ``layers``: the tile rounded up and the halo
-        (the deepest layer's receptive radius) rounded up to the total stride."""
+        (the deepest layer's receptive radius, plus ``reach`` of its strides: the
+        ``margin`` of a term) rounded up to the total stride."""
         if not layers:
             raise TermError("tiling needs the layers in use")
         stride = stride_for(layers)
-        halo = _round_up(halo_for(layers, plan), stride)
+        halo = _round_up(halo_for(layers, plan, reach), stride)
         across = None if tile_w is None else _round_up(max(tile_w, stride), stride)
         return cls(_round_up(max(tile, stride), stride), halo, stride, across)
 
@@ -230,7 +268,7 @@ def check_tileable(terms: Sequence[Term]) -> None:
             raise TermError(
                 f"loss term {t.name!r} cannot be evaluated in tiles (its module has no "
                 "tile_stats/from_stats); at this size raise --memory-limit, or use "
-                "--style-loss gram or w2"
+                f"--style-loss {style_losses_that('tiles')}"
             )
 
 
@@ -312,11 +350,13 @@ def _stats_pass(
 ) -> dict[str, list[torch.Tensor]]:  # fmt: skip
     """Every term's statistics summed over the tiles, in float64 (no autograd): the
     value computed from them then loses no digits where a statistic is close to its
-    target (a Gram matrix G near A, in E = sum (G - A)^2). With ``spread``, the tiles
-    are computed by its workers and summed here in the same order."""
+    target (a Gram matrix G near A, in E = sum (G - A)^2); a gathering term's tensors
+    combined by their maximum. With ``spread``, the tiles are computed by its workers
+    and summed here in the same order."""
     sums: dict[str, list[torch.Tensor]] = {}
     if not terms:
         return sums
+    gathering = {t.name for t in terms if gathers(t.module)}
     parts = (
         spread.stats(x, windows)
         if spread is not None
@@ -325,20 +365,44 @@ def _stats_pass(
     for part in parts:
         for name, wide in part.items():
             acc = sums.get(name)
-            sums[name] = wide if acc is None else [a + p for a, p in zip(acc, wide)]
+            if acc is None:
+                sums[name] = wide
+            elif name in gathering:
+                sums[name] = [torch.maximum(a, p) for a, p in zip(acc, wide)]
+            else:
+                sums[name] = [a + p for a, p in zip(acc, wide)]
     return sums
+
+
+def _read(
+    feats: dict[str, torch.Tensor], win: Window, t: FeatureTerm
+) -> tuple[torch.Tensor, Where]:
+    """What a term's ``tile_stats`` reads of a tile: its layer's features on the core
+    (grown by the term's margin) and where they are."""
+    m = _margin(t.module)
+    return win.local(feats[t.layer], t.layer, m), win.where(t.layer, m)
+
+
+def _gather(feats: dict[str, torch.Tensor], win: Window, t: FeatureTerm) -> list[torch.Tensor]:
+    with torch.no_grad():
+        f, at = _read(feats, win, t)
+        return [g.double() for g in t.module.gather(f.detach(), at)]  # type: ignore[attr-defined]
 
 
 def tile_stats(
     objective: Objective, xt: torch.Tensor, win: Window, terms: Sequence[FeatureTerm]
 ) -> dict[str, list[torch.Tensor]]:
-    """One tile's statistics of every term (float64), from its padded region ``xt``."""
+    """One tile's statistics of every term (float64), from its padded region ``xt`` (a
+    gathering term's: its ``gather``)."""
     layers = sorted({t.layer for t in terms}, key=INDEX.__getitem__)
     out: dict[str, list[torch.Tensor]] = {}
     with torch.no_grad():
         feats = objective.extractor(xt, layers)
         for t in terms:
-            part = t.module.tile_stats(win.local(feats[t.layer], t.layer), win.where(t.layer))
+            if gathers(t.module):
+                out[t.name] = _gather(feats, win, t)
+                continue
+            part = t.module.tile_stats(*_read(feats, win, t))
             out[t.name] = [p.double() for p in part]  # summed and differentiated in float64
     return out
 
@@ -358,12 +422,15 @@ def value_and_grad(
     windows = tiling.windows((x.shape[-2], x.shape[-1]))
     global_terms = [t for t in features if not t.module.local]
     local_terms = [t for t in features if t.module.local]
-    # 1. the global terms' statistics, summed over the tiles
+    gathering = [t for t in local_terms if gathers(t.module)]
+    # 1. the global terms' statistics, summed over the tiles (and what gathers, combined)
     if spread is not None:
         spread.begin(features)
-    sums = _stats_pass(objective, x, windows, global_terms, spread)
+    sums = _stats_pass(objective, x, windows, global_terms + gathering, spread)
     # 2. their values, and d(factor * value)/d(statistics)
     values, coefficients = _coefficients(global_terms, sums)
+    for t in gathering:
+        coefficients[gathered_key(t.name)] = tuple(sums[t.name])
     # 3. the surrogate's gradient tile by tile; the local terms' values on the way
     grad = torch.zeros_like(x)
     backward = [t for t in global_terms if t.name in coefficients] + local_terms
@@ -438,24 +505,27 @@ def tile_grad(
 ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
     """One tile's share of the gradient (of its padded region; None when nothing moves
     the image) and its local terms' values: its forward, then the surrogate's backward."""
-    _, kept = tile_forward(objective, xt, win, backward)
+    _, kept = tile_forward(objective, xt, win, backward, gather=False)
     return tile_backward(kept, win, backward, coefficients)
 
 
 def tile_forward(
-    objective: Objective, xt: torch.Tensor, win: Window, terms: Sequence[FeatureTerm]
-) -> tuple[dict[str, list[torch.Tensor]], Kept]:
+    objective: Objective, xt: torch.Tensor, win: Window, terms: Sequence[FeatureTerm],
+    gather: bool = True,
+) -> tuple[dict[str, list[torch.Tensor]], Kept]:  # fmt: skip
     """A tile's statistics pass with its autograd graph kept (a tile worker with the
-    memory for it): the global terms' statistics (float64, detached) and what
-    :func:`tile_backward` needs to give the tile's gradient without a second forward."""
+    memory for it): the global terms' statistics (float64, detached), the gathering
+    terms' tensors (unless ``gather`` is off) and what :func:`tile_backward` needs to
+    give the tile's gradient without a second forward."""
     xt = xt.detach().requires_grad_(True)
     layers = sorted({t.layer for t in terms}, key=INDEX.__getitem__)
     with torch.enable_grad():
         feats = objective.extractor(xt, layers)
-        parts = {t.name: t.module.tile_stats(win.local(feats[t.layer], t.layer),
-                                             win.where(t.layer))
+        parts = {t.name: t.module.tile_stats(*_read(feats, win, t))
                  for t in terms if not t.module.local}  # fmt: skip
     stats = {name: [p.detach().double() for p in part] for name, part in parts.items()}
+    if gather:
+        stats.update({t.name: _gather(feats, win, t) for t in terms if gathers(t.module)})
     return stats, Kept(xt, feats, parts)
 
 
@@ -483,10 +553,11 @@ def tile_backward(
                 for c, p in zip(coefficients[t.name], kept.parts[t.name]):
                     surrogate = surrogate + (c * p.to(c.dtype)).sum().float()
                 continue
-            f = win.local(kept.feats[t.layer], t.layer)
+            f, at = _read(kept.feats, win, t)
             if t.factor == 0.0:
                 f = f.detach()
-            piece = _scalar(t.name, t.module.from_stats(t.module.tile_stats(f, win.where(t.layer))))
+            extra = coefficients[gathered_key(t.name)] if gathers(t.module) else ()
+            piece = _scalar(t.name, t.module.from_stats(t.module.tile_stats(f, at, *extra)))
             if t.factor != 0.0:
                 surrogate = surrogate + t.factor * piece.float()
             pieces[t.name] = piece.detach()
