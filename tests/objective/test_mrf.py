@@ -215,3 +215,27 @@ def test_a_picture_too_small_for_a_patch_at_conv4_1_is_refused_before_work(image
     with pytest.raises(ConfigError, match=r"need at least 24 px on each side"):
         planning.plan_stylize(images["content"], images["style"],
                               Config(size=30, style_loss="mrf"))  # fmt: skip
+
+
+def test_a_stage_in_tiles_is_planned_with_the_halo_grown_by_the_patch(images, tiny_network):
+    """mrf is no longer refused where a stage needs tiles: the plan reads one position
+    beyond a core, the stage's tiling has one more stride of halo than gram's would, and
+    the tiled evaluation gives the untiled value."""
+    from nst import planning, runtime
+    from nst.execution import build_objective, start_image
+
+    tiled = Config.from_dict({"style_loss": "mrf", "size": 64, "tile": 32})
+    plan = planning.plan_stylize(images["content"], images["style"], tiled)
+    gram = planning.plan_stylize(
+        images["content"], images["style"], tiled.replace(style_loss="gram")
+    )
+    assert (plan.reach, gram.reach) == (1, 0) and plan.stages[0].tile == 32
+    net = runtime.network(None, "avg", True, plan.layers, torch.device("cpu"), torch.float32)
+    objective = build_objective(plan, 0, net)
+    assert objective.tiling is not None and objective.tiling.halo == 48  # conv4_2's 38 + 8
+    x = start_image(plan, (plan.stages[0].height, plan.stages[0].width))
+    x = x + torch.rand(x.shape, generator=gen(7)) * 20
+    total, _, _ = objective.value_and_grad(x)
+    objective.tiling = None
+    whole, _, _ = objective.value_and_grad(x)
+    assert float(total) == pytest.approx(float(whole), rel=1e-5)
