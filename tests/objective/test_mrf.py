@@ -118,6 +118,14 @@ def test_a_blend_pools_the_patches_and_many_are_taken_on_a_stride(monkeypatch):
     assert torch.equal(rows, torch.cat([patches(a.float()), patches(b.float())]))
     monkeypatch.setattr(mrf, "MOST_STYLE_PATCHES", 2)  # 7 patches: every 4th
     assert torch.equal(style_patches([(a, 0.3), (b, 0.7)]), rows[::4])
+    # larger maps, strides that cross from one map into the next at every phase: the kept
+    # patches copied one by one are those of the whole unfolded blend on the stride
+    c, d, e = feats(3, 9, 12, 11), feats(3, 7, 8, 12), feats(3, 3, 3, 13)
+    pooled = torch.cat([patches(x.float()) for x in (c, d, e)])  # 70 + 30 + 1
+    for most in (1, 2, 7, 33, 50, 101, 500):
+        monkeypatch.setattr(mrf, "MOST_STYLE_PATCHES", most)
+        step = math.ceil(101 / most)
+        assert torch.equal(style_patches([(c, 1.0), (d, 1.0), (e, 1.0)]), pooled[::step]), most
     with pytest.raises(ConfigError, match="smaller than a 3x3 patch"):
         style_patches([(feats(2, 2, 9, 11), 1.0)])
 

@@ -94,18 +94,37 @@ def patches(features: torch.Tensor) -> torch.Tensor:
     return F.unfold(features, PATCH).squeeze(0).T
 
 
+def patches_at(features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The 3x3 patches of (1, C, H, W) features numbered ``index`` in :func:`patches`'
+    order (row by row), as float32 rows (K, 9C): only those are copied."""
+    across = features.shape[-1] - PATCH + 1
+    offsets = torch.arange(PATCH, device=features.device)
+    rows = (index // across)[:, None, None] + offsets[None, :, None]
+    cols = (index % across)[:, None, None] + offsets[None, None, :]
+    picked = features[0][:, rows, cols]  # (C, K, 3, 3)
+    return picked.permute(1, 0, 2, 3).reshape(len(index), features.shape[1] * PATCH * PATCH).float()
+
+
 def style_patches(samples: Sequence[Sample]) -> torch.Tensor:
-    """The patches of every style image of a blend (float32 rows), on a stride when there
-    are more than ``MOST_STYLE_PATCHES``."""
-    rows = [patches(f.float()) for f, _ in samples if min(f.shape[-2:]) >= PATCH]
-    if not rows:
+    """The patches of every style image of a blend (float32 rows), on a stride over the
+    pooled patches when there are more than ``MOST_STYLE_PATCHES``; only the kept patches
+    are copied (a print-size style image has millions)."""
+    maps = [f for f, _ in samples if min(f.shape[-2:]) >= PATCH]
+    if not maps:
         raise ConfigError(
             "style-size: with style-loss mrf every style image is smaller than a 3x3 patch "
             "at a style layer; give a larger --style-size or shallower --style-layers"
         )
-    pooled = torch.cat(rows)
-    step = math.ceil(pooled.shape[0] / MOST_STYLE_PATCHES)
-    return pooled[::step].contiguous()
+    counts = [(f.shape[-2] - PATCH + 1) * (f.shape[-1] - PATCH + 1) for f in maps]
+    step = math.ceil(sum(counts) / MOST_STYLE_PATCHES)
+    rows = []
+    start = 0  # the pooled number of this map's first patch
+    for f, count in zip(maps, counts):
+        first = (-start) % step  # the first number on the stride inside this map
+        kept = torch.arange(first, max(first, count), step, device=f.device)
+        rows.append(patches_at(f, kept))
+        start += count
+    return torch.cat(rows).contiguous()
 
 
 class MRFTarget(nn.Module):
