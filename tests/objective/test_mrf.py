@@ -105,6 +105,24 @@ def test_a_style_patch_is_its_own_nearest_and_the_matching_goes_by_bands(monkeyp
     assert torch.equal(whole, ncc.argmax(dim=1))
 
 
+@pytest.mark.parametrize("rows", [1, 7, 12, 1 << 20])
+def test_the_matched_patches_are_folded_a_band_at_a_time_as_all_at_once(monkeypatch, rows):
+    """T, the weighted matched patches added onto the grid, folded ``MATCH_ROWS`` patches
+    at a time (one row of 6, a band of 1 row, of 2, everything) equals one fold of them
+    all; the value does not move either."""
+    style = style_patches([(feats(3, 6, 7, 14), 1.0)]).double()
+    target = MRFTarget(style, matching="nearest")
+    index = torch.randint(0, len(style), (7 * 6,), generator=gen(15))
+    weights = torch.rand(7 * 6, generator=gen(16), dtype=torch.float64)
+    cols = (style[index] * weights[:, None]).T.unsqueeze(0)
+    expected = torch.nn.functional.fold(cols, (9, 8), 3)
+    x = feats(3, 9, 8, 17)
+    before = target(x)
+    monkeypatch.setattr(mrf, "MATCH_ROWS", rows)
+    assert torch.allclose(target.folded(index, weights, (9, 8)), expected, rtol=1e-12, atol=0)
+    assert target(x).item() == pytest.approx(before.item(), rel=1e-12)
+
+
 def test_the_gradient_is_right():
     s = feats(3, 5, 5, 6)
     target = MRFTarget(style_patches([(s, 1.0)]).double(), feats(1, 5, 6, 8))

@@ -269,8 +269,7 @@ class MRFTarget(nn.Module):
             return (value.double() if features.dtype == torch.float64 else value,)
         weights = self.weights(features, where).double()
         index = self.match(features, where, best)
-        cols = (self.style[index].double() * weights[:, None]).T.unsqueeze(0)  # (1, 9C, L)
-        folded = F.fold(cols, (h, w), PATCH)  # T: the matched patches, weighted
+        folded = self.folded(index, weights, (h, w))  # T: the matched patches, weighted
         ones = weights.view(1, 1, -1).expand(1, PATCH * PATCH, -1).contiguous()
         count = F.fold(ones, (h, w), PATCH)  # K: the patches' weight over each position
         x = features.double()
@@ -281,6 +280,24 @@ class MRFTarget(nn.Module):
 
     def from_stats(self, stats: Sequence[torch.Tensor]) -> torch.Tensor:
         return stats[0]
+
+    def folded(self, index: torch.Tensor, weights: torch.Tensor, size: tuple[int, int]
+               ) -> torch.Tensor:  # fmt: skip
+        """T (1, C, H, W), float64: the matched style patches (``index``, one per picture
+        patch, row by row), times their weights, added onto the positions they cover;
+        folded ``MATCH_ROWS`` patches at a time, so no (patches x 9C) float64 copy of the
+        whole picture is made (at a print-size tile it would be gigabytes)."""
+        h, w = size
+        across = w - PATCH + 1
+        band = max(1, MATCH_ROWS // across)
+        c = self.style.shape[1] // (PATCH * PATCH)
+        out = torch.zeros((1, c, h, w), dtype=torch.float64, device=self.style.device)
+        for top in range(0, h - PATCH + 1, band):
+            rows = min(band, h - PATCH + 1 - top)
+            part = slice(top * across, (top + rows) * across)
+            cols = (self.style[index[part]].double() * weights[part, None]).T.unsqueeze(0)
+            out[:, :, top : top + rows + PATCH - 1] += F.fold(cols, (rows + PATCH - 1, w), PATCH)
+        return out
 
 
 def cosines(rows: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
