@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 import torch
@@ -74,6 +75,30 @@ def test_the_estimate_grows_with_pixels_and_the_tile_bounds_the_evaluation():
     # the history shrinks to fit its cap, never below MIN_PAIRS; Adam keeps none
     assert (small.pairs, large.pairs, tiled.pairs) == (21, 5, 3)
     assert memory.need(work(history=0), (768, 1024), None).pairs == 0
+
+
+def test_an_mrf_stage_counts_its_patch_layers_and_the_style_views_features():
+    """mrf holds float64 copies of its patch layers per evaluation (conv3_1: 256 values
+    per 16 px, conv4_1: 512 per 64: 24 per pixel) and, while encoding, the features of the
+    style image and its four views there; its tiles are one stride wider each side."""
+    layers = ("conv3_1", "conv4_1", "conv4_2")
+    plain = work(layers=layers, style_pixels=0, history=0)
+    mrf = work(layers=layers, style_pixels=0, history=0, patch_layers=("conv3_1", "conv4_1"),
+               reach=1)  # fmt: skip
+    size = (768, 1024)
+    extra = memory.need(mrf, size, None).evaluation - memory.need(plain, size, None).evaluation
+    assert extra == pytest.approx(memory.PATCH_BYTES * 24 * 768 * 1024, rel=1e-6)
+    big_style = memory.need(replace(mrf, style_pixels=4096 * 3072), size, None)
+    views = memory.PATCH_VIEWS * 24 * 2 * 4096 * 3072  # bf16 features
+    assert big_style.evaluation == pytest.approx(
+        memory.FORWARD_FACTOR * memory.activation_values(layers) * 2 * 4096 * 3072 + views,
+        rel=1e-6,
+    )
+    halo = memory._tiling(layers, 256, 1).halo
+    assert (halo, memory._tiling(layers, 256).halo) == (48, 40)
+    tiled = memory.need(mrf, size, 256)
+    per_pixel = memory.EVAL_FACTOR * memory.activation_values(layers) * 2 + 32 * 24
+    assert tiled.evaluation == int(per_pixel * (256 + 2 * 48) ** 2)
 
 
 def test_fit_keeps_untiled_what_fits_and_picks_the_largest_tile_otherwise():

@@ -45,6 +45,14 @@ FIRST_PASS_SHARE = 0.2
 #: what a run holds beyond the process measured at planning, the weights and the terms
 #: below (torch's allocator caches, the loaded weight file): measured ~300 MB at 1024 px
 RUNTIME_BYTES = 320 << 20
+#: ``--style-loss mrf``: bytes one evaluation holds per value of a patch layer's features
+#: (the features and the matched patches folded onto them in float64, their products'
+#: temporaries, the matching's bands): 32 brings the estimate of an untiled 1024x768 mrf
+#: stage to its measured peak (benchmarks/print_size.py --style-loss mrf)
+PATCH_BYTES = 32
+#: mrf's target is the style's patches: the features of the style image and its four
+#: views at the patch layers are held whole (assembled from tiles) while it is encoded
+PATCH_VIEWS = 5
 #: the smallest tile tried (px, before rounding to the network's stride)
 MIN_TILE = 64
 #: what the network's weights take per byte of their dtype (VGG19 to conv5_4: 20M values)
@@ -174,6 +182,8 @@ class Workload:
     baseline: int
     #: positions beyond a tile's core the style terms read (mrf: 1): a wider halo
     reach: int = 0
+    #: the layers whose patches a style term matches (mrf's style layers), else empty
+    patch_layers: tuple[str, ...] = ()
 
 
 def _tiling(layers: Sequence[str], tile: int, reach: int = 0) -> Tiling:
@@ -197,8 +207,11 @@ def need(work: Workload, size: tuple[int, int], tile: int | None) -> Need:
         tiling = _tiling(work.layers, tile, work.reach)
         eval_pixels = tiling.padded_pixels(size)
         style_pixels = min(work.style_pixels, eval_pixels)
-    evaluation = int(EVAL_FACTOR * values * work.value_bytes * eval_pixels)
-    encoding = int(FORWARD_FACTOR * values * work.value_bytes * max(style_pixels, eval_pixels))
+    patch_values = sum(CHANNELS[n] / 4 ** pools_through(n) for n in work.patch_layers)
+    evaluation = int((EVAL_FACTOR * values * work.value_bytes + PATCH_BYTES * patch_values)
+                     * eval_pixels)  # fmt: skip
+    encoding = int(FORWARD_FACTOR * values * work.value_bytes * max(style_pixels, eval_pixels)
+                   + PATCH_VIEWS * patch_values * work.value_bytes * work.style_pixels)  # fmt: skip
     pair = 2 * 3 * 4 * pixels
     pairs = 0 if work.history == 0 else max(MIN_PAIRS, min(work.history, HISTORY_BYTES // pair))
     content = sum(CHANNELS[n] / 4 ** pools_through(n) for n in work.content_layers)

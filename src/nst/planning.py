@@ -140,6 +140,9 @@ def _fit_memory(plan: Plan) -> Plan:
         history=c.lbfgs_history if c.optimizer == "lbfgs" else 0,
         baseline=baseline,
         reach=plan.reach,
+        patch_layers=tuple(n for n, _ in c.style_layers)
+        if plan.styles and STYLE_LOSS_KINDS[c.style_loss].patch > 1
+        else (),
     )
     stages = []
     for k, s in enumerate(plan.stages):
