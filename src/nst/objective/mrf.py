@@ -156,10 +156,12 @@ class MRFTarget(nn.Module):
         """Coverage needs every picture patch's cosines before any patch is matched."""
         return self.matching == "coverage"
 
-    def _bands(self, features: torch.Tensor) -> tuple[range, int]:
-        _, _, h, w = features.shape
-        band = max(1, MATCH_ROWS // max(1, w - PATCH + 1))
-        return range(0, h - PATCH + 1, band), band
+    @staticmethod
+    def _bands(height: int, width: int) -> tuple[range, int]:
+        """The first rows of the bands of patch rows matched (and folded) at once, and the
+        band's height: at most ``MATCH_ROWS`` patches each."""
+        band = max(1, MATCH_ROWS // max(1, width - PATCH + 1))
+        return range(0, height - PATCH + 1, band), band
 
     def _window(self, features: torch.Tensor, top: int, band: int) -> torch.Tensor:
         return features[:, :, top : min(features.shape[2], top + band + PATCH - 1)]
@@ -177,7 +179,7 @@ class MRFTarget(nn.Module):
         w = features.shape[3]
         outside = None if self.guide is None else self.weights(features, where) <= 0
         best = torch.full((style.shape[1],), -math.inf, device=features.device)
-        tops, band = self._bands(features)
+        tops, band = self._bands(*features.shape[2:])
         kept: list[torch.Tensor] = []
         with torch.no_grad():
             for top in tops:
@@ -200,7 +202,7 @@ class MRFTarget(nn.Module):
         cosines kept between the two when there are at most ``KEEP_COSINES``)."""
         _, _, h, w = features.shape
         style = self._style_as(features.dtype)
-        tops, band = self._bands(features)
+        tops, band = self._bands(*features.shape[2:])
         with torch.no_grad():
             found = [torch.zeros(0, dtype=torch.long, device=features.device)]
             if self.matching == "nearest":
@@ -289,10 +291,10 @@ class MRFTarget(nn.Module):
         whole picture is made (at a print-size tile it would be gigabytes)."""
         h, w = size
         across = w - PATCH + 1
-        band = max(1, MATCH_ROWS // across)
+        tops, band = self._bands(h, w)
         c = self.style.shape[1] // (PATCH * PATCH)
         out = torch.zeros((1, c, h, w), dtype=torch.float64, device=self.style.device)
-        for top in range(0, h - PATCH + 1, band):
+        for top in tops:
             rows = min(band, h - PATCH + 1 - top)
             part = slice(top * across, (top + rows) * across)
             cols = (self.style[index[part]].double() * weights[part, None]).T.unsqueeze(0)
