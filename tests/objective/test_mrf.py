@@ -194,6 +194,38 @@ def test_the_views_patches_join_the_styles_unless_turned_off(views):
         assert target.matching == "coverage"
 
 
+def test_the_style_images_features_are_held_one_image_at_a_time_while_encoding(monkeypatch):
+    # a style image and its four views: each image's features are reduced to its kept
+    # patches before the next image's are computed, and the target is the one the whole
+    # features give (a stride that crosses from one image into the next)
+    import weakref
+
+    ex = build_extractor(tiny_weights(), ["conv4_1"], channels_last=False)
+    style = torch.rand(1, 3, 40, 60, generator=gen(23)) * 255
+    obj = Objective(ex)
+    monkeypatch.setattr(mrf, "MOST_STYLE_PATCHES", 37)
+    computed = obj.features
+    alive: list[list[weakref.ref[torch.Tensor]]] = []
+
+    def features(x: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        assert all(r() is None for refs in alive for r in refs), "an earlier image's features"
+        out = computed(x, layers)
+        alive.append([weakref.ref(t) for t in out.values()])
+        return out
+
+    monkeypatch.setattr(obj, "features", features)
+    add_style(obj, [StyleSource(style)], MRF_STYLE_LAYERS, 1.0, (32, 32), "mrf")
+    assert len(alive) == 5
+    images = [style, *style_views(style)]
+    for name in ("conv3_1", "conv4_1"):
+        with torch.no_grad():
+            whole = [(ex(img, [name])[name], 1.0) for img in images]
+        (term,) = [t for t in obj.terms if t.name == f"style:{name}"]
+        (target,) = term.module
+        assert torch.equal(target.style, style_patches(whole))
+        assert len(target.style) <= 37
+
+
 def test_the_patch_match_option_reaches_the_targets(images, tiny_network):
     from nst import planning, runtime
     from nst.execution import build_objective

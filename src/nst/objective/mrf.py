@@ -105,26 +105,37 @@ def patches_at(features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return picked.permute(1, 0, 2, 3).reshape(len(index), features.shape[1] * PATCH * PATCH).float()
 
 
-def style_patches(samples: Sequence[Sample]) -> torch.Tensor:
-    """The patches of every style image of a blend (float32 rows), on a stride over the
-    pooled patches when there are more than ``MOST_STYLE_PATCHES``; only the kept patches
-    are copied (a print-size style image has millions)."""
-    maps = [f for f, _ in samples if min(f.shape[-2:]) >= PATCH]
-    if not maps:
+def kept_patches(features: torch.Tensor, sizes: Sequence[tuple[int, int]], k: int
+                 ) -> torch.Tensor:  # fmt: skip
+    """Map ``k``'s share of a blend's style patches (float32 rows): the patches of all the
+    maps (their (h, w) ``sizes``, this one's ``features``), numbered in turn, are taken on
+    a stride when there are more than ``MOST_STYLE_PATCHES``; only the kept ones are
+    copied (a print-size style image has millions)."""
+    counts = [max(0, h - PATCH + 1) * max(0, w - PATCH + 1) for h, w in sizes]
+    if not counts[k]:
+        return features.new_zeros((0, features.shape[1] * PATCH * PATCH), dtype=torch.float32)
+    step = math.ceil(sum(counts) / MOST_STYLE_PATCHES)
+    first = (-sum(counts[:k])) % step  # the first number on the stride inside this map
+    return patches_at(features, torch.arange(first, max(first, counts[k]), step,
+                                             device=features.device))  # fmt: skip
+
+
+def pooled(rows: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The style images' kept patches as one target, or a one-line error when no style
+    image has a 3x3 patch at the layer."""
+    if not sum(len(r) for r in rows):
         raise ConfigError(
             "style-size: with style-loss mrf every style image is smaller than a 3x3 patch "
             "at a style layer; give a larger --style-size or shallower --style-layers"
         )
-    counts = [(f.shape[-2] - PATCH + 1) * (f.shape[-1] - PATCH + 1) for f in maps]
-    step = math.ceil(sum(counts) / MOST_STYLE_PATCHES)
-    rows = []
-    start = 0  # the pooled number of this map's first patch
-    for f, count in zip(maps, counts):
-        first = (-start) % step  # the first number on the stride inside this map
-        kept = torch.arange(first, max(first, count), step, device=f.device)
-        rows.append(patches_at(f, kept))
-        start += count
-    return torch.cat(rows).contiguous()
+    return torch.cat(list(rows)).contiguous()
+
+
+def style_patches(samples: Sequence[Sample]) -> torch.Tensor:
+    """The patches of every style image of a blend (float32 rows), on a stride over the
+    pooled patches when there are more than ``MOST_STYLE_PATCHES``."""
+    sizes = [(f.shape[-2], f.shape[-1]) for f, _ in samples]
+    return pooled([kept_patches(f, sizes, k) for k, (f, _) in enumerate(samples)])
 
 
 class MRFTarget(nn.Module):
@@ -347,7 +358,8 @@ def style_views(image: torch.Tensor) -> list[torch.Tensor]:
 
 def _encode(samples: Sequence[Sample], guide: torch.Tensor | None, seed: int, k: int,
             patch_match: str = "coverage") -> nn.Module:  # fmt: skip
-    return MRFTarget(style_patches(samples), guide, patch_match)
+    """The target from each style image's kept patches (:func:`kept_patches`)."""
+    return MRFTarget(pooled([rows for rows, _ in samples]), guide, patch_match)
 
 
 def mrf_units(objective: Objective, channels: int) -> float:
@@ -361,6 +373,7 @@ def _score(samples: Sequence[Sample], features: torch.Tensor, layer: int) -> flo
     return float(MRFTarget(style_patches(samples))(features.float()))
 
 
-MRF = register(
-    Statistic("mrf", _encode, mrf_units, _score, views=style_views, takes=("patch_match",))
+MRF = Statistic(
+    "mrf", _encode, mrf_units, _score, views=style_views, keep=kept_patches, takes=("patch_match",)
 )
+register(MRF)

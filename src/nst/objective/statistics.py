@@ -54,6 +54,11 @@ class Statistic:
     #: other views of a (1, 3, H, W) style image whose features join its own when
     #: ``--style-views`` is on (mrf: turned and scaled copies); None: the image alone
     views: Callable[[torch.Tensor], list[torch.Tensor]] | None = None
+    #: what ``encode`` needs of one style image's features at a layer, given every style
+    #: image's (h, w) there and this one's number among them: taken as each image's
+    #: features are computed, so one image's are held at a time (mrf: its share of the
+    #: patches); None: ``encode`` gets the features whole
+    keep: Callable[[torch.Tensor, Sequence[tuple[int, int]], int], torch.Tensor] | None = None
     #: the run's options (:class:`nst.config.Config` fields) ``encode`` also takes, as
     #: keyword arguments (mrf: ``patch_match``)
     takes: tuple[str, ...] = ()

@@ -27,7 +27,7 @@ from ..errors import ConfigError, TermError
 from ..layers import LayerWeights, feature_size
 from .losses import AlphaNormLoss, ContentTarget, TVLoss
 from .objective import Objective, StyleSource
-from .statistics import statistic
+from .statistics import Statistic, statistic
 from .tiling import Tileable, Where, gathers
 
 
@@ -211,6 +211,27 @@ def _layer_sizes(names: tuple[str, ...], out_size: tuple[int, int]) -> dict[str,
     return {n: feature_size(n, out_size) for n in names}
 
 
+def _style_features(
+    objective: Objective, stat: Statistic, members: Sequence[StyleSource], names: tuple[str, ...]
+) -> tuple[list[dict[str, torch.Tensor]], dict[str, int]]:
+    """Each style image's features at ``names`` (and each layer's channels), reduced to what
+    the statistic ``keep``s as each image's are computed when it declares that, so the
+    features of one image are held at a time (mrf: a style image and its four views)."""
+    if stat.keep is None:
+        feats = [objective.features(src.image, names) for src in members]
+        return feats, {n: feats[0][n].shape[1] for n in names}
+    sizes = {n: [feature_size(n, (s.image.shape[-2], s.image.shape[-1])) for s in members]
+             for n in names}  # fmt: skip
+    kept: list[dict[str, torch.Tensor]] = []
+    channels: dict[str, int] = {}
+    for k, src in enumerate(members):
+        whole = objective.features(src.image, names)
+        channels.update({n: whole[n].shape[1] for n in names})
+        kept.append({n: stat.keep(whole[n], sizes[n], k) for n in names})
+        del whole
+    return kept, channels
+
+
 @torch.no_grad()
 def add_style(
     objective: Objective,
@@ -261,7 +282,7 @@ def add_style(
             if views and stat.views is not None:
                 members = [replace(src, image=v) for src in members
                            for v in (src.image, *stat.views(src.image))]  # fmt: skip
-            feats = [objective.features(src.image, names) for src in members]
+            feats, kept_channels = _style_features(objective, stat, members, names)
         for k, name in enumerate(names):
             layer_guide = None if guide is None else _resize_guide(guide, sizes[name])
             if stat.encode_moments is not None:
@@ -269,7 +290,7 @@ def add_style(
                 pairs = [(m[name], src.weight) for m, src in zip(sums, members)]
                 per_layer[name].append(stat.encode_moments(pairs, layer_guide, seed, k))
             else:
-                channels[name] = feats[0][name].shape[1]
+                channels[name] = kept_channels[name]
                 samples = [(f[name], src.weight) for f, src in zip(feats, members)]
                 per_layer[name].append(stat.encode(samples, layer_guide, seed, k, **given))
     weights = dict(layers)
