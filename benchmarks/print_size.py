@@ -38,7 +38,18 @@ def main(argv: list[str] | None = None) -> None:
                         help="instead: tiles on 2 Ray workers of 1 thread against one "
                         "process of 2 threads at these sizes (comma-separated)")  # fmt: skip
     parser.add_argument("--evaluations", type=int, default=2)
+    parser.add_argument("--mrf-encoding", type=str, metavar="HxW",
+                        help="instead: the peak of encoding mrf's target for a style image of "
+                        "this size and its four views, one image at a time (as nst does) "
+                        "against all five images' features at once")  # fmt: skip
+    parser.add_argument("--encoding-worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.encoding_worker:
+        encoding_worker(args.encoding_worker[0], args.encoding_worker[1] == "one")
+        return
+    if args.mrf_encoding:
+        mrf_encoding(args.mrf_encoding)
+        return
     if args.spread:
         spread_rows([int(x) for x in args.spread.split(",")], args.evaluations, args.precision)
         return
@@ -99,6 +110,64 @@ def main(argv: list[str] | None = None) -> None:
             ratio = float(r["vs untiled"])  # type: ignore[arg-type]
             verdict = "meets" if ratio <= 2 else "misses"
             print(f"2048 px tiles of {r['tile']}: {ratio:.2f}x untiled per Mpx ({verdict} 2x)")
+
+
+def encoding_worker(size: str, one_at_a_time: bool) -> None:
+    """In this (fresh) process: encode mrf's target (bf16, the default layers) for a random
+    style image of ``size`` and print the peak RSS before and after, as JSON."""
+    import json
+    import resource
+
+    import torch
+
+    from nst import runtime
+    from nst.config import MRF_STYLE_LAYERS
+    from nst.objective import Objective, StyleSource, add_style, mrf
+
+    h, w = (int(v) for v in size.split("x"))
+    names = [n for n, _ in MRF_STYLE_LAYERS]
+    net = runtime.network(None, "avg", True, names, torch.device("cpu"), torch.bfloat16)
+    style = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)) * 255
+    objective = Objective(net)
+
+    def peak() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    before = peak()
+    with torch.no_grad():
+        if one_at_a_time:  # as nst encodes
+            add_style(objective, [StyleSource(style)], MRF_STYLE_LAYERS, 1.0, (h, w), "mrf")
+        else:  # every image's features first, then the patches (nst before Statistic.keep)
+            feats = [net(v, names) for v in (style, *mrf.style_views(style))]
+            for n in names:
+                mrf.style_patches([(f[n], 1.0) for f in feats])
+    print(json.dumps({"before": before, "after": peak()}))
+
+
+def mrf_encoding(size: str) -> None:
+    """Both ways of encoding, each in a fresh process, and what the estimate says."""
+    import json
+    import subprocess
+    import sys
+
+    from nst import memory
+    from nst.layers import CHANNELS, pools_through
+
+    h, w = (int(v) for v in size.split("x"))
+    layers = ("conv3_1", "conv4_1")
+    patch_values = sum(CHANNELS[n] / 4 ** pools_through(n) for n in layers)
+    estimate = (memory.FORWARD_FACTOR * memory.activation_values(layers) * 2
+                + memory.PATCH_VIEW_AREA * patch_values * 2) * h * w / 2**20  # fmt: skip
+    print(f"# mrf encoding, a {w}x{h} style image and its four views, bf16 ({machine()})")
+    rows = []
+    for how, arg in (("one image at a time (nst)", "one"), ("all five at once", "all")):
+        out = subprocess.run([sys.executable, __file__, "--encoding-worker", size, arg],
+                             check=True, capture_output=True, text=True).stdout  # fmt: skip
+        r = json.loads(out.strip().splitlines()[-1])
+        rows.append({"how": how, "peak before MB": r["before"], "peak after MB": r["after"],
+                     "encoding MB": r["after"] - r["before"],
+                     "estimate MB": estimate if arg == "one" else "-"})  # fmt: skip
+    print(table(rows))
 
 
 def history_study(size: int, iterations: int, precision: str) -> None:

@@ -80,7 +80,8 @@ def test_the_estimate_grows_with_pixels_and_the_tile_bounds_the_evaluation():
 def test_an_mrf_stage_counts_its_patch_layers_and_the_style_views_features():
     """mrf holds float64 copies of its patch layers per evaluation (conv3_1: 256 values
     per 16 px, conv4_1: 512 per 64: 24 per pixel) and, while encoding, the features of the
-    style image and its four views there; its tiles are one stride wider each side."""
+    largest view of the style image there (scaled by 1.1: 1.21 its area; the views are
+    encoded one at a time); its tiles are one stride wider each side."""
     layers = ("conv3_1", "conv4_1", "conv4_2")
     plain = work(layers=layers, style_pixels=0, history=0)
     mrf = work(layers=layers, style_pixels=0, history=0, patch_layers=("conv3_1", "conv4_1"),
@@ -88,8 +89,15 @@ def test_an_mrf_stage_counts_its_patch_layers_and_the_style_views_features():
     size = (768, 1024)
     extra = memory.need(mrf, size, None).evaluation - memory.need(plain, size, None).evaluation
     assert extra == pytest.approx(memory.PATCH_BYTES * 24 * 768 * 1024, rel=1e-6)
+    # whatever the tile: 4096 style patches of 9C values per layer in float32 and bf16, and
+    # three (2048 x 4096) bf16 tensors of the matching's band
+    patches = 4096 * 9 * (256 + 512) * (4 + 2) + 3 * 2048 * 4096 * 2
+    for tile in (None, 256):
+        parts = dict(memory.need(mrf, size, tile).parts)
+        assert parts["mrf's style patches"] == patches
+        assert dict(memory.need(plain, size, tile).parts)["mrf's style patches"] == 0
     big_style = memory.need(replace(mrf, style_pixels=4096 * 3072), size, None)
-    views = memory.PATCH_VIEWS * 24 * 2 * 4096 * 3072  # bf16 features
+    views = 1.21 * 24 * 2 * 4096 * 3072  # bf16 features
     assert big_style.evaluation == pytest.approx(
         memory.FORWARD_FACTOR * memory.activation_values(layers) * 2 * 4096 * 3072 + views,
         rel=1e-6,
@@ -97,7 +105,7 @@ def test_an_mrf_stage_counts_its_patch_layers_and_the_style_views_features():
     halo = memory._tiling(layers, 256, 1).halo
     assert (halo, memory._tiling(layers, 256).halo) == (48, 40)
     tiled = memory.need(mrf, size, 256)
-    per_pixel = memory.EVAL_FACTOR * memory.activation_values(layers) * 2 + 32 * 24
+    per_pixel = memory.EVAL_FACTOR * memory.activation_values(layers) * 2 + memory.PATCH_BYTES * 24
     assert tiled.evaluation == int(per_pixel * (256 + 2 * 48) ** 2)
 
 

@@ -47,12 +47,19 @@ FIRST_PASS_SHARE = 0.2
 RUNTIME_BYTES = 320 << 20
 #: ``--style-loss mrf``: bytes one evaluation holds per value of a patch layer's features
 #: (the features and the matched patches folded onto them in float64, their products'
-#: temporaries, the matching's bands): 32 brings the estimate of an untiled 1024x768 mrf
-#: stage to its measured peak (benchmarks/print_size.py --style-loss mrf)
-PATCH_BYTES = 32
-#: mrf's target is the style's patches: the features of the style image and its four
-#: views at the patch layers are held whole (assembled from tiles) while it is encoded
-PATCH_VIEWS = 5
+#: temporaries): 20, with the style patches and the matching's bands counted apart
+#: (:func:`_patch_target`), brings the estimate of an untiled 1024x768 mrf stage to its
+#: measured peak (benchmarks/print_size.py --style-loss mrf; docs/PRINT.md)
+PATCH_BYTES = 20
+#: mrf's target is the style's patches: one style image's features at the patch layers
+#: are held whole (assembled from tiles) while its patches are taken, the image and its
+#: four views one after another; the largest is the view scaled by 1.1 (its area: 1.21).
+#: (Encoding a 2048x1536 style image measured +1057 MB, estimated 1413 MB; all five views'
+#: features at once, as before, +1498 MB.)
+PATCH_VIEW_AREA = 1.21
+#: mrf's matching holds this many (rows x style patches) tensors of a band at a time
+#: (the cosines, the scores, the normalized rows' product)
+PATCH_BANDS = 3
 #: the smallest tile tried (px, before rounding to the network's stride)
 MIN_TILE = 64
 #: what the network's weights take per byte of their dtype (VGG19 to conv5_4: 20M values)
@@ -186,6 +193,19 @@ class Workload:
     patch_layers: tuple[str, ...] = ()
 
 
+def _patch_target(work: Workload) -> int:
+    """What mrf holds whatever the tile: each patch layer's kept style patches, in float32
+    and cast to the network's precision, and a band of the matching's cosines (its
+    products, scores and their temporaries: ``PATCH_BANDS`` of them)."""
+    if not work.patch_layers:
+        return 0
+    from .objective.mrf import MATCH_ROWS, MOST_STYLE_PATCHES, PATCH
+
+    rows = sum(PATCH * PATCH * CHANNELS[n] for n in work.patch_layers) * MOST_STYLE_PATCHES
+    bands = PATCH_BANDS * MATCH_ROWS * MOST_STYLE_PATCHES * work.value_bytes
+    return rows * (4 + work.value_bytes) + bands
+
+
 def _tiling(layers: Sequence[str], tile: int, reach: int = 0) -> Tiling:
     from .objective.tiling import Tiling
 
@@ -210,8 +230,9 @@ def need(work: Workload, size: tuple[int, int], tile: int | None) -> Need:
     patch_values = sum(CHANNELS[n] / 4 ** pools_through(n) for n in work.patch_layers)
     evaluation = int((EVAL_FACTOR * values * work.value_bytes + PATCH_BYTES * patch_values)
                      * eval_pixels)  # fmt: skip
+    views = PATCH_VIEW_AREA * patch_values * work.value_bytes * work.style_pixels
     encoding = int(FORWARD_FACTOR * values * work.value_bytes * max(style_pixels, eval_pixels)
-                   + PATCH_VIEWS * patch_values * work.value_bytes * work.style_pixels)  # fmt: skip
+                   + views)  # fmt: skip
     pair = 2 * 3 * 4 * pixels
     pairs = 0 if work.history == 0 else max(MIN_PAIRS, min(work.history, HISTORY_BYTES // pair))
     content = sum(CHANNELS[n] / 4 ** pools_through(n) for n in work.content_layers)
@@ -222,6 +243,7 @@ def need(work: Workload, size: tuple[int, int], tile: int | None) -> Need:
         ("the image's working copies", VECTORS * 3 * 4 * pixels),
         (f"{pairs} L-BFGS pairs", pairs * pair),
         ("the content targets", int(content * work.value_bytes * pixels)),
+        ("mrf's style patches", _patch_target(work)),
     )
     fixed = sum(b for _, b in parts)
     return Need(fixed, max(evaluation, encoding), tile, pairs, parts)
