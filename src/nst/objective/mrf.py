@@ -112,6 +112,8 @@ def kept_patches(features: torch.Tensor, sizes: Sequence[tuple[int, int]], k: in
     a stride when there are more than ``MOST_STYLE_PATCHES``; only the kept ones are
     copied (a print-size style image has millions)."""
     counts = [max(0, h - PATCH + 1) * max(0, w - PATCH + 1) for h, w in sizes]
+    h, w = features.shape[-2:]
+    counts[k] = max(0, h - PATCH + 1) * max(0, w - PATCH + 1)  # its own, as computed
     if not counts[k]:
         return features.new_zeros((0, features.shape[1] * PATCH * PATCH), dtype=torch.float32)
     step = math.ceil(sum(counts) / MOST_STYLE_PATCHES)
