@@ -151,13 +151,14 @@ def mrf_encoding(size: str) -> None:
     import sys
 
     from nst import memory
-    from nst.layers import CHANNELS, pools_through
 
     h, w = (int(v) for v in size.split("x"))
     layers = ("conv3_1", "conv4_1")
-    patch_values = sum(CHANNELS[n] / 4 ** pools_through(n) for n in layers)
-    estimate = (memory.FORWARD_FACTOR * memory.activation_values(layers) * 2
-                + memory.PATCH_VIEW_AREA * patch_values * 2) * h * w / 2**20  # fmt: skip
+    work = memory.Workload(layers=layers, content_layers=(), value_bytes=2, style_pixels=h * w,
+                           history=0, baseline=0, patch_layers=layers)  # fmt: skip
+    # the estimate's own figure: for a 1 px stage its peak beyond the fixed parts is the
+    # encoding of the style image
+    estimate = memory.need(work, (1, 1), None).evaluation / 2**20
     print(f"# mrf encoding, a {w}x{h} style image and its four views, bf16 ({machine()})")
     rows = []
     for how, arg in (("one image at a time (nst)", "one"), ("all five at once", "all")):

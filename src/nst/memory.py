@@ -54,8 +54,8 @@ PATCH_BYTES = 20
 #: mrf's target is the style's patches: one style image's features at the patch layers
 #: are held whole (assembled from tiles) while its patches are taken, the image and its
 #: four views one after another; the largest is the view scaled by 1.1 (its area: 1.21).
-#: (Encoding a 2048x1536 style image measured +1057 MB, estimated 1413 MB; all five views'
-#: features at once, as before, +1498 MB.)
+#: (Encoding a 2048x1536 style image measured +1064 MB, estimated 1413 MB; all five views'
+#: features at once, as before, +1437 MB: benchmarks/print_size.py --mrf-encoding.)
 PATCH_VIEW_AREA = 1.21
 #: mrf's matching holds this many (rows x style patches) tensors of a band at a time
 #: (the cosines, the scores, the normalized rows' product)
