@@ -60,6 +60,10 @@ PATCH_VIEW_AREA = 1.21
 #: mrf's matching holds this many (rows x style patches) tensors of a band at a time
 #: (the cosines, the scores, the normalized rows' product)
 PATCH_BANDS = 3
+#: what identical runs of a tiled mrf stage spread over beyond the rest (the allocator's
+#: caches of the bands' temporaries): a 1024x768 stage in tiles of 512 peaked at 1257-1394 MB
+#: over five runs, tiles of 192-384 px 8-12% over the estimate without it (docs/PRINT.md)
+PATCH_SLACK = 128 << 20
 #: the smallest tile tried (px, before rounding to the network's stride)
 MIN_TILE = 64
 #: what the network's weights take per byte of their dtype (VGG19 to conv5_4: 20M values)
@@ -196,14 +200,15 @@ class Workload:
 def _patch_target(work: Workload) -> int:
     """What mrf holds whatever the tile: each patch layer's kept style patches, in float32
     and cast to the network's precision, and a band of the matching's cosines (its
-    products, scores and their temporaries: ``PATCH_BANDS`` of them)."""
+    products, scores and their temporaries: ``PATCH_BANDS`` of them), and the allocator's
+    spread on them (``PATCH_SLACK``)."""
     if not work.patch_layers:
         return 0
     from .objective.mrf import MATCH_ROWS, MOST_STYLE_PATCHES, PATCH
 
     rows = sum(PATCH * PATCH * CHANNELS[n] for n in work.patch_layers) * MOST_STYLE_PATCHES
     bands = PATCH_BANDS * MATCH_ROWS * MOST_STYLE_PATCHES * work.value_bytes
-    return rows * (4 + work.value_bytes) + bands
+    return rows * (4 + work.value_bytes) + bands + PATCH_SLACK
 
 
 def _tiling(layers: Sequence[str], tile: int, reach: int = 0) -> Tiling:
