@@ -432,3 +432,29 @@ def test_iterations_auto_ends_each_stage_when_its_picture_settles(images, tiny_n
     # each stage ended by itself, well before its most, after at least a window
     assert all(SETTLE.window <= n < most for n, most in zip(made, (400, 200))), made
     assert events[-1].reason == "settled" and events[-1].iterations == sum(made)
+
+
+@pytest.mark.parametrize(
+    ("allowed", "options", "kept"),
+    [
+        (False, {}, False),
+        (True, {}, True),
+        (True, {"memory_limit": "none"}, True),
+        (True, {"memory_limit": "2G"}, False),  # the peak its estimate was measured for
+        (True, {"tile": 16}, False),
+    ],
+)
+def test_freed_memory_is_kept_only_in_untiled_runs_under_the_automatic_limit(
+    images, tiny_network, monkeypatch, allowed, options, kept
+):
+    from nst import process, runtime
+
+    monkeypatch.setattr(process, "_current", process.ProcessSettings(keep_freed_memory=allowed))
+    calls = []
+    monkeypatch.setattr(runtime, "keep_freed_memory", lambda: calls.append(1) or True)
+    config = Config(**{**FAST, "iterations": 1, **options})
+    plan = planning.plan_stylize(images["content"], images["style"], config)
+    assert [s.tile is not None for s in plan.stages] == ["tile" in options]
+    assert execution.keeps_freed_memory(plan) is kept
+    nst.stylize(images["content"], images["style"], config)
+    assert calls == ([1] if kept else [])

@@ -61,3 +61,56 @@ def test_flags_come_from_proc_cpuinfo(monkeypatch, tmp_path):
 
     monkeypatch.setattr("builtins.open", fake_open)
     assert runtime.cpu_flags() == {"fpu", "sse2", "avx512_bf16", "avx2"}
+
+
+class _FakeLibc:
+    def __init__(self, answer: int = 1) -> None:
+        self.calls: list[tuple[int, int]] = []
+        self.answer = answer
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append((param, value))
+        return self.answer
+
+
+@pytest.fixture
+def libc(monkeypatch):
+    """glibc's malloc as :func:`runtime.keep_freed_memory` sees it, recording its calls."""
+    fake = _FakeLibc()
+    monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: fake)
+    monkeypatch.setattr(runtime.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(runtime.platform, "libc_ver", lambda: ("glibc", "2.36"))
+    runtime.keep_freed_memory.cache_clear()
+    yield fake
+    runtime.keep_freed_memory.cache_clear()
+
+
+def test_freed_memory_is_kept_by_two_mallopt_calls_once(libc):
+    assert runtime.keep_freed_memory()
+    assert runtime.keep_freed_memory()  # once per process
+    # the mmap threshold first (setting either ends glibc's adaptive thresholds)
+    assert libc.calls == [(-3, 32 * 2**20), (-1, 2**30)]
+
+
+def test_freed_memory_elsewhere_than_glibc_changes_nothing(libc, monkeypatch):
+    monkeypatch.setattr(runtime.platform, "libc_ver", lambda: ("", ""))
+    assert not runtime.keep_freed_memory()
+    runtime.keep_freed_memory.cache_clear()
+    monkeypatch.setattr(runtime.platform, "libc_ver", lambda: ("glibc", "2.36"))
+    monkeypatch.setattr(runtime.platform, "system", lambda: "Darwin")
+    assert not runtime.keep_freed_memory()
+    assert libc.calls == []
+    runtime.keep_freed_memory.cache_clear()
+    monkeypatch.setattr(runtime.platform, "system", lambda: "Linux")
+    libc.answer = 0  # glibc refused the value
+    assert not runtime.keep_freed_memory()
+    assert libc.calls == [(-3, 32 * 2**20)]
+
+
+@pytest.mark.skipif(
+    runtime.platform.system() != "Linux" or runtime.platform.libc_ver()[0] != "glibc",
+    reason="glibc only",
+)
+def test_glibc_takes_the_values():
+    runtime.keep_freed_memory.cache_clear()
+    assert runtime.keep_freed_memory()

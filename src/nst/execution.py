@@ -16,7 +16,7 @@ from typing import Protocol, Union
 import torch
 import torch.nn.functional as F
 
-from . import controls, runtime
+from . import controls, process, runtime
 from .errors import ConfigError, Interrupted, ResourceError, RunStopped, TermError
 from .events import EventHandler, Finished, Stage, Started, Step
 from .imageio import resize_longest, resize_to
@@ -87,6 +87,19 @@ def _generators(objective: Objective) -> dict[str, torch.Generator]:
         for name, m in objective.named_modules()
         if isinstance(getattr(m, "generator", None), torch.Generator)
     }
+
+
+def keeps_freed_memory(plan: Plan) -> bool:
+    """Whether this run tells malloc to keep freed memory (:func:`nst.runtime.
+    keep_freed_memory`), where the process's owner allows it
+    (:attr:`nst.process.ProcessSettings.keep_freed_memory`): untiled and under the
+    automatic memory limit, whose margin holds the peak's few percent more; a tiled run or
+    one under a given ``--memory-limit`` keeps the peak its estimate was measured for."""
+    return (
+        process.current().keep_freed_memory
+        and all(s.tile is None for s in plan.stages)
+        and plan.config.memory_limit.strip().lower() in ("auto", "none")
+    )
 
 
 def stop_function(stop: StopSignal) -> Callable[[], bool] | None:
@@ -265,6 +278,8 @@ class _Execution:
             config.weights, config.pooling, config.normalize, plan.layers, self.device,
             self.dtype,
         )  # fmt: skip
+        if keeps_freed_memory(plan):
+            runtime.keep_freed_memory()
         self.emit: EventHandler = on_event or (lambda event: None)
         self.should_stop = stop_function(stop)
         self.preview_every = preview_every

@@ -22,6 +22,12 @@ class ProcessSettings:
     #: tables; ``benchmarks/gpu.py`` measures it). Off unless a front end turns it on: it
     #: changes the process's torch for every other user of it too
     tune_convolutions: bool = False
+    #: glibc's malloc keeps freed memory for the next evaluation instead of handing it
+    #: back to the system (:func:`nst.runtime.keep_freed_memory`): every evaluation
+    #: allocates and frees the same large tensors, and memory the system hands out anew is
+    #: zeroed page by page on first touch. Off unless a front end turns it on: it changes
+    #: the allocator of the whole process, and glibc has no way back
+    keep_freed_memory: bool = False
 
 
 _current = ProcessSettings()
@@ -44,10 +50,14 @@ def configure(**changes: object) -> ProcessSettings:
 
 
 def from_environment(environ: dict[str, str]) -> ProcessSettings:
-    """What the ``nst`` command sets: the autotuner on, and NST_MAX_PIXELS if given. A bad
-    value raises :class:`ValueError` with one line naming the variable."""
+    """What the ``nst`` command sets: the autotuner on, freed memory kept unless
+    NST_KEEP_FREED_MEMORY is 0, and NST_MAX_PIXELS if given. A bad value raises
+    :class:`ValueError` with one line naming the variable."""
     value = environ.get("NST_MAX_PIXELS", "").strip()
-    changes: dict[str, object] = {"tune_convolutions": True}
+    keep = environ.get("NST_KEEP_FREED_MEMORY", "").strip()
+    if keep not in ("", "0", "1"):
+        raise ValueError(f"NST_KEEP_FREED_MEMORY must be 0 or 1 (got {keep[:40]!r})")
+    changes: dict[str, object] = {"tune_convolutions": True, "keep_freed_memory": keep != "0"}
     if value:
         if not value.isdigit() or int(value) < 1:
             raise ValueError(f"NST_MAX_PIXELS must be a positive whole number (got {value[:40]!r})")

@@ -67,9 +67,28 @@ def test_the_pixel_limit_comes_from_the_environment_through_the_command(
     code, _, err = run_main(capsys, "stylize", str(photo), str(photo), "-o", out, "--size", "16")
     assert code == 2
     assert err == f"nst: error: {photo}: too many pixels (40×30 = 1,200 > 1,000)\n"
-    assert process.current() == process.ProcessSettings(1000, tune_convolutions=True)
+    assert process.current() == process.ProcessSettings(
+        1000, tune_convolutions=True, keep_freed_memory=True
+    )
     assert not (tmp_path / "x.png").exists()
     monkeypatch.setenv("NST_MAX_PIXELS", "lots")
     code, _, err = run_main(capsys, "stylize", str(photo), str(photo), "-o", "y.png")
     assert (code, err) == (2, "nst: error: NST_MAX_PIXELS must be a positive whole number "
                               "(got 'lots')\n")  # fmt: skip
+    monkeypatch.delenv("NST_MAX_PIXELS")
+    monkeypatch.setenv("NST_KEEP_FREED_MEMORY", "yes")
+    y = str(tmp_path / "y.png")
+    code, _, err = run_main(capsys, "stylize", str(photo), str(photo), "-o", y, "--size", "16")
+    assert (code, err) == (2, "nst: error: NST_KEEP_FREED_MEMORY must be 0 or 1 (got 'yes')\n")
+    assert not (tmp_path / "y.png").exists()
+
+
+def test_freed_memory_is_kept_unless_the_environment_says_0(monkeypatch):
+    """``nst`` keeps freed memory (glibc's malloc) by default; NST_KEEP_FREED_MEMORY=0
+    leaves the allocator as it is."""
+    from nst import process
+
+    monkeypatch.setattr(process, "_current", process.ProcessSettings())  # restored after
+    assert process.from_environment({}).keep_freed_memory
+    assert not process.from_environment({"NST_KEEP_FREED_MEMORY": "0"}).keep_freed_memory
+    assert process.from_environment({"NST_KEEP_FREED_MEMORY": " 1 "}).keep_freed_memory

@@ -65,8 +65,9 @@ class Painter(Tiles):
         from .. import process
 
         torch.set_num_threads(threads)
-        # the driver's limit, whatever this node's environment; the autotuner as the CLI's
-        process.configure(max_pixels=max_pixels, tune_convolutions=True)
+        # the driver's limit, whatever this node's environment; the autotuner and the kept
+        # freed memory as the CLI's
+        process.configure(max_pixels=max_pixels, tune_convolutions=True, keep_freed_memory=True)
         self.threads = threads
         self.stop_flag = threading.Event()
         self.events: list[dict[str, Any]] = []

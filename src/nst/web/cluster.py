@@ -71,7 +71,10 @@ class WebPainter(Tiles):
     print-size job (it is a tile worker too, :class:`nst.spread.Tiles`)."""
 
     def __init__(self, threads: int) -> None:
+        from .. import process
+
         torch.set_num_threads(threads)
+        process.configure(keep_freed_memory=True)  # as the CLI's
         self.threads = threads
         self.stop_flag = threading.Event()
         self.events: list[Event] = []
