@@ -8,6 +8,7 @@ import io
 import threading
 
 from .. import builtins
+from .offload import on_own_thread
 
 #: the thumbnails' longest side (the galleries show them at 72×56 CSS px, 2× for HiDPI)
 THUMB = 160
@@ -36,7 +37,7 @@ class Gallery:
             return self.thumbs[name]
 
     def _make(self, name: str) -> None:
-        image = builtins.image(name)
+        image = on_own_thread(builtins.image, name)  # torch: not on a request's pooled thread
         buf = io.BytesIO()
         image.save(buf, format="PNG")
         self.pngs[name] = buf.getvalue()

@@ -26,6 +26,7 @@ from ...imageio import image_size, load_image, to_pil, to_tensor, too_many_pixel
 from ...layers import CHANNELS, NAMES, feature_size, pools_through
 from ..jobs import AscentPlan, Job
 from ..manager import QueueFull
+from ..offload import in_own_thread
 from ..schemas import FormView, JobView, LayersView, SaliencyView
 from ..settings import WebSettings
 from ..state import AppState, Problem, owner, state, visitor
@@ -127,7 +128,7 @@ async def saliency_maps(
     data = await image.read() if image is not None else None
     name = (image.filename or "image") if image is not None else ""
     async with shared.saliency_busy:
-        result = await run_in_threadpool(
+        result = await in_own_thread(
             _compute, shared.settings, data, name, image_builtin, target, size
         )
     return SaliencyView.model_validate(result)

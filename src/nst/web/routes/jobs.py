@@ -19,6 +19,7 @@ from ...errors import NstError
 from ...imageio import atomic_write
 from ..jobs import CONFIG, INPUT_NAME, Job, safe_child
 from ..manager import JobManager, QueueFull
+from ..offload import in_own_thread, on_own_thread
 from ..schemas import JobView
 from ..settings import FILE_MODE
 from ..state import AppState, Problem, job_or_404, owner, state, visitor
@@ -75,7 +76,7 @@ async def create_job(
     job_id, folder = await run_in_threadpool(manager.new_folder, owner(who))
     try:
         try:
-            plan, style_paths = await run_in_threadpool(shared.preparer.prepare, folder, submission)
+            plan, style_paths = await in_own_thread(shared.preparer.prepare, folder, submission)
         except Refusal as exc:
             raise Problem(exc.status, exc.detail, exc.field) from None
         hidden = shared.config_class.server_only()
@@ -120,7 +121,7 @@ def continue_job(job_id: str, shared: Shared, who: Who) -> JobView:
     (409 when the job cannot continue, 429 when the queue is full)."""
     job = job_or_404(shared, job_id, who)
     try:
-        view = shared.manager.continue_job(job)
+        view = on_own_thread(shared.manager.continue_job, job)  # plans again: torch
     except QueueFull as exc:
         raise HTTPException(429, str(exc)) from None
     except NstError as exc:
