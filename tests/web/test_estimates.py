@@ -247,3 +247,35 @@ def test_the_estimate_follows_the_preset(make_client):
     assert quality["seconds"] == pytest.approx(3.0 * work)
     bad = client.get(ask + "&preset=slow")
     assert bad.status_code == 422 and "preset" in bad.json()["detail"]
+
+
+def test_a_job_computes_with_the_cores_other_programs_leave_and_gives_them_back(manager):
+    """Set on the job's thread at its start and at each step, from the load then; the
+    server's own number again once it ends (a thread started later begins with it)."""
+    load = FixedLoad(1.0)  # a CPU hog on two cores
+    seen: list[int] = []
+
+    def run(job, on_event, stop, preview_every):
+        seen.append(torch.get_num_threads())
+        on_event(Started(0, (Stage(8, 8, 2),), "cpu", "fp32", 1))
+        on_event(fake_step(0, 1.0))
+        seen.append(torch.get_num_threads())
+        load.others = 0.0  # the hog ended
+        on_event(fake_step(1, 0.5))
+        seen.append(torch.get_num_threads())
+        load.others = 1.0  # and came back: the run ends on one thread
+        on_event(fake_step(2, 0.25))
+        on_event(Finished(2, 3, 0.25, 0.0, "completed"))
+        return torch.zeros(3, 8, 8)
+
+    m = manager(run, load)
+    own = m.run_threads = max(2, torch.get_num_threads())
+    m.submit(job := a_job(m))
+    while m.view(job)["state"] != "done":
+        time.sleep(0.01)
+    assert seen == [1, 1, 2]  # two cores: the hog's one left to it, then both
+    later: list[int] = []
+    fresh = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+    fresh.start()
+    fresh.join()
+    assert later == [own] and m.threads_now == own

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from nst.web.load import CpuTimes, MachineLoad, read_times
+from nst.web.load import CpuTimes, MachineLoad, read_times, threads_for
 
 
 class Times:
@@ -102,3 +102,21 @@ def test_this_machines_cpu_times_are_read():
         b = read_times(lambda: 2.0)
     assert b is not None and b.at == 2.0
     assert b.busy - a.busy >= 0.15  # the machine was busy at least as long (its ticks)
+
+
+@pytest.mark.parametrize(
+    ("others", "most", "n_cores", "runs", "threads"),
+    [
+        (0.0, 2, 2, 1, 2),  # quiet: every thread
+        (0.4, 2, 2, 1, 2),
+        (0.5, 2, 2, 1, 1),  # half a core wanted: it is left to them
+        (1.0, 2, 2, 1, 1),  # one CPU hog on two cores
+        (3.0, 2, 2, 1, 1),  # at least one
+        (4.2, 16, 16, 1, 12),
+        (0.0, 8, 16, 1, 8),  # never more than the server's own
+        (0.0, 16, 16, 2, 8),  # two running jobs share the free cores
+        (0.0, 2, 2, 3, 1),
+    ],
+)
+def test_a_job_computes_with_the_cores_other_programs_leave(others, most, n_cores, runs, threads):
+    assert threads_for(others, most, n_cores, runs) == threads

@@ -9,14 +9,14 @@ and a fair scheduler gives each runnable thread the same share, so their demand 
 use scaled by ours (``others_used * our_threads / our_used``). Where ``/proc/stat``
 cannot be read, the load is 0.
 
-How much a given load slows a run is not modelled: it was measured to depend on more
-than the cores (on a 2-core AMX Xeon one CPU hog left a web run's speed unchanged, 1.04x,
-but slowed the same run in the ``nst`` command 8.8x and a 12-iteration test run 3.5x), so
-the estimates learn it from the server's own runs.
+A job computes with the cores the others leave (:func:`threads_for`, checked at every
+step). How much a given load still slows a run is not modelled, so the estimates learn it
+from the server's own runs.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -67,6 +67,16 @@ def cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def threads_for(others: float, most: int, n_cores: int, runs: int = 1) -> int:
+    """The torch threads one of ``runs`` running jobs computes with: the cores that other
+    programs (wanting ``others`` cores) leave, shared by the runs, at most ``most`` and at
+    least 1. A thread beyond the free cores waits at every OpenMP barrier for one (one CPU
+    hog made a run with 2 threads on 2 cores 2.9x slower in the web and 16.7x in the
+    ``nst`` command; with 1 thread it took as long as on a quiet machine: docs/PERFORMANCE.md)."""
+    free = n_cores - math.floor(others + 0.5)
+    return max(1, min(most, free // max(1, runs)))
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from ..imageio import atomic_write, save_image
 from .estimates import Measured, Speed, SpeedBook
 from .jobs import JOB_ID, Job, Runner, api_runner, plan_again
 from .load import EVERY as LOAD_EVERY
-from .load import MachineLoad
+from .load import MachineLoad, threads_for
 from .settings import DIR_MODE, FILE_MODE, MARKER, WebSettings, make_private_dir
 
 log = logging.getLogger("nst.web")
@@ -105,7 +105,8 @@ class JobManager:
         #: the measured speeds, kept apart from the jobs (deleting runs keeps them)
         self.speeds = SpeedBook(settings.data_dir)
         self.load = load or MachineLoad(reader=None if settings.measure_load else lambda: None)
-        self.run_threads = torch.get_num_threads()  # the threads one run computes with
+        self.run_threads = torch.get_num_threads()  # the most threads one run computes with
+        self.threads_now = self.run_threads  # what the running jobs compute with now
         self._aside: dict[str, Job] = {}  # jobs run outside the table (the test run)
         self.measuring = False  # the start-up test run is on its way
 
@@ -260,7 +261,24 @@ class JobManager:
     def _own_threads(self) -> int:
         with self.lock:
             running = sum(j.state == "running" for j in self.jobs.values()) + len(self._aside)
-        return running * self.run_threads
+        return running * self.threads_now
+
+    def _fit_threads(self) -> None:
+        """On a job's thread: compute with the cores other programs leave (at the job's
+        start and at each step; the load is sampled every few seconds)."""
+        with self.lock:
+            runs = sum(j.state == "running" for j in self.jobs.values()) + len(self._aside)
+        want = threads_for(self.load.busy, self.run_threads, self.load.cores, runs)
+        if want != torch.get_num_threads():
+            torch.set_num_threads(want)
+        self.threads_now = want
+
+    def _give_back_threads(self) -> None:
+        """On a job's thread once its run ended: the server's own number of threads again
+        (a thread started later begins with the last number set)."""
+        if torch.get_num_threads() != self.run_threads:
+            torch.set_num_threads(self.run_threads)
+        self.threads_now = self.run_threads
 
     def _load_loop(self) -> None:
         self.load.sample(0)
@@ -574,6 +592,8 @@ class JobManager:
         progress = Progress()
 
         def on_event(event: Event) -> None:
+            if isinstance(event, Step):
+                self._fit_threads()
             progress.update(event)
             record = event.to_record()
             if isinstance(event, Step):
@@ -596,8 +616,12 @@ class JobManager:
                     url = job.preview_url()
                     self._record(job, {"type": "preview", "iteration": event.iteration, "url": url})
 
+        self._fit_threads()
         try:
-            image = self.runner(job, on_event, job.cancel, self.settings.preview_every)
+            try:
+                image = self.runner(job, on_event, job.cancel, self.settings.preview_every)
+            finally:
+                self._give_back_threads()
         except RunStopped as exc:
             self._save_result(job, exc.image)
             self._finish(job, "failed", self._public(job, str(exc)))
