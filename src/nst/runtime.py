@@ -144,8 +144,8 @@ def keep_freed_memory() -> bool:
     way back): blocks up to :data:`HEAP_BLOCKS_UP_TO` from the heap and up to
     :data:`KEPT_FREE` of free memory at its top kept. By default glibc hands freed memory
     back and the system zeroes it page by page when it is touched again, every
-    evaluation (``fast`` at 512 px 8% faster kept, the peak 4% higher; at 1024 px 9% and
-    up to 11%: benchmarks/allocator.py). Whether it was done: False where the C library
+    evaluation (one-stage runs 9-11% faster kept, the peak 1-13% higher; ``quality``
+    unchanged: benchmarks/allocator.py). Whether it was done: False where the C library
     is not glibc."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
