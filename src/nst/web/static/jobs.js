@@ -122,7 +122,10 @@ export function showJob(job) {
 export function progress(node, step) {
   node.step = step;
   $(".bar", node).value = step.total ? step.done / step.total : 0;
-  const eta = step.eta != null && state.online ? ` · ETA ${fmtTime(step.eta)}` : "";
+  // no ETA once the server is gone or the run ended (the server's stop can end it just
+  // before the stream drops, with no answer left to show how long it took)
+  const live = state.online && !ENDED.includes(node.dataset.state);
+  const eta = step.eta != null && live ? ` · ETA ${fmtTime(step.eta)}` : "";
   $(".progress-text", node).textContent =
     `iteration ${step.done}/${step.total} · loss ${Number(step.loss).toPrecision(4)}${eta}`;
 }
@@ -223,6 +226,7 @@ function record(kind, data) {
     $(".preview", node).src = data.url;
   } else if (kind === "state") {
     node.dataset.state = data.state;
+    if (node.step && ENDED.includes(data.state)) progress(node, node.step);  // its ETA goes
     if (data.state !== "interrupted") node.dataset.continuable = "0";
     $(".state", node).textContent = stateText(data);
     if (data.state === "running") say("Run started");
