@@ -258,17 +258,18 @@ class JobManager:
                 return False
         return self.load.busy < QUIET
 
-    def _own_threads(self) -> int:
+    def _running(self) -> int:
+        """How many runs of this server's compute now (the table's and a test run)."""
         with self.lock:
-            running = sum(j.state == "running" for j in self.jobs.values()) + len(self._aside)
-        return running * self.threads_now
+            return sum(j.state == "running" for j in self.jobs.values()) + len(self._aside)
+
+    def _own_threads(self) -> int:
+        return self._running() * self.threads_now
 
     def _fit_threads(self) -> None:
         """On a job's thread: compute with the cores other programs leave (at the job's
         start and at each step; the load is sampled every few seconds)."""
-        with self.lock:
-            runs = sum(j.state == "running" for j in self.jobs.values()) + len(self._aside)
-        want = threads_for(self.load.busy, self.run_threads, self.load.cores, runs)
+        want = threads_for(self.load.busy, self.run_threads, self.load.cores, self._running())
         if want != torch.get_num_threads():
             torch.set_num_threads(want)
         self.threads_now = want

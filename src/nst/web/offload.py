@@ -11,38 +11,19 @@ with it.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable
 from typing import TypeVar
+
+from starlette.concurrency import run_in_threadpool
 
 T = TypeVar("T")
 
 
 async def in_own_thread(fn: Callable[..., T], *args: object) -> T:
     """``fn(*args)`` on a new thread that ends when it returns; its result, or its
-    exception raised here."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if done.done():  # the request went away meanwhile
-            return
-        if error is not None:
-            done.set_exception(error)
-        else:
-            done.set_result(result)  # type: ignore[arg-type]
-
-    def work() -> None:
-        try:
-            result = fn(*args)
-        except BaseException as exc:  # handed to the awaiting request, not lost
-            loop.call_soon_threadsafe(settle, None, exc)
-        else:
-            loop.call_soon_threadsafe(settle, result, None)
-
-    threading.Thread(target=work, name="nst-request", daemon=True).start()
-    return await done
+    exception raised here. A pooled thread only waits for it (and keeps no team)."""
+    return await run_in_threadpool(on_own_thread, fn, *args)
 
 
 def on_own_thread(fn: Callable[..., T], *args: object) -> T:
