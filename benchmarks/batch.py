@@ -5,6 +5,12 @@
    against ``run_batch`` with 1 worker x 2 threads on a local Ray. Goal: <= 1.05x, once
    Ray has started (the start is reported apart: it is paid once per batch).
 2. Throughput: 1 worker x 2 threads against 2 workers x 1 thread.
+
+    python benchmarks/batch.py [--size 128] [--iterations 50] [--preset fast] [--rounds 2]
+
+``--preset`` (default none: the ``paper`` settings, Gram) measures a preset's jobs;
+``fast`` and ``quality`` (w2) are what a painter's pooled threads slowed 1.9x once
+(docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -49,7 +55,6 @@ def batch(jobs, out: Path, workers: int, threads: int, nodes: int = 0) -> tuple[
         nodes_cluster.wait_for_nodes()
     address = nodes_cluster.address if nodes_cluster else None
     cluster = Cluster(address=address, workers=workers, threads_per_worker=threads)
-    cluster.start()
     ready = []
 
     def on_event(event):
@@ -70,9 +75,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--preset", default=None)
+    parser.add_argument("--precision", default="fp32")
     args = parser.parse_args(argv)
     print(f"# batch benchmark ({machine()}); {args.rounds} interleaved rounds, the lower kept")
-    defaults = {"size": args.size, "iterations": args.iterations, "seed": 0, "precision": "fp32"}
+    defaults = {"size": args.size, "iterations": args.iterations, "seed": 0,
+                "precision": args.precision}  # fmt: skip
+    if args.preset:
+        defaults["preset"] = args.preset
+        print(f"jobs: --preset {args.preset} --size {args.size} --iterations {args.iterations}")
     best = {"loop": float("inf"), "one": float("inf"), "two": float("inf"), "nodes": float("inf")}
     starts = {"one": float("inf"), "two": float("inf"), "nodes": float("inf")}
     with tempfile.TemporaryDirectory() as tmp:

@@ -41,6 +41,7 @@ from .objective.tiling import (
     tile_grad,
     tile_stats,
 )
+from .own_thread import on_own_thread
 
 #: tiles one worker holds at a time (the next one is there when it finishes one)
 IN_FLIGHT = 2
@@ -162,6 +163,25 @@ class Tiles:
             if isinstance(kept, Kept):
                 return tile_backward(kept, win, backward, coefficients)
             return tile_grad(self.net, kept, win, backward, coefficients)  # type: ignore[arg-type]
+
+
+class PooledTiles(Tiles):
+    """:class:`Tiles` for an actor whose calls run on several pooled threads (a painter):
+    each tile call computes on a thread of its own that ends with it, so no pooled thread
+    keeps an OpenMP team beside the one the job computes on (:mod:`nst.own_thread`)."""
+
+    def bind(self, spec: NetworkSpec) -> None:
+        on_own_thread(super().bind, spec)
+
+    def stats(self, key: int, xt: torch.Tensor, win: Window, tag: tuple[int, int],
+              keep_graph: bool) -> dict[str, list[torch.Tensor]]:  # fmt: skip
+        return on_own_thread(super().stats, key, xt, win, tag, keep_graph)
+
+    def grad(
+        self, key: int, xt: torch.Tensor | None, win: Window, tag: tuple[int, int],
+        keep_graph: bool, coefficients: dict[str, tuple[torch.Tensor, ...]],
+    ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:  # fmt: skip
+        return on_own_thread(super().grad, key, xt, win, tag, keep_graph, coefficients)
 
 
 class TileWorker(Tiles):

@@ -15,10 +15,10 @@ import torch
 
 from nst.config import Config
 from nst.events import Finished, Stage, Started
+from nst.load import MachineLoad
 from nst.web import calibration
 from nst.web.estimates import SPEEDS, Measured, Speed, SpeedBook
 from nst.web.jobs import Job
-from nst.web.load import MachineLoad
 from nst.web.manager import JobManager
 from tests.web.helpers import fake_step
 from tests.web.test_manager import stepping_runner

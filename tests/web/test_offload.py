@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from nst.web import uploads
-from nst.web.offload import in_own_thread, on_own_thread
+from nst.web.offload import in_own_thread
 from tests.web.helpers import submit, wait_state
 
 
@@ -21,7 +21,7 @@ def test_in_own_thread_runs_on_a_new_thread_and_hands_back_the_result():
 
     thread, args = asyncio.run(go())
     assert args == (1, "two")
-    assert thread is not threading.current_thread() and thread.name == "nst-request"
+    assert thread is not threading.current_thread() and thread.name == "nst-own-thread"
     thread.join()  # it ends once it has answered
 
 
@@ -34,18 +34,6 @@ def test_in_own_thread_raises_the_functions_exception_in_the_caller():
 
     with pytest.raises(KeyError, match="gone"):
         asyncio.run(go())
-
-
-def test_on_own_thread_waits_for_a_new_thread_and_raises_its_exception():
-    thread, args = on_own_thread(_where, 3)
-    assert args == (3,) and thread is not threading.current_thread()
-    assert thread.name == "nst-request" and not thread.is_alive()
-
-    def fail():
-        raise ValueError("bad")
-
-    with pytest.raises(ValueError, match="bad"):
-        on_own_thread(fail)
 
 
 def test_a_submitted_job_is_prepared_on_a_thread_that_ends(make_client, monkeypatch):
@@ -63,4 +51,4 @@ def test_a_submitted_job_is_prepared_on_a_thread_that_ends(make_client, monkeypa
     assert r.status_code == 201, r.text
     assert wait_state(client, r.json()["id"])["state"] == "done"
     [thread] = [t for t in seen if t.name != "nst-calibrate"]
-    assert thread.name == "nst-request"  # not "AnyIO worker thread"
+    assert thread.name == "nst-own-thread"  # not "AnyIO worker thread"

@@ -33,7 +33,8 @@ import torch
 from ..batch.cluster import Cluster
 from ..errors import NstError, one_line
 from ..events import Event, Notice
-from ..spread import Tiles
+from ..own_thread import on_own_thread
+from ..spread import PooledTiles
 from .jobs import CHECKPOINT_EVERY, RESULT, AscentPlan, Job
 
 #: seconds between two reads of a running job's events
@@ -65,10 +66,10 @@ class Shipped:
     tile_workers: int = 0  # a print-size job: tile workers to start beside its painter
 
 
-class WebPainter(Tiles):
+class WebPainter(PooledTiles):
     """A Ray actor: paints one web job at a time, keeping the network between jobs; its
     threads run the job, the calls that read its events or stop it, and the tiles of a
-    print-size job (it is a tile worker too, :class:`nst.spread.Tiles`)."""
+    print-size job (it is a tile worker too, :class:`nst.spread.PooledTiles`)."""
 
     def __init__(self, threads: int) -> None:
         from .. import process
@@ -94,7 +95,12 @@ class WebPainter(Tiles):
         self.stop_flag.set()
 
     def run(self, job: Shipped) -> torch.Tensor | str:
-        """The picture, or an error's one line (a bad input, a bug: the job fails)."""
+        """The picture, or an error's one line (a bad input, a bug: the job fails). On a
+        thread of its own, as the tile calls: this actor's call threads are pooled
+        (:mod:`nst.own_thread`)."""
+        return on_own_thread(self._paint, job)
+
+    def _paint(self, job: Shipped) -> torch.Tensor | str:
         self.stop_flag.clear()
 
         def on_event(event: Event) -> None:

@@ -1,6 +1,6 @@
 """What the server knows of its own speed: seconds per iteration per megapixel, from its
 recent runs (or its start-up test run), each kept with how busy the machine was while it
-ran (:mod:`nst.web.load`: the cores other programs wanted).
+ran (:mod:`nst.load`: the cores other programs wanted).
 
 An estimate multiplies that speed by the work asked for and adds the wait for the runs
 queued before it. The load's effect is learnt, not assumed: once the recent runs were

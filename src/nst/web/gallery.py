@@ -8,7 +8,7 @@ import io
 import threading
 
 from .. import builtins
-from .offload import on_own_thread
+from ..own_thread import on_own_thread
 
 #: the thumbnails' longest side (the galleries show them at 72×56 CSS px, 2× for HiDPI)
 THUMB = 160

@@ -41,10 +41,10 @@ import torch
 from ..errors import ConfigError, ImageError, NstError, RunStopped, one_line
 from ..events import Event, Progress, Stage, Started, Step, with_progress
 from ..imageio import atomic_write, save_image
+from ..load import EVERY as LOAD_EVERY
+from ..load import MachineLoad, threads_for
 from .estimates import Measured, Speed, SpeedBook
 from .jobs import JOB_ID, Job, Runner, api_runner, plan_again
-from .load import EVERY as LOAD_EVERY
-from .load import MachineLoad, threads_for
 from .settings import DIR_MODE, FILE_MODE, MARKER, WebSettings, make_private_dir
 
 log = logging.getLogger("nst.web")

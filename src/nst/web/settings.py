@@ -163,7 +163,7 @@ class WebSettings:
     token: str | None = field(default=None, repr=False)
     visitor_jobs: int = _default("visitor_jobs")  # with sign-in: jobs per visitor
     calibrate: bool = True  # a short test run at start-up, for estimates before any run
-    measure_load: bool = True  # estimates corrected for the machine's load (nst.web.load)
+    measure_load: bool = True  # estimates corrected for the machine's load (nst.load)
 
     def limits(self) -> dict[str, float]:
         """The numeric limits by name: what options declare as their ``cap``."""

@@ -17,9 +17,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ...errors import NstError
 from ...imageio import atomic_write
+from ...own_thread import on_own_thread
 from ..jobs import CONFIG, INPUT_NAME, Job, safe_child
 from ..manager import JobManager, QueueFull
-from ..offload import in_own_thread, on_own_thread
+from ..offload import in_own_thread
 from ..schemas import JobView
 from ..settings import FILE_MODE
 from ..state import AppState, Problem, job_or_404, owner, state, visitor

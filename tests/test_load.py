@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from nst.web.load import CpuTimes, MachineLoad, read_times, threads_for
+from nst.load import CpuTimes, MachineLoad, read_times, threads_for
 
 
 class Times:
