@@ -6,6 +6,7 @@ Nothing here reads the paper's images: the suite makes its own pictures.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,11 @@ from nst.layers import BLOCKS, CONV_NAMES
 from nst.model.classifier import VGGClassifier
 from nst.model.vgg import build_extractor
 from nst.model.weights import CAFFE, VGGWeights
+
+#: the suite's commands (in this process and in the ones it starts) compute with a fixed
+#: number of threads: fitted to the load (nst.cli.threads), a command beside a busy
+#: program would round differently from the references computed here
+os.environ.setdefault("NST_THREADS", str(torch.get_num_threads()))
 
 #: precisions every core test runs in (CUDA joins where a GPU is present)
 PRECISIONS = ["fp32", "bf16"]

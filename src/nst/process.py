@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 #: decoded pixels allowed per input image (width * height) by default
 MAX_PIXELS = 80_000_000
+#: the most torch threads NST_THREADS may ask for
+MAX_THREADS = 1024
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,10 @@ class ProcessSettings:
     #: zeroed page by page on first touch. Off unless a front end turns it on: it changes
     #: the allocator of the whole process, and glibc has no way back
     keep_freed_memory: bool = False
+    #: torch threads the ``nst`` command computes with; None: torch's default number, fewer
+    #: while other programs keep cores busy (the command fits them to the load at its
+    #: steps: :mod:`nst.cli.threads`). The library itself sets no threads
+    threads: int | None = None
 
 
 _current = ProcessSettings()
@@ -51,15 +57,29 @@ def configure(**changes: object) -> ProcessSettings:
 
 def from_environment(environ: dict[str, str]) -> ProcessSettings:
     """What the ``nst`` command sets: the autotuner on, freed memory kept unless
-    NST_KEEP_FREED_MEMORY is 0, and NST_MAX_PIXELS if given. A bad value raises
-    :class:`ValueError` with one line naming the variable."""
+    NST_KEEP_FREED_MEMORY is 0, NST_MAX_PIXELS if given, and NST_THREADS (a number, or
+    ``auto``: fitted to the load). A bad value raises :class:`ValueError` with one line
+    naming the variable."""
     value = environ.get("NST_MAX_PIXELS", "").strip()
     keep = environ.get("NST_KEEP_FREED_MEMORY", "").strip()
     if keep not in ("", "0", "1"):
         raise ValueError(f"NST_KEEP_FREED_MEMORY must be 0 or 1 (got {keep[:40]!r})")
-    changes: dict[str, object] = {"tune_convolutions": True, "keep_freed_memory": keep != "0"}
+    threads = environ.get("NST_THREADS", "").strip()
+    fixed = None
+    if threads.lower() not in ("", "auto"):
+        if not _whole(threads) or not 1 <= int(threads) <= MAX_THREADS:
+            raise ValueError(f"NST_THREADS must be a whole number from 1 to {MAX_THREADS} or "
+                             f"auto (got {threads[:40]!r})")  # fmt: skip
+        fixed = int(threads)
+    changes: dict[str, object] = {"tune_convolutions": True, "keep_freed_memory": keep != "0",
+                                  "threads": fixed}  # fmt: skip
     if value:
-        if not value.isdigit() or int(value) < 1:
+        if not _whole(value) or int(value) < 1:
             raise ValueError(f"NST_MAX_PIXELS must be a positive whole number (got {value[:40]!r})")
         changes["max_pixels"] = int(value)
     return configure(**changes)
+
+
+def _whole(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` takes "²", which ``int`` refuses)."""
+    return text.isascii() and text.isdigit() and len(text) <= 18

@@ -1,6 +1,8 @@
 """Usage errors (a missing argument, an unknown option or command) are one line naming the
 command, with exit code 2; ``NST_DEBUG=1`` shows click's full usage box instead."""
 
+import os
+
 import pytest
 
 from nst.cli.app import main
@@ -67,8 +69,9 @@ def test_the_pixel_limit_comes_from_the_environment_through_the_command(
     code, _, err = run_main(capsys, "stylize", str(photo), str(photo), "-o", out, "--size", "16")
     assert code == 2
     assert err == f"nst: error: {photo}: too many pixels (40×30 = 1,200 > 1,000)\n"
+    fixed = int(os.environ["NST_THREADS"])  # the suite's (tests/conftest.py)
     assert process.current() == process.ProcessSettings(
-        1000, tune_convolutions=True, keep_freed_memory=True
+        1000, tune_convolutions=True, keep_freed_memory=True, threads=fixed
     )
     assert not (tmp_path / "x.png").exists()
     monkeypatch.setenv("NST_MAX_PIXELS", "lots")
@@ -81,6 +84,30 @@ def test_the_pixel_limit_comes_from_the_environment_through_the_command(
     code, _, err = run_main(capsys, "stylize", str(photo), str(photo), "-o", y, "--size", "16")
     assert (code, err) == (2, "nst: error: NST_KEEP_FREED_MEMORY must be 0 or 1 (got 'yes')\n")
     assert not (tmp_path / "y.png").exists()
+    monkeypatch.delenv("NST_KEEP_FREED_MEMORY")
+    monkeypatch.setenv("NST_THREADS", "0")
+    code, _, err = run_main(capsys, "stylize", str(photo), str(photo), "-o", y, "--size", "16")
+    assert (code, err) == (2, "nst: error: NST_THREADS must be a whole number from 1 to 1024 "
+                              "or auto (got '0')\n")  # fmt: skip
+    assert not (tmp_path / "y.png").exists()
+
+
+def test_the_threads_come_from_the_environment_a_number_or_auto(monkeypatch):
+    """NST_THREADS: a number fixes the command's threads; unset or ``auto`` (None) fits
+    them to the load (nst.cli.threads); anything else is refused naming the variable."""
+    from nst import process
+
+    monkeypatch.setattr(process, "_current", process.ProcessSettings())  # restored after
+    assert process.from_environment({}).threads is None
+    assert process.from_environment({"NST_THREADS": " Auto "}).threads is None
+    assert process.from_environment({"NST_THREADS": "3"}).threads == 3
+    assert process.from_environment({"NST_THREADS": "1024"}).threads == 1024
+    for bad in ("0", "1025", "-1", "2.5", "²", "two"):
+        with pytest.raises(ValueError, match=r"^NST_THREADS must be a whole number from 1 to "
+                                             r"1024 or auto \(got '"):  # fmt: skip
+            process.from_environment({"NST_THREADS": bad})
+    with pytest.raises(ValueError, match=r"^NST_MAX_PIXELS must be a positive whole number"):
+        process.from_environment({"NST_MAX_PIXELS": "²"})  # a digit to isdigit, not to int
 
 
 def test_freed_memory_is_kept_unless_the_environment_says_0(monkeypatch):

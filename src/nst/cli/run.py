@@ -304,7 +304,13 @@ def run_job(
                 say(f"warning: {exc}; no more intermediate images are written")
                 previews_ok[0] = False
 
-    closing = [json_log] if json_log is not None else []
+    from .threads import command_threads  # torch: not imported before a command runs
+
+    closing: list[_Closable] = [json_log] if json_log is not None else []
+    fit = command_threads(None if quiet else say)
+    if fit is not None:
+        handlers.append(fit)
+        closing.append(fit)
     with guarded(lambda: "interrupted before the first iteration; nothing written", closing) as sig:
         try:
             image = run(on_event, save_every)
@@ -337,8 +343,8 @@ def guarded(
     interrupted: Callable[[], str], closing: Sequence[_Closable] = ()
 ) -> Iterator[_Signals]:
     """The body runs with SIGTERM and SIGHUP raised as Ctrl-C. Ctrl-C (or those) says
-    ``interrupted()`` and exits 130 (143, 129); an NstError is one line and exit 2; the
-    logs in ``closing`` are closed either way."""
+    ``interrupted()`` and exits 130 (143, 129); an NstError is one line and exit 2; what
+    ``closing`` holds (logs, the thread fitter) is closed either way."""
     with signals_as_interrupts() as signals:
         try:
             yield signals

@@ -173,9 +173,15 @@ def video(
     except NstError as exc:
         fail(exc)
     advice = [] if quiet else list(start_advice(config, True))
+    from ..threads import command_threads
+
+    fit = command_threads(None if quiet else say)
+    closing: list[Any] = [json_log] if json_log is not None else []
+    if fit is not None:
+        handlers.append(fit)
+        closing.append(fit)
     on_event = VideoEvents(handlers, json_log, advice)
     start = time.monotonic()
-    closing = [json_log] if json_log is not None else []
     with guarded(lambda: "interrupted before the first frame; nothing written", closing) as sig:
         try:
             result = stylize_video(
