@@ -10,6 +10,8 @@ from nst import process
 from nst.cli import threads
 from nst.events import Step
 from nst.load import EVERY, CpuTimes, MachineLoad
+from tests.cli.test_usage import run_main
+from tests.conftest import requires_weights
 
 
 class Machine:
@@ -94,3 +96,40 @@ def test_nst_threads_fixes_the_number_and_fits_nothing(two_threads, monkeypatch)
     torch.set_num_threads(2)
     fit = threads.command_threads()
     assert isinstance(fit, threads.FitThreads) and fit.most == 2
+
+
+@requires_weights
+def test_the_command_beside_a_hog_computes_with_fewer_threads_and_says_so(
+    two_threads, monkeypatch, capsys, tmp_path
+):
+    """`nst stylize` with NST_THREADS=auto on a machine whose load (faked) shows a hog:
+    one line when it drops a thread, and its number back once the run ended."""
+    m = Machine()
+
+    def hogged() -> CpuTimes:
+        m.run(1.0, busy=2.0, own=1.0)
+        return m.read()
+
+    seen: list[int] = []
+    monkeypatch.setattr(threads, "FIRST_LOOK", 0.0)
+    monkeypatch.setattr(threads, "MachineLoad", lambda: MachineLoad(2, hogged, clock=lambda: m.now))
+    monkeypatch.setattr(threads.FitThreads, "close", _recording_close(seen))
+    monkeypatch.setattr(process, "_current", process.ProcessSettings())  # restored after
+    monkeypatch.setenv("NST_THREADS", "auto")
+    out = tmp_path / "x.png"
+    code, _, err = run_main(capsys, "stylize", "builtin:chelsea", "builtin:swirls", "-o",
+                            str(out), "--size", "24", "--iterations", "3")  # fmt: skip
+    assert code == 0, err
+    assert ("nst: other programs keep cores busy: computing with 1 of 2 threads "
+            "(NST_THREADS=2 keeps them all)\n") in err  # fmt: skip
+    assert seen == [1] and torch.get_num_threads() == 2 and out.is_file()
+
+
+def _recording_close(seen: list[int]):
+    close = threads.FitThreads.close
+
+    def recording(self) -> None:
+        seen.append(torch.get_num_threads())  # what the run computed with at its end
+        close(self)
+
+    return recording
