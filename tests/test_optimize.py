@@ -355,3 +355,29 @@ def test_a_settling_run_resumed_from_a_snapshot_ends_where_the_whole_run_ended(m
         again = minimize(quadratic, torch.zeros_like(x0), resume=saved[at], **options)
         assert (again.iterations, again.reason) == (full.iterations, "settled"), at
         assert torch.equal(again.x, full.x)
+
+
+def test_a_line_search_stops_when_the_loss_cannot_tell_its_trials_apart():
+    """At the end of a bf16 run a step of ~1e-5 levels rounds away and the loss repeats
+    its value exactly: the search ends there (no acceptable point) instead of narrowing
+    the bracket for all its evaluations."""
+    from nst.optimize import MAX_LINE_EVALUATIONS, _Point, line_search
+
+    slope = -1e-9  # a descent direction, too shallow to gain anything the loss can show
+
+    def loss(t: float) -> float:
+        return round((1.0 + t * t + slope * t) / 1e-6) * 1e-6  # resolution 1e-6
+
+    trials: list[float] = []
+
+    def phi(t: float) -> _Point:
+        trials.append(t)
+        g = torch.tensor([2 * t + slope], dtype=torch.float64)
+        return _Point(t, loss(t), g, float(g), None)
+
+    start = _Point(0.0, loss(0.0), torch.tensor([slope], dtype=torch.float64), slope, None)
+    d = torch.ones(1, dtype=torch.float64)
+    assert line_search(phi, start, 1.0, d) is None
+    assert loss(trials[-1]) == start.f  # it stopped at the first trial that repeated f0
+    assert all(loss(t) != start.f for t in trials[:-1])
+    assert len(trials) < MAX_LINE_EVALUATIONS // 2

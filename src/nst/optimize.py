@@ -788,6 +788,11 @@ def line_search(
             trial = _cubic_min(lo, hi, left + margin, right - margin)
             p = phi(trial)
             evaluations += 1
+            if p.f == lo.f:
+                # the loss cannot tell the two apart: the bracket is below its resolution
+                # (bf16 rounds a step of ~1e-5 levels away), and narrower trials only
+                # repeat the value (~20 evaluations per search at the end of a run)
+                break
             if not armijo(p) or p.f >= lo.f:
                 hi = p
             else:
