@@ -1,6 +1,8 @@
 """How busy the machine is: how many cores other programs want, sampled every few
-seconds, so that the server's estimates can tell a speed measured on a busy machine from
-one measured on a quiet one (:mod:`nst.web.estimates`).
+seconds, so that a run computes with the cores the others leave (the web's jobs,
+:mod:`nst.web.manager`; the ``nst`` command's runs, :mod:`nst.cli.threads`) and the
+server's estimates can tell a speed measured on a busy machine from one measured on a
+quiet one (:mod:`nst.web.estimates`).
 
 Every few seconds the sampler reads the CPU time the whole machine spent busy
 (``/proc/stat``) and the CPU time of this process (``os.times``). What the others used is
@@ -9,9 +11,9 @@ and a fair scheduler gives each runnable thread the same share, so their demand 
 use scaled by ours (``others_used * our_threads / our_used``). Where ``/proc/stat``
 cannot be read, the load is 0.
 
-A job computes with the cores the others leave (:func:`threads_for`, checked at every
-step). How much a given load still slows a run is not modelled, so the estimates learn it
-from the server's own runs.
+A run computes with the cores the others leave (:func:`threads_for`, checked at its
+steps). How much a given load still slows a run is not modelled, so the estimates learn
+it from the server's own runs.
 """
 
 from __future__ import annotations
