@@ -5,7 +5,7 @@ as long as on a quiet machine).
 Each row is one `nst stylize` as users run it (the built-in photo and painting, a fresh
 process, start-up included): with ``NST_THREADS`` set to the machine's cores (every
 thread whatever the load, as the command was) and with it unset (``auto``: fitted to the
-load at its steps, nst.cli.threads), on a quiet machine and beside ``--hogs`` busy loops
+load at its steps, nst.threads), on a quiet machine and beside ``--hogs`` busy loops
 (programs of one thread that never sleep, started here and stopped after each run). The
 settings interleaved over ``--rounds``, the lower wall clock of each, and the ratios.
 

@@ -26,9 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -42,12 +40,7 @@ def eigh_ms(repeat: int) -> dict[str, float]:
     its team then lives as long as the process)."""
     import torch
 
-    def on_thread(fn: Callable[[], object]) -> Any:
-        out: list[object] = []
-        t = threading.Thread(target=lambda: out.append(fn()))
-        t.start()
-        t.join()
-        return out[0]
+    from nst.own_thread import on_own_thread as on_thread
 
     def matrix() -> torch.Tensor:
         g = torch.Generator().manual_seed(0)

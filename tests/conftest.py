@@ -23,7 +23,7 @@ from nst.model.vgg import build_extractor
 from nst.model.weights import CAFFE, VGGWeights
 
 #: the suite's commands (in this process and in the ones it starts) compute with a fixed
-#: number of threads: fitted to the load (nst.cli.threads), a command beside a busy
+#: number of threads: fitted to the load (nst.threads), a command beside a busy
 #: program would round differently from the references computed here
 os.environ.setdefault("NST_THREADS", str(torch.get_num_threads()))
 
@@ -225,3 +225,12 @@ def ray_nodes(count: int) -> Iterator[tuple]:
         if ray.is_initialized():
             ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.fixture
+def two_threads():
+    """torch computes with 2 threads in the test (its number before, after it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)

@@ -1,6 +1,6 @@
 """How busy the machine is: how many cores other programs want, sampled every few
 seconds, so that a run computes with the cores the others leave (the web's jobs,
-:mod:`nst.web.manager`; the ``nst`` command's runs, :mod:`nst.cli.threads`) and the
+:mod:`nst.web.manager`; the ``nst`` command's runs, :mod:`nst.threads`) and the
 server's estimates can tell a speed measured on a busy machine from one measured on a
 quiet one (:mod:`nst.web.estimates`).
 

@@ -94,7 +94,7 @@ def test_the_pixel_limit_comes_from_the_environment_through_the_command(
 
 def test_the_threads_come_from_the_environment_a_number_or_auto(monkeypatch):
     """NST_THREADS: a number fixes the command's threads; unset or ``auto`` (None) fits
-    them to the load (nst.cli.threads); anything else is refused naming the variable."""
+    them to the load (nst.threads); anything else is refused naming the variable."""
     from nst import process
 
     monkeypatch.setattr(process, "_current", process.ProcessSettings())  # restored after

@@ -43,6 +43,7 @@ from ..events import Event, Progress, Stage, Started, Step, with_progress
 from ..imageio import atomic_write, save_image
 from ..load import EVERY as LOAD_EVERY
 from ..load import MachineLoad, threads_for
+from ..threads import set_threads
 from .estimates import Measured, Speed, SpeedBook
 from .jobs import JOB_ID, Job, Runner, api_runner, plan_again
 from .settings import DIR_MODE, FILE_MODE, MARKER, WebSettings, make_private_dir
@@ -270,15 +271,13 @@ class JobManager:
         """On a job's thread: compute with the cores other programs leave (at the job's
         start and at each step; the load is sampled every few seconds)."""
         want = threads_for(self.load.busy, self.run_threads, self.load.cores, self._running())
-        if want != torch.get_num_threads():
-            torch.set_num_threads(want)
+        set_threads(want)
         self.threads_now = want
 
     def _give_back_threads(self) -> None:
         """On a job's thread once its run ended: the server's own number of threads again
         (a thread started later begins with the last number set)."""
-        if torch.get_num_threads() != self.run_threads:
-            torch.set_num_threads(self.run_threads)
+        set_threads(self.run_threads)
         self.threads_now = self.run_threads
 
     def _load_loop(self) -> None:

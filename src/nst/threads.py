@@ -1,0 +1,67 @@
+"""A run's torch threads: set (:func:`set_threads`) and fitted to the machine's load at
+its steps (:class:`FitThreads`).
+
+A thread beyond the free cores waits at every OpenMP barrier for one: beside one CPU hog
+on 2 cores, a run with 2 threads took 16.7x as long as on a quiet machine, one with 1
+thread 2x (docs/PERFORMANCE.md). So a run samples the machine's load
+(:class:`nst.load.MachineLoad`) at most every few seconds, at a step, on the thread that
+computes, and computes with the cores the others leave (:func:`nst.load.threads_for`).
+Used by the ``nst`` command (:mod:`nst.cli.threads`); the web's own jobs share one
+sampler (:mod:`nst.web.manager`) and set their threads with :func:`set_threads`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from .events import Step
+from .load import EVERY, MachineLoad, threads_for
+
+#: seconds of the run before its first look at the load (its start-up is in it)
+FIRST_LOOK = 0.5
+
+
+def set_threads(count: int) -> None:
+    """Compute with ``count`` torch threads on this thread (and threads started later);
+    nothing is done when that is the number already (setting it rebuilds MKL's and
+    OpenMP's settings)."""
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+
+
+class FitThreads:
+    """An event handler (on the computing thread): at a step, once ``FIRST_LOOK`` then
+    every ``EVERY`` seconds, the load sampled and the threads fitted to it, between 1 and
+    ``most``; ``on_change`` is told each new number. :meth:`close` gives ``most`` back."""
+
+    def __init__(
+        self,
+        most: int,
+        load: MachineLoad | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
+        self.most = most
+        self.load = load or MachineLoad()
+        self.clock = clock
+        self.on_change = on_change
+        self.load.sample(0)  # the interval's start
+        self.next = clock() + FIRST_LOOK
+
+    def __call__(self, event: Any) -> None:
+        if not isinstance(event, Step) or self.clock() < self.next:
+            return
+        self.next = self.clock() + EVERY
+        self.load.sample(torch.get_num_threads())
+        want = threads_for(self.load.busy, self.most, self.load.cores)
+        if want != torch.get_num_threads():
+            torch.set_num_threads(want)
+            if self.on_change is not None:
+                self.on_change(want)
+
+    def close(self) -> None:
+        set_threads(self.most)
