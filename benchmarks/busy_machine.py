@@ -1,15 +1,19 @@
 """The `nst` command beside another busy program: threads fitted to the load against a
 fixed number (issue 40: beside one CPU hog on 2 cores, a run with 2 threads took 16.7x
-as long as on a quiet machine).
+as long as on a quiet machine). For the batch, ``NST_THREADS`` set fixes its painters'
+threads too.
 
 Each row is one `nst stylize` as users run it (the built-in photo and painting, a fresh
-process, start-up included): with ``NST_THREADS`` set to the machine's cores (every
+process, start-up included), or with ``--command batch`` one `nst batch` of four photos
+with the swirls on a local Ray (one painter with every core's thread; Ray's start-up
+included): with ``NST_THREADS`` set to the machine's cores (every
 thread whatever the load, as the command was) and with it unset (``auto``: fitted to the
 load at its steps, nst.threads), on a quiet machine and beside ``--hogs`` busy loops
 (programs of one thread that never sleep, started here and stopped after each run). The
 settings interleaved over ``--rounds``, the lower wall clock of each, and the ratios.
 
-    python benchmarks/busy_machine.py [--preset fast] [--size 256] [--iterations 100]
+    python benchmarks/busy_machine.py [--command batch] [--preset fast] [--size 256]
+        [--iterations 100]
 """
 
 from __future__ import annotations
@@ -25,14 +29,22 @@ from pathlib import Path
 from common import machine, table
 
 HOG = "while True: pass"
+#: ``--command batch``'s jobs (each with the swirls)
+BATCH_CONTENTS = ["builtin:chelsea", "builtin:astronaut", "builtin:coffee", "builtin:rocket"]
 
 
 def once(args: argparse.Namespace, threads: str, hogs: int, out: Path) -> float:
     """Wall seconds of one command run beside ``hogs`` busy loops."""
     env = {**os.environ, "NST_THREADS": threads}
-    argv = ["stylize", "builtin:chelsea", "builtin:swirls", "--preset", args.preset,
-            "--size", str(args.size), "--iterations", str(args.iterations), "--seed", "0",
-            "--quiet", "-o", str(out)]  # fmt: skip
+    common = ["--preset", args.preset, "--size", str(args.size), "--iterations",
+              str(args.iterations), "--seed", "0", "--quiet", "-o", str(out)]  # fmt: skip
+    if args.command == "batch":
+        cores = str(len(os.sched_getaffinity(0)))
+        contents = [a for c in BATCH_CONTENTS for a in ("--contents", c)]
+        argv = ["batch", *contents, "--styles", "builtin:swirls", "--workers", "1",
+                "--threads-per-worker", cores, *common]  # fmt: skip
+    else:
+        argv = ["stylize", "builtin:chelsea", "builtin:swirls", *common]
     busy = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(hogs)]
     try:
         start = time.perf_counter()
@@ -47,6 +59,7 @@ def once(args: argparse.Namespace, threads: str, hogs: int, out: Path) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--command", choices=["stylize", "batch"], default="stylize")
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=100)
@@ -65,7 +78,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  NST_THREADS={threads}, {hogs} hogs: {seconds:.1f} s", flush=True)
     rows = [{"NST_THREADS": t, "hogs": h, "seconds": best[t, h],
              "vs quiet": best[t, h] / best[t, 0]} for t, h in runs]  # fmt: skip
-    print(f"stylize --preset {args.preset} --size {args.size} --iterations {args.iterations}:")
+    what = f"--preset {args.preset} --size {args.size} --iterations {args.iterations}"
+    print(f"{args.command} {what}:")
     print(table(rows))
     fixed, fitted = best[str(cores), args.hogs], best["auto", args.hogs]
     print(f"beside {args.hogs} hog(s): fitted / fixed {fitted / fixed:.3f}; "

@@ -6,8 +6,9 @@ on 2 cores, a run with 2 threads took 16.7x as long as on a quiet machine, one w
 thread 2x (docs/PERFORMANCE.md). So a run samples the machine's load
 (:class:`nst.load.MachineLoad`) at most every few seconds, at a step, on the thread that
 computes, and computes with the cores the others leave (:func:`nst.load.threads_for`).
-Used by the ``nst`` command (:mod:`nst.cli.threads`); the web's own jobs share one
-sampler (:mod:`nst.web.manager`) and set their threads with :func:`set_threads`.
+Used by the ``nst`` command (:mod:`nst.cli.threads`) and the batch's and the web
+cluster's painters (:mod:`nst.batch.engine`, :mod:`nst.web.cluster`); the web's own jobs
+share one sampler (:mod:`nst.web.manager`) and set their threads with :func:`set_threads`.
 """
 
 from __future__ import annotations

@@ -5,9 +5,18 @@ pooled thread keeps an OpenMP team (which made w2 runs 1.9x slower in a batch)."
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
+import pytest
+import torch
+
+from nst import execution
+from nst import threads as fitting
 from nst.batch.engine import Painter
+from nst.events import Step
+from nst.load import CpuTimes, MachineLoad
 from nst.spread import Tiles
+from nst.web import cluster
 from nst.web.cluster import WebPainter
 
 
@@ -55,3 +64,65 @@ def test_a_web_painters_job_runs_on_a_thread_that_ends(monkeypatch):
     painter = WebPainter.__new__(WebPainter)
     assert painter.run("job") == "the picture"
     assert _ended_own_threads(seen, 1)
+
+
+class _Hogged:
+    """A 2-core machine's load with a hog on one core beside a run that got one core."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def read(self) -> CpuTimes:
+        self.now += 1.0
+        return CpuTimes(self.now, 2.0 * self.now, 1.0 * self.now)
+
+    def load(self) -> MachineLoad:
+        return MachineLoad(2, self.read, clock=lambda: self.now)
+
+
+def _stepping(seen: list[int]):
+    """An ``execute`` that reports three steps and records the threads after each."""
+
+    def execute(plan, on_event, *args, **kwargs):
+        for i in range(3):
+            on_event(Step(i, i, 1.0, {}, {}, {}, 0.0))
+            seen.append(torch.get_num_threads())
+        return "the picture"
+
+    return execute
+
+
+@pytest.mark.parametrize("fit", [True, False])
+def test_a_painters_job_computes_with_the_cores_other_programs_leave(two_threads, monkeypatch, fit):
+    """A batch painter with 2 threads beside a hog computes with 1 and gives its 2 back at
+    the end; with the driver's threads fixed (NST_THREADS) it keeps its 2."""
+    monkeypatch.setattr(fitting, "FIRST_LOOK", 0.0)
+    monkeypatch.setattr(fitting, "MachineLoad", _Hogged().load)
+    seen: list[int] = []
+    monkeypatch.setattr(execution, "execute", _stepping(seen))
+    painter = Painter.__new__(Painter)
+    painter.threads, painter.fit, painter.stop_flag = 2, fit, threading.Event()
+    events: list[object] = []
+    assert painter.execute("plan", events.append, None, None, ()) == "the picture"
+    assert seen == ([1, 1, 1] if fit else [2, 2, 2]) and len(events) == 3
+    assert torch.get_num_threads() == 2
+
+
+def test_a_web_painters_job_computes_with_the_cores_other_programs_leave(two_threads, monkeypatch):
+    monkeypatch.setattr(fitting, "FIRST_LOOK", 0.0)
+    monkeypatch.setattr(fitting, "MachineLoad", _Hogged().load)
+    seen: list[int] = []
+    monkeypatch.setattr(execution, "execute", _stepping(seen))
+    monkeypatch.setattr(cluster, "_planned", lambda job, tmp: ("plan", _NoWork()))
+    painter = WebPainter.__new__(WebPainter)
+    painter.threads, painter.fit = 2, True
+    painter.stop_flag, painter.lock, painter.events = threading.Event(), threading.Lock(), []
+    job = SimpleNamespace(resume=False, tile_workers=0, preview_every=0)
+    assert painter._paint(job) == "the picture"
+    assert seen == [1, 1, 1] and len(painter.events) == 3
+    assert torch.get_num_threads() == 2
+
+
+class _NoWork:
+    def discard(self) -> None:
+        pass

@@ -60,7 +60,7 @@ class Painter(PooledTiles):
     tile worker too (:class:`nst.spread.PooledTiles`): a poster's painter spreads its tiles over
     itself and the painters the dispatch lends it (``run``'s ``helpers``)."""
 
-    def __init__(self, threads: int, max_pixels: int) -> None:
+    def __init__(self, threads: int, max_pixels: int, fit: bool = True) -> None:
         import torch
 
         from .. import process
@@ -70,6 +70,10 @@ class Painter(PooledTiles):
         # freed memory as the CLI's
         process.configure(max_pixels=max_pixels, tune_convolutions=True, keep_freed_memory=True)
         self.threads = threads
+        #: a job computes with the cores other programs leave on this node (at most
+        #: ``threads``), as the ``nst`` command does; not where the driver fixed its
+        #: threads (``NST_THREADS``)
+        self.fit = fit and threads > 1
         self.stop_flag = threading.Event()
         self.events: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -214,15 +218,25 @@ class Painter(PooledTiles):
 
         from ..execution import execute
         from ..spread import NetworkSpec, RaySpread
+        from ..threads import FitThreads
 
         spread = None
         if helpers:
             me = ray.get_runtime_context().current_actor
             spread = RaySpread.over(ray, [me, *helpers], self.threads, NetworkSpec.of(plan))
+        fit = FitThreads(self.threads) if self.fit else None
+
+        def on_step(event: Any) -> None:
+            if fit is not None:
+                fit(event)
+            on_event(event)
+
         try:
-            return execute(plan, on_event, stop=self.stop_flag, resume=state, checkpoint=work,
+            return execute(plan, on_step, stop=self.stop_flag, resume=state, checkpoint=work,
                            spread=spread)  # fmt: skip
         finally:
+            if fit is not None:
+                fit.close()
             if spread is not None:
                 spread.close()
 
@@ -340,6 +354,7 @@ class RayPool:
         self.actor: Any = None
         self.started = False
         self.max_pixels = 0
+        self.fit = True
 
     def open(self) -> int:
         from ..process import current
@@ -351,6 +366,7 @@ class RayPool:
         self.actor = self.ray.remote(num_cpus=c.threads, num_gpus=c.gpus,
                                      max_concurrency=6)(Painter)  # fmt: skip
         self.max_pixels = current().max_pixels  # the driver's limit, on every node
+        self.fit = current().threads is None  # NST_THREADS fixes the painters' threads too
         return workers
 
     def close(self) -> None:
@@ -358,7 +374,7 @@ class RayPool:
             self.ray.shutdown()
 
     def spawn(self) -> Any:
-        return self.actor.remote(self.cluster.threads, self.max_pixels)
+        return self.actor.remote(self.cluster.threads, self.max_pixels, self.fit)
 
     def warm(self, worker: Any, config: dict[str, Any]) -> Any:
         return worker.warm.remote(config)

@@ -77,6 +77,9 @@ class WebPainter(PooledTiles):
         torch.set_num_threads(threads)
         process.configure(keep_freed_memory=True)  # as the CLI's
         self.threads = threads
+        #: a job computes with the cores other programs leave on this node (at most
+        #: ``threads``), as the server's own jobs do
+        self.fit = threads > 1
         self.stop_flag = threading.Event()
         self.events: list[Event] = []
         self.lock = threading.Lock()
@@ -101,9 +104,14 @@ class WebPainter(PooledTiles):
         return on_own_thread(self._paint, job)
 
     def _paint(self, job: Shipped) -> torch.Tensor | str:
+        from ..threads import FitThreads
+
         self.stop_flag.clear()
+        fit = FitThreads(self.threads) if self.fit else None
 
         def on_event(event: Event) -> None:
+            if fit is not None:
+                fit(event)
             with self.lock:
                 self.events.append(event)
 
@@ -126,6 +134,9 @@ class WebPainter(PooledTiles):
             return one_line(str(exc))
         except Exception as exc:  # a bug: the job fails, the worker goes on
             return f"internal error: {type(exc).__name__}: {one_line(str(exc))[:200]}"
+        finally:
+            if fit is not None:
+                fit.close()
 
     def spread(self, plan: Any, count: int) -> Any:
         """This job's tiles on this painter and up to ``count`` tile workers started on
