@@ -77,3 +77,17 @@ def test_set_threads_sets_the_number_on_this_thread(two_threads):
     assert torch.get_num_threads() == 1
     set_threads(2)
     assert torch.get_num_threads() == 2
+
+
+def test_a_load_sampled_before_fits_the_threads_at_once(two_threads):
+    """A painter's load lives across its jobs: a job starts with the threads the load
+    leaves, before its set-up (a fresh load waits for its first look)."""
+    m = Machine()
+    load = MachineLoad(2, m.read, clock=lambda: m.now)
+    FitThreads(2, load, lambda: m.now)  # a fresh load: nothing known yet
+    assert torch.get_num_threads() == 2
+    m.run(3.0, busy=1.0, own=0.0)  # the painter idle, a hog on one core
+    fit = FitThreads(2, load, lambda: m.now)
+    assert torch.get_num_threads() == 1 and m.reads == 2
+    fit.close()
+    assert torch.get_num_threads() == 2

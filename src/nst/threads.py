@@ -50,14 +50,23 @@ class FitThreads:
         self.load = load or MachineLoad()
         self.clock = clock
         self.on_change = on_change
-        self.load.sample(0)  # the interval's start
         self.next = clock() + FIRST_LOOK
+        # a fresh load: the interval's start; one that lives across runs (a painter's,
+        # sampled through its last job and idle since) knows the load now: the threads are
+        # fitted at once, before the run's set-up (a painter's job spent most of its time
+        # beside a hog in its set-up at every core's thread: its process is niced by Ray)
+        if self.load.sample(0) is not None:
+            self.fit()
 
     def __call__(self, event: Any) -> None:
         if not isinstance(event, Step) or self.clock() < self.next:
             return
         self.next = self.clock() + EVERY
         self.load.sample(torch.get_num_threads())
+        self.fit()
+
+    def fit(self) -> None:
+        """The threads set to what the load, as last sampled, leaves (1 … ``most``)."""
         want = threads_for(self.load.busy, self.most, self.load.cores)
         if want != torch.get_num_threads():
             torch.set_num_threads(want)

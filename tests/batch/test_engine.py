@@ -97,11 +97,11 @@ def test_a_painters_job_computes_with_the_cores_other_programs_leave(two_threads
     """A batch painter with 2 threads beside a hog computes with 1 and gives its 2 back at
     the end; with the driver's threads fixed (NST_THREADS) it keeps its 2."""
     monkeypatch.setattr(fitting, "FIRST_LOOK", 0.0)
-    monkeypatch.setattr(fitting, "MachineLoad", _Hogged().load)
     seen: list[int] = []
     monkeypatch.setattr(execution, "execute", _stepping(seen))
     painter = Painter.__new__(Painter)
-    painter.threads, painter.fit, painter.stop_flag = 2, fit, threading.Event()
+    painter.threads, painter.stop_flag = 2, threading.Event()
+    painter.load = _Hogged().load() if fit else None
     events: list[object] = []
     assert painter.execute("plan", events.append, None, None, ()) == "the picture"
     assert seen == ([1, 1, 1] if fit else [2, 2, 2]) and len(events) == 3
@@ -110,12 +110,11 @@ def test_a_painters_job_computes_with_the_cores_other_programs_leave(two_threads
 
 def test_a_web_painters_job_computes_with_the_cores_other_programs_leave(two_threads, monkeypatch):
     monkeypatch.setattr(fitting, "FIRST_LOOK", 0.0)
-    monkeypatch.setattr(fitting, "MachineLoad", _Hogged().load)
     seen: list[int] = []
     monkeypatch.setattr(execution, "execute", _stepping(seen))
     monkeypatch.setattr(cluster, "_planned", lambda job, tmp: ("plan", _NoWork()))
     painter = WebPainter.__new__(WebPainter)
-    painter.threads, painter.fit = 2, True
+    painter.threads, painter.load = 2, _Hogged().load()
     painter.stop_flag, painter.lock, painter.events = threading.Event(), threading.Lock(), []
     job = SimpleNamespace(resume=False, tile_workers=0, preview_every=0)
     assert painter._paint(job) == "the picture"

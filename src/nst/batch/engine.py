@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, NstError, one_line
+from ..load import MachineLoad
 from ..own_thread import on_own_thread
 from ..spread import PooledTiles
 from .auth import client_missing, join_failure, use_token_if_any
@@ -71,9 +72,11 @@ class Painter(PooledTiles):
         process.configure(max_pixels=max_pixels, tune_convolutions=True, keep_freed_memory=True)
         self.threads = threads
         #: a job computes with the cores other programs leave on this node (at most
-        #: ``threads``), as the ``nst`` command does; not where the driver fixed its
-        #: threads (``NST_THREADS``)
-        self.fit = fit and threads > 1
+        #: ``threads``), as the ``nst`` command does, from this load sampled through the
+        #: painter's jobs; not where the driver fixed its threads (``NST_THREADS``)
+        self.load = MachineLoad() if fit and threads > 1 else None
+        if self.load is not None:
+            self.load.sample(0)  # the first job's start knows the load since
         self.stop_flag = threading.Event()
         self.events: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -224,7 +227,7 @@ class Painter(PooledTiles):
         if helpers:
             me = ray.get_runtime_context().current_actor
             spread = RaySpread.over(ray, [me, *helpers], self.threads, NetworkSpec.of(plan))
-        fit = FitThreads(self.threads) if self.fit else None
+        fit = FitThreads(self.threads, self.load) if self.load is not None else None
 
         def on_step(event: Any) -> None:
             if fit is not None:

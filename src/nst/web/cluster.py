@@ -33,6 +33,7 @@ import torch
 from ..batch.cluster import Cluster
 from ..errors import NstError, one_line
 from ..events import Event, Notice
+from ..load import MachineLoad
 from ..own_thread import on_own_thread
 from ..spread import PooledTiles
 from .jobs import CHECKPOINT_EVERY, RESULT, AscentPlan, Job
@@ -78,8 +79,11 @@ class WebPainter(PooledTiles):
         process.configure(keep_freed_memory=True)  # as the CLI's
         self.threads = threads
         #: a job computes with the cores other programs leave on this node (at most
-        #: ``threads``), as the server's own jobs do
-        self.fit = threads > 1
+        #: ``threads``), as the server's own jobs do, from this load sampled through the
+        #: painter's jobs
+        self.load = MachineLoad() if threads > 1 else None
+        if self.load is not None:
+            self.load.sample(0)  # the first job's start knows the load since
         self.stop_flag = threading.Event()
         self.events: list[Event] = []
         self.lock = threading.Lock()
@@ -107,7 +111,7 @@ class WebPainter(PooledTiles):
         from ..threads import FitThreads
 
         self.stop_flag.clear()
-        fit = FitThreads(self.threads) if self.fit else None
+        fit = FitThreads(self.threads, self.load) if self.load is not None else None
 
         def on_event(event: Event) -> None:
             if fit is not None:
