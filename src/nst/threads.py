@@ -75,3 +75,13 @@ class FitThreads:
 
     def close(self) -> None:
         set_threads(self.most)
+
+
+def change_line(now: int, most: int, keeps: str) -> str:
+    """What a change of threads says; ``keeps``: what keeps every thread (the numbers then
+    do not depend on the load: a run with another number of threads rounds differently
+    and ends elsewhere)."""
+    if now >= most:
+        return f"computing with all {most} threads again"
+    return (f"other programs keep cores busy: computing with {now} of {most} threads "
+            f"({keeps} keeps them all)")  # fmt: skip

@@ -13,7 +13,7 @@ import torch
 from nst import execution
 from nst import threads as fitting
 from nst.batch.engine import Painter
-from nst.events import Step
+from nst.events import Notice, Step
 from nst.load import CpuTimes, MachineLoad
 from nst.spread import Tiles
 from nst.web import cluster
@@ -81,9 +81,11 @@ class _Hogged:
 
 
 def _stepping(seen: list[int]):
-    """An ``execute`` that reports three steps and records the threads after each."""
+    """An ``execute`` that reports three steps and records the threads at its start and
+    after each step."""
 
     def execute(plan, on_event, *args, **kwargs):
+        seen.append(torch.get_num_threads())  # at the run's start
         for i in range(3):
             on_event(Step(i, i, 1.0, {}, {}, {}, 0.0))
             seen.append(torch.get_num_threads())
@@ -99,13 +101,26 @@ def test_a_painters_job_computes_with_the_cores_other_programs_leave(two_threads
     monkeypatch.setattr(fitting, "FIRST_LOOK", 0.0)
     seen: list[int] = []
     monkeypatch.setattr(execution, "execute", _stepping(seen))
+    monkeypatch.setattr(Painter, "identity", lambda self: "host:1")
     painter = Painter.__new__(Painter)
-    painter.threads, painter.stop_flag = 2, threading.Event()
+    painter.threads, painter.told, painter.stop_flag = 2, 2, threading.Event()
     painter.load = _Hogged().load() if fit else None
     events: list[object] = []
     assert painter.execute("plan", events.append, None, None, ()) == "the picture"
-    assert seen == ([1, 1, 1] if fit else [2, 2, 2]) and len(events) == 3
-    assert torch.get_num_threads() == 2
+    notices = [e.message for e in events if isinstance(e, Notice)]
+    if fit:
+        assert seen == [2, 1, 1, 1] and notices == [
+            "worker host:1: other programs keep cores busy: computing with 1 of 2 threads "
+            "(NST_THREADS set where nst batch runs keeps them all)"
+        ]
+    else:
+        assert seen == [2, 2, 2, 2] and notices == []
+    assert torch.get_num_threads() == 2  # given back at the job's end
+    # the next job starts with the load's one thread at once, and says nothing new
+    events.clear()
+    seen.clear()
+    painter.execute("plan", events.append, None, None, ())
+    assert seen == ([1, 1, 1, 1] if fit else [2, 2, 2, 2]) and len(events) == 3
 
 
 def test_a_web_painters_job_computes_with_the_cores_other_programs_leave(two_threads, monkeypatch):
@@ -118,7 +133,7 @@ def test_a_web_painters_job_computes_with_the_cores_other_programs_leave(two_thr
     painter.stop_flag, painter.lock, painter.events = threading.Event(), threading.Lock(), []
     job = SimpleNamespace(resume=False, tile_workers=0, preview_every=0)
     assert painter._paint(job) == "the picture"
-    assert seen == [1, 1, 1] and len(painter.events) == 3
+    assert seen == [2, 1, 1, 1] and len(painter.events) == 3
     assert torch.get_num_threads() == 2
 
 

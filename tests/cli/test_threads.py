@@ -3,6 +3,9 @@ to the load (nst.threads) and each change is said in a line."""
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+
 import torch
 
 from nst import process
@@ -59,3 +62,25 @@ def _recording_close(seen: list[int]):
         close(self)
 
     return recording
+
+
+def test_a_batch_says_a_painters_change_of_threads_unless_quiet(capsys):
+    """A painter's notice (its threads changed with the load) is a line of `nst batch`;
+    step records are not; --quiet says nothing; the log gets both."""
+    import io
+
+    from nst.batch import JobEvents
+    from nst.cli.commands.batch import BatchProgress
+
+    job = SimpleNamespace(name="a_b.png")
+    notice = {"type": "notice", "message": "worker host:1: computing with all 2 threads again"}
+    step = {"type": "step", "iteration": 3}
+    for quiet in (False, True):
+        log = io.StringIO()
+        BatchProgress(1, verbose=False, quiet=quiet, log=log)(JobEvents(job, [step, notice]))
+        err = capsys.readouterr().err
+        assert err == ("" if quiet else "nst: worker host:1: computing with all 2 threads again\n")
+        assert [json.loads(line)["type"] for line in log.getvalue().splitlines()] == [
+            "step",
+            "notice",
+        ]

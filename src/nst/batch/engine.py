@@ -75,6 +75,7 @@ class Painter(PooledTiles):
         #: ``threads``), as the ``nst`` command does, from this load sampled through the
         #: painter's jobs; not where the driver fixed its threads (``NST_THREADS``)
         self.load = MachineLoad() if fit and threads > 1 else None
+        self.told = threads  # the threads the driver was last told this painter computes with
         if self.load is not None:
             self.load.sample(0)  # the first job's start knows the load since
         self.stop_flag = threading.Event()
@@ -219,15 +220,24 @@ class Painter(PooledTiles):
         and them."""
         import ray
 
+        from ..events import Notice
         from ..execution import execute
         from ..spread import NetworkSpec, RaySpread
-        from ..threads import FitThreads
+        from ..threads import FitThreads, change_line
 
         spread = None
         if helpers:
             me = ray.get_runtime_context().current_actor
             spread = RaySpread.over(ray, [me, *helpers], self.threads, NetworkSpec.of(plan))
-        fit = FitThreads(self.threads, self.load) if self.load is not None else None
+
+        def tell(now: int) -> None:
+            """A change of threads, said once (not at every job's start)."""
+            if now != self.told:
+                self.told = now
+                line = change_line(now, self.threads, "NST_THREADS set where nst batch runs")
+                on_event(Notice(f"worker {self.identity()}: {line}"))
+
+        fit = None if self.load is None else FitThreads(self.threads, self.load, on_change=tell)
 
         def on_step(event: Any) -> None:
             if fit is not None:

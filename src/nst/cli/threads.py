@@ -9,16 +9,7 @@ from collections.abc import Callable
 import torch
 
 from .. import process
-from ..threads import FitThreads, set_threads
-
-
-def change_line(now: int, most: int) -> str:
-    """What a change of threads says (the numbers then depend on the load: a run with
-    another number of threads rounds differently and ends elsewhere)."""
-    if now >= most:
-        return f"computing with all {most} threads again"
-    return (f"other programs keep cores busy: computing with {now} of {most} threads "
-            f"(NST_THREADS={most} keeps them all)")  # fmt: skip
+from ..threads import FitThreads, change_line, set_threads
 
 
 def command_threads(on_change: Callable[[str], None] | None = None) -> FitThreads | None:
@@ -29,5 +20,6 @@ def command_threads(on_change: Callable[[str], None] | None = None) -> FitThread
         set_threads(fixed)
         return None
     most = torch.get_num_threads()
-    said = None if on_change is None else (lambda now: on_change(change_line(now, most)))
+    keeps = f"NST_THREADS={most}"
+    said = None if on_change is None else (lambda now: on_change(change_line(now, most, keeps)))
     return FitThreads(most, on_change=said)

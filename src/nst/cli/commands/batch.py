@@ -49,6 +49,9 @@ class BatchProgress:
             return
         if isinstance(event, JobEvents):
             self._log([{"job": event.job.name, **r} for r in event.records])
+            for r in () if self.quiet else event.records:
+                if r.get("type") == "notice":  # a painter's threads changed with the load
+                    self._line(f"nst: {r['message']}")
             return
         if isinstance(event, Retry):
             if not self.quiet:
