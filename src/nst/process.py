@@ -32,7 +32,8 @@ class ProcessSettings:
     keep_freed_memory: bool = False
     #: torch threads the ``nst`` command computes with; None: torch's default number, fewer
     #: while other programs keep cores busy (the command fits them to the load at its
-    #: steps: :mod:`nst.threads`). The library itself sets no threads
+    #: steps: :mod:`nst.threads`; so do a batch's painters, which a number here keeps at
+    #: their ``--threads-per-worker``). The library itself sets no threads
     threads: int | None = None
 
 
