@@ -183,7 +183,11 @@ def test_checkpoints_are_due_by_time_and_every_is_parsed():
 # -- a real process, killed --------------------------------------------------------------
 def _default_sigint() -> None:
     """A shell starts background jobs with SIGINT ignored and Python keeps it so: the
-    process under test gets the default, as from a terminal (tests send it Ctrl-C)."""
+    process under test gets the default, as from a terminal (tests send it Ctrl-C).
+    In a session of its own, so that only the test's signals reach it: in a full suite a
+    video run that the test's SIGHUP had stopped once exited -2 (SIGINT), likely a SIGINT
+    sent to the suite's process group, which the suite itself ignores."""
+    os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 

@@ -17,7 +17,11 @@ pytestmark = requires_weights
 
 def _default_sigint() -> None:
     """A shell starts background jobs with SIGINT ignored, and Python keeps it ignored: the
-    process under test gets the default, as when run from a terminal."""
+    process under test gets the default, as when run from a terminal.
+    In a session of its own, so that only the test's signals reach it: in a full suite a
+    video run that the test's SIGHUP had stopped once exited -2 (SIGINT), likely a SIGINT
+    sent to the suite's process group, which the suite itself ignores."""
+    os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
