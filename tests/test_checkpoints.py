@@ -28,12 +28,15 @@ from tests.conftest import picture
 ROOT = Path(__file__).resolve().parent.parent
 #: ``nst`` in a fresh interpreter on the tiny network (the tests' random VGG19)
 TINY_NST = """
+import os
 import sys
 import torch
 # one thread: with two, a fresh process's first sliced-Wasserstein gradient is now and then
 # not bit-identical (about 1 process in 40; Adam's first step, the gradient's sign, makes
 # it visible), so two uninterrupted runs would differ; with one, 150 in 150 agreed
-# (docs/RELIABILITY.md). What is tested here is the checkpoint, not the threads.
+# (docs/RELIABILITY.md). What is tested here is the checkpoint, not the threads. Through
+# NST_THREADS: the command sets its number at the run's start (the suite's would be 2)
+os.environ["NST_THREADS"] = "1"
 torch.set_num_threads(1)
 from nst import runtime
 from nst.model.vgg import build_extractor
