@@ -3,11 +3,12 @@ first look is due then every few seconds, from the machine's load."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from nst.events import Step
 from nst.load import EVERY, CpuTimes, MachineLoad
-from nst.threads import FIRST_LOOK, FitThreads, set_threads
+from nst.threads import FIRST_LOOK, FitThreads, PainterThreads, set_threads
 
 
 class Machine:
@@ -91,3 +92,22 @@ def test_a_load_sampled_before_fits_the_threads_at_once(two_threads):
     assert torch.get_num_threads() == 1 and m.reads == 2
     fit.close()
     assert torch.get_num_threads() == 2
+
+
+def test_a_painter_fits_its_jobs_threads_only_where_there_are_threads_to_fit(two_threads):
+    """A painter of one thread, or one whose threads the driver fixed, samples nothing and
+    hands its jobs' events on as they are; one of 2 threads fits each job and gives 2
+    back at its end, also when the job fails."""
+    assert PainterThreads.fitted(1).load is None
+    assert PainterThreads.fitted(2, fit=False).load is None
+    assert PainterThreads.fitted(2).load is not None
+    m = Machine()
+    painter = PainterThreads(2, MachineLoad(2, m.read, clock=lambda: m.now))
+    assert m.reads == 1  # sampled from the painter's start
+    m.run(3.0, busy=1.0, own=0.0)  # idle beside a hog on one core
+    seen: list[object] = []
+    with pytest.raises(RuntimeError, match="the job failed"), painter.job(seen.append) as on_event:
+        assert torch.get_num_threads() == 1  # before the job's set-up
+        on_event(step(1))
+        raise RuntimeError("the job failed")
+    assert seen == [step(1)] and torch.get_num_threads() == 2

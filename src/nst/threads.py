@@ -6,15 +6,17 @@ on 2 cores, a run with 2 threads took 16.7x as long as on a quiet machine, one w
 thread 2x (docs/PERFORMANCE.md). So a run samples the machine's load
 (:class:`nst.load.MachineLoad`) at most every few seconds, at a step, on the thread that
 computes, and computes with the cores the others leave (:func:`nst.load.threads_for`).
-Used by the ``nst`` command (:mod:`nst.cli.threads`) and the batch's and the web
-cluster's painters (:mod:`nst.batch.engine`, :mod:`nst.web.cluster`); the web's own jobs
-share one sampler (:mod:`nst.web.manager`) and set their threads with :func:`set_threads`.
+Used by the ``nst`` command (:mod:`nst.cli.threads`) and, through :class:`PainterThreads`,
+the batch's and the web cluster's painters (:mod:`nst.batch.engine`,
+:mod:`nst.web.cluster`); the web's own jobs share one sampler (:mod:`nst.web.manager`)
+and set their threads with :func:`set_threads`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -75,6 +77,47 @@ class FitThreads:
 
     def close(self) -> None:
         set_threads(self.most)
+
+
+class PainterThreads:
+    """A painter's threads across its jobs (a Ray actor's: the batch's, the web
+    cluster's): ``most`` set at its start; with a ``load`` (sampled from then on, so a
+    job's start knows it), each :meth:`job` computes with the cores other programs leave
+    and gives ``most`` back at its end. Without one (a painter of one thread, or threads
+    fixed by ``NST_THREADS``), every job computes with ``most``."""
+
+    def __init__(self, most: int, load: MachineLoad | None) -> None:
+        set_threads(most)
+        self.most = most
+        self.load = load
+        if load is not None:
+            load.sample(0)
+
+    @classmethod
+    def fitted(cls, most: int, fit: bool = True) -> PainterThreads:
+        """A painter's threads fitted to this machine's load where there is more than one
+        to fit (and ``fit``)."""
+        return cls(most, MachineLoad() if fit and most > 1 else None)
+
+    @contextmanager
+    def job(
+        self, on_event: Callable[[Any], None], on_change: Callable[[int], None] | None = None
+    ) -> Iterator[Callable[[Any], None]]:
+        """A job's event handler: ``on_event`` with the threads fitted at its steps (and
+        at once, before the job's set-up); ``on_change`` is told each new number."""
+        if self.load is None:
+            yield on_event
+            return
+        fit = FitThreads(self.most, self.load, on_change=on_change)
+
+        def fitting(event: Any) -> None:
+            fit(event)
+            on_event(event)
+
+        try:
+            yield fitting
+        finally:
+            fit.close()
 
 
 def change_line(now: int, most: int, keeps: str) -> str:

@@ -16,6 +16,7 @@ from nst.batch.engine import Painter
 from nst.events import Notice, Step
 from nst.load import CpuTimes, MachineLoad
 from nst.spread import Tiles
+from nst.threads import PainterThreads
 from nst.web import cluster
 from nst.web.cluster import WebPainter
 
@@ -96,20 +97,21 @@ def _stepping(seen: list[int]):
 
 @pytest.mark.parametrize("fit", [True, False])
 def test_a_painters_job_computes_with_the_cores_other_programs_leave(two_threads, monkeypatch, fit):
-    """A batch painter with 2 threads beside a hog computes with 1 and gives its 2 back at
-    the end; with the driver's threads fixed (NST_THREADS) it keeps its 2."""
+    """A batch painter with 2 threads beside a hog computes with 1 from its job's start
+    (its load sampled since the painter's start) and gives its 2 back at the end; with the
+    driver's threads fixed (NST_THREADS) it keeps its 2."""
     monkeypatch.setattr(fitting, "FIRST_LOOK", 0.0)
     seen: list[int] = []
     monkeypatch.setattr(execution, "execute", _stepping(seen))
     monkeypatch.setattr(Painter, "identity", lambda self: "host:1")
     painter = Painter.__new__(Painter)
     painter.threads, painter.told, painter.stop_flag = 2, 2, threading.Event()
-    painter.load = _Hogged().load() if fit else None
+    painter.fitting = PainterThreads(2, _Hogged().load() if fit else None)
     events: list[object] = []
     assert painter.execute("plan", events.append, None, None, ()) == "the picture"
     notices = [e.message for e in events if isinstance(e, Notice)]
     if fit:
-        assert seen == [2, 1, 1, 1] and notices == [
+        assert seen == [1, 1, 1, 1] and notices == [
             "worker host:1: other programs keep cores busy: computing with 1 of 2 threads "
             "(NST_THREADS set where nst batch runs keeps them all)"
         ]
@@ -129,11 +131,11 @@ def test_a_web_painters_job_computes_with_the_cores_other_programs_leave(two_thr
     monkeypatch.setattr(execution, "execute", _stepping(seen))
     monkeypatch.setattr(cluster, "_planned", lambda job, tmp: ("plan", _NoWork()))
     painter = WebPainter.__new__(WebPainter)
-    painter.threads, painter.load = 2, _Hogged().load()
+    painter.threads, painter.fitting = 2, PainterThreads(2, _Hogged().load())
     painter.stop_flag, painter.lock, painter.events = threading.Event(), threading.Lock(), []
     job = SimpleNamespace(resume=False, tile_workers=0, preview_every=0)
     assert painter._paint(job) == "the picture"
-    assert seen == [2, 1, 1, 1] and len(painter.events) == 3
+    assert seen == [1, 1, 1, 1] and len(painter.events) == 3
     assert torch.get_num_threads() == 2
 
 

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, NstError, one_line
-from ..load import MachineLoad
 from ..own_thread import on_own_thread
 from ..spread import PooledTiles
 from .auth import client_missing, join_failure, use_token_if_any
@@ -62,22 +61,18 @@ class Painter(PooledTiles):
     itself and the painters the dispatch lends it (``run``'s ``helpers``)."""
 
     def __init__(self, threads: int, max_pixels: int, fit: bool = True) -> None:
-        import torch
-
         from .. import process
+        from ..threads import PainterThreads
 
-        torch.set_num_threads(threads)
         # the driver's limit, whatever this node's environment; the autotuner and the kept
         # freed memory as the CLI's
         process.configure(max_pixels=max_pixels, tune_convolutions=True, keep_freed_memory=True)
         self.threads = threads
         #: a job computes with the cores other programs leave on this node (at most
-        #: ``threads``), as the ``nst`` command does, from this load sampled through the
-        #: painter's jobs; not where the driver fixed its threads (``NST_THREADS``)
-        self.load = MachineLoad() if fit and threads > 1 else None
+        #: ``threads``), as the ``nst`` command does; not where the driver fixed its
+        #: threads (``NST_THREADS``)
+        self.fitting = PainterThreads.fitted(threads, fit)
         self.told = threads  # the threads the driver was last told this painter computes with
-        if self.load is not None:
-            self.load.sample(0)  # the first job's start knows the load since
         self.stop_flag = threading.Event()
         self.events: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -223,7 +218,7 @@ class Painter(PooledTiles):
         from ..events import Notice
         from ..execution import execute
         from ..spread import NetworkSpec, RaySpread
-        from ..threads import FitThreads, change_line
+        from ..threads import change_line
 
         spread = None
         if helpers:
@@ -237,19 +232,11 @@ class Painter(PooledTiles):
                 line = change_line(now, self.threads, "NST_THREADS set where nst batch runs")
                 on_event(Notice(f"worker {self.identity()}: {line}"))
 
-        fit = None if self.load is None else FitThreads(self.threads, self.load, on_change=tell)
-
-        def on_step(event: Any) -> None:
-            if fit is not None:
-                fit(event)
-            on_event(event)
-
         try:
-            return execute(plan, on_step, stop=self.stop_flag, resume=state, checkpoint=work,
-                           spread=spread)  # fmt: skip
+            with self.fitting.job(on_event, tell) as on_step:
+                return execute(plan, on_step, stop=self.stop_flag, resume=state,
+                               checkpoint=work, spread=spread)  # fmt: skip
         finally:
-            if fit is not None:
-                fit.close()
             if spread is not None:
                 spread.close()
 

@@ -33,7 +33,6 @@ import torch
 from ..batch.cluster import Cluster
 from ..errors import NstError, one_line
 from ..events import Event, Notice
-from ..load import MachineLoad
 from ..own_thread import on_own_thread
 from ..spread import PooledTiles
 from .jobs import CHECKPOINT_EVERY, RESULT, AscentPlan, Job
@@ -74,16 +73,13 @@ class WebPainter(PooledTiles):
 
     def __init__(self, threads: int) -> None:
         from .. import process
+        from ..threads import PainterThreads
 
-        torch.set_num_threads(threads)
         process.configure(keep_freed_memory=True)  # as the CLI's
         self.threads = threads
         #: a job computes with the cores other programs leave on this node (at most
-        #: ``threads``), as the server's own jobs do, from this load sampled through the
-        #: painter's jobs
-        self.load = MachineLoad() if threads > 1 else None
-        if self.load is not None:
-            self.load.sample(0)  # the first job's start knows the load since
+        #: ``threads``), as the server's own jobs do
+        self.fitting = PainterThreads.fitted(threads)
         self.stop_flag = threading.Event()
         self.events: list[Event] = []
         self.lock = threading.Lock()
@@ -108,19 +104,17 @@ class WebPainter(PooledTiles):
         return on_own_thread(self._paint, job)
 
     def _paint(self, job: Shipped) -> torch.Tensor | str:
-        from ..threads import FitThreads
-
         self.stop_flag.clear()
-        fit = FitThreads(self.threads, self.load) if self.load is not None else None
 
-        def on_event(event: Event) -> None:
-            if fit is not None:
-                fit(event)
+        def kept(event: Event) -> None:
             with self.lock:
                 self.events.append(event)
 
         try:
-            with tempfile.TemporaryDirectory(prefix="nst-web-") as tmp:
+            with (
+                self.fitting.job(kept) as on_event,
+                tempfile.TemporaryDirectory(prefix="nst-web-") as tmp,
+            ):
                 plan, work = _planned(job, Path(tmp))
                 state = work.continued() if job.resume else None
                 if not job.resume:
@@ -138,9 +132,6 @@ class WebPainter(PooledTiles):
             return one_line(str(exc))
         except Exception as exc:  # a bug: the job fails, the worker goes on
             return f"internal error: {type(exc).__name__}: {one_line(str(exc))[:200]}"
-        finally:
-            if fit is not None:
-                fit.close()
 
     def spread(self, plan: Any, count: int) -> Any:
         """This job's tiles on this painter and up to ``count`` tile workers started on
