@@ -279,3 +279,43 @@ def test_a_job_computes_with_the_cores_other_programs_leave_and_gives_them_back(
     fresh.start()
     fresh.join()
     assert later == [own] and m.threads_now == own
+
+
+class PaintsOnCluster:
+    """A cluster's runner: computes the jobs of ``here`` in the server, the others
+    elsewhere; records the server's threads and its count of runs computing in it."""
+
+    def __init__(self, here: set[str]) -> None:
+        self.here = here
+        self.manager: JobManager | None = None
+        self.seen: dict[str, list[tuple[int, int]]] = {}
+
+    def computes_here(self, job: Job) -> bool:
+        return job.id in self.here
+
+    def __call__(self, job, on_event, stop, preview_every):
+        assert self.manager is not None
+        seen = self.seen.setdefault(job.id, [])
+        seen.append((torch.get_num_threads(), self.manager._running()))
+        on_event(Started(0, (Stage(8, 8, 1),), "cpu", "fp32", 1))
+        on_event(fake_step(0, 1.0))
+        seen.append((torch.get_num_threads(), self.manager._running()))
+        on_event(Finished(0, 1, 1.0, 0.0, "completed"))
+        return torch.zeros(3, 8, 8)
+
+
+def test_a_job_a_cluster_paints_leaves_the_servers_threads_alone(manager, two_threads):
+    """Beside a hog, a job painted on the cluster neither changes the server's threads
+    nor counts as a run computing in it; one the server computes (the Explore page's)
+    fits them as any."""
+    runner = PaintsOnCluster(set())
+    m = runner.manager = manager(runner, FixedLoad(1.0))  # a CPU hog on two cores
+    m.run_threads = 2
+    elsewhere, here = a_job(m), a_job(m)
+    runner.here.add(here.id)
+    for job in (elsewhere, here):
+        m.submit(job)
+        while m.view(job)["state"] != "done":
+            time.sleep(0.01)
+    assert runner.seen == {elsewhere.id: [(2, 0), (2, 0)], here.id: [(1, 1), (1, 1)]}
+    assert m._running() == 0 and m.threads_now == 2

@@ -225,6 +225,10 @@ class ClusterRunner:
             self.ray.shutdown()
             self.started = False
 
+    def computes_here(self, job: Job) -> bool:
+        """Only the Explore page's jobs compute in the server (with ``local``)."""
+        return isinstance(job.plan, AscentPlan)
+
     def _painter(self, fresh: bool = False) -> Any:
         painter = getattr(self._mine, "painter", None)
         if painter is None or fresh:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -28,7 +28,10 @@ from ..explain.targets import Target
 from ..planning import Plan
 from .settings import MARKER, WebSettings
 
-__all__ = ["MARKER", "TERMINAL", "AscentPlan", "Job", "Runner", "WebSettings", "api_runner"]
+__all__ = [
+    "MARKER", "TERMINAL", "AscentPlan", "Job", "PaintsElsewhere", "Runner", "WebSettings",
+    "api_runner",
+]  # fmt: skip
 
 #: a stylization's result, and the full config its run can be planned again from
 RESULT = "result.png"
@@ -221,6 +224,14 @@ class Job:
 
 
 Runner = Callable[[Job, Callable[[Event], None], threading.Event, int], torch.Tensor]
+
+
+@runtime_checkable
+class PaintsElsewhere(Protocol):
+    """A runner that computes (some) jobs outside the server's process (a cluster's): the
+    server's threads then have nothing to fit for those."""
+
+    def computes_here(self, job: Job) -> bool: ...
 
 
 def api_runner(

@@ -45,7 +45,7 @@ from ..load import EVERY as LOAD_EVERY
 from ..load import MachineLoad, threads_for
 from ..threads import set_threads
 from .estimates import Measured, Speed, SpeedBook
-from .jobs import JOB_ID, Job, Runner, api_runner, plan_again
+from .jobs import JOB_ID, Job, PaintsElsewhere, Runner, api_runner, plan_again
 from .settings import DIR_MODE, FILE_MODE, MARKER, WebSettings, make_private_dir
 
 log = logging.getLogger("nst.web")
@@ -109,6 +109,7 @@ class JobManager:
         self.run_threads = torch.get_num_threads()  # the most threads one run computes with
         self.threads_now = self.run_threads  # what the running jobs compute with now
         self._aside: dict[str, Job] = {}  # jobs run outside the table (the test run)
+        self._here: set[str] = set()  # the running jobs that compute in this process
         self.measuring = False  # the start-up test run is on its way
 
     # -- life cycle ------------------------------------------------------------------------
@@ -260,9 +261,14 @@ class JobManager:
         return self.load.busy < QUIET
 
     def _running(self) -> int:
-        """How many runs of this server's compute now (the table's and a test run)."""
+        """How many runs of this server's compute in its process now (the table's and a
+        test run; not those a cluster paints)."""
         with self.lock:
-            return sum(j.state == "running" for j in self.jobs.values()) + len(self._aside)
+            return len(self._here)
+
+    def _computes_here(self, job: Job) -> bool:
+        runner = self.runner
+        return not isinstance(runner, PaintsElsewhere) or runner.computes_here(job)
 
     def _own_threads(self) -> int:
         return self._running() * self.threads_now
@@ -590,9 +596,10 @@ class JobManager:
 
     def _run(self, job: Job) -> None:
         progress = Progress()
+        here = self._computes_here(job)  # a cluster's painter fits its own threads
 
         def on_event(event: Event) -> None:
-            if isinstance(event, Step):
+            if here and isinstance(event, Step):
                 self._fit_threads()
             progress.update(event)
             record = event.to_record()
@@ -616,12 +623,18 @@ class JobManager:
                     url = job.preview_url()
                     self._record(job, {"type": "preview", "iteration": event.iteration, "url": url})
 
-        self._fit_threads()
+        if here:
+            with self.lock:
+                self._here.add(job.id)
+            self._fit_threads()
         try:
             try:
                 image = self.runner(job, on_event, job.cancel, self.settings.preview_every)
             finally:
-                self._give_back_threads()
+                if here:
+                    with self.lock:
+                        self._here.discard(job.id)
+                    self._give_back_threads()
         except RunStopped as exc:
             self._save_result(job, exc.image)
             self._finish(job, "failed", self._public(job, str(exc)))
