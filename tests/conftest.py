@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,6 +102,17 @@ def tiny_network(monkeypatch):
 @pytest.fixture(params=PRECISIONS)
 def precision(request) -> str:
     return request.param
+
+
+def default_sigint() -> None:
+    """A process under test's ``preexec_fn``: a shell starts background jobs with SIGINT
+    ignored and Python keeps it so; the process gets the default, as from a terminal
+    (tests send it Ctrl-C). In a session of its own, so that only the test's signals
+    reach it: in a full suite a video run that the test's SIGHUP had stopped once exited
+    -2 (SIGINT), likely a SIGINT sent to the suite's process group, which the suite itself
+    ignores."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def picture(width: int, height: int, seed: int = 0) -> np.ndarray:

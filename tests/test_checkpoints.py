@@ -23,7 +23,7 @@ from nst import checkpoints, execution, planning
 from nst.checkpoints import WorkFolder, differences, fingerprint, parse_every, work_folder
 from nst.config import Config
 from nst.errors import ConfigError
-from tests.conftest import picture
+from tests.conftest import default_sigint, picture
 
 ROOT = Path(__file__).resolve().parent.parent
 #: ``nst`` in a fresh interpreter on the tiny network (the tests' random VGG19)
@@ -184,16 +184,6 @@ def test_checkpoints_are_due_by_time_and_every_is_parsed():
 
 
 # -- a real process, killed --------------------------------------------------------------
-def _default_sigint() -> None:
-    """A shell starts background jobs with SIGINT ignored and Python keeps it so: the
-    process under test gets the default, as from a terminal (tests send it Ctrl-C).
-    In a session of its own, so that only the test's signals reach it: in a full suite a
-    video run that the test's SIGHUP had stopped once exited -2 (SIGINT), likely a SIGINT
-    sent to the suite's process group, which the suite itself ignores."""
-    os.setsid()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.fixture
 def tiny_nst():
     """Starts ``nst`` on the tiny network in a process of its own (a test using it is
@@ -203,7 +193,7 @@ def tiny_nst():
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         return subprocess.Popen([sys.executable, "-c", TINY_NST, *map(str, args)], cwd=cwd,
                                 env=env, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=_default_sigint, **kwargs)  # fmt: skip
+                                preexec_fn=default_sigint, **kwargs)  # fmt: skip
 
     return start
 

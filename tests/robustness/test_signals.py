@@ -9,20 +9,10 @@ import time
 import pytest
 from PIL import Image
 
-from tests.conftest import requires_weights
+from tests.conftest import default_sigint, requires_weights
 from tests.robustness import corpus
 
 pytestmark = requires_weights
-
-
-def _default_sigint() -> None:
-    """A shell starts background jobs with SIGINT ignored, and Python keeps it ignored: the
-    process under test gets the default, as when run from a terminal.
-    In a session of its own, so that only the test's signals reach it: in a full suite a
-    video run that the test's SIGHUP had stopped once exited -2 (SIGINT), likely a SIGINT
-    sent to the suite's process group, which the suite itself ignores."""
-    os.setsid()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129),
@@ -34,7 +24,7 @@ def test_a_signal_keeps_the_last_iterate(tmp_path, sig, code):
     out, log = tmp_path / "out.png", tmp_path / "l.jsonl"
     cmd = [sys.executable, "-m", "nst", "stylize", str(c), str(s), "-o", str(out), "--size",
            "32", "--iterations", "100000", "--log", str(log), "--quiet"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if log.exists() and len(log.read_text().splitlines()) >= 3:
@@ -73,7 +63,7 @@ def test_a_signal_stops_a_batch_like_ctrl_c(tmp_path, sig, code):
     cmd = [sys.executable, "-m", "nst", "batch", "--contents", str(tmp_path / "c"), "--styles",
            str(tmp_path / "s"), "-o", str(out), "--size", "32", "--iterations", "100000",
            "--workers", "1", "-v"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         before = _wait_for_line(proc, "workers ready")
         proc.send_signal(sig)
@@ -99,7 +89,7 @@ def test_a_signal_stops_the_server_gracefully(tmp_path, sig, code):
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "nst", "serve", "--port", str(port), "--data-dir",
            str(tmp_path / "data")]  # fmt: skip
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         _wait_for_line(proc, "nst: serving http://")
         proc.send_signal(sig)
@@ -123,7 +113,7 @@ def test_a_signal_stops_a_video_with_the_frames_kept(tmp_path, sig, code):
     cmd = [sys.executable, "-m", "nst", "video", str(clip), str(style), "-o", str(out), "--size",
            "32", "--iterations", "3", "--iterations-next", "100000", "--log", str(log),
            "-q"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         while proc.poll() is None:  # the event: frame 1 done
             if log.exists() and '"type": "frame"' in log.read_text():
