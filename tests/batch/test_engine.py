@@ -67,7 +67,7 @@ def test_a_web_painters_job_runs_on_a_thread_that_ends(monkeypatch):
     assert _ended_own_threads(seen, 1)
 
 
-class _Hogged:
+class Hogged:
     """A 2-core machine's load with a hog on one core beside a run that got one core."""
 
     def __init__(self) -> None:
@@ -106,7 +106,7 @@ def test_a_painters_job_computes_with_the_cores_other_programs_leave(two_threads
     monkeypatch.setattr(Painter, "identity", lambda self: "host:1")
     painter = Painter.__new__(Painter)
     painter.threads, painter.told, painter.stop_flag = 2, 2, threading.Event()
-    painter.fitting = PainterThreads(2, _Hogged().load() if fit else None)
+    painter.fitting = PainterThreads(2, Hogged().load() if fit else None)
     events: list[object] = []
     assert painter.execute("plan", events.append, None, None, ()) == "the picture"
     notices = [e.message for e in events if isinstance(e, Notice)]
@@ -131,7 +131,7 @@ def test_a_web_painters_job_computes_with_the_cores_other_programs_leave(two_thr
     monkeypatch.setattr(execution, "execute", _stepping(seen))
     monkeypatch.setattr(cluster, "_planned", lambda job, tmp: ("plan", _NoWork()))
     painter = WebPainter.__new__(WebPainter)
-    painter.threads, painter.fitting = 2, PainterThreads(2, _Hogged().load())
+    painter.threads, painter.fitting = 2, PainterThreads(2, Hogged().load())
     painter.stop_flag, painter.lock, painter.events = threading.Event(), threading.Lock(), []
     job = SimpleNamespace(resume=False, tile_workers=0, preview_every=0)
     assert painter._paint(job) == "the picture"

@@ -3,7 +3,8 @@
 The speed is seconds per iteration per megapixel, measured: from the ok records of
 earlier runs into the same folder (their seconds, iterations and output sizes), else by
 a short test run here (a few iterations of the first job's settings at a small size, on
-as many torch threads as one worker gets). A job's work is its iterations times its
+as many torch threads as one worker gets, fewer while other programs keep cores busy, as
+a worker's). A job's work is its iterations times its
 pixels, stage by stage (coarse-to-fine stages counted at their sizes).
 """
 
@@ -73,31 +74,40 @@ def from_records(path: Path) -> Speed | None:
     return Speed(speeds[n // 2], f"{n} earlier job{'' if n == 1 else 's'} in {path}")
 
 
-def test_run(job: BatchJob, threads: int) -> Speed:
-    """A few iterations of ``job``'s settings at a small size, on ``threads`` threads."""
+def test_run(job: BatchJob, threads: int, fit: bool = True) -> Speed:
+    """A few iterations of ``job``'s settings at a small size, on ``threads`` threads, or,
+    with ``fit``, on those of them that other programs leave, as a worker's jobs compute
+    (:class:`nst.threads.PainterThreads`): beside a busy program, a run on every thread
+    waits for the busy core at each step (16x slower beside one hog on 2 cores)."""
     import torch
 
     from ..api import stylize
     from ..events import Step
+    from ..threads import PainterThreads, set_threads
 
     config = job.config.replace(
         size=min(job.config.size, TEST_SIZE), iterations=TEST_ITERATIONS, start_size=None,
         scales=(), preset=None,
     )  # fmt: skip
     times: list[float] = []
+    used: list[int] = []  # the threads of each measured step
 
     def on_event(event: object) -> None:
         if isinstance(event, Step):
             times.append(time.perf_counter())
+            used.append(torch.get_num_threads())
 
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
     try:
-        stylize(job.content, list(job.styles), config, on_event)
+        with PainterThreads.fitted(threads, fit).job(on_event) as handler:
+            stylize(job.content, list(job.styles), config, handler)
     finally:
-        torch.set_num_threads(before)
+        set_threads(before)
     aspect = content_aspect(job.content)
     steps = len(times) - 1  # from the first step on: the loading is not the iterations'
     seconds = times[-1] - times[0] if steps > 0 else 0.0
     work = job_work(config, aspect) * steps / max(1, config.iterations)
-    return Speed(seconds / work if work > 0 else 0.0, f"a test run here ({threads} thread(s))")
+    fewest = min(used[1:], default=threads)
+    how = (f"{threads} thread(s)" if fewest >= threads else
+           f"{fewest} of {threads} threads: other programs kept cores busy")  # fmt: skip
+    return Speed(seconds / work if work > 0 else 0.0, f"a test run here ({how})")

@@ -134,6 +134,7 @@ class BatchProgress:
 def show_plan(run: list[Any], skip: list[Any], records: Any, workers: int, threads: int) -> None:
     """``--dry-run``: a line per job to run, and the time they would take (stdout)."""
     from ...batch.estimate import content_aspect, from_records, job_work, test_run
+    from ...process import current
 
     lines = [f"dry run: {len(run)} jobs to run, {len(skip)} recorded as done (skipped)"]
     if not run:
@@ -142,7 +143,7 @@ def show_plan(run: list[Any], skip: list[Any], records: Any, workers: int, threa
     speed = from_records(records.path)
     if speed is None:
         say("measuring this machine's speed with a short test run...")
-        speed = test_run(run[0], threads)
+        speed = test_run(run[0], threads, fit=current().threads is None)  # as the painters
     total = 0.0
     aspects: dict[str, float] = {}
     for job in run:
