@@ -13,6 +13,7 @@ from nst.objective import (
     style_layer_loss,
     tv_loss,
 )
+from nst.objective.losses import _as_matrix, gram_in_bf16_products
 from tests.conftest import gen
 
 # two channels over two positions: c0 = [1, 2], c1 = [3, 4]
@@ -70,6 +71,38 @@ def test_style_gradient_is_the_papers_formula():
     a_raw = a_feat.reshape(n, m) @ a_feat.reshape(n, m).T
     expected = ((g_raw - a_raw) @ fm) / (n**2 * m**2)  # dE/dF = (F^T (G - A))^T / (N^2 M^2)
     assert torch.allclose(f.grad.reshape(n, m), expected)
+
+
+@pytest.mark.parametrize(("channels", "positions"), [(64, 3072), (512, 672)])
+def test_a_gram_matrix_of_bf16_features_carries_each_entry_to_2_to_the_minus_16(
+    channels, positions
+):
+    """Two bfloat16 products, the first subtracted in the second's float32 accumulator:
+    each entry to 2^-16 of itself (its bfloat16 rounding alone: 2^-8), returned in
+    float32."""
+    f = (torch.randn(1, channels, positions, 1, generator=gen(20)).relu() * 3).bfloat16()
+    exact = gram_matrix(f.double())
+    g = gram_matrix(f)
+    assert gram_in_bf16_products(_as_matrix(f)) and g.dtype == torch.float32
+    assert ((g.double() - exact).abs() / exact.abs()).max() <= 2.0**-16
+    assert ((exact.bfloat16().double() - exact).abs() / exact.abs()).max() > 2.0**-10
+    fewer = f[..., : channels // 2, :]  # fewer positions than channels: float32's products
+    assert not gram_in_bf16_products(_as_matrix(fewer))
+    assert torch.equal(gram_matrix(fewer), gram_matrix(fewer.float()))
+
+
+def test_a_bf16_style_terms_gradient_is_the_papers_formula():
+    n, m = 32, 400
+    f = (torch.randn(1, n, m, 1, generator=gen(22)).relu() * 3).bfloat16().requires_grad_(True)
+    a_feat = torch.rand(1, n, m, 1, dtype=torch.float64, generator=gen(23)) * 3
+    e = style_layer_loss(gram_matrix(f), gram_matrix(a_feat).float())
+    e.backward()
+    fm = f.detach().double().reshape(n, m)
+    am = a_feat.reshape(n, m)
+    expected = ((fm @ fm.T - am @ am.T) @ fm) / (n**2 * m**2)  # dE/dF, as above
+    assert f.grad.dtype == torch.bfloat16
+    got = f.grad.double().reshape(n, m)
+    assert (got - expected).norm() / expected.norm() < 5e-3
 
 
 @pytest.mark.parametrize("name", ["content", "style", "tv", "guided"])

@@ -34,21 +34,48 @@ def _as_matrix(features: torch.Tensor) -> torch.Tensor:
     return features.permute(0, 2, 3, 1).reshape(b, h * w, c)
 
 
+def gram_in_bf16_products(f: torch.Tensor) -> bool:
+    """Whether the Gram matrix of ``f`` (B, M, C) is computed by :func:`bf16_gram`:
+    bfloat16 features on the CPU with more positions than channels (measured there:
+    benchmarks/gram_products.py; with fewer, as conv5_1's 160 x 512 at 256 px, the two
+    products cost more than one in float32; elsewhere the float32 products stay)."""
+    return f.dtype == torch.bfloat16 and f.device.type == "cpu" and f.shape[1] > f.shape[2]
+
+
+def bf16_gram(f: torch.Tensor) -> torch.Tensor:
+    """F^T F (float32) of bfloat16 F (B, M, C) from two bfloat16 products, each accumulated
+    in float32 and rounded to bfloat16 at its end: ``high`` = F^T F, then ``low`` = F^T F -
+    high, ``high`` subtracted inside the second product's accumulator (``baddbmm``'s beta)
+    before it is rounded. high + low carries each entry to 2^-16 of itself, bfloat16's
+    unit roundoff squared (measured: at most 7.7e-6; float32 products 5e-7; one bfloat16
+    product alone 2^-8: too coarse a loss for the line search, even with A subtracted in
+    its accumulator a run from noise stopped after one iteration); the two cost less
+    than one float32 product of the same features (AMX, the five style layers,
+    benchmarks/gram_products.py: 3.9 against 6.2 ms at 256 px, 12 against 36 ms at 512)."""
+    ft = f.transpose(1, 2)
+    high = torch.bmm(ft, f)
+    low = torch.baddbmm(high, ft, f, beta=-1.0)
+    return high.float() + low.float()
+
+
 class _Gram(torch.autograd.Function):
     """G = F^T F / d for F (B, M, C), with a backward of one matmul: dF = F (dG + dG^T) / d.
 
     Autograd's generic backward of ``bmm(F^T, F)`` runs two matmuls (one per operand);
-    this one runs one. The Gram matrix itself is always computed in float32 (or
-    float64); the backward matmul runs in the features' own precision, since its result
-    feeds the network's backward pass in that precision anyway (accumulation is float32
-    in both oneDNN and cuBLAS).
+    this one runs one. The Gram matrix itself is always float32 (or float64): float32
+    products, or for bfloat16 features on the CPU two bfloat16 ones (:func:`bf16_gram`);
+    the backward matmul runs in the features' own precision, since its result feeds the
+    network's backward pass in that precision anyway (accumulation is float32 in both
+    oneDNN and cuBLAS).
     """
 
     @staticmethod
     def forward(ctx, f: torch.Tensor, divisor: float) -> torch.Tensor:
-        wide = f if f.dtype in (torch.float32, torch.float64) else f.float()
         ctx.save_for_backward(f)
         ctx.divisor = divisor
+        if gram_in_bf16_products(f):
+            return bf16_gram(f) / divisor
+        wide = f if f.dtype in (torch.float32, torch.float64) else f.float()
         return torch.bmm(wide.transpose(1, 2), wide) / divisor
 
     @staticmethod
@@ -61,7 +88,8 @@ class _Gram(torch.autograd.Function):
 def gram_matrix(features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     """Gram matrices (B, C, C) of (B, C, H, W) features, divided by H*W if ``normalize``.
 
-    Computed in float32 (float64 stays float64), whatever the features' dtype.
+    float32 (float64 stays float64), whatever the features' dtype; of bfloat16 features
+    on the CPU to 2^-16 of each entry (:func:`bf16_gram`).
     """
     f = _as_matrix(features)
     return _Gram.apply(f, float(f.shape[1]) if normalize else 1.0)
