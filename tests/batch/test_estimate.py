@@ -9,6 +9,7 @@ from PIL import Image
 
 from nst import threads as fitting
 from nst.batch import cross, expand
+from nst.batch.estimate import _steady_from
 from nst.batch.estimate import test_run as measure
 from tests.batch.test_engine import Hogged
 from tests.conftest import picture, requires_weights
@@ -40,3 +41,13 @@ def test_the_test_run_beside_a_busy_program_computes_with_the_cores_it_leaves(
         assert speed.basis == "a test run here (2 thread(s))"
     assert speed.seconds_per_iteration_megapixel > 0
     assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize(
+    ("used", "first"),
+    [([2, 2, 1, 1, 1], 2), ([1, 1, 1], 0), ([2, 2, 2, 1, 1], 0), ([2, 2, 2, 2, 1], 0), ([], 0)],
+)
+def test_the_test_runs_speed_is_that_of_its_steps_at_the_last_number_of_threads(used, first):
+    """Steps before the run's threads were fitted (every thread beside a busy program) are
+    left out; at least two intervals at the last number, else the whole run counts."""
+    assert _steady_from(used) == first

@@ -104,10 +104,23 @@ def test_run(job: BatchJob, threads: int, fit: bool = True) -> Speed:
     finally:
         set_threads(before)
     aspect = content_aspect(job.content)
-    steps = len(times) - 1  # from the first step on: the loading is not the iterations'
-    seconds = times[-1] - times[0] if steps > 0 else 0.0
+    # from the first step on (the loading is not the iterations'), and of a run whose
+    # threads changed only its steps at the last number (those before the first look at
+    # the load ran beside a busy program with every thread: 1 s each instead of 0.1)
+    first = _steady_from(used)
+    steps = len(times) - 1 - first
+    seconds = times[-1] - times[first] if steps > 0 else 0.0
     work = job_work(config, aspect) * steps / max(1, config.iterations)
-    fewest = min(used[1:], default=threads)
-    how = (f"{threads} thread(s)" if fewest >= threads else
-           f"{fewest} of {threads} threads: other programs kept cores busy")  # fmt: skip
+    now = used[-1] if used else threads
+    how = (f"{threads} thread(s)" if now >= threads else
+           f"{now} of {threads} threads: other programs kept cores busy")  # fmt: skip
     return Speed(seconds / work if work > 0 else 0.0, f"a test run here ({how})")
+
+
+def _steady_from(used: list[int]) -> int:
+    """The first step from which every step computed with the last number of threads
+    (the first step when fewer than two did)."""
+    first = len(used) - 1
+    while first > 0 and used[first - 1] == used[-1]:
+        first -= 1
+    return first if len(used) - 1 - first >= 2 else 0
