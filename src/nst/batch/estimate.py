@@ -4,8 +4,8 @@ The speed is seconds per iteration per megapixel, measured: from the ok records 
 earlier runs into the same folder (their seconds, iterations and output sizes), else by
 a short test run here (a few iterations of the first job's settings at a small size, on
 as many torch threads as one worker gets, fewer while other programs keep cores busy, as
-a worker's). A job's work is its iterations times its
-pixels, stage by stage (coarse-to-fine stages counted at their sizes).
+a worker's). A job's work is its iterations times its pixels, stage by stage
+(coarse-to-fine stages counted at their sizes).
 """
 
 from __future__ import annotations
