@@ -240,5 +240,8 @@ def test_the_start_up_test_run_is_not_waited_for(manager, monkeypatch):
         assert entered.wait(30)
         m.stop(timeout=120)  # returns although the test run has not ended
         assert thread.is_alive()
+        assert m.computing()  # so `nst serve` exits without finalizing under it
     finally:
         gate.set()
+    thread.join(30)
+    assert not m.computing()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from typing import NoReturn
 
 import typer
@@ -14,6 +17,18 @@ def fail(exc: BaseException, code: int | None = None) -> NoReturn:
     message = str(exc) if isinstance(exc, NstError) else f"{type(exc).__name__}: {exc}"
     typer.echo(f"nst: error: {one_line(message)}", err=True)
     raise typer.Exit(code if code is not None else getattr(exc, "exit_code", 1))
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit with ``code`` at once, stdout and stderr flushed, without the interpreter's
+    finalization: where a thread is still inside torch's C++ code (a server's start-up test
+    run, which is not waited for; a job after a second Ctrl-C), the C++ destructors the
+    finalization runs under it abort the process ("terminate called without an active
+    exception", exit 134)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(code)
 
 
 def say(message: str) -> None:

@@ -17,7 +17,7 @@ import typer
 from ...errors import ConfigError
 from ...web.settings import ServeConfig, WebSettings
 from ..options import with_config
-from ..output import fail, say
+from ..output import exit_now, fail, say
 
 
 def _check_port(host: str, port: int) -> None:
@@ -78,10 +78,15 @@ def serve(
         runner = _join(config)
         say(f"jobs run on the Ray cluster at {config.address}")
     try:
-        _run(settings, config, _welcome(host, port, token if made else None, source), runner)
+        welcome = _welcome(host, port, token if made else None, source)
+        code, computing = _run(settings, config, welcome, runner)
     finally:
         if runner is not None:
             runner.close()
+    if computing:  # a thread still in torch: no interpreter finalization under it
+        exit_now(code)
+    if code:
+        raise typer.Exit(code)
 
 
 def _join(config: ServeConfig) -> Any:
@@ -163,8 +168,9 @@ class ClosedTabNoise(logging.Filter):
 
 def _run(
     settings: WebSettings, config: ServeConfig, welcome: list[str], runner: Any = None
-) -> None:
-    """Serve until a signal; exit 128 + the signal's number."""
+) -> tuple[int, bool]:
+    """Serve until a signal; returns the exit code (128 + the signal's number) and whether
+    a thread of the server's still computes."""
     import uvicorn
 
     logging.getLogger("asyncio").addFilter(ClosedTabNoise())  # this process is the server's
@@ -226,9 +232,11 @@ def _run(
         )
     )  # fmt: skip
     server.run()
+    code = 0
     if server.received is not None:
         say(f"stopped ({signal.Signals(server.received).name})")
-        raise typer.Exit(128 + server.received)
+        code = 128 + server.received
+    return code, app.state.manager.computing()
 
 
 def register(app: typer.Typer) -> None:
