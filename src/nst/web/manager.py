@@ -100,7 +100,7 @@ class JobManager:
         self.lines: OrderedDict[str, deque[Job]] = OrderedDict()
         self.ready = threading.Condition(self.lock)  # a job is waiting, or the server stops
         self.threads: list[threading.Thread] = []  # the threads :meth:`stop` waits for
-        self.started: list[threading.Thread] = []  # every thread of the manager's
+        self.unwaited: list[threading.Thread] = []  # the others (the start-up test run)
         self.closing = threading.Event()
         self.hurried = threading.Event()
         self._watchers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
@@ -121,7 +121,6 @@ class JobManager:
             t = threading.Thread(target=self._work, name=f"nst-worker-{i}", daemon=True)
             t.start()
             self.threads.append(t)
-            self.started.append(t)
         self.spawn(self._expire_loop, "nst-expiry")
         self.spawn(self._load_loop, "nst-load")
 
@@ -299,9 +298,7 @@ class JobManager:
         it may be loading the network, where no stop is seen)."""
         t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
-        self.started.append(t)
-        if wait:
-            self.threads.append(t)
+        (self.threads if wait else self.unwaited).append(t)
         return t
 
     def computing(self) -> bool:
@@ -309,7 +306,7 @@ class JobManager:
         test run, which is not waited for, or a job's after a hurried stop): then the
         process must not run the interpreter's finalization under it
         (:func:`nst.cli.output.exit_now`)."""
-        return any(t.is_alive() for t in self.started)
+        return any(t.is_alive() for t in (*self.threads, *self.unwaited))
 
     def expire(self, now: float | None = None) -> list[str]:
         """Forget finished jobs older than the TTL and delete their folders."""
