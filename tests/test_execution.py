@@ -458,3 +458,38 @@ def test_freed_memory_is_kept_only_in_untiled_runs_under_the_automatic_limit(
     assert execution.keeps_freed_memory(plan) is kept
     nst.stylize(images["content"], images["style"], config)
     assert calls == ([1] if kept else [])
+
+
+def test_a_lean_stage_rectifies_in_place_and_gives_the_same_loss_and_gradient(images, tiny_network):
+    """A stage planned lean (its whole image fits the memory limit only so) evaluates with
+    the network rectifying in place: the same value and gradient, the convolutions'
+    outputs rectified in their own tensors (bf16, where they are not otherwise)."""
+    from dataclasses import replace
+
+    from nst import runtime
+
+    plan = planning.plan_stylize(images["content"], images["style"], Config(**FAST))
+    assert not plan.stages[0].lean  # no limit asks for it
+    net = runtime.network(None, "avg", True, plan.layers, "cpu", torch.bfloat16)
+    s = plan.stages[0]
+    x = torch.rand(1, 3, s.height, s.width, generator=torch.Generator().manual_seed(3)) * 255
+    results = []
+    outs: list[torch.Tensor] = []
+    for lean in (False, True):
+        objective = execution.build_objective(
+            replace(plan, stages=(replace(s, lean=lean),)), 0, net
+        )
+        assert objective.lean is lean
+        outs.clear()
+        hooks = [
+            c.register_forward_hook(lambda m, i, o: outs.append(o)) for c in net.convs.values()
+        ]
+        try:
+            value, grad = objective.value_and_grad(x)[:2]
+        finally:
+            for h in hooks:
+                h.remove()
+        assert all(bool((o >= 0).all()) for o in outs) is lean
+        results.append((float(value), grad))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-6)
+    assert_close(results[1][1], results[0][1], rel=1e-5)

@@ -70,7 +70,7 @@ def test_the_estimate_grows_with_pixels_and_the_tile_bounds_the_evaluation():
     tiled = memory.need(work(), (3072, 4096), 512)
     assert tiled.tile == 512
     # one padded tile: (512 + 2 * 80)^2 px of activations, whatever the image's size
-    per_pixel = memory.EVAL_FACTOR * memory.activation_values(LAYERS) * 2
+    per_pixel = memory.LEAN_EVAL_FACTOR * memory.activation_values(LAYERS) * 2
     assert tiled.evaluation == int(per_pixel * (512 + 160) ** 2)
     # the history shrinks to fit its cap, never below MIN_PAIRS; Adam keeps none
     assert (small.pairs, large.pairs, tiled.pairs) == (21, 5, 3)
@@ -105,7 +105,9 @@ def test_an_mrf_stage_counts_its_patch_layers_and_the_style_views_features():
     halo = memory._tiling(layers, 256, 1).halo
     assert (halo, memory._tiling(layers, 256).halo) == (48, 40)
     tiled = memory.need(mrf, size, 256)
-    per_pixel = memory.EVAL_FACTOR * memory.activation_values(layers) * 2 + memory.PATCH_BYTES * 24
+    per_pixel = (
+        memory.LEAN_EVAL_FACTOR * memory.activation_values(layers) * 2 + memory.PATCH_BYTES * 24
+    )
     assert tiled.evaluation == int(per_pixel * (256 + 2 * 48) ** 2)
 
 
@@ -114,7 +116,18 @@ def test_fit_keeps_untiled_what_fits_and_picks_the_largest_tile_otherwise():
     whole = memory.need(work(), size, None)
     assert memory.fit(work(), size, None, None).tile is None
     assert memory.fit(work(), size, whole.total, None).tile is None
-    limit = whole.total - 1
+    assert not whole.lean
+    # just short of it: untiled still, the network rectifying in place
+    lean = memory.fit(work(), size, whole.total - 1, None)
+    assert lean.tile is None and lean.lean
+    values = memory.activation_values(LAYERS) * 2 * size[0] * size[1]
+    assert whole.evaluation - lean.evaluation == pytest.approx(
+        (memory.EVAL_FACTOR - memory.LEAN_EVAL_FACTOR) * values, rel=1e-6
+    )
+    fp32 = work(value_bytes=4)  # float32 rectifies in place anyway
+    assert memory.need(fp32, size, None) == replace(memory.need(fp32, size, None, lean=True),
+                                                   lean=False)  # fmt: skip
+    limit = whole.total // 2
     chosen = memory.fit(work(), size, limit, None)
     assert chosen.tile is not None and chosen.total <= limit
     assert memory.need(work(), size, chosen.tile + 16).total > limit

@@ -35,6 +35,8 @@ class Stage:
     #: an iteration's cost per pixel relative to an untiled one (the tiles' halos and
     #: their first pass), so that the ETA of a run with tiled stages stays honest
     cost: float = 1.0
+    #: the network rectifies in place (the memory limit asks for it; tiles always do)
+    lean: bool = False
 
     @property
     def pixels(self) -> int:

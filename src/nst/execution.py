@@ -148,6 +148,7 @@ def build_objective(plan: Plan, stage: int, extractor: VGG19Features) -> Objecti
     size = (s.height, s.width)
     device = extractor.in_scale.device
     objective = Objective(extractor, plan.config.weighting).to(device)
+    objective.lean = s.lean
     if s.tile is not None:  # before the terms: their targets are encoded in tiles too
         objective.tiling = Tiling.for_layers(plan.layers, s.tile, extractor.plan,
                                             reach=plan.reach)  # fmt: skip

@@ -34,8 +34,13 @@ AUTO_FRACTION = 0.7
 #: image terms' temporaries)
 VECTORS = 10
 #: bytes held per activation value of one evaluation with autograd (forward and backward
-#: of the network, the Gram matrices' float32 copies), per byte of the network's dtype
-EVAL_FACTOR = 1.6
+#: of the network, the Gram matrices' float32 copies), per byte of the network's dtype,
+#: when the rectifier writes a new tensor (bf16: 4-6% faster per evaluation; the peak
+#: measured 0.3 higher at 1024 px, benchmarks/memory.py)
+EVAL_FACTOR = 1.9
+#: the same, rectifying in place: float32, tiles, and a whole image that fits only so
+#: (:class:`Need` ``lean``)
+LEAN_EVAL_FACTOR = 1.6
 #: the same for a forward pass without autograd (encoding a target; the first tiled pass)
 FORWARD_FACTOR = 0.7
 #: the first (statistics) pass of a tiled evaluation costs this fraction of the second
@@ -173,6 +178,8 @@ class Need:
     pairs: int
     #: what ``fixed`` is made of, by name (bytes), for a refusal that explains the floor
     parts: tuple[tuple[str, int], ...] = ()
+    #: the network rectifies in place (less memory, ~5% slower); tiles always do
+    lean: bool = False
 
     @property
     def total(self) -> int:
@@ -217,9 +224,9 @@ def _tiling(layers: Sequence[str], tile: int, reach: int = 0) -> Tiling:
     return Tiling.for_layers(layers, tile, reach=reach)
 
 
-def need(work: Workload, size: tuple[int, int], tile: int | None) -> Need:
+def need(work: Workload, size: tuple[int, int], tile: int | None, lean: bool = False) -> Need:
     """The estimated peak of a stage of ``size`` (h, w), evaluated untiled or in tiles
-    of ``tile`` px."""
+    of ``tile`` px (``lean``: untiled, rectifying in place; tiles always do)."""
     from .optimize import HISTORY_BYTES, MIN_PAIRS
 
     h, w = size
@@ -233,7 +240,10 @@ def need(work: Workload, size: tuple[int, int], tile: int | None) -> Need:
         eval_pixels = tiling.padded_pixels(size)
         style_pixels = min(work.style_pixels, eval_pixels)
     patch_values = sum(CHANNELS[n] / 4 ** pools_through(n) for n in work.patch_layers)
-    evaluation = int((EVAL_FACTOR * values * work.value_bytes + PATCH_BYTES * patch_values)
+    lean = lean or tile is not None
+    # 2-byte values: the network's rectifier writes new tensors unless lean (nst.model.vgg)
+    factor = LEAN_EVAL_FACTOR if lean or work.value_bytes != 2 else EVAL_FACTOR
+    evaluation = int((factor * values * work.value_bytes + PATCH_BYTES * patch_values)
                      * eval_pixels)  # fmt: skip
     views = PATCH_VIEW_AREA * patch_values * work.value_bytes * work.style_pixels
     encoding = int(FORWARD_FACTOR * values * work.value_bytes * max(style_pixels, eval_pixels)
@@ -251,18 +261,21 @@ def need(work: Workload, size: tuple[int, int], tile: int | None) -> Need:
         ("mrf's style patches", _patch_target(work)),
     )
     fixed = sum(b for _, b in parts)
-    return Need(fixed, max(evaluation, encoding), tile, pairs, parts)
+    return Need(fixed, max(evaluation, encoding), tile, pairs, parts, lean)
 
 
 def fit(work: Workload, size: tuple[int, int], limit: int | None, tile: int | None) -> Need:
-    """The stage's plan: untiled if it fits ``limit`` (or there is no limit), else the
-    largest tile that fits; ``tile`` forces a tile size. Raises TooLarge, before any
-    work, when even the smallest tile does not fit."""
+    """The stage's plan: untiled if it fits ``limit`` (or there is no limit), else
+    untiled and lean, else the largest tile that fits; ``tile`` forces a tile size.
+    Raises TooLarge, before any work, when even the smallest tile does not fit."""
     if tile is not None:
         return need(work, size, tile)
     whole = need(work, size, None)
     if limit is None or whole.total <= limit:
         return whole
+    lean = need(work, size, None, lean=True)
+    if lean.total <= limit:
+        return lean
     stride = _tiling(work.layers, MIN_TILE, work.reach).stride
     lo = max(MIN_TILE, stride) // stride
     hi = max(size) // stride

@@ -164,7 +164,14 @@ def _fit_memory(plan: Plan) -> Plan:
             )
         factor = memory.cost(work.layers, size, need.tile, work.reach)
         stages.append(
-            replace(s, tile=need.tile, memory=need.total, history=need.pairs, cost=factor)
+            replace(
+                s,
+                tile=need.tile,
+                memory=need.total,
+                history=need.pairs,
+                cost=factor,
+                lean=need.lean,
+            )
         )
     return replace(plan, stages=tuple(stages))
 

@@ -76,3 +76,37 @@ def test_max_and_average_pooling_differ():
     assert not torch.allclose(avg, mx)
     with pytest.raises(ConfigError):
         VGG19Features(tiny_weights(), pooling="sum")
+
+
+def _rectified_in_place(ex: VGG19Features, x: torch.Tensor, **kw: bool) -> tuple[bool, ...]:
+    """Per convolution to conv2_1: whether its output tensor was rectified in place (no
+    negative value left in it after the pass)."""
+    outs: list[torch.Tensor] = []
+    hooks = [c.register_forward_hook(lambda m, i, o: outs.append(o)) for c in ex.convs.values()]
+    try:
+        ex(x, ["conv2_1"], **kw)
+    finally:
+        for h in hooks:
+            h.remove()
+    return tuple(bool((o >= 0).all()) for o in outs)
+
+
+def test_the_rectifier_writes_a_new_tensor_only_in_bf16_while_autograd_records():
+    ex = build_extractor(tiny_weights(), ["conv2_1"], dtype=torch.bfloat16)
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(8)) * 255
+    recorded = x.clone().requires_grad_(True)
+    # a convolution's output keeps its negative values when a new tensor is rectified
+    assert _rectified_in_place(ex, recorded) == (False, False, False)
+    fp32 = build_extractor(tiny_weights(), ["conv2_1"])
+    assert _rectified_in_place(fp32, recorded) == (True, True, True)  # as fast in place
+    assert _rectified_in_place(ex, recorded, lean=True) == (True, True, True)
+    assert _rectified_in_place(ex, x) == (True, True, True)  # no autograd: in place
+    with torch.no_grad():
+        assert _rectified_in_place(ex, recorded) == (True, True, True)
+    # the same features and gradients either way
+    a = ex(recorded, ["conv2_1"])["conv2_1"]
+    b = ex(recorded, ["conv2_1"], lean=True)["conv2_1"]
+    assert torch.equal(a, b)
+    (ga,) = torch.autograd.grad(a.square().sum(), recorded)
+    (gb,) = torch.autograd.grad(b.square().sum(), recorded)
+    assert torch.equal(ga, gb) and ga.abs().sum() > 0

@@ -126,6 +126,8 @@ class Objective(nn.Module):
         self.tiling: tiles.Tiling | None = None
         #: workers that compute the tiles of a tiled evaluation (``nst.spread``), or None
         self.spread: tiles.Spread | None = None
+        #: the network rectifies in place (less memory, slower; tiles always do)
+        self.lean = False
 
     # -- the terms ---------------------------------------------------------------------------
     @property
@@ -197,7 +199,7 @@ class Objective(nn.Module):
         without autograd then)."""
         if self.tiling is not None:
             return tiles.tiled_features(self, x, layers, self.tiling)
-        return self.extractor(x, layers)
+        return self.extractor(x, layers, lean=self.lean)
 
     def moments(
         self, x: torch.Tensor, layers: tuple[str, ...] | list[str]

@@ -520,7 +520,7 @@ def tile_forward(
     xt = xt.detach().requires_grad_(True)
     layers = sorted({t.layer for t in terms}, key=INDEX.__getitem__)
     with torch.enable_grad():
-        feats = objective.extractor(xt, layers)
+        feats = objective.extractor(xt, layers, lean=True)
         parts = {t.name: t.module.tile_stats(*_read(feats, win, t))
                  for t in terms if not t.module.local}  # fmt: skip
     stats = {name: [p.detach().double() for p in part] for name, part in parts.items()}
