@@ -241,7 +241,8 @@ def need(work: Workload, size: tuple[int, int], tile: int | None, lean: bool = F
         style_pixels = min(work.style_pixels, eval_pixels)
     patch_values = sum(CHANNELS[n] / 4 ** pools_through(n) for n in work.patch_layers)
     lean = lean or tile is not None
-    # 2-byte values: the network's rectifier writes new tensors unless lean (nst.model.vgg)
+    # 2-byte values: bf16 on the CPU rectifies into new tensors unless lean (nst.model.vgg);
+    # fp16 on a GPU, which rectifies in place, is counted the same (an overestimate)
     factor = LEAN_EVAL_FACTOR if lean or work.value_bytes != 2 else EVAL_FACTOR
     evaluation = int((factor * values * work.value_bytes + PATCH_BYTES * patch_values)
                      * eval_pixels)  # fmt: skip
