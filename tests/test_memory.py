@@ -57,8 +57,15 @@ def test_a_bad_memory_limit_is_refused_in_one_line(text, message):
 
 
 def work(**changes) -> memory.Workload:
-    spec = dict(layers=LAYERS, content_layers=("conv4_2",), value_bytes=2,
-                style_pixels=1 << 20, history=50, baseline=400 << 20)  # fmt: skip
+    spec = dict(
+        layers=LAYERS,
+        content_layers=("conv4_2",),
+        value_bytes=2,
+        style_pixels=1 << 20,
+        history=50,
+        baseline=400 << 20,
+        apart=True,  # bf16 on the CPU
+    )
     spec.update(changes)
     return memory.Workload(**spec)  # type: ignore[arg-type]
 
@@ -124,7 +131,7 @@ def test_fit_keeps_untiled_what_fits_and_picks_the_largest_tile_otherwise():
     assert whole.evaluation - lean.evaluation == pytest.approx(
         (memory.EVAL_FACTOR - memory.LEAN_EVAL_FACTOR) * values, rel=1e-6
     )
-    fp32 = work(value_bytes=4)  # float32 rectifies in place anyway
+    fp32 = work(value_bytes=4, apart=False)  # float32 rectifies in place anyway
     assert memory.need(fp32, size, None) == replace(memory.need(fp32, size, None, lean=True),
                                                    lean=False)  # fmt: skip
     limit = whole.total // 2

@@ -38,8 +38,8 @@ VECTORS = 10
 #: when the rectifier writes a new tensor (bf16: 4-6% faster per evaluation; the peak
 #: measured 0.3 higher at 1024 px, benchmarks/memory.py)
 EVAL_FACTOR = 1.9
-#: the same, rectifying in place: float32, tiles, and a whole image that fits only so
-#: (:class:`Need` ``lean``)
+#: the same, rectifying in place: other dtypes and devices, tiles, and a whole image that
+#: fits only so (:class:`Need` ``lean``)
 LEAN_EVAL_FACTOR = 1.6
 #: the same for a forward pass without autograd (encoding a target; the first tiled pass)
 FORWARD_FACTOR = 0.7
@@ -202,6 +202,8 @@ class Workload:
     reach: int = 0
     #: the layers whose patches a style term matches (mrf's style layers), else empty
     patch_layers: tuple[str, ...] = ()
+    #: the network rectifies into new tensors unless lean (``nst.model.vgg.rectifies_apart``)
+    apart: bool = False
 
 
 def _patch_target(work: Workload) -> int:
@@ -241,9 +243,7 @@ def need(work: Workload, size: tuple[int, int], tile: int | None, lean: bool = F
         style_pixels = min(work.style_pixels, eval_pixels)
     patch_values = sum(CHANNELS[n] / 4 ** pools_through(n) for n in work.patch_layers)
     lean = lean or tile is not None
-    # 2-byte values: bf16 on the CPU rectifies into new tensors unless lean (nst.model.vgg);
-    # fp16 on a GPU, which rectifies in place, is counted the same (an overestimate)
-    factor = LEAN_EVAL_FACTOR if lean or work.value_bytes != 2 else EVAL_FACTOR
+    factor = EVAL_FACTOR if work.apart and not lean else LEAN_EVAL_FACTOR
     evaluation = int((factor * values * work.value_bytes + PATCH_BYTES * patch_values)
                      * eval_pixels)  # fmt: skip
     views = PATCH_VIEW_AREA * patch_values * work.value_bytes * work.style_pixels

@@ -32,6 +32,7 @@ from .errors import ConfigError, TooLarge
 from .events import Stage
 from .imageio import fit_size, load_image, resize_to, to_tensor
 from .layers import deepest, min_side
+from .model.vgg import rectifies_apart
 from .objective import TermSpec, layers_for
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
@@ -136,6 +137,7 @@ def _fit_memory(plan: Plan) -> Plan:
         layers=tuple(plan.layers),
         content_layers=tuple(n for n, _ in c.content_layers) if plan.content is not None else (),
         value_bytes=4 if dtype is None else torch.finfo(dtype).bits // 8,
+        apart=rectifies_apart(dtype or torch.float32, device),
         style_pixels=0,
         history=c.lbfgs_history if c.optimizer == "lbfgs" else 0,
         baseline=baseline,

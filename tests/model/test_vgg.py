@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from nst.errors import ConfigError
-from nst.model.vgg import VGG19Features, build_extractor
+from nst.model.vgg import VGG19Features, build_extractor, rectifies_apart
 from nst.model.weights import CAFFE, TORCHVISION, VGGWeights
 from tests.conftest import assert_close, tiny_weights
 
@@ -110,3 +110,10 @@ def test_the_rectifier_writes_a_new_tensor_only_in_bf16_while_autograd_records()
     (ga,) = torch.autograd.grad(a.square().sum(), recorded)
     (gb,) = torch.autograd.grad(b.square().sum(), recorded)
     assert torch.equal(ga, gb) and ga.abs().sum() > 0
+
+
+def test_only_bf16_on_the_cpu_rectifies_apart():
+    assert rectifies_apart(torch.bfloat16, "cpu")
+    assert not rectifies_apart(torch.float32, "cpu")
+    assert not rectifies_apart(torch.float16, torch.device("cpu"))
+    assert not rectifies_apart(torch.bfloat16, "cuda")

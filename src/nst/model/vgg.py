@@ -133,10 +133,17 @@ class VGG19Features(nn.Module):
         return out
 
 
+def rectifies_apart(dtype: torch.dtype, device: torch.device | str) -> bool:
+    """Whether a network of ``dtype`` on ``device`` rectifies into new tensors while
+    autograd records (bfloat16 on the CPU: faster, measured there; the memory estimate
+    counts it, :data:`nst.memory.EVAL_FACTOR`)."""
+    return dtype == torch.bfloat16 and torch.device(device).type == "cpu"
+
+
 def _apart(h: torch.Tensor) -> bool:
-    """Whether the rectifier writes a new tensor (faster, measured where this holds)."""
+    """Whether the rectifier writes a new tensor for ``h`` (not ``lean``)."""
     recording = h.requires_grad and torch.is_grad_enabled()
-    return recording and h.dtype == torch.bfloat16 and h.device.type == "cpu"
+    return recording and rectifies_apart(h.dtype, h.device)
 
 
 def build_extractor(
