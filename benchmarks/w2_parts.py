@@ -8,8 +8,11 @@ Rows, each the five style layers' forward and gradient with respect to the featu
 
 * ``plain pass``: the reference (benchmarks/iteration.py's plain stack to conv5_1);
 * ``moments only``: each layer's mean and covariance and a linear function of them, by
-  autograd's generic graph (nst's before) and by ``w2.fused_moments`` (nst's now, one
-  product backward): the floor of any second-moment statistic;
+  autograd's generic graph (nst's first), by ``w2.fused_moments`` (nst's now, one
+  product backward; of bf16 features on the CPU the raw second moment from two bf16
+  products) and by it with the positions centred in float32 first (``centred``, nst's
+  before the raw products: ``w2.RAW_CANCELLATION`` set to 0): the floor of any
+  second-moment statistic;
 * ``gram term``: the Gram style term as the default objective runs it;
 * ``w2 term, <root>``: the w2 term with the C x C layers' cross term tr((R S R)^1/2)
   taken by ``cross_root`` (nst's: float64 eigenvalues, a gradient of two float32
@@ -106,11 +109,16 @@ def measure(size: int, repeat: int, ks: list[int]) -> list[dict[str, object]]:
             value = value + v.double()
         return value, grads
 
-    def moments_only(fused: bool) -> None:
-        for f, target in zip(feats, targets["w2"], strict=True):
-            fi = f.detach().requires_grad_(True)
-            mu, cov = w2.fused_moments(fi, target.mu) if fused else w2.moments(fi)
-            torch.autograd.grad(mu.sum() + cov.sum(), fi)
+    def moments_only(fused: bool, centred: bool = False) -> None:
+        cancellation = w2.RAW_CANCELLATION
+        w2.RAW_CANCELLATION = 0.0 if centred else cancellation
+        try:
+            for f, target in zip(feats, targets["w2"], strict=True):
+                fi = f.detach().requires_grad_(True)
+                mu, cov = w2.fused_moments(fi, target.mu) if fused else w2.moments(fi)
+                torch.autograd.grad(mu.sum() + cov.sum(), fi)
+        finally:
+            w2.RAW_CANCELLATION = cancellation
 
     stack = plain_stack(device, dtype)
     roots = {"cross_root (nst)": w2.cross_root,
@@ -126,6 +134,8 @@ def measure(size: int, repeat: int, ks: list[int]) -> list[dict[str, object]]:
             for name, fn in [("plain pass", lambda: plain_pass(stack, x)),
                              ("moments only, autograd", lambda: moments_only(False)),
                              ("moments only, fused", lambda: moments_only(True)),
+                             ("moments only, fused, centred",
+                              lambda: moments_only(True, centred=True)),
                              ("gram term", lambda: term(targets["gram"]))]:  # fmt: skip
                 times[name] = min(times.get(name, float("inf")), timed(fn, repeat))
             for name, root in roots.items():

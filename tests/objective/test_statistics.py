@@ -12,7 +12,14 @@ from nst.config import STYLE_LOSSES, Config
 from nst.errors import ConfigError
 from nst.objective import STATISTICS
 from nst.objective.swd import SWDTarget, sliced_wasserstein, weighted_quantiles
-from nst.objective.w2 import W2Target, blend_moments, fused_moments, moments, w2_squared
+from nst.objective.w2 import (
+    W2Target,
+    blend_moments,
+    fused_moments,
+    moments,
+    raw_moments,
+    w2_squared,
+)
 from tests.conftest import assert_close, gen
 
 
@@ -122,6 +129,43 @@ def test_fused_moments_equal_the_generic_ones_and_their_gradient_is_right():
     (expected,) = torch.autograd.grad((moments(wide)[1] * weights.float()).sum(), wide)
     assert grad.dtype == torch.bfloat16
     assert_close(grad.float(), expected, 2e-2, "bf16 gradient")
+
+
+def test_bf16_moments_come_from_raw_products_unless_the_mean_cancels_them():
+    # ReLU-like features (mean about their spread, as VGG's style layers: 1.5-4.4x)
+    x = feats(8, 16, 12, 24).pow(2).to(torch.bfloat16)
+    low = x.contiguous(memory_format=torch.channels_last)
+    f = low.permute(0, 2, 3, 1).reshape(-1, 8)
+    exact_mu, exact_cov = moments(low.double())
+    raw = raw_moments(f)
+    assert raw is not None and raw[1].dtype == torch.float32
+    assert_close(raw[0], exact_mu, 1e-6, "raw mean")
+    assert_close(raw[1], exact_cov, 1e-4, "raw covariance")
+    mu, cov = fused_moments(low, exact_mu.float())
+    assert torch.equal(mu, raw[0]) and torch.equal(cov, raw[1])  # the path taken
+    # a mean 40 times the spread cancels ~11 bits of the raw second moment: centred instead
+    far = (feats(8, 16, 12, 25) + 40.0).to(torch.bfloat16)
+    assert raw_moments(far.permute(0, 2, 3, 1).reshape(-1, 8)) is None
+    far_cov = fused_moments(far, torch.full((8,), 40.5))[1]
+    assert_close(far_cov, moments(far.double())[1], 1e-5, "centred covariance")
+
+
+def test_a_bf16_moments_gradient_sums_over_positions_to_the_means_gradient():
+    # d/df of mu . a + <cov, W> summed over positions is a exactly (the covariance's
+    # share sums to zero): the mean's share is added inside the bf16 product's float32
+    # accumulator, not rounded to bf16 before it (which put 2^-9 of a there)
+    x = (feats(8, 16, 12, 26).pow(2) + 0.5).to(torch.bfloat16)
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    a = torch.linspace(-1.0, 1.0, 8, dtype=torch.float32) + 0.3
+    weights = torch.randn(8, 8, generator=gen(27)).float() * 0.1
+    mu, cov = fused_moments(x, torch.full((8,), 0.8))
+    (grad,) = torch.autograd.grad((mu * a).sum() + (cov * weights).sum(), x)
+    assert grad.dtype == torch.bfloat16
+    assert_close(grad.double().sum((0, 2, 3)), a.double(), 2e-4, "summed gradient")
+    wide = x.detach().double().requires_grad_(True)
+    m64, c64 = moments(wide)
+    (expected,) = torch.autograd.grad((m64 * a).sum() + (c64 * weights).sum(), wide)
+    assert_close(grad.double(), expected, 1e-2, "gradient")
 
 
 def test_w2_blend_is_the_mixture_and_a_guide_weighs_positions():

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from .losses import bf16_gram, gram_in_bf16_products
 from .objective import Objective
 from .statistics import MomentSample, Sample, Statistic, positions, register
 
@@ -42,6 +43,10 @@ EIG_FLOOR = 1e-8
 #: default alpha/beta the result's conv4_2 distance to the content is then about the Gram's
 #: (measured with benchmarks/quality.py: docs/QUALITY.md)
 W2_CALIBRATION = 0.003
+#: :func:`raw_moments` serves while the mean's share of the raw second moment is at most
+#: this many times the covariance (3 of the products' 16 bits; the paper's and the built-in
+#: images' style layers measured 1.5-4.4 at 256 px)
+RAW_CANCELLATION = 8.0
 
 
 def moments(
@@ -60,28 +65,56 @@ def moments(
     return mu, (w * centred).T @ centred / mass
 
 
+def raw_moments(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Mean (C,) and covariance (C, C), float32, of bfloat16 positions ``f`` (M, C) from
+    the raw second moment F^T F / M in two bfloat16 products (:func:`bf16_gram`, each
+    entry to 2^-16 of itself) less the mean's outer product: no float32 copy of the
+    positions. The mean's share cancels digits of that second moment; ``None`` where it
+    is more than ``RAW_CANCELLATION`` times the covariance (Frobenius norms), and the
+    caller centres in float32 instead."""
+    m = f.shape[0]
+    mean = f.sum(0, dtype=torch.float32) / m
+    second = bf16_gram(f[None])[0] / m
+    cov = second - torch.outer(mean, mean)
+    if torch.linalg.matrix_norm(second) > RAW_CANCELLATION * torch.linalg.matrix_norm(cov):
+        return None
+    return mean, cov
+
+
 class _Moments(torch.autograd.Function):
     """Mean (C,) and covariance (C, C) of the (M, C) positions ``f``, weighted by ``w``
-    (M,) when given, taken about a fixed ``shift`` (the target's mean, so the covariance
-    loses no digits to a large mean), with a backward of one matrix product in the
-    features' own precision (as the Gram's). With m = sum(w) (M without weights):
+    (M,) when given, with a backward of one matrix product (as the Gram's). For bfloat16
+    features on the CPU without weights, :func:`raw_moments` (two bfloat16 products);
+    otherwise taken about a fixed ``shift`` (the target's mean, so the covariance loses
+    no digits to a large mean) in float32. With m = sum(w) (M without weights):
 
         c = f - shift,  d = w^T c / m,  cov = c^T diag(w) c / m - d d^T,  mu = shift + d
         dL/df = diag(w) ((f - mu) (G + G^T) / m + 1 g_mu^T / m)
 
-    for G = dL/dcov, g_mu = dL/dmu (the centred positions in the features' precision:
-    f (G + G^T) less its mean's share would cancel to the bf16 rounding of f).
-    Autograd's generic graph of the same (a float copy, the centring, the product) runs
-    three products in float32."""
+    for G = dL/dcov, g_mu = dL/dmu. For bfloat16 features the backward is one bfloat16
+    product of [f, 1, 1] with [S; b_hi; b_lo], S = (G + G^T) / m rounded to bfloat16 and
+    b = g_mu / m - mu S (float32) split into two bfloat16 rows: f S and the mean's share
+    cancel inside the product's float32 accumulator, rounded once at its end (the
+    gradient's sum over positions, g_mu, to ~2^-16; rounding S and b alone, or centring
+    f in bfloat16 first, puts 2^-9 of it there). Otherwise the centred positions in
+    the features' precision (f (G + G^T) less its mean's share would cancel to the
+    rounding of f). Autograd's generic graph of the same (a float copy, the centring,
+    the product) runs three products in float32."""
 
     @staticmethod
     def forward(
         ctx, f: torch.Tensor, shift: torch.Tensor, w: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        raw = raw_moments(f) if w is None and gram_in_bf16_products(f[None]) else None
+        if raw is not None:
+            mu, cov = raw
+            mass = torch.tensor(float(f.shape[0]), dtype=mu.dtype, device=f.device)
+            ctx.save_for_backward(f, mu, mass, w)
+            return mu, cov
         wide = torch.float64 if f.dtype == torch.float64 else torch.float32
         centred = torch.sub(f, shift.to(wide))  # one pass: the float copy and the shift
         if w is None:
-            mass = torch.tensor(float(f.shape[0]), dtype=wide)
+            mass = torch.tensor(float(f.shape[0]), dtype=wide, device=f.device)
             d = centred.mean(0)
             second = centred.T @ centred
         else:
@@ -99,8 +132,16 @@ class _Moments(torch.autograd.Function):
     def backward(ctx, g_mu: torch.Tensor, g_cov: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         f, mu, mass, w = ctx.saved_tensors
         sym = (g_cov + g_cov.T) / mass
-        centred = torch.sub(f, mu).to(f.dtype)  # f sym and 1 (sym mu)^T would cancel
-        grad = torch.addmm((g_mu / mass).to(f.dtype)[None], centred, sym.to(f.dtype))
+        if f.dtype == torch.bfloat16:
+            sym_b = sym.to(f.dtype)
+            bias = g_mu / mass - mu @ sym_b.to(mu.dtype)
+            bias_hi = bias.to(f.dtype)
+            bias_lo = (bias - bias_hi.to(bias.dtype)).to(f.dtype)
+            ones = torch.ones(f.shape[0], 2, dtype=f.dtype, device=f.device)
+            grad = torch.cat([f, ones], 1) @ torch.cat([sym_b, bias_hi[None], bias_lo[None]])
+        else:
+            centred = torch.sub(f, mu).to(f.dtype)  # f sym and 1 (sym mu)^T would cancel
+            grad = torch.addmm((g_mu / mass).to(f.dtype)[None], centred, sym.to(f.dtype))
         return (grad if w is None else grad * w.to(f.dtype)), None, None
 
 
