@@ -56,6 +56,8 @@ class Stage:
         }
         if self.memory:
             record["memory_mb"] = round(self.memory / (1 << 20))
+        if self.lean and self.tile is None:
+            record["lean"] = True
         return record
 
 

@@ -63,6 +63,26 @@ def test_without_a_terminal_a_line_comes_every_tenth_and_every_ten_seconds():
     assert any(" 100/1000 " in line for line in lines)  # and every tenth
 
 
+def test_the_progress_says_a_stage_is_lean_to_fit_the_memory_limit():
+    import io
+
+    from nst.cli.progress import ProgressBar
+    from nst.events import Stage, Started
+
+    out = io.StringIO()
+    bar = ProgressBar(out, clock=lambda: 0.0)
+    plan = (Stage(32, 48, 10, memory=3 << 29, lean=True), Stage(32, 48, 10, tile=16, lean=True))
+    bar(Started(0, plan, "cpu", "bf16", 1))
+    bar(Started(1, plan, "cpu", "bf16", 1))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == (
+        "stage 1/2: 48x32 px, 10 iterations on cpu (bf16), lean to fit the memory limit "
+        "(~5% slower), ~1.5 GB peak, seed 1"
+    )
+    assert lines[1] == "stage 2/2: 48x32 px, 10 iterations on cpu (bf16), in tiles of 16 px, seed 1"
+    assert plan[0].to_record()["lean"] is True and "lean" not in plan[1].to_record()
+
+
 def test_the_progress_says_an_auto_stages_most_and_why_it_ended():
     import io
 
