@@ -143,7 +143,7 @@ def test_bf16_moments_come_from_raw_products_unless_the_mean_cancels_them():
     assert_close(raw[1], exact_cov, 1e-4, "raw covariance")
     mu, cov = fused_moments(low, exact_mu.float())
     assert torch.equal(mu, raw[0]) and torch.equal(cov, raw[1])  # the path taken
-    # a mean 40 times the spread cancels ~11 bits of the raw second moment: centred instead
+    # a mean of 40 over a spread of 0.3 cancels ~14 bits of the raw second moment: centred
     far = (feats(8, 16, 12, 25) + 40.0).to(torch.bfloat16)
     assert raw_moments(far.permute(0, 2, 3, 1).reshape(-1, 8)) is None
     far_cov = fused_moments(far, torch.full((8,), 40.5))[1]
@@ -166,6 +166,15 @@ def test_a_bf16_moments_gradient_sums_over_positions_to_the_means_gradient():
     m64, c64 = moments(wide)
     (expected,) = torch.autograd.grad((m64 * a).sum() + (c64 * weights).sum(), wide)
     assert_close(grad.double(), expected, 1e-2, "gradient")
+    # weighted by a region guide (centred forward, the same one-product backward)
+    guide = torch.rand(1, 1, 16, 12, generator=gen(28))
+    mu, cov = fused_moments(x, torch.full((8,), 0.8), guide)
+    (grad,) = torch.autograd.grad((mu * a).sum() + (cov * weights).sum(), x)
+    wide = x.detach().double().requires_grad_(True)
+    m64, c64 = moments(wide, guide.double())
+    (expected,) = torch.autograd.grad((m64 * a).sum() + (c64 * weights).sum(), wide)
+    assert_close(grad.double(), expected, 1e-2, "guided gradient")
+    assert_close(grad.double().sum((0, 2, 3)), a.double(), 2e-4, "guided summed gradient")
 
 
 def test_w2_blend_is_the_mixture_and_a_guide_weighs_positions():
