@@ -39,6 +39,11 @@ class Stage:
     lean: bool = False
 
     @property
+    def lean_whole(self) -> bool:
+        """Untiled and lean: what a front end tells apart (tiles are always lean)."""
+        return self.lean and self.tile is None
+
+    @property
     def pixels(self) -> int:
         return self.height * self.width
 
@@ -56,7 +61,7 @@ class Stage:
         }
         if self.memory:
             record["memory_mb"] = round(self.memory / (1 << 20))
-        if self.lean and self.tile is None:
+        if self.lean_whole:
             record["lean"] = True
         return record
 

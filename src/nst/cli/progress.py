@@ -50,7 +50,7 @@ class ProgressBar:
             where = f"stage {event.stage + 1}/{event.stages}: " if event.stages > 1 else ""
             stage = event.plan[event.stage]
             tiles = f", in tiles of {stage.tile} px" if stage.tile else ""
-            if stage.lean and not stage.tile:
+            if stage.lean_whole:
                 tiles = ", lean to fit the memory limit (~5% slower)"
             if event.workers:
                 tiles = (tiles or ", in tiles") + f" on {event.workers} workers"
