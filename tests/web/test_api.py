@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+import threading
 import time
 
 import numpy as np
@@ -256,8 +257,39 @@ def test_jobs_expire_and_startup_sweeps_old_folders(make_client, tmp_path):
     manager = client.app.state.manager
     assert manager.expire(now=time.time() + 30) == []
     assert manager.expire(now=time.time() + 120) == [job["id"]]
-    assert not (data / job["id"]).exists()
     assert client.get(f"/api/jobs/{job['id']}").status_code == 404
+    # the job shows done before its worker has written its record: the folder goes
+    # when the worker lets go of it, before the worker (one) starts the next job
+    wait_state(client, submit(client).json()["id"])
+    assert not (data / job["id"]).exists()
+
+
+def test_a_run_deleted_midway_leaves_no_folder_behind(make_client, tmp_path):
+    """The run goes on writing until it sees the stop (a checkpoint makes its folder
+    again): the folder goes when the run lets go of it, not at the delete."""
+    from nst.checkpoints import work_folder
+
+    seen = threading.Event()
+    quick = fake_runner()
+
+    def run(job, on_event, stop, preview_every):
+        if job.params.get("iterations") != 7:
+            return quick(job, on_event, stop, preview_every)
+        seen.set()
+        stop.wait(300)
+        late = work_folder(job.folder / "result.png") / "checkpoint-1"
+        late.parent.mkdir(parents=True, exist_ok=True)
+        late.write_bytes(b"written after the delete")
+        return torch.full((3, 30, 40), 0.25)
+
+    client = make_client(runner=run)
+    job = submit(client, params={"size": 32, "iterations": 7}).json()
+    assert seen.wait(60)
+    folder = tmp_path / "data" / job["id"]
+    assert client.delete(f"/api/jobs/{job['id']}", headers={"Origin": BASE}).status_code == 204
+    assert client.get(f"/api/jobs/{job['id']}").status_code == 404
+    wait_state(client, submit(client).json()["id"])  # the worker is through with the first
+    assert not folder.exists()
 
 
 def test_result_as_next_init_and_delete(make_client):

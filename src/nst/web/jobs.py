@@ -89,6 +89,8 @@ class Job:
     checkpointed: bool = False  # ended with a checkpoint kept (looked at once, not per view)
     owner: str = ""  # the visitor whose job it is ("": a server without sign-in)
     wait: float | None = None  # queued: seconds until it may start, as last estimated
+    users: int = 0  # threads writing into its folder (its run; whoever ends it, until recorded)
+    removed: bool = False  # out of the table: its folder goes when its last user lets go
 
     @property
     def checkpoints(self) -> Path:

@@ -139,7 +139,7 @@ class JobManager:
             self.lines.clear()
             self.ready.notify_all()  # the idle workers see it now
         for job in ended:
-            self._after_end(job)
+            self._settle(job)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Cancel every job and wait for the workers (a running job ends at its next step,
@@ -202,10 +202,8 @@ class JobManager:
             if k >= self.settings.history_jobs or used > budget:
                 gone.append(job)
         with self.lock:
-            for job in gone:
-                self.jobs.pop(job.id, None)
-        for job in gone:
-            shutil.rmtree(job.folder, ignore_errors=True)
+            idle = [job for job in gone if self._take_out(job)]
+        _remove_folders(idle)
         return [j.id for j in gone]
 
     def expect_calibration(self, on: bool) -> None:
@@ -243,6 +241,7 @@ class JobManager:
             if self.closing.is_set():
                 return None
             self._aside[job.id] = job
+            job.users += 1  # let go by :meth:`_run`
         start = time.time()
         try:
             self._run(job)
@@ -311,15 +310,14 @@ class JobManager:
     def expire(self, now: float | None = None) -> list[str]:
         """Forget finished jobs older than the TTL and delete their folders."""
         now = time.time() if now is None else now
-        gone = []
         with self.lock:
-            for job in list(self.jobs.values()):
-                ended = job.finished_at
-                if job.ended and ended and now - ended > self.settings.job_ttl:
-                    del self.jobs[job.id]
-                    gone.append(job)
-        for job in gone:
-            shutil.rmtree(job.folder, ignore_errors=True)
+            gone = [
+                j
+                for j in self.jobs.values()
+                if j.ended and j.finished_at and now - j.finished_at > self.settings.job_ttl
+            ]
+            idle = [job for job in gone if self._take_out(job)]
+        _remove_folders(idle)
         return [j.id for j in gone]
 
     def _expire_loop(self) -> None:
@@ -400,16 +398,16 @@ class JobManager:
             self._unqueue(job)
             view = job.view()
         if finished:
-            self._after_end(job)
+            self._settle(job)
         return view
 
     def delete(self, job: Job) -> None:
         with self.lock:
             job.cancel.set()
             self._unqueue(job)
-            self.jobs.pop(job.id, None)
+            idle = self._take_out(job)
             self._notify(job.id)
-        shutil.rmtree(job.folder, ignore_errors=True)
+        _remove_folders([job] if idle else [])
 
     # -- event streams -------------------------------------------------------------------------
     def events_since(self, job: Job, seq: int) -> tuple[list[dict[str, Any]], int, bool]:
@@ -456,9 +454,12 @@ class JobManager:
                 loop.call_soon_threadsafe(waiter.set)
 
     def _end(self, job: Job, state: str, error: str | None = None) -> bool:
-        """The terminal transition (once): records it, drops the plan, trims the events."""
+        """The terminal transition (once): records it, drops the plan, trims the events.
+        When it ends the job, the caller holds its folder (to write its record) until
+        :meth:`_settle`."""
         if job.ended:
             return False
+        job.users += 1
         job.state = state
         job.error = error
         job.finished_at = time.time()
@@ -499,7 +500,30 @@ class JobManager:
         with self.lock:
             finished = self._end(job, state, error)
         if finished:
+            self._settle(job)
+
+    def _settle(self, job: Job) -> None:
+        """After :meth:`_end` said it ended ``job``: its record written, its folder let go."""
+        try:
             self._after_end(job)
+        finally:
+            self._let_go(job)
+
+    # -- a job's folder: removed when nothing writes into it any more ---------------------------
+    def _take_out(self, job: Job) -> bool:
+        """Remove ``job`` from the table (locked). Returns whether its folder can go now;
+        else its last user (its run, or whoever is writing its record) removes it."""
+        self.jobs.pop(job.id, None)
+        job.removed = True
+        return job.users == 0
+
+    def _let_go(self, job: Job) -> None:
+        """A thread is done writing into ``job``'s folder; the last one removes the folder
+        if the job was removed meanwhile (a run deleted mid-way, a record just written)."""
+        with self.lock:
+            job.users -= 1
+            last = job.removed and job.users == 0
+        _remove_folders([job] if last else [])
 
     # -- the worker --------------------------------------------------------------------------
     def _work(self) -> None:
@@ -596,12 +620,20 @@ class JobManager:
         job.state = "running"
         job.position = 0
         job.started_at = time.time()
+        job.users += 1  # the run writes into its folder until :meth:`_run` lets go
         for aside in self._aside.values():  # a test run sharing the machine would mismeasure
             aside.cancel.set()
         self._record(job, {"type": "state", "state": "running"})
         return True
 
     def _run(self, job: Job) -> None:
+        """Run a started job to its end; its folder, held since it started, let go after."""
+        try:
+            self._paint(job)
+        finally:
+            self._let_go(job)
+
+    def _paint(self, job: Job) -> None:
         progress = Progress()
         here = self._computes_here(job)  # a cluster's painter fits its own threads
 
@@ -677,6 +709,11 @@ class JobManager:
         with self.lock:
             job.has_result = True
         return True
+
+
+def _remove_folders(jobs: list[Job]) -> None:
+    for job in jobs:
+        shutil.rmtree(job.folder, ignore_errors=True)
 
 
 def _in_turn(lines: dict[str, list[Any]]) -> list[Any]:
