@@ -9,6 +9,7 @@ from nst.objective import (
     StyleTarget,
     content_loss,
     gram_matrix,
+    gram_style_loss,
     guided_gram_matrix,
     style_layer_loss,
     tv_loss,
@@ -91,11 +92,13 @@ def test_a_gram_matrix_of_bf16_features_carries_each_entry_to_2_to_the_minus_16(
     assert torch.equal(gram_matrix(fewer), gram_matrix(fewer.float()))
 
 
-def test_a_bf16_style_terms_gradient_is_the_papers_formula():
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_bf16_style_terms_gradient_is_the_papers_formula(fused):
     n, m = 32, 400
     f = (torch.randn(1, n, m, 1, generator=gen(22)).relu() * 3).bfloat16().requires_grad_(True)
     a_feat = torch.rand(1, n, m, 1, dtype=torch.float64, generator=gen(23)) * 3
-    e = style_layer_loss(gram_matrix(f), gram_matrix(a_feat).float())
+    target = gram_matrix(a_feat).float()
+    e = gram_style_loss(f, target) if fused else style_layer_loss(gram_matrix(f), target)
     e.backward()
     fm = f.detach().double().reshape(n, m)
     am = a_feat.reshape(n, m)
@@ -105,7 +108,34 @@ def test_a_bf16_style_terms_gradient_is_the_papers_formula():
     assert (got - expected).norm() / expected.norm() < 5e-3
 
 
-@pytest.mark.parametrize("name", ["content", "style", "tv", "guided"])
+@pytest.mark.parametrize(
+    ("dtype", "layout"),
+    [(torch.float32, torch.contiguous_format), (torch.bfloat16, torch.channels_last)],
+)
+def test_the_one_function_style_term_is_the_gram_matrix_and_e_l(dtype, layout):
+    """gram_style_loss (what StyleTarget computes) against style_layer_loss of gram_matrix,
+    value and gradient: the same numbers to float32's rounding."""
+    f = (torch.randn(1, 16, 12, 10, generator=gen(24)).relu() * 2).to(dtype)
+    f = f.contiguous(memory_format=layout)
+    target = gram_matrix(torch.rand(1, 16, 9, 8, generator=gen(25)) * 2)
+    grads = []
+    for fn in (
+        lambda v: gram_style_loss(v, target),
+        lambda v: style_layer_loss(gram_matrix(v), target),
+    ):
+        v = f.detach().requires_grad_(True)
+        e = fn(v)
+        (g,) = torch.autograd.grad(e, v)
+        assert g.dtype == dtype and e.dtype == torch.float32
+        grads.append((e.item(), g.float()))
+    (e1, g1), (e2, g2) = grads
+    assert e1 == pytest.approx(e2, rel=1e-6) and e1 > 0
+    tol = 1e-6 if dtype == torch.float32 else 2.0**-7  # bf16: the gradient's one rounding
+    assert (g1 - g2).norm() <= tol * g2.norm()
+    assert StyleTarget(target)(f).item() == pytest.approx(e2, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["content", "style", "style_fused", "tv", "guided"])
 def test_gradcheck(name):
     torch.manual_seed(0)
     x = torch.rand(1, 3, 5, 4, dtype=torch.float64, requires_grad=True, generator=gen(16))
@@ -114,6 +144,7 @@ def test_gradcheck(name):
     fns = {
         "content": lambda v: content_loss(v, other),
         "style": lambda v: style_layer_loss(gram_matrix(v), gram_matrix(other)),
+        "style_fused": lambda v: gram_style_loss(v, gram_matrix(other)),
         "tv": lambda v: tv_loss(v * 255.0),
         "guided": lambda v: style_layer_loss(guided_gram_matrix(v, guide), gram_matrix(other)),
     }

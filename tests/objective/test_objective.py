@@ -151,3 +151,49 @@ def test_add_term_refuses_what_cannot_be_a_term():
     obj.add_term("vector", _Vector(), layer="conv1_1")
     with pytest.raises(TermError, match=r"loss term 'vector' returned \(1, 4\), not a scalar"):
         obj(torch.rand(1, 3, 16, 16, generator=gen(17)) * 255)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "channels_last", "tol"),
+    [(torch.float32, False, 1e-5), (torch.float32, True, 1e-5), (torch.bfloat16, True, 1e-2)],
+)
+def test_style_terms_made_in_the_networks_pass_give_the_same_total_and_gradient(
+    monkeypatch, dtype, channels_last, tol
+):
+    """Gram terms tapped where the network makes their layer's response (their backward
+    adds the layers above's gradient inside its product) against the same objective
+    computed from the returned features (autograd summing the two gradients)."""
+    ex = build_extractor(tiny_weights(), ["conv5_1"], channels_last=channels_last, dtype=dtype)
+    content = torch.rand(1, 3, 32, 32, generator=gen(11)) * 255
+    style = torch.rand(1, 3, 24, 20, generator=gen(12)) * 255
+    obj = Objective(ex, "reference")
+    add_content(obj, content, CONTENT, 1.0)
+    add_style(obj, [StyleSource(style)], (*STYLE, ("conv4_2", 0.5)), 1e3, (32, 32))
+    obj.add_term("tv", TVLoss(), factor=0.0)
+    # conv4_2 holds the content and a style term: computed from the features
+    assert sorted(obj._tapped()) == ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+    x = torch.rand(1, 3, 32, 32, generator=gen(13)) * 255
+    results = []
+    for tapped in (True, False):
+        if not tapped:
+            monkeypatch.setattr(Objective, "_tapped", lambda self: {})
+        xi = x.clone().requires_grad_(True)
+        total, terms = obj(xi)
+        (grad,) = torch.autograd.grad(total, xi)
+        results.append((total.item(), terms.stacked, grad))
+    (t1, v1, g1), (t2, v2, g2) = results
+    assert t1 == pytest.approx(t2, rel=1e-6) and torch.allclose(v1, v2, rtol=1e-6, atol=0)
+    assert (g1 - g2).norm() <= tol * g2.norm() and g2.norm() > 0
+
+
+def test_a_guided_or_unweighted_style_term_is_not_tapped():
+    ex = build_extractor(tiny_weights(), ["conv3_1"])
+    obj = Objective(ex)
+    source = StyleSource(torch.rand(1, 3, 16, 16, generator=gen(15)) * 255)
+    add_style(obj, [source], (("conv1_1", 0.5), ("conv3_1", 0.5)), 1.0, (16, 16))
+    assert sorted(obj._tapped()) == ["conv1_1", "conv3_1"]
+    obj.remove_terms("style")
+    add_style(obj, [source], (("conv1_1", 0.5), ("conv3_1", 0.0)), 1.0, (16, 16))
+    assert sorted(obj._tapped()) == ["conv1_1"]  # a factor of 0: evaluated for the record
+    obj.tiling = object()  # tiles: the features come from tiles, nothing tapped
+    assert obj._tapped() == {}
