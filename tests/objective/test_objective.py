@@ -153,22 +153,24 @@ def test_add_term_refuses_what_cannot_be_a_term():
         obj(torch.rand(1, 3, 16, 16, generator=gen(17)) * 255)
 
 
+@pytest.mark.parametrize("loss", ["gram", "w2"])
 @pytest.mark.parametrize(
     ("dtype", "channels_last", "tol"),
     [(torch.float32, False, 1e-5), (torch.float32, True, 1e-5), (torch.bfloat16, True, 1e-2)],
 )
 def test_style_terms_made_in_the_networks_pass_give_the_same_total_and_gradient(
-    monkeypatch, dtype, channels_last, tol
+    monkeypatch, loss, dtype, channels_last, tol
 ):
-    """Gram terms tapped where the network makes their layer's response (their backward
-    adds the layers above's gradient inside its product) against the same objective
-    computed from the returned features (autograd summing the two gradients)."""
+    """Gram and w2 terms tapped where the network makes their layer's response (their
+    backward adds the layers above's gradient inside its product) against the same
+    objective computed from the returned features (autograd summing the two gradients)."""
     ex = build_extractor(tiny_weights(), ["conv5_1"], channels_last=channels_last, dtype=dtype)
     content = torch.rand(1, 3, 32, 32, generator=gen(11)) * 255
     style = torch.rand(1, 3, 24, 20, generator=gen(12)) * 255
     obj = Objective(ex, "reference")
     add_content(obj, content, CONTENT, 1.0)
-    add_style(obj, [StyleSource(style)], (*STYLE, ("conv4_2", 0.5)), 1e3, (32, 32))
+    layers = (*STYLE, ("conv4_2", 0.5))
+    add_style(obj, [StyleSource(style)], layers, 1e3, (32, 32), loss=loss)
     obj.add_term("tv", TVLoss(), factor=0.0)
     # conv4_2 holds the content and a style term: computed from the features
     assert sorted(obj._tapped()) == ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]

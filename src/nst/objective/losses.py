@@ -18,7 +18,7 @@ of bf16 features on the CPU from two bf16 products, to 2^-16 of each entry).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -113,7 +113,7 @@ class _GramLoss(torch.autograd.Function):
 
 
 def _gram_loss(
-    ctx: torch.autograd.function.FunctionCtx,
+    ctx: Any,
     f: torch.Tensor,
     target: torch.Tensor,
     divisor: float,
@@ -121,17 +121,15 @@ def _gram_loss(
 ) -> torch.Tensor:
     diff = _products(f).div_(divisor).sub_(target)
     ctx.save_for_backward(f, diff)
-    ctx.factor = 2.0 * scale / divisor  # type: ignore[attr-defined]
+    ctx.factor = 2.0 * scale / divisor
     flat = diff.reshape(-1)
     return torch.dot(flat, flat) * scale
 
 
-def _gram_loss_backward(
-    ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _gram_loss_backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """F and the matrix S of dF = F S, in F's dtype."""
-    f, diff = ctx.saved_tensors  # type: ignore[attr-defined]
-    sym = (diff + diff.transpose(1, 2)).mul_(grad * ctx.factor)  # type: ignore[attr-defined]
+    f, diff = ctx.saved_tensors
+    sym = (diff + diff.transpose(1, 2)).mul_(grad * ctx.factor)
     return f, sym.to(f.dtype)
 
 
