@@ -8,7 +8,7 @@ layers. Built only up to the deepest layer in use; parameters are frozen.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 
 import torch
 import torch.nn.functional as F
@@ -17,10 +17,6 @@ from torch import nn
 from ..errors import ConfigError
 from ..layers import INDEX, NAMES, deepest
 from .weights import InputSpace, VGGWeights
-
-#: a function of a layer's response: (the response the network goes on with, what the
-#: forward returns for the layer)
-Tap = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 class VGG19Features(nn.Module):
@@ -99,7 +95,6 @@ class VGG19Features(nn.Module):
         layers: Collection[str],
         relu: Callable[[torch.Tensor], torch.Tensor] | None = None,
         lean: bool = False,
-        taps: Mapping[str, Tap] | None = None,
     ) -> dict[str, torch.Tensor]:
         """The responses of ``layers`` to x (RGB 0..255). ``relu`` replaces the rectifier
         (the network-visualization tools pass ones with other backward rules).
@@ -109,12 +104,7 @@ class VGG19Features(nn.Module):
         (256 and 512 px, benchmarks/rectifier.py; float32: the same time), for a layer's
         activation more held for a moment (:data:`nst.memory.EVAL_FACTOR`). ``lean`` (a
         print's tiles, where memory comes first), passes without autograd and the other
-        dtypes and devices rectify in place.
-
-        ``taps`` (by layer): a function of the layer's response returning the response
-        the network goes on with and what to return for the layer (a loss term computed
-        where the response is made, whose backward gets the gradient from the layers above
-        with its own: :func:`nst.objective.losses.gram_style_tap`)."""
+        dtypes and devices rectify in place."""
         wanted = set(layers)
         missing = wanted - set(self.plan)
         if missing:
@@ -137,11 +127,7 @@ class VGG19Features(nn.Module):
             else:
                 h = F.max_pool2d(h, 2, 2)
             if name in wanted:
-                tap = taps.get(name) if taps else None
-                if tap is None:
-                    out[name] = h
-                else:
-                    h, out[name] = tap(h)
+                out[name] = h
                 if len(out) == len(wanted):
                     break
         return out

@@ -18,7 +18,7 @@ of bf16 features on the CPU from two bf16 products, to 2^-16 of each entry).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -93,75 +93,28 @@ class _Gram(torch.autograd.Function):
 
 class _GramLoss(torch.autograd.Function):
     """E_l = c * sum (G - A)^2 of F (B, M, C), G = F^T F / d, in one function: the
-    difference kept for the backward, one matmul there, dF = F (D + D^T) 2 c / d.
+    difference D kept for the backward, one matmul there, dF = F (D + D^T) 2 c / d.
 
     The same numbers as ``style_layer_loss(gram_matrix(...), A)`` (autograd through
-    :class:`_Gram`), in a handful of operations instead of a dozen per layer: a style term
-    of five layers costs ~1.4 ms less per evaluation at 128 px (of ~7), ~1 ms at 256 px
-    (bf16, Intel Xeon with AMX; a coarse stage's network pass is ~30 ms)."""
+    :class:`_Gram`) in a handful of operations instead of a dozen per layer: 1-1.6% less
+    per evaluation at 256 and 512 px (bf16, Intel Xeon with AMX, measured interleaved in
+    one process)."""
 
     @staticmethod
     def forward(
         ctx, f: torch.Tensor, target: torch.Tensor, divisor: float, scale: float
     ) -> torch.Tensor:
-        return _gram_loss(ctx, f, target, divisor, scale)
+        diff = _products(f).div_(divisor).sub_(target)
+        ctx.save_for_backward(f, diff)
+        ctx.factor = 2.0 * scale / divisor
+        flat = diff.reshape(-1)
+        return torch.dot(flat, flat) * scale
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        f, sym = _gram_loss_backward(ctx, grad)
-        return torch.bmm(f, sym), None, None, None
-
-
-def _gram_loss(
-    ctx: Any,
-    f: torch.Tensor,
-    target: torch.Tensor,
-    divisor: float,
-    scale: float,
-) -> torch.Tensor:
-    diff = _products(f).div_(divisor).sub_(target)
-    ctx.save_for_backward(f, diff)
-    ctx.factor = 2.0 * scale / divisor
-    flat = diff.reshape(-1)
-    return torch.dot(flat, flat) * scale
-
-
-def _gram_loss_backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """F and the matrix S of dF = F S, in F's dtype."""
-    f, diff = ctx.saved_tensors
-    sym = (diff + diff.transpose(1, 2)).mul_(grad * ctx.factor)
-    return f, sym.to(f.dtype)
-
-
-class _GramTap(torch.autograd.Function):
-    """:class:`_GramLoss` where the network makes the response ``h`` (B, C, H, W):
-    returns ``h`` for the layers above and the term. Its backward gets both gradients at
-    once and adds the term's in the product's accumulator, dH = dH_above + F S in one
-    ``baddbmm``, where autograd would make F S and then add the two tensors (at conv1_1 at
-    256 px a sum over 3 M values, ~3 ms of a ~75 ms evaluation in bf16)."""
-
-    @staticmethod
-    def forward(
-        ctx, h: torch.Tensor, target: torch.Tensor, divisor: float, scale: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        ctx.set_materialize_grads(False)
-        ctx.shape = h.shape
-        value = _gram_loss(ctx, _as_matrix(h), target, divisor, scale)
-        return h, value
-
-    @staticmethod
-    def backward(
-        ctx, above: torch.Tensor | None, grad: torch.Tensor | None
-    ) -> tuple[torch.Tensor | None, None, None, None]:
-        if grad is None:
-            return above, None, None, None
-        f, sym = _gram_loss_backward(ctx, grad)
-        b, c, h, w = ctx.shape
-        if above is None:
-            out = torch.bmm(f, sym)
-        else:
-            out = torch.baddbmm(_as_matrix(above).to(f.dtype), f, sym)
-        return out.view(b, h, w, c).permute(0, 3, 1, 2), None, None, None
+        f, diff = ctx.saved_tensors
+        sym = (diff + diff.transpose(1, 2)).mul_(grad * ctx.factor)
+        return torch.bmm(f, sym.to(f.dtype)), None, None, None
 
 
 def gram_style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
@@ -170,20 +123,6 @@ def gram_style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.
     f = _as_matrix(features)
     n = f.shape[2]
     return _GramLoss.apply(f, target_gram, float(f.shape[1]), 1.0 / (4.0 * n * n))
-
-
-def gram_style_tap(
-    response: torch.Tensor, target_gram: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`gram_style_loss` where the network makes ``response``: (the response for
-    the layers above, the term), the two gradients summed inside one product
-    (:class:`_GramTap`)."""
-    _, c, h, w = response.shape
-    scale = 1.0 / (4.0 * c * c)
-    out: tuple[torch.Tensor, torch.Tensor] = _GramTap.apply(
-        response, target_gram, float(h * w), scale
-    )
-    return out
 
 
 def gram_matrix(features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
@@ -300,15 +239,6 @@ class StyleTarget(nn.Module):
         super().__init__()
         self.register_buffer("target", target_gram.detach().float().clone())
         self.register_buffer("guide", None if guide is None else guide.detach().float().clone())
-
-    @property
-    def tappable(self) -> bool:
-        """Whether :meth:`tap` serves (unguided): the term computed where the network
-        makes the layer's response (:func:`gram_style_tap`)."""
-        return self.guide is None
-
-    def tap(self, response: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return gram_style_tap(response, self.target)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if self.guide is None:

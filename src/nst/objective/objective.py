@@ -42,13 +42,12 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import cast
 
 import torch
 from torch import nn
 
 from ..errors import TermError
-from ..model.vgg import Tap, VGG19Features
+from ..model.vgg import VGG19Features
 from . import tiling as tiles
 
 #: reference weighting of style layer l: 4 (MSE of Gram vs E_l) * 5 (1/N^2 replaces w_l = 1/5)
@@ -194,32 +193,13 @@ class Objective(nn.Module):
         self._terms = [t for t in self._terms if t not in gone]
 
     def features(
-        self,
-        x: torch.Tensor,
-        layers: tuple[str, ...] | list[str],
-        taps: Mapping[str, Tap] | None = None,
+        self, x: torch.Tensor, layers: tuple[str, ...] | list[str]
     ) -> dict[str, torch.Tensor]:
         """The features of ``layers`` for x (assembled from tiles when tiling is set;
-        without autograd then). ``taps``: see :meth:`VGG19Features.forward` (untiled)."""
+        without autograd then)."""
         if self.tiling is not None:
             return tiles.tiled_features(self, x, layers, self.tiling)
-        return self.extractor(x, layers, lean=self.lean, taps=taps)
-
-    def _tapped(self) -> dict[str, Term]:
-        """By layer, the terms computed where the network makes their layer's response
-        (untiled): a module that can (``tappable``), the only term on its layer, one
-        that enters the total."""
-        if self.tiling is not None:
-            return {}
-        on: dict[str, list[Term]] = {}
-        for t in self._terms:
-            if t.layer is not None:
-                on.setdefault(t.layer, []).append(t)
-        return {
-            layer: ts[0]
-            for layer, ts in on.items()
-            if len(ts) == 1 and ts[0].factor != 0.0 and getattr(ts[0].module, "tappable", False)
-        }
+        return self.extractor(x, layers, lean=self.lean)
 
     def moments(
         self, x: torch.Tensor, layers: tuple[str, ...] | list[str]
@@ -248,16 +228,12 @@ class Objective(nn.Module):
         network may run in bf16/fp16; every term's math runs in float32.
         """
         terms = self._terms
-        tapped = self._tapped()
-        taps = {layer: cast("Tap", t.module.tap) for layer, t in tapped.items()}
-        feats = self.features(x, self.layers, taps) if self.layers else {}
+        feats = self.features(x, self.layers) if self.layers else {}
         total = x.new_zeros((), dtype=torch.float32)
         values: list[torch.Tensor] = []
         for t in terms:
             source = feats[t.layer] if t.layer is not None else x
-            if t.layer in tapped:
-                value = source  # computed in the network's pass
-            elif t.factor == 0.0:
+            if t.factor == 0.0:
                 with torch.no_grad():
                     value = t.module(source)
             else:

@@ -168,15 +168,6 @@ class SumOfTargets(nn.ModuleList):
         return values[0] if len(values) == 1 else torch.stack(values).sum()
 
     @property
-    def tappable(self) -> bool:
-        """One target that can be computed where the network makes the layer's response
-        (:meth:`nst.objective.Objective.features`' taps)."""
-        return len(self) == 1 and bool(getattr(self[0], "tappable", False))
-
-    def tap(self, response: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return cast(Any, self[0]).tap(response)
-
-    @property
     def tileable(self) -> bool:
         return all(isinstance(t, Tileable) for t in self)
 

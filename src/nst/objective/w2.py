@@ -23,7 +23,7 @@ matrix).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -105,99 +105,44 @@ class _Moments(torch.autograd.Function):
     def forward(
         ctx, f: torch.Tensor, shift: torch.Tensor, w: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return _moments_forward(ctx, f, shift, w)
+        raw = raw_moments(f) if w is None and gram_in_bf16_products(f[None]) else None
+        if raw is not None:
+            mu, cov = raw
+            mass = torch.tensor(float(f.shape[0]), dtype=mu.dtype, device=f.device)
+            ctx.save_for_backward(f, mu, mass, w)
+            return mu, cov
+        wide = torch.float64 if f.dtype == torch.float64 else torch.float32
+        centred = torch.sub(f, shift.to(wide))  # one pass: the float copy and the shift
+        if w is None:
+            mass = torch.tensor(float(f.shape[0]), dtype=wide, device=f.device)
+            d = centred.mean(0)
+            second = centred.T @ centred
+        else:
+            w = w.to(wide)[:, None]
+            mass = w.sum().clamp_min(1e-8)
+            weighted = w * centred
+            d = weighted.sum(0) / mass
+            second = weighted.T @ centred
+        cov = second / mass - torch.outer(d, d)
+        mu = shift.to(wide) + d
+        ctx.save_for_backward(f, mu, mass, w)
+        return mu, cov
 
     @staticmethod
     def backward(ctx, g_mu: torch.Tensor, g_cov: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        return _moments_backward(ctx, g_mu, g_cov, None), None, None
-
-
-def _moments_forward(
-    ctx: Any,
-    f: torch.Tensor,
-    shift: torch.Tensor,
-    w: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    raw = raw_moments(f) if w is None and gram_in_bf16_products(f[None]) else None
-    if raw is not None:
-        mu, cov = raw
-        mass = torch.tensor(float(f.shape[0]), dtype=mu.dtype, device=f.device)
-        ctx.save_for_backward(f, mu, mass, w)
-        return mu, cov
-    wide = torch.float64 if f.dtype == torch.float64 else torch.float32
-    centred = torch.sub(f, shift.to(wide))  # one pass: the float copy and the shift
-    if w is None:
-        mass = torch.tensor(float(f.shape[0]), dtype=wide, device=f.device)
-        d = centred.mean(0)
-        second = centred.T @ centred
-    else:
-        w = w.to(wide)[:, None]
-        mass = w.sum().clamp_min(1e-8)
-        weighted = w * centred
-        d = weighted.sum(0) / mass
-        second = weighted.T @ centred
-    cov = second / mass - torch.outer(d, d)
-    mu = shift.to(wide) + d
-    ctx.save_for_backward(f, mu, mass, w)
-    return mu, cov
-
-
-def _moments_backward(
-    ctx: Any,
-    g_mu: torch.Tensor,
-    g_cov: torch.Tensor,
-    above: torch.Tensor | None,
-) -> torch.Tensor:
-    """dL/df (M, C) of :class:`_Moments`, plus ``above`` (M, C) when given (unweighted):
-    added inside the bfloat16 product's accumulator."""
-    f, mu, mass, w = ctx.saved_tensors
-    sym = (g_cov + g_cov.T) / mass
-    if f.dtype == torch.bfloat16:
-        sym_b = sym.to(f.dtype)
-        bias = g_mu / mass - mu @ sym_b.to(mu.dtype)
-        bias_hi = bias.to(f.dtype)
-        bias_lo = (bias - bias_hi.to(bias.dtype)).to(f.dtype)
-        ones = torch.ones(f.shape[0], 2, dtype=f.dtype, device=f.device)
-        lhs = torch.cat([f, ones], 1)
-        rhs = torch.cat([sym_b, bias_hi[None], bias_lo[None]])
-        grad = lhs @ rhs if above is None else torch.addmm(above, lhs, rhs)
-    else:
-        centred = torch.sub(f, mu).to(f.dtype)  # f sym and 1 (sym mu)^T would cancel
-        bias = (g_mu / mass).to(f.dtype)[None]
-        grad = torch.addmm(bias if above is None else above + bias, centred, sym.to(f.dtype))
-    return grad if w is None else grad * w.to(f.dtype)
-
-
-class _MomentsTap(torch.autograd.Function):
-    """:class:`_Moments` (unweighted) where the network makes the response ``h``
-    (1, C, H, W): returns ``h`` for the layers above, the mean and the covariance; the
-    backward adds the gradient from above inside its product (as
-    :class:`nst.objective.losses._GramTap`)."""
-
-    @staticmethod
-    def forward(
-        ctx, h: torch.Tensor, shift: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        ctx.set_materialize_grads(False)
-        ctx.shape = h.shape
-        mu, cov = _moments_forward(ctx, _rows(h), shift, None)
-        return h, mu, cov
-
-    @staticmethod
-    def backward(
-        ctx, above: torch.Tensor | None, g_mu: torch.Tensor | None, g_cov: torch.Tensor | None
-    ) -> tuple[torch.Tensor | None, None]:
-        if g_mu is None and g_cov is None:
-            return above, None
-        f = ctx.saved_tensors[0]
-        b, c, h, w = ctx.shape
-        if g_mu is None:
-            g_mu = torch.zeros(c, dtype=cast(torch.Tensor, g_cov).dtype, device=f.device)
-        if g_cov is None:
-            g_cov = torch.zeros(c, c, dtype=g_mu.dtype, device=f.device)
-        flat = None if above is None else _rows(above).to(f.dtype)
-        grad = _moments_backward(ctx, g_mu, g_cov, flat)
-        return grad.view(b, h, w, c).permute(0, 3, 1, 2), None
+        f, mu, mass, w = ctx.saved_tensors
+        sym = (g_cov + g_cov.T) / mass
+        if f.dtype == torch.bfloat16:
+            sym_b = sym.to(f.dtype)
+            bias = g_mu / mass - mu @ sym_b.to(mu.dtype)
+            bias_hi = bias.to(f.dtype)
+            bias_lo = (bias - bias_hi.to(bias.dtype)).to(f.dtype)
+            ones = torch.ones(f.shape[0], 2, dtype=f.dtype, device=f.device)
+            grad = torch.cat([f, ones], 1) @ torch.cat([sym_b, bias_hi[None], bias_lo[None]])
+        else:
+            centred = torch.sub(f, mu).to(f.dtype)  # f sym and 1 (sym mu)^T would cancel
+            grad = torch.addmm((g_mu / mass).to(f.dtype)[None], centred, sym.to(f.dtype))
+        return (grad if w is None else grad * w.to(f.dtype)), None, None
 
 
 def fused_moments(
@@ -205,13 +150,10 @@ def fused_moments(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`moments` (the same values, weighted by a (1, 1, H, W) guide when given),
     by :class:`_Moments`."""
+    b, c, h, w = features.shape
+    f = features.permute(0, 2, 3, 1).reshape(b * h * w, c)  # no copy for channels_last
     flat = None if weights is None else weights.reshape(-1)
-    return _Moments.apply(_rows(features), shift, flat)
-
-
-def _rows(features: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) as (B H W, C) in their own dtype (no copy for channels_last)."""
-    return features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+    return _Moments.apply(f, shift, flat)
 
 
 def sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
@@ -301,19 +243,6 @@ class W2Target(nn.Module):
         if h * w < c:
             return self._few_positions(positions(features))
         return self._distance(*fused_moments(features, self.mu, self.guide))
-
-    @property
-    def tappable(self) -> bool:
-        """Unguided: the term computed where the network makes the layer's response
-        (:class:`_MomentsTap`; see :meth:`nst.objective.Objective.features`)."""
-        return self.guide is None
-
-    def tap(self, response: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, c, h, w = response.shape
-        if h * w < c or b != 1:
-            return response, self(response)  # autograd sums the two gradients
-        out, mu, cov = _MomentsTap.apply(response, self.mu)
-        return out, self._distance(mu, cov)
 
     def _few_positions(self, f: torch.Tensor) -> torch.Tensor:
         """W2^2 from the (M, C) positions when M < C: the cross term's eigenvalues are
