@@ -96,9 +96,8 @@ class _GramLoss(torch.autograd.Function):
     difference D kept for the backward, one matmul there, dF = F (D + D^T) 2 c / d.
 
     The same numbers as ``style_layer_loss(gram_matrix(...), A)`` (autograd through
-    :class:`_Gram`) in a handful of operations instead of a dozen per layer: 1-1.6% less
-    per evaluation at 256 and 512 px (bf16, Intel Xeon with AMX, measured interleaved in
-    one process)."""
+    :class:`_Gram`) in a handful of operations instead of a dozen per layer: the five
+    layers' term 8-16% cheaper, an evaluation 2-5% in bf16 (benchmarks/gram_term.py)."""
 
     @staticmethod
     def forward(
